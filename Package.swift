@@ -1,0 +1,66 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "dragonfly-swift",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "interop-server", targets: ["InteropServer"]),
+        .executable(name: "interop-client", targets: ["InteropClient"]),
+        .executable(name: "dfrpc", targets: ["DFRPC"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        // C shims over the system libraries the design card fixes.
+        .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
+        .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c", providers: [.apt(["libprotobuf-c-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .target(name: "CZlibShim", path: "Sources/CZlibShim", linkerSettings: [.linkedLibrary("z")]),
+
+        // protobuf-c sources generated from Protos/ by tools/generate.sh.
+        .target(name: "CProtos", dependencies: ["CProtobufC"], path: "Sources/CProtos",
+                cSettings: [.unsafeFlags(["-w"])]),
+
+        // Swift value types over protobuf-c: the message runtime and the generated API.
+        .target(name: "ProtoCore", dependencies: ["CProtobufC"]),
+        .target(name: "GeneratedAPI", dependencies: ["ProtoCore", "CProtos", "RPCCore"]),
+
+        // Our gRPC: a transport-free core and an nghttp2 transport on SwiftNIO.
+        .target(name: "RPCCore", dependencies: [
+            "ProtoCore",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "RPCTransport", dependencies: [
+            "RPCCore", "CNGHTTP2", "COpenSSL", "CZlibShim",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "RPCServices", dependencies: ["RPCCore", "GeneratedAPI", "ProtoCore"]),
+
+        .executableTarget(name: "InteropServer", dependencies: [
+            "RPCCore", "RPCTransport", "RPCServices", "GeneratedAPI",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "InteropClient", dependencies: [
+            "RPCCore", "RPCTransport", "GeneratedAPI",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "DFRPC", dependencies: [
+            "RPCCore", "RPCTransport", "GeneratedAPI", "ProtoCore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "ProtoCoreTests", dependencies: ["ProtoCore", "GeneratedAPI"]),
+        .testTarget(name: "RPCTests", dependencies: [
+            "RPCCore", "RPCTransport", "RPCServices", "GeneratedAPI",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,71 @@
+/// The messages of one direction of a call, as an async sequence. Ends normally at
+/// end-of-stream and throws `RPCError` when the call failed.
+public struct RPCStream<Element: Sendable>: AsyncSequence, Sendable {
+    public typealias Failure = any Error
+    private let nextElement: @Sendable () async throws -> Element?
+
+    public init(next: @escaping @Sendable () async throws -> Element?) {
+        self.nextElement = next
+    }
+
+    public init(_ buffer: InboundBuffer<Element>) {
+        self.nextElement = { try await buffer.next() }
+    }
+
+    /// A stream of already known elements (tests, adapters).
+    public init(_ elements: [Element]) {
+        let buffer = InboundBuffer<Element>(highWatermark: Swift.max(1, elements.count + 1))
+        for e in elements { buffer.yield(e) }
+        buffer.finish()
+        self.init(buffer)
+    }
+
+    public func map<T: Sendable>(_ transform: @escaping @Sendable (Element) throws -> T) -> RPCStream<T> {
+        let next = nextElement
+        return RPCStream<T> {
+            guard let e = try await next() else { return nil }
+            return try transform(e)
+        }
+    }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let nextElement: @Sendable () async throws -> Element?
+        public mutating func next() async throws -> Element? { try await nextElement() }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(nextElement: nextElement) }
+
+    /// Reads exactly one element, as unary calls require.
+    public func single(_ what: String) async throws -> Element {
+        guard let first = try await nextElement() else {
+            throw RPCError(code: .internal, message: "\(what): expected one message, got none")
+        }
+        if try await nextElement() != nil {
+            throw RPCError(code: .internal, message: "\(what): expected one message, got more")
+        }
+        return first
+    }
+}
+
+/// Writes messages of one direction of a call. `write` suspends while the transport
+/// has too much unsent data, so a fast writer cannot outrun a slow peer.
+public struct RPCWriter<Element: Sendable>: Sendable {
+    private let sink: @Sendable (Element) async throws -> Void
+
+    public init(_ sink: @escaping @Sendable (Element) async throws -> Void) {
+        self.sink = sink
+    }
+
+    public func write(_ element: Element) async throws {
+        try await sink(element)
+    }
+
+    public func write(contentsOf elements: some Sequence<Element>) async throws {
+        for e in elements { try await sink(e) }
+    }
+
+    public func map<T: Sendable>(_ transform: @escaping @Sendable (T) -> Element) -> RPCWriter<T> {
+        let sink = self.sink
+        return RPCWriter<T> { try await sink(transform($0)) }
+    }
+}
