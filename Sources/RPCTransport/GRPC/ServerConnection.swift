@@ -1,0 +1,189 @@
+import NIOCore
+import Logging
+import RPCCore
+
+/// Limits and behaviour shared by every connection a server accepts.
+struct ServerCallSettings: Sendable {
+    var maxReceiveMessageSize: Int
+    var maxSendMessageSize: Int
+}
+
+/// The server half of gRPC over one HTTP/2 connection: turns streams into handler calls.
+/// Event-loop confined; handler tasks reach it only through `ServerCallHandle`.
+final class ServerConnection: HTTP2ConnectionLogic {
+    private let router: RPCRouter
+    private let settings: ServerCallSettings
+    private let logger: Logger
+    private let remoteAddress: String
+    private var streams: [Int32: ServerStream] = [:]
+    private(set) weak var handler: HTTP2ConnectionHandler?
+    private var loopBound: LoopBoundHandler?
+    private let onStreamCountChange: @Sendable (Int) -> Void
+
+    init(router: RPCRouter, settings: ServerCallSettings, logger: Logger, remoteAddress: String,
+         onStreamCountChange: @escaping @Sendable (Int) -> Void = { _ in }) {
+        self.router = router
+        self.settings = settings
+        self.logger = logger
+        self.remoteAddress = remoteAddress
+        self.onStreamCountChange = onStreamCountChange
+    }
+
+    var activeStreamCount: Int { streams.count }
+
+    func connectionActive(_ handler: HTTP2ConnectionHandler) {
+        self.handler = handler
+        if let loop = handler.eventLoop { loopBound = LoopBoundHandler(handler, eventLoop: loop) }
+    }
+
+    func connectionClosed(_ handler: HTTP2ConnectionHandler) {
+        let all = streams
+        streams.removeAll()
+        for (_, stream) in all {
+            stream.abort(RPCError(code: .cancelled, message: "connection closed"))
+        }
+    }
+
+    // MARK: - HTTP2SessionDelegate
+
+    func http2Session(_ session: HTTP2Session, headersFor streamID: Int32, _ headers: [(String, String)], endStream: Bool) {
+        if let existing = streams[streamID] {
+            // Request trailers carry nothing gRPC uses; only the end of stream matters.
+            if endStream { existing.inboundEnded() }
+            return
+        }
+        var method = "", path = "", contentType = ""
+        var timeout: String?, encoding: String?
+        for (name, value) in headers {
+            switch name {
+            case ":method": method = value
+            case ":path": path = value
+            case "content-type": contentType = value
+            case "grpc-timeout": timeout = value
+            case "grpc-encoding": encoding = value
+            default: break
+            }
+        }
+        guard method == "POST" else {
+            session.submitResponse(streamID: streamID, [(":status", "405")], endStream: true)
+            return
+        }
+        guard contentType.hasPrefix("application/grpc") else {
+            session.submitResponse(streamID: streamID, [(":status", "415")], endStream: true)
+            return
+        }
+        var deadline: ContinuousClock.Instant?
+        if let timeout {
+            guard let d = GRPCTimeout.parse(timeout) else {
+                Self.trailersOnly(session, streamID, RPCError(code: .internal, message: "malformed grpc-timeout \(timeout)"))
+                return
+            }
+            deadline = .now + d
+        }
+        let context = RPCServerContext(path: path, requestMetadata: MetadataCoding.metadata(from: headers),
+                                       deadline: deadline, peer: remoteAddress)
+        guard let rpc = router.method(forPath: path) else {
+            Self.trailersOnly(session, streamID, router.unimplemented(path: path))
+            return
+        }
+        if let encoding, encoding != "identity", encoding != "gzip", encoding != "deflate" {
+            Self.trailersOnly(session, streamID, RPCError(code: .unimplemented, message: "unsupported grpc-encoding \(encoding)"))
+            return
+        }
+        guard let loopBound else { return }
+        let stream = ServerStream(id: streamID, session: session, context: context,
+                                  deframer: MessageDeframer(maxMessageSize: settings.maxReceiveMessageSize, encoding: encoding),
+                                  maxSendMessageSize: settings.maxSendMessageSize)
+        streams[streamID] = stream
+        onStreamCountChange(streams.count)
+        if endStream { stream.inboundEnded() }
+        stream.start(rpc, handle: ServerCallHandle(loop: loopBound, streamID: streamID), logger: logger)
+    }
+
+    func http2Session(_ session: HTTP2Session, dataFor streamID: Int32, _ bytes: UnsafeRawBufferPointer) {
+        session.consumeConnection(count: bytes.count)
+        guard let stream = streams[streamID] else {
+            session.consumeStream(streamID: streamID, count: bytes.count)
+            return
+        }
+        stream.received(bytes)
+    }
+
+    func http2Session(_ session: HTTP2Session, endStreamFor streamID: Int32) {
+        streams[streamID]?.inboundEnded()
+    }
+
+    func http2Session(_ session: HTTP2Session, streamClosed streamID: Int32, errorCode: UInt32) {
+        guard let stream = streams.removeValue(forKey: streamID) else { return }
+        onStreamCountChange(streams.count)
+        if !stream.isFinished {
+            stream.abort(RPCError(code: .cancelled, message: "stream reset by client (HTTP/2 error \(errorCode))"))
+        } else {
+            stream.closed()
+        }
+    }
+
+    func http2Session(_ session: HTTP2Session, readDataFor streamID: Int32, into buffer: UnsafeMutableRawBufferPointer) -> HTTP2DataRead {
+        guard let stream = streams[streamID] else { return .end(0, trailers: nil) }
+        return stream.read(into: buffer)
+    }
+
+    func http2Session(_ session: HTTP2Session, goAwayReceived lastStreamID: Int32, errorCode: UInt32) {}
+    func http2SessionPingAcked(_ session: HTTP2Session) { handler?.pingAcked() }
+
+    // MARK: - Calls from handler tasks (on the loop)
+
+    func stream(_ id: Int32) -> ServerStream? { streams[id] }
+
+    static func trailersOnly(_ session: HTTP2Session, _ streamID: Int32, _ error: RPCError, metadata: Metadata = Metadata()) {
+        var headers: [(String, String)] = [(":status", "200"), ("content-type", "application/grpc")]
+        headers += StatusTrailers.headers(for: error, extra: metadata)
+        session.submitResponse(streamID: streamID, headers, endStream: true)
+    }
+}
+
+/// `grpc-status`, `grpc-message`, `grpc-status-details-bin` and metadata as header fields.
+enum StatusTrailers {
+    static func headers(for error: RPCError?, extra: Metadata) -> [(String, String)] {
+        var out: [(String, String)] = [("grpc-status", String(error?.code.rawValue ?? 0))]
+        if let error, !error.message.isEmpty {
+            out.append(("grpc-message", PercentEncoding.encode(error.message)))
+        }
+        if let details = error?.details {
+            out.append(("grpc-status-details-bin", Base64.encode(details, padded: false)))
+        }
+        out += MetadataCoding.headers(from: extra)
+        if let error { out += MetadataCoding.headers(from: error.metadata) }
+        return out
+    }
+}
+
+/// A handler task's way back to its stream: every call hops onto the event loop.
+struct ServerCallHandle: Sendable {
+    let loop: LoopBoundHandler
+    let streamID: Int32
+
+    func write(_ message: [UInt8]) async throws {
+        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
+            loop.execute { handler in
+                guard let stream = (handler.logic as? ServerConnection)?.stream(streamID) else {
+                    cont.resume(throwing: RPCError(code: .cancelled, message: "stream closed"))
+                    return
+                }
+                stream.write(message, continuation: cont)
+            }
+        }
+    }
+
+    func finish(_ error: RPCError?) {
+        loop.execute { handler in
+            (handler.logic as? ServerConnection)?.stream(streamID)?.finish(error)
+        }
+    }
+
+    func resumeReading() {
+        loop.execute { handler in
+            (handler.logic as? ServerConnection)?.stream(streamID)?.resumeReading()
+        }
+    }
+}

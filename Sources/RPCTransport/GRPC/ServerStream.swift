@@ -1,0 +1,172 @@
+import Logging
+import RPCCore
+
+/// One server-side call on the event loop: inbound messages, outbound queue, status.
+final class ServerStream {
+    let id: Int32
+    private unowned let session: HTTP2Session
+    let context: RPCServerContext
+    private var deframer: MessageDeframer
+    private let maxSendMessageSize: Int
+    let inbound = InboundBuffer<[UInt8]>(highWatermark: 8, lowWatermark: 2)
+    private var outbound = OutboundQueue()
+    private var headersSent = false
+    private var trailers: [(String, String)]?
+    private(set) var isFinished = false
+    private var task: Task<Void, Never>?
+    /// Bytes whose stream window we hold back while the reader is behind.
+    private var unconsumed = 0
+    private var readerPaused = false
+
+    init(id: Int32, session: HTTP2Session, context: RPCServerContext, deframer: MessageDeframer, maxSendMessageSize: Int) {
+        self.id = id
+        self.session = session
+        self.context = context
+        self.deframer = deframer
+        self.maxSendMessageSize = maxSendMessageSize
+    }
+
+    func start(_ method: RPCServerMethod, handle: ServerCallHandle, logger: Logger) {
+        inbound.setDemandHandler { handle.resumeReading() }
+        let requests = RPCStream(inbound)
+        let maxSend = maxSendMessageSize
+        let responses = RPCWriter<[UInt8]> { message in
+            guard message.count <= maxSend else {
+                throw RPCError(code: .resourceExhausted,
+                               message: "response of \(message.count) bytes exceeds the limit of \(maxSend) bytes")
+            }
+            try await handle.write(message)
+        }
+        let context = self.context
+        task = Task {
+            do {
+                try await Deadline.run(context.deadline) {
+                    try await method.handler(requests, responses, context)
+                }
+                handle.finish(nil)
+            } catch {
+                let rpcError = RPCError.wrapping(error)
+                if rpcError.code == .unknown || rpcError.code == .internal {
+                    logger.debug("\(context.path) failed: \(rpcError)")
+                }
+                handle.finish(rpcError)
+            }
+        }
+    }
+
+    func received(_ bytes: UnsafeRawBufferPointer) {
+        if isFinished {
+            // The status is out; whatever the client still sends is dropped.
+            session.consumeStream(streamID: id, count: bytes.count)
+            return
+        }
+        deframer.append(bytes)
+        unconsumed += bytes.count
+        deliverMessages()
+    }
+
+    private func deliverMessages() {
+        do {
+            while let message = try deframer.next() {
+                if !inbound.yield(message) { readerPaused = true }
+            }
+        } catch {
+            // An oversized or corrupt message ends the call; the rest of the input is dropped.
+            inbound.finish(error)
+            finish(error)
+            task?.cancel()
+            return
+        }
+        if !readerPaused {
+            session.consumeStream(streamID: id, count: unconsumed)
+            unconsumed = 0
+        }
+    }
+
+    func resumeReading() {
+        readerPaused = false
+        session.consumeStream(streamID: id, count: unconsumed)
+        unconsumed = 0
+    }
+
+    func inboundEnded() {
+        if deframer.bufferedCount > 0 {
+            inbound.finish(RPCError(code: .internal, message: "request ended inside a message"))
+        } else {
+            inbound.finish()
+        }
+    }
+
+    func write(_ message: [UInt8], continuation: CheckedContinuation<Void, any Error>) {
+        guard !isFinished else {
+            continuation.resume(throwing: RPCError(code: .failedPrecondition, message: "call already finished"))
+            return
+        }
+        if !headersSent { sendHeaders() }
+        outbound.append(MessageFraming.frame(message))
+        session.resumeData(streamID: id)
+        if outbound.hasRoom {
+            continuation.resume()
+        } else {
+            outbound.park(continuation)
+        }
+    }
+
+    private func sendHeaders() {
+        headersSent = true
+        var headers: [(String, String)] = [(":status", "200"), ("content-type", "application/grpc"),
+                                           ("grpc-accept-encoding", "identity,gzip,deflate")]
+        headers += MetadataCoding.headers(from: context.initialMetadata)
+        session.submitResponse(streamID: id, headers, endStream: false)
+    }
+
+    func finish(_ error: RPCError?) {
+        guard !isFinished else { return }
+        isFinished = true
+        inbound.finish(RPCError(code: .cancelled, message: "call finished"))
+        if headersSent {
+            trailers = StatusTrailers.headers(for: error, extra: context.trailingMetadata)
+            session.resumeData(streamID: id)
+        } else {
+            var extra = context.initialMetadata
+            for e in context.trailingMetadata { extra.add(e.key, value: e.value) }
+            ServerConnection.trailersOnly(session, id, error ?? RPCError(code: .ok, message: ""), metadata: extra)
+        }
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) -> HTTP2DataRead {
+        let n = outbound.read(into: buffer)
+        if outbound.isEmpty, let trailers {
+            return .end(n, trailers: trailers)
+        }
+        return n > 0 ? .bytes(n) : .deferred
+    }
+
+    /// The stream is gone before the handler finished: cancel it.
+    func abort(_ error: RPCError) {
+        isFinished = true
+        inbound.finish(error)
+        outbound.fail(error)
+        task?.cancel()
+    }
+
+    func closed() {
+        outbound.fail(RPCError(code: .cancelled, message: "stream closed"))
+    }
+}
+
+/// Runs work under an optional deadline, failing with DEADLINE_EXCEEDED when it passes.
+enum Deadline {
+    static func run(_ deadline: ContinuousClock.Instant?, _ body: @escaping @Sendable () async throws -> Void) async throws {
+        guard let deadline else { return try await body() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(until: deadline, clock: .continuous)
+                throw RPCError(code: .deadlineExceeded, message: "deadline exceeded")
+            }
+            defer { group.cancelAll() }
+            try await group.next()
+        }
+    }
+}

@@ -1,0 +1,175 @@
+import NIOCore
+import Logging
+
+/// The gRPC logic above a connection (server or client side).
+protocol HTTP2ConnectionLogic: HTTP2SessionDelegate {
+    func connectionActive(_ handler: HTTP2ConnectionHandler)
+    func connectionClosed(_ handler: HTTP2ConnectionHandler)
+}
+
+/// A NIO handler that feeds bytes into an nghttp2 session and writes back whatever it
+/// produces. Event-loop confined; other threads reach it through `LoopBoundHandler`.
+final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let session: HTTP2Session
+    let logic: any HTTP2ConnectionLogic
+    let logger: Logger
+    private(set) var context: ChannelHandlerContext?
+    private var closed = false
+    /// PINGs sent every `interval`; the connection closes if one is not acked in `timeout`.
+    var keepalive: Keepalive?
+    private var keepaliveTask: Scheduled<Void>?
+    private var awaitingPingAck = false
+
+    init(session: HTTP2Session, logic: any HTTP2ConnectionLogic, logger: Logger) {
+        self.session = session
+        self.logic = logic
+        self.logger = logger
+        session.delegate = logic
+    }
+
+    var eventLoop: (any EventLoop)? { context?.eventLoop }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { activate(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        activate(context)
+        context.fireChannelActive()
+    }
+
+    private var activated = false
+    private func activate(_ context: ChannelHandlerContext) {
+        guard !activated else { return }
+        activated = true
+        logic.connectionActive(self)
+        flush()
+        scheduleKeepalive(context)
+    }
+
+    private func scheduleKeepalive(_ context: ChannelHandlerContext) {
+        guard let keepalive, !closed else { return }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let delay = TimeAmount.nanoseconds(Int64(keepalive.interval.components.seconds) * 1_000_000_000
+                                           + keepalive.interval.components.attoseconds / 1_000_000_000)
+        keepaliveTask = context.eventLoop.scheduleTask(in: delay) {
+            let handler = bound.value
+            guard !handler.closed else { return }
+            if handler.awaitingPingAck {
+                handler.logger.debug("keepalive ping not acknowledged; closing")
+                handler.close()
+                return
+            }
+            handler.awaitingPingAck = true
+            handler.session.submitPing()
+            handler.flush()
+            if let ctx = handler.context { handler.scheduleKeepalive(ctx) }
+        }
+    }
+
+    /// Called by the logic when a PING we sent is acknowledged.
+    func pingAcked() {
+        awaitingPingAck = false
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        do {
+            try buffer.withUnsafeReadableBytes { try session.receive($0) }
+        } catch {
+            logger.debug("closing connection: \(error)")
+            flush()
+            close()
+            return
+        }
+        flush()
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flush()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { flush() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closed = true
+        keepaliveTask?.cancel()
+        logic.connectionClosed(self)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("connection error: \(error)")
+        close()
+    }
+
+    /// Writes out everything nghttp2 has ready. Safe to call often; does nothing while
+    /// the session is inside a callback (the outer call flushes afterwards).
+    func flush() {
+        guard let context, !closed, !session.isProcessing else { return }
+        guard context.channel.isWritable else { return }
+        var out = context.channel.allocator.buffer(capacity: 0)
+        do {
+            try session.drainOutput { out.writeBytes($0) }
+        } catch {
+            logger.debug("nghttp2 send failed: \(error)")
+            close()
+            return
+        }
+        if out.readableBytes > 0 {
+            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        }
+        if !session.wantsIO {
+            close()
+        }
+    }
+
+    /// Sends what is queued (a GOAWAY, say), then closes.
+    func closeAfterFlush() {
+        flush()
+        close()
+    }
+
+    func close() {
+        guard let context, !closed else { return }
+        closed = true
+        context.close(promise: nil)
+    }
+}
+
+/// Keepalive PING settings.
+struct Keepalive {
+    var interval: Duration
+    var timeout: Duration
+}
+
+/// Lets async code run a closure on the handler's event loop.
+struct LoopBoundHandler: Sendable {
+    let eventLoop: any EventLoop
+    private let bound: NIOLoopBound<HTTP2ConnectionHandler>
+
+    init(_ handler: HTTP2ConnectionHandler, eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+        self.bound = NIOLoopBound(handler, eventLoop: eventLoop)
+    }
+
+    /// The handler itself; only valid while running on its event loop.
+    var handlerOnLoop: HTTP2ConnectionHandler { bound.value }
+
+    /// Runs `body` on the loop, then flushes what it produced.
+    func execute(_ body: @escaping @Sendable (HTTP2ConnectionHandler) -> Void) {
+        let bound = self.bound
+        eventLoop.execute {
+            let handler = bound.value
+            body(handler)
+            handler.flush()
+        }
+    }
+}

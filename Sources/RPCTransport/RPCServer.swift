@@ -1,0 +1,196 @@
+import NIOCore
+import NIOPosix
+import Logging
+import Synchronization
+import RPCCore
+
+/// Where and how a server listens.
+public struct RPCServerConfiguration: Sendable {
+    public enum Address: Sendable, CustomStringConvertible {
+        case tcp(host: String, port: Int)
+        case unix(path: String)
+        public var description: String {
+            switch self {
+            case .tcp(let host, let port): return "\(host):\(port)"
+            case .unix(let path): return "unix:\(path)"
+            }
+        }
+    }
+
+    public var address: Address
+    public var tls: TLSConfiguration?
+    /// Requests larger than this fail with RESOURCE_EXHAUSTED (gRPC's default: 4 MiB).
+    public var maxReceiveMessageSize: Int = 4 << 20
+    public var maxSendMessageSize: Int = Int(Int32.max)
+    public var maxConcurrentStreams: UInt32 = 100
+    /// Interval of keepalive PINGs to idle clients; nil disables them.
+    public var keepaliveInterval: Duration?
+    public var keepaliveTimeout: Duration = .seconds(20)
+
+    public init(address: Address, tls: TLSConfiguration? = nil) {
+        self.address = address
+        self.tls = tls
+    }
+}
+
+/// A gRPC server over nghttp2: hosts services, routes by path, shuts down gracefully.
+public final class RPCServer: Sendable {
+    private let router: RPCRouter
+    private let configuration: RPCServerConfiguration
+    private let logger: Logger
+    private let group: any EventLoopGroup
+    private let state = Mutex(State())
+
+    private struct State {
+        var channel: (any Channel)?
+        var connections: [ObjectIdentifier: ConnectionEntry] = [:]
+        var shuttingDown = false
+        var drained: [CheckedContinuation<Void, Never>] = []
+    }
+
+    struct ConnectionEntry: Sendable {
+        let handler: LoopBoundHandler
+        var activeStreams: Int
+    }
+
+    public init(services: [any RPCServiceProvider], configuration: RPCServerConfiguration,
+                logger: Logger = Logger(label: "rpc.server"),
+                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+        self.router = RPCRouter(services)
+        self.configuration = configuration
+        self.logger = logger
+        self.group = group
+    }
+
+    /// The names of the services this server routes to.
+    public var serviceNames: [String] { router.serviceNames }
+
+    /// Binds and starts accepting; returns the bound port (0 for unix sockets).
+    @discardableResult
+    public func start() async throws -> Int {
+        let tlsContext = try configuration.tls.map { try TLSContext(configuration: $0, server: true) }
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try self.configureConnection(channel, tls: tlsContext)
+                }
+            }
+        let channel: any Channel
+        switch configuration.address {
+        case .tcp(let host, let port):
+            channel = try await bootstrap.bind(host: host, port: port).get()
+        case .unix(let path):
+            channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
+        }
+        state.withLock { $0.channel = channel }
+        return channel.localAddress?.port ?? 0
+    }
+
+    private func configureConnection(_ channel: any Channel, tls: TLSContext?) throws {
+        let remote = channel.remoteAddress?.description ?? "unknown"
+        let id = ObjectIdentifier(channel)
+        let logic = ServerConnection(
+            router: router,
+            settings: ServerCallSettings(maxReceiveMessageSize: configuration.maxReceiveMessageSize,
+                                         maxSendMessageSize: configuration.maxSendMessageSize),
+            logger: logger, remoteAddress: remote,
+            onStreamCountChange: { [weak self] count in self?.streamCountChanged(id, count) })
+        var settings = HTTP2Session.Settings()
+        settings.maxConcurrentStreams = configuration.maxConcurrentStreams
+        let session = try HTTP2Session(role: .server, settings: settings)
+        let handler = HTTP2ConnectionHandler(session: session, logic: logic, logger: logger)
+        if let interval = configuration.keepaliveInterval {
+            handler.keepalive = Keepalive(interval: interval, timeout: configuration.keepaliveTimeout)
+        }
+        let sync = channel.pipeline.syncOperations
+        if let tls {
+            try sync.addHandler(try OpenSSLHandler(context: tls, server: true, serverName: nil))
+        }
+        try sync.addHandler(handler)
+        let entry = ConnectionEntry(handler: LoopBoundHandler(handler, eventLoop: channel.eventLoop), activeStreams: 0)
+        let shuttingDown = state.withLock { s -> Bool in
+            s.connections[id] = entry
+            return s.shuttingDown
+        }
+        channel.closeFuture.whenComplete { [weak self] _ in self?.connectionClosed(id) }
+        if shuttingDown { channel.close(promise: nil) }
+    }
+
+    private func streamCountChanged(_ id: ObjectIdentifier, _ count: Int) {
+        let finishing: LoopBoundHandler? = state.withLock { s in
+            s.connections[id]?.activeStreams = count
+            return s.shuttingDown && count == 0 ? s.connections[id]?.handler : nil
+        }
+        finishing?.execute { handler in
+            handler.session.submitGoAway(errorCode: 0)
+            handler.closeAfterFlush()
+        }
+    }
+
+    private func connectionClosed(_ id: ObjectIdentifier) {
+        let waiters: [CheckedContinuation<Void, Never>] = state.withLock { s in
+            s.connections.removeValue(forKey: id)
+            guard s.shuttingDown && s.connections.isEmpty else { return [] }
+            let w = s.drained
+            s.drained.removeAll()
+            return w
+        }
+        for w in waiters { w.resume() }
+    }
+
+    /// Stops accepting, sends GOAWAY, lets running calls finish (up to `timeout`), then closes.
+    public func shutdownGracefully(timeout: Duration = .seconds(10)) async {
+        let (listener, connections) = state.withLock { s in
+            s.shuttingDown = true
+            return (s.channel, Array(s.connections.values))
+        }
+        try? await listener?.close()
+        for entry in connections {
+            entry.handler.execute { handler in
+                handler.session.submitShutdownNotice()
+                if (handler.logic as? ServerConnection)?.activeStreamCount == 0 {
+                    handler.session.submitGoAway(errorCode: 0)
+                    handler.closeAfterFlush()
+                }
+            }
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
+                    let done = self.state.withLock { s -> Bool in
+                        if s.connections.isEmpty { return true }
+                        s.drained.append(cont)
+                        return false
+                    }
+                    if done { cont.resume() }
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+            }
+            await group.next()
+            group.cancelAll()
+        }
+        let remaining = state.withLock { Array($0.connections.values) }
+        for entry in remaining { entry.handler.execute { $0.close() } }
+        let waiters: [CheckedContinuation<Void, Never>] = state.withLock { s in
+            let w = s.drained
+            s.drained.removeAll()
+            return w
+        }
+        for w in waiters { w.resume() }
+    }
+
+    /// Serves until the surrounding task is cancelled, then shuts down gracefully.
+    public func run() async throws {
+        try await withTaskCancellationHandler {
+            let channel = state.withLock { $0.channel }
+            try await channel?.closeFuture.get()
+        } onCancel: {
+            Task { await self.shutdownGracefully() }
+        }
+    }
+}

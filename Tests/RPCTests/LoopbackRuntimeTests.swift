@@ -1,0 +1,248 @@
+import Testing
+import Synchronization
+import RPCCore
+import RPCTransport
+
+/// A service on raw bytes, so the runtime is tested without generated code.
+struct RawTestService: RPCServiceProvider {
+    let serviceName = "test.Raw"
+    let events: EventLog
+
+    var methods: [RPCServerMethod] {
+        let events = self.events
+        return [
+            RPCServerMethod(name: "Echo", kind: .unary) { requests, responses, context in
+                let request = try await requests.single("Echo")
+                if let v = context.requestMetadata["x-echo-initial"] { context.addInitialMetadata("x-echo-initial", .string(v)) }
+                if let b = context.requestMetadata.binary("x-echo-trailing-bin") {
+                    context.addTrailingMetadata("x-echo-trailing-bin", .binary(b))
+                }
+                try await responses.write(request)
+            },
+            RPCServerMethod(name: "Fail", kind: .unary) { requests, _, _ in
+                let request = try await requests.single("Fail")
+                throw RPCError(code: StatusCode(rawValue: Int(request.first ?? 2)), message: "failed ☺ on purpose",
+                               details: [1, 2, 3])
+            },
+            RPCServerMethod(name: "Count", kind: .serverStreaming) { requests, responses, _ in
+                let request = try await requests.single("Count")
+                let n = Int(request.first ?? 0), size = Int(request.dropFirst().first ?? 1) << 10
+                for i in 0..<n {
+                    try await responses.write([UInt8](repeating: UInt8(truncatingIfNeeded: i), count: size))
+                    events.add("wrote \(i)")
+                }
+            },
+            RPCServerMethod(name: "Bidi", kind: .bidirectionalStreaming) { requests, responses, _ in
+                for try await m in requests { try await responses.write(m.reversed()) }
+            },
+            RPCServerMethod(name: "Sleep", kind: .unary) { requests, responses, _ in
+                _ = try await requests.single("Sleep")
+                do {
+                    try await Task.sleep(for: .seconds(30))
+                } catch {
+                    events.add("sleep cancelled")
+                    throw error
+                }
+                try await responses.write([])
+            },
+        ]
+    }
+}
+
+final class EventLog: Sendable {
+    private let entries = Mutex<[String]>([])
+    func add(_ e: String) { entries.withLock { $0.append(e) } }
+    var all: [String] { entries.withLock { $0 } }
+    func count(prefix: String) -> Int { all.filter { $0.hasPrefix(prefix) }.count }
+}
+
+func withServer(maxReceive: Int = 4 << 20, _ body: (RPCChannel, EventLog, RPCServer) async throws -> Void) async throws {
+    let events = EventLog()
+    var config = RPCServerConfiguration(address: .tcp(host: "127.0.0.1", port: 0))
+    config.maxReceiveMessageSize = maxReceive
+    let server = RPCServer(services: [RawTestService(events: events)], configuration: config)
+    let port = try await server.start()
+    let channel = try RPCChannel(address: "127.0.0.1:\(port)")
+    do {
+        try await body(channel, events, server)
+    } catch {
+        await channel.close()
+        await server.shutdownGracefully(timeout: .seconds(1))
+        throw error
+    }
+    await channel.close()
+    await server.shutdownGracefully(timeout: .seconds(1))
+}
+
+func unary(_ channel: RPCChannel, _ path: String, _ message: [UInt8], options: CallOptions = CallOptions()) async throws -> [UInt8] {
+    let handle = try await channel.openStream(path: path, options: options)
+    try await handle.send(message)
+    try await handle.finishSending()
+    return try await handle.responses.single(path)
+}
+
+@Suite(.timeLimit(.minutes(1))) struct LoopbackRuntimeTests {
+    @Test func unaryEchoCarriesMetadataBothWays() async throws {
+        try await withServer { channel, _, _ in
+            var options = CallOptions()
+            options.metadata.add("x-echo-initial", "hello")
+            options.metadata.add("x-echo-trailing-bin", binary: [0, 0xff, 7])
+            let handle = try await channel.openStream(path: "/test.Raw/Echo", options: options)
+            try await handle.send([9, 8, 7])
+            try await handle.finishSending()
+            #expect(try await handle.responses.single("echo") == [9, 8, 7])
+            #expect(try await handle.initialMetadata()["x-echo-initial"] == "hello")
+            let (status, trailers) = await handle.finalStatus()
+            #expect(status.code == .ok)
+            #expect(trailers.binary("x-echo-trailing-bin") == [0, 0xff, 7])
+        }
+    }
+
+    @Test func errorStatusKeepsCodeMessageAndDetails() async throws {
+        try await withServer { channel, _, _ in
+            do {
+                _ = try await unary(channel, "/test.Raw/Fail", [5])
+                Issue.record("expected failure")
+            } catch let error as RPCError {
+                #expect(error.code == .notFound)
+                #expect(error.message == "failed ☺ on purpose")
+                #expect(error.details == [1, 2, 3])
+            }
+        }
+    }
+
+    @Test func unknownMethodAndServiceAreUnimplemented() async throws {
+        try await withServer { channel, _, _ in
+            for path in ["/test.Raw/Nope", "/no.Such/Thing"] {
+                do {
+                    _ = try await unary(channel, path, [])
+                    Issue.record("expected failure")
+                } catch let error as RPCError {
+                    #expect(error.code == .unimplemented)
+                }
+            }
+        }
+    }
+
+    @Test func serverStreamingDeliversInOrder() async throws {
+        try await withServer { channel, _, _ in
+            let handle = try await channel.openStream(path: "/test.Raw/Count", options: CallOptions())
+            try await handle.send([200, 3])
+            try await handle.finishSending()
+            var i = 0
+            for try await m in handle.responses {
+                #expect(m.count == 3 << 10)
+                #expect(m.first == UInt8(truncatingIfNeeded: i))
+                i += 1
+            }
+            #expect(i == 200)
+        }
+    }
+
+    @Test func bidirectionalPingPong() async throws {
+        try await withServer { channel, _, _ in
+            let handle = try await channel.openStream(path: "/test.Raw/Bidi", options: CallOptions())
+            var iterator = handle.responses.makeAsyncIterator()
+            for i in 0..<50 {
+                try await handle.send([UInt8(i), 1])
+                #expect(try await iterator.next() == [1, UInt8(i)])
+            }
+            try await handle.finishSending()
+            #expect(try await iterator.next() == nil)
+        }
+    }
+
+    @Test func deadlineExpiresAndServerHandlerIsCancelled() async throws {
+        try await withServer { channel, events, _ in
+            let start = ContinuousClock.now
+            do {
+                _ = try await unary(channel, "/test.Raw/Sleep", [], options: CallOptions(timeout: .milliseconds(200)))
+                Issue.record("expected deadline")
+            } catch let error as RPCError {
+                #expect(error.code == .deadlineExceeded)
+            }
+            #expect(ContinuousClock.now - start < .seconds(5))
+            for _ in 0..<100 where events.count(prefix: "sleep cancelled") == 0 { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(events.count(prefix: "sleep cancelled") == 1)
+        }
+    }
+
+    @Test func clientCancelReachesServerHandler() async throws {
+        try await withServer { channel, events, _ in
+            let handle = try await channel.openStream(path: "/test.Raw/Sleep", options: CallOptions())
+            try await handle.send([])
+            try await handle.finishSending()
+            try await Task.sleep(for: .milliseconds(100))
+            handle.cancel()
+            let (status, _) = await handle.finalStatus()
+            #expect(status.code == .cancelled)
+            for _ in 0..<100 where events.count(prefix: "sleep cancelled") == 0 { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(events.count(prefix: "sleep cancelled") == 1)
+        }
+    }
+
+    @Test func oversizedRequestIsResourceExhausted() async throws {
+        try await withServer(maxReceive: 1024) { channel, _, _ in
+            do {
+                _ = try await unary(channel, "/test.Raw/Echo", [UInt8](repeating: 1, count: 4096))
+                Issue.record("expected failure")
+            } catch let error as RPCError {
+                #expect(error.code == .resourceExhausted)
+            }
+            // The connection survives: the next call works.
+            #expect(try await unary(channel, "/test.Raw/Echo", [1]) == [1])
+        }
+    }
+
+    @Test func gzipRequestsAreAccepted() async throws {
+        try await withServer { channel, _, _ in
+            let body = [UInt8](repeating: 42, count: 10_000)
+            let echoed = try await unary(channel, "/test.Raw/Echo", body, options: CallOptions(compressRequests: true))
+            #expect(echoed == body)
+        }
+    }
+
+    @Test func slowReaderHoldsBackTheWriter() async throws {
+        try await withServer { channel, events, _ in
+            let handle = try await channel.openStream(path: "/test.Raw/Count", options: CallOptions())
+            try await handle.send([255, 255])  // 255 messages of ~255 KiB: about 64 MiB
+            try await handle.finishSending()
+            var iterator = handle.responses.makeAsyncIterator()
+            _ = try await iterator.next()
+            try await Task.sleep(for: .milliseconds(500))
+            let writtenAhead = events.count(prefix: "wrote")
+            // Window (1 MiB stream) + our 1 MiB outbound queue + 8 buffered messages: far below 255.
+            #expect(writtenAhead < 40, "writer ran \(writtenAhead) messages ahead of a stalled reader")
+            var n = 1
+            while try await iterator.next() != nil { n += 1 }
+            #expect(n == 255)
+        }
+    }
+
+    @Test func gracefulShutdownLetsRunningCallFinish() async throws {
+        let events = EventLog()
+        let server = RPCServer(services: [RawTestService(events: events)],
+                               configuration: RPCServerConfiguration(address: .tcp(host: "127.0.0.1", port: 0)))
+        let port = try await server.start()
+        let channel = try RPCChannel(address: "127.0.0.1:\(port)")
+        let handle = try await channel.openStream(path: "/test.Raw/Bidi", options: CallOptions())
+        try await handle.send([1, 2])
+        var iterator = handle.responses.makeAsyncIterator()
+        #expect(try await iterator.next() == [2, 1])
+        let shutdown = Task { await server.shutdownGracefully(timeout: .seconds(5)) }
+        try await Task.sleep(for: .milliseconds(100))
+        try await handle.send([3, 4])
+        #expect(try await iterator.next() == [4, 3])
+        try await handle.finishSending()
+        #expect(try await iterator.next() == nil)
+        await shutdown.value
+        do {
+            let again = try RPCChannel(address: "127.0.0.1:\(port)")
+            _ = try await unary(again, "/test.Raw/Echo", [1])
+            Issue.record("server should be gone")
+        } catch let error as RPCError {
+            #expect(error.code == .unavailable)
+        }
+        await channel.close()
+    }
+}
