@@ -35,11 +35,12 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "RPCTransport", dependencies: [
-            "RPCCore", "CNGHTTP2", "COpenSSL", "CZlibShim",
+            "RPCCore", "ProtoCore", "CNGHTTP2", "COpenSSL", "CZlibShim",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .target(name: "ProtoJSON", dependencies: ["ProtoCore"]),
         .target(name: "RPCServices", dependencies: ["RPCCore", "GeneratedAPI", "ProtoCore"]),
 
         .executableTarget(name: "InteropServer", dependencies: [
@@ -51,10 +52,11 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "DFRPC", dependencies: [
-            "RPCCore", "RPCTransport", "GeneratedAPI", "ProtoCore",
+            "RPCCore", "RPCTransport", "GeneratedAPI", "ProtoCore", "ProtoJSON",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        .testTarget(name: "ProtoJSONTests", dependencies: ["ProtoJSON"]),
         .testTarget(name: "ProtoCoreTests", dependencies: ["ProtoCore", "GeneratedAPI"]),
         .testTarget(name: "RPCTests", dependencies: [
             "RPCCore", "RPCTransport", "RPCServices", "GeneratedAPI",

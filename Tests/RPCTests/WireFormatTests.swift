@@ -1,5 +1,6 @@
 import Testing
 @testable import RPCTransport
+import ProtoCore
 import RPCCore
 
 @Suite struct TimeoutHeaderTests {

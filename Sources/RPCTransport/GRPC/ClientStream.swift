@@ -1,5 +1,6 @@
 import NIOCore
 import RPCCore
+import ProtoCore
 
 /// One client-side call on the event loop: request queue, response messages, status.
 final class ClientStream {

@@ -1,6 +1,7 @@
 import NIOCore
 import Logging
 import RPCCore
+import ProtoCore
 
 /// Limits and behaviour shared by every connection a server accepts.
 struct ServerCallSettings: Sendable {
