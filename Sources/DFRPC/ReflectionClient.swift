@@ -1,0 +1,99 @@
+import GeneratedAPI
+import ProtoCore
+import RPCCore
+
+/// Asks a server about itself over server reflection: v1 first, v1alpha when the server
+/// only has the older service.
+struct ReflectionClient {
+    let rpc: RPCClient
+    private var useAlpha = false
+
+    init(rpc: RPCClient) { self.rpc = rpc }
+
+    enum Request {
+        case listServices
+        case fileContainingSymbol(String)
+        case fileByFilename(String)
+    }
+
+    enum Answer {
+        case services([String])
+        case files([[UInt8]])
+    }
+
+    mutating func ask(_ request: Request) async throws -> Answer {
+        if !useAlpha {
+            do {
+                return try await askV1(request)
+            } catch let error as RPCError where error.code == .unimplemented {
+                useAlpha = true
+            }
+        }
+        return try await askV1Alpha(request)
+    }
+
+    private func askV1(_ request: Request) async throws -> Answer {
+        var r = Grpc_Reflection_V1_ServerReflectionRequest()
+        switch request {
+        case .listServices: r.messageRequest = .listServices("*")
+        case .fileContainingSymbol(let s): r.messageRequest = .fileContainingSymbol(s)
+        case .fileByFilename(let f): r.messageRequest = .fileByFilename(f)
+        }
+        let call = try await Grpc_Reflection_V1_ServerReflectionClient(rpc).serverReflectionInfo()
+        try await call.send(r)
+        let response = try await call.response()
+        switch response.messageResponse {
+        case .listServicesResponse(let l)?: return .services(l.service.map(\.name))
+        case .fileDescriptorResponse(let f)?: return .files(f.fileDescriptorProto)
+        case .errorResponse(let e)?:
+            throw RPCError(code: StatusCode(rawValue: Int(e.errorCode)), message: e.errorMessage)
+        default: throw RPCError(code: .internal, message: "unexpected reflection response")
+        }
+    }
+
+    private func askV1Alpha(_ request: Request) async throws -> Answer {
+        var r = Grpc_Reflection_V1alpha_ServerReflectionRequest()
+        switch request {
+        case .listServices: r.messageRequest = .listServices("*")
+        case .fileContainingSymbol(let s): r.messageRequest = .fileContainingSymbol(s)
+        case .fileByFilename(let f): r.messageRequest = .fileByFilename(f)
+        }
+        let call = try await Grpc_Reflection_V1alpha_ServerReflectionClient(rpc).serverReflectionInfo()
+        try await call.send(r)
+        let response = try await call.response()
+        switch response.messageResponse {
+        case .listServicesResponse(let l)?: return .services(l.service.map(\.name))
+        case .fileDescriptorResponse(let f)?: return .files(f.fileDescriptorProto)
+        case .errorResponse(let e)?:
+            throw RPCError(code: StatusCode(rawValue: Int(e.errorCode)), message: e.errorMessage)
+        default: throw RPCError(code: .internal, message: "unexpected reflection response")
+        }
+    }
+
+    /// Loads the file defining `symbol` and, transitively, every file it imports.
+    mutating func load(symbol: String, into loader: inout SchemaLoader) async throws {
+        let answer: Answer
+        do {
+            answer = try await ask(.fileContainingSymbol(symbol))
+        } catch var error as RPCError {
+            error.message = "cannot resolve symbol \(symbol): \(error.message)"
+            throw error
+        }
+        guard case .files(let files) = answer else { return }
+        var pending: [String] = []
+        for bytes in files {
+            let file = try Google_Protobuf_FileDescriptorProto(serializedBytes: bytes)
+            loader.add(file)
+            pending += file.dependency
+        }
+        while let name = pending.popLast() {
+            guard !loader.loadedFiles.contains(name) else { continue }
+            guard case .files(let more) = try await ask(.fileByFilename(name)) else { continue }
+            for bytes in more {
+                let file = try Google_Protobuf_FileDescriptorProto(serializedBytes: bytes)
+                loader.add(file)
+                pending += file.dependency
+            }
+        }
+    }
+}
