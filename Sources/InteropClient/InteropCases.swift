@@ -1,3 +1,4 @@
+import Foundation
 import GeneratedAPI
 import RPCCore
 
@@ -17,6 +18,8 @@ struct InteropCases {
     let unimplemented: Grpc_Testing_UnimplementedServiceClient
     /// For calls whose metadata a generated unary method does not expose.
     let rpc: RPCClient
+    /// Peak resident memory allowed for `stream_1gib`.
+    var maxRSSMiB = 300
 
     static let names = [
         "empty_unary", "large_unary", "client_streaming", "server_streaming", "ping_pong", "empty_stream",
@@ -41,6 +44,7 @@ struct InteropCases {
         case "cancel_after_begin": try await cancelAfterBegin()
         case "cancel_after_first_response": try await cancelAfterFirstResponse()
         case "timeout_on_sleeping_server": try await timeoutOnSleepingServer()
+        case "stream_1gib": try await streamOneGiB()
         default: throw InteropFailure("unknown test case \(name)")
         }
     }
@@ -63,6 +67,20 @@ struct InteropCases {
         r.responseSize = 314_159
         r.payload = payload(271_828)
         return r
+    }
+
+    /// Not part of the standard suite: reads 1 GiB (1024 x 1 MiB) and checks that our
+    /// client's memory stays bounded while doing so.
+    func streamOneGiB() async throws {
+        var request = Grpc_Testing_StreamingOutputCallRequest()
+        request.responseParameters = (0..<1024).map { _ in var p = Grpc_Testing_ResponseParameters(); p.size = 1 << 20; return p }
+        let call = try await client.streamingOutputCall(request, options: CallOptions(timeout: .seconds(300)))
+        var total = 0
+        for try await r in call.responses { total += r.payload?.body.count ?? 0 }
+        try expect(total == 1 << 30, "received \(total) bytes, want 1 GiB")
+        let peak = PeakMemory.residentMiB()
+        print("client peak RSS after 1 GiB: \(peak) MiB")
+        try expect(peak < maxRSSMiB, "peak RSS \(peak) MiB over the \(maxRSSMiB) MiB limit")
     }
 
     func emptyUnary() async throws {
@@ -200,5 +218,17 @@ struct InteropCases {
             return
         }
         throw InteropFailure("call succeeded, want \(code)")
+    }
+}
+
+/// Peak resident set size of this process, from /proc (Linux).
+enum PeakMemory {
+    static func residentMiB() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return -1 }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let digits = line.filter(\.isNumber)
+            return (Int(digits) ?? 0) / 1024
+        }
+        return -1
     }
 }

@@ -26,6 +26,8 @@ struct InteropClientCommand: AsyncParsableCommand {
     var cert: String?
     @Option(help: "Client private key for mutual TLS.")
     var key: String?
+    @Option(name: .customLong("max-rss-mib"), help: "Peak memory limit for the stream_1gib case, in MiB.")
+    var maxRSSMiB = 300
 
     func run() async throws {
         var tlsConfig: TLSConfiguration?
@@ -36,7 +38,8 @@ struct InteropClientCommand: AsyncParsableCommand {
         }
         let channel = try RPCChannel(configuration: RPCClientConfiguration(target: .tcp(host: host, port: port), tls: tlsConfig))
         let rpc = RPCClient(transport: channel)
-        let cases = InteropCases(client: Grpc_Testing_TestServiceClient(rpc), unimplemented: Grpc_Testing_UnimplementedServiceClient(rpc), rpc: rpc)
+        var cases = InteropCases(client: Grpc_Testing_TestServiceClient(rpc), unimplemented: Grpc_Testing_UnimplementedServiceClient(rpc), rpc: rpc)
+        cases.maxRSSMiB = maxRSSMiB
         let names = testCase == "all" ? InteropCases.names : [testCase]
         var failed = 0
         for name in names {

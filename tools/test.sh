@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The one test command (README and CI): set up, check generated code is current, build
+# once, run the Swift unit tests, the leak check, and the integration tests against
+# real programs (grpcio, h2load/nghttp, the official dragonfly-api descriptors).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+bash tools/setup.sh
+
+echo "== generated code is up to date"
+bash tools/generate.sh >/dev/null
+if ! git diff --quiet -- Sources/CProtos Sources/GeneratedAPI || [ -n "$(git status --porcelain -- Sources/CProtos Sources/GeneratedAPI)" ]; then
+    git status --short -- Sources/CProtos Sources/GeneratedAPI | head -20
+    echo "generated code differs from tools/generate.sh output: regenerate and commit" >&2
+    exit 1
+fi
+
+echo "== build"
+if ! swift build --build-tests > .build-log.txt 2>&1; then
+    grep -E 'error|warning: unre' .build-log.txt | head -40 || tail -40 .build-log.txt
+    exit 1
+fi
+
+echo "== Swift tests"
+swift test --skip-build 2>&1 | tail -n 25
+
+echo "== leak check"
+bash tools/leak-check.sh
+
+echo "== integration tests"
+DF_REQUIRE_BINARIES=1 DF_BIN_DIR="$root/.build/debug" .venv/bin/python -m pytest Tests/integration -q -p no:cacheprovider
