@@ -12,6 +12,15 @@ public protocol ProtoMessage: Sendable, Equatable {
     func serializedBytes() -> [UInt8]
 }
 
+extension ProtoMessage {
+    /// A message built in one expression: `Common_V2_Piece.with { $0.number = 1 }`.
+    public static func with(_ populate: (inout Self) throws -> Void) rethrows -> Self {
+        var message = Self()
+        try populate(&message)
+        return message
+    }
+}
+
 /// The wire bytes could not be decoded as the expected message.
 public struct ProtoDecodingError: Error, CustomStringConvertible, Sendable {
     public var messageName: String
