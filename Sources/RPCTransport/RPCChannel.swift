@@ -9,6 +9,8 @@ public struct RPCClientConfiguration: Sendable {
     public var target: RPCServerConfiguration.Address
     public var tls: TLSConfiguration?
     public var maxReceiveMessageSize: Int = 4 << 20
+    /// Requests larger than this fail locally with RESOURCE_EXHAUSTED before they are sent.
+    public var maxSendMessageSize: Int = Int(Int32.max)
     public var connectTimeout: Duration = .seconds(10)
     public var keepaliveInterval: Duration?
     public var keepaliveTimeout: Duration = .seconds(20)
@@ -81,16 +83,21 @@ public final class RPCChannel: RPCClientTransport {
         let logger = self.logger
         let config = configuration
         let serverName: String? = { if case .tcp(let host, _) = config.target { return host }; return nil }()
-        let handlerBox = FutureBox()
+        let ready = group.next().makePromise(of: LoopBoundHandler.self)
         let bootstrap = ClientBootstrap(group: group)
-            .connectTimeout(.nanoseconds(Int64(config.connectTimeout.components.seconds) * 1_000_000_000))
+            .connectTimeout(config.connectTimeout.timeAmount)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { [weak self] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let logic = ClientConnection(onUnusable: { [weak self] in
-                        guard let self, let f = handlerBox.value.withLock({ $0 }) else { return }
-                        self.forget(f)
-                    })
+                    let loop = channel.eventLoop
+                    let logic = ClientConnection(
+                        onUnusable: { [weak self] in self?.forget(ready.futureResult) },
+                        onReady: { result in
+                            switch result {
+                            case .success(let handler): ready.succeed(LoopBoundHandler(handler, eventLoop: loop))
+                            case .failure(let error): ready.fail(error)
+                            }
+                        })
                     let session = try HTTP2Session(role: .client)
                     let handler = HTTP2ConnectionHandler(session: session, logic: logic, logger: logger)
                     if let interval = config.keepaliveInterval {
@@ -99,7 +106,6 @@ public final class RPCChannel: RPCClientTransport {
                     let sync = channel.pipeline.syncOperations
                     if let tls { try sync.addHandler(try OpenSSLHandler(context: tls, server: false, serverName: serverName)) }
                     try sync.addHandler(handler)
-                    _ = self
                 }
             }
         let channelFuture: EventLoopFuture<any Channel>
@@ -107,13 +113,14 @@ public final class RPCChannel: RPCClientTransport {
         case .tcp(let host, let port): channelFuture = bootstrap.connect(host: host, port: port)
         case .unix(let path): channelFuture = bootstrap.connect(unixDomainSocketPath: path)
         }
-        let result = channelFuture.flatMap { channel -> EventLoopFuture<LoopBoundHandler> in
-            channel.pipeline.handler(type: HTTP2ConnectionHandler.self).map { handler in
-                LoopBoundHandler(handler, eventLoop: channel.eventLoop)
-            }
+        channelFuture.whenFailure { ready.fail($0) }
+        // A peer that accepts TCP but never finishes TLS or sends SETTINGS must not hang callers.
+        let timeout = group.next().scheduleTask(in: config.connectTimeout.timeAmount) {
+            ready.fail(RPCError(code: .unavailable, message: "connection not ready within \(config.connectTimeout)"))
+            channelFuture.whenSuccess { $0.close(promise: nil) }
         }
-        handlerBox.value.withLock { $0 = result }
-        return result
+        ready.futureResult.whenComplete { _ in timeout.cancel() }
+        return ready.futureResult
     }
 
     public func openStream(path: String, options: CallOptions) async throws -> any RPCClientStreamHandle {
@@ -133,6 +140,7 @@ public final class RPCChannel: RPCClientTransport {
         if options.compressRequests { headers.append(("grpc-encoding", "gzip")) }
         headers += MetadataCoding.headers(from: options.metadata)
         let maxReceive = configuration.maxReceiveMessageSize
+        let maxSend = configuration.maxSendMessageSize
         let requestHeaders = headers
         let timeout = options.timeout
         let compress = options.compressRequests
@@ -145,11 +153,11 @@ public final class RPCChannel: RPCClientTransport {
                 do {
                     let stream = try logic.open(requestHeaders, maxReceiveMessageSize: maxReceive)
                     let bound = NIOLoopBound(stream, eventLoop: loop.eventLoop)
-                    let handle = ClientStreamHandle(loop: loop, stream: bound, inbound: stream.inbound, compress: compress)
+                    let handle = ClientStreamHandle(loop: loop, stream: bound, inbound: stream.inbound, compress: compress,
+                                                    maxSendMessageSize: maxSend)
                     stream.inbound.setDemandHandler { handle.resumeReading() }
                     if let timeout {
-                        let nanos = Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
-                        stream.timeoutTask = loop.eventLoop.scheduleTask(in: .nanoseconds(nanos)) {
+                        stream.timeoutTask = loop.eventLoop.scheduleTask(in: timeout.timeAmount) {
                             bound.value.cancel(RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
                             loop.handlerOnLoop.flush()
                         }
@@ -172,9 +180,4 @@ public final class RPCChannel: RPCClientTransport {
         guard let handler = try? await future?.get() else { return }
         handler.execute { $0.close() }
     }
-}
-
-/// Lets the channel initializer learn the future it belongs to, after it is made.
-private final class FutureBox: Sendable {
-    let value = Mutex<EventLoopFuture<LoopBoundHandler>?>(nil)
 }

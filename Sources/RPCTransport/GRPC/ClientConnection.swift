@@ -8,17 +8,34 @@ final class ClientConnection: HTTP2ConnectionLogic {
     /// Set once the server sent GOAWAY or the connection closed: open no new streams here.
     private(set) var isDraining = false
     private let onUnusable: @Sendable () -> Void
+    /// Told once: the connection can carry streams (TLS done, server SETTINGS seen), or
+    /// failed before it could.
+    private var onReady: ((Result<HTTP2ConnectionHandler, RPCError>) -> Void)?
 
-    init(onUnusable: @escaping @Sendable () -> Void) {
+    init(onUnusable: @escaping @Sendable () -> Void,
+         onReady: @escaping (Result<HTTP2ConnectionHandler, RPCError>) -> Void) {
         self.onUnusable = onUnusable
+        self.onReady = onReady
     }
 
     func connectionActive(_ handler: HTTP2ConnectionHandler) {
         self.handler = handler
     }
 
+    /// Streams opened before the server's SETTINGS could exceed its stream limit and be
+    /// refused, so the connection counts as ready only once they arrive.
+    func http2SessionSettingsReceived(_ session: HTTP2Session) {
+        guard let handler, let ready = onReady else { return }
+        onReady = nil
+        ready(.success(handler))
+    }
+
     func connectionClosed(_ handler: HTTP2ConnectionHandler) {
         isDraining = true
+        if let ready = onReady {
+            onReady = nil
+            ready(.failure(RPCError(code: .unavailable, message: "connection closed before it was ready")))
+        }
         onUnusable()
         let all = streams
         streams.removeAll()
@@ -85,10 +102,15 @@ struct ClientStreamHandle: RPCClientStreamHandle {
     let stream: NIOLoopBound<ClientStream>
     let inbound: InboundBuffer<[UInt8]>
     let compress: Bool
+    let maxSendMessageSize: Int
 
     var responses: RPCStream<[UInt8]> { RPCStream(inbound) }
 
     func send(_ message: [UInt8]) async throws {
+        guard message.count <= maxSendMessageSize else {
+            throw RPCError(code: .resourceExhausted,
+                           message: "request of \(message.count) bytes exceeds the limit of \(maxSendMessageSize) bytes")
+        }
         let framed = compress
             ? MessageFraming.frame(Gzip.compress(message), compressed: true)
             : MessageFraming.frame(message)

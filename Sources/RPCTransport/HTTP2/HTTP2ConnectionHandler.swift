@@ -21,6 +21,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
     /// PINGs sent every `interval`; the connection closes if one is not acked in `timeout`.
     var keepalive: Keepalive?
     private var keepaliveTask: Scheduled<Void>?
+    private var keepaliveTimeoutTask: Scheduled<Void>?
     private var awaitingPingAck = false
 
     init(session: HTTP2Session, logic: any HTTP2ConnectionLogic, logger: Logger) {
@@ -54,19 +55,19 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
     private func scheduleKeepalive(_ context: ChannelHandlerContext) {
         guard let keepalive, !closed else { return }
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let delay = TimeAmount.nanoseconds(Int64(keepalive.interval.components.seconds) * 1_000_000_000
-                                           + keepalive.interval.components.attoseconds / 1_000_000_000)
-        keepaliveTask = context.eventLoop.scheduleTask(in: delay) {
+        keepaliveTask = context.eventLoop.scheduleTask(in: keepalive.interval.timeAmount) {
             let handler = bound.value
             guard !handler.closed else { return }
-            if handler.awaitingPingAck {
-                handler.logger.debug("keepalive ping not acknowledged; closing")
-                handler.close()
-                return
-            }
             handler.awaitingPingAck = true
             handler.session.submitPing()
             handler.flush()
+            handler.keepaliveTimeoutTask = handler.context?.eventLoop.scheduleTask(in: keepalive.timeout.timeAmount) {
+                let handler = bound.value
+                if handler.awaitingPingAck {
+                    handler.logger.debug("keepalive PING not acknowledged within \(keepalive.timeout); closing")
+                    handler.close()
+                }
+            }
             if let ctx = handler.context { handler.scheduleKeepalive(ctx) }
         }
     }
@@ -74,7 +75,12 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
     /// Called by the logic when a PING we sent is acknowledged.
     func pingAcked() {
         awaitingPingAck = false
+        keepaliveTimeoutTask?.cancel()
+        pingsAcked += 1
     }
+
+    /// PINGs of ours the peer acknowledged; for tests and diagnostics.
+    private(set) var pingsAcked = 0
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
@@ -101,6 +107,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
     func channelInactive(context: ChannelHandlerContext) {
         closed = true
         keepaliveTask?.cancel()
+        keepaliveTimeoutTask?.cancel()
         logic.connectionClosed(self)
         context.fireChannelInactive()
     }
@@ -171,5 +178,11 @@ struct LoopBoundHandler: Sendable {
             body(handler)
             handler.flush()
         }
+    }
+}
+
+extension Duration {
+    var timeAmount: TimeAmount {
+        .nanoseconds(components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000)
     }
 }

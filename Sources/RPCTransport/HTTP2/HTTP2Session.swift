@@ -11,6 +11,12 @@ protocol HTTP2SessionDelegate: AnyObject {
     func http2Session(_ session: HTTP2Session, readDataFor streamID: Int32, into buffer: UnsafeMutableRawBufferPointer) -> HTTP2DataRead
     func http2Session(_ session: HTTP2Session, goAwayReceived lastStreamID: Int32, errorCode: UInt32)
     func http2SessionPingAcked(_ session: HTTP2Session)
+    /// The peer's SETTINGS (not an ACK) arrived; a client is ready to open streams then.
+    func http2SessionSettingsReceived(_ session: HTTP2Session)
+}
+
+extension HTTP2SessionDelegate {
+    func http2SessionSettingsReceived(_ session: HTTP2Session) {}
 }
 
 /// What a data provider read produced.
@@ -240,6 +246,8 @@ final class HTTP2Session {
             case NGHTTP2_GOAWAY.rawValue:
                 delegate.http2Session(me, goAwayReceived: frame.pointee.goaway.last_stream_id,
                                       errorCode: frame.pointee.goaway.error_code)
+            case NGHTTP2_SETTINGS.rawValue:
+                if hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 { delegate.http2SessionSettingsReceived(me) }
             case NGHTTP2_PING.rawValue:
                 if hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 { delegate.http2SessionPingAcked(me) }
             default:

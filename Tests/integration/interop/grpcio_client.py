@@ -3,7 +3,8 @@
 doc/interop-test-descriptions.md that our TestService subset supports.
 
     grpcio_client.py --host 127.0.0.1 --port N --test_case NAME|all
-                     [--tls --ca FILE --server_host_override NAME]
+                     [--tls --ca FILE --server_host_override NAME
+                      --cert FILE --key FILE]
 
 Exit 0 when every selected case passed; otherwise 1, with a line per failure.
 """
@@ -251,11 +252,19 @@ def make_channel(args):
     target = f"{args.host}:{args.port}"
     if not args.tls:
         return grpc.insecure_channel(target)
-    root = open(args.ca, "rb").read() if args.ca else None
+
+    def read(path):
+        with open(path, "rb") as f:
+            return f.read()
+
+    root = read(args.ca) if args.ca else None
+    key = read(args.key) if args.key else None
+    chain = read(args.cert) if args.cert else None
     options = []
     if args.server_host_override:
         options.append(("grpc.ssl_target_name_override", args.server_host_override))
-    return grpc.secure_channel(target, grpc.ssl_channel_credentials(root), options)
+    creds = grpc.ssl_channel_credentials(root, private_key=key, certificate_chain=chain)
+    return grpc.secure_channel(target, creds, options)
 
 
 def main():
@@ -269,7 +278,11 @@ def main():
     ap.add_argument("--ca", help="PEM root certificate to trust (with --tls)")
     ap.add_argument("--server_host_override", "--server-host-override",
                     help="TLS name to expect from the server")
+    ap.add_argument("--cert", help="PEM client certificate chain, for mutual TLS (with --tls)")
+    ap.add_argument("--key", help="PEM client private key, for mutual TLS (with --tls)")
     args = ap.parse_args()
+    if bool(args.cert) != bool(args.key):
+        ap.error("--cert and --key go together")
 
     names = list(CASES) if args.test_case == "all" else [args.test_case]
     failed = []

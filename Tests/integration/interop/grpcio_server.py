@@ -5,7 +5,8 @@ Implements the server features of grpc's doc/interop-test-descriptions.md that o
 TestService subset needs, plus health and server reflection. Prints
 `LISTENING <port>` (the real port, also for --port 0) once it accepts calls.
 
-    grpcio_server.py --port 0 [--tls --cert FILE --key FILE] [--reflection both|v1alpha]
+    grpcio_server.py --port 0 [--tls --cert FILE --key FILE [--client-ca FILE]]
+                     [--reflection both|v1alpha]
 """
 
 import argparse
@@ -126,6 +127,8 @@ def main():
     ap.add_argument("--tls", action="store_true")
     ap.add_argument("--cert", help="PEM certificate chain (with --tls)")
     ap.add_argument("--key", help="PEM private key (with --tls)")
+    ap.add_argument("--client-ca", "--client_ca",
+                    help="PEM CA to verify client certificates with; requires one (mutual TLS)")
     ap.add_argument("--reflection", choices=("both", "v1alpha"), default="both",
                     help="reflection versions to serve (grpcio alone serves only v1alpha)")
     args = ap.parse_args()
@@ -144,9 +147,17 @@ def main():
         if not (args.cert and args.key):
             ap.error("--tls needs --cert and --key")
         with open(args.key, "rb") as k, open(args.cert, "rb") as c:
-            creds = grpc.ssl_server_credentials(((k.read(), c.read()),))
+            pair = (k.read(), c.read())
+        if args.client_ca:
+            with open(args.client_ca, "rb") as ca:
+                creds = grpc.ssl_server_credentials((pair,), root_certificates=ca.read(),
+                                                    require_client_auth=True)
+        else:
+            creds = grpc.ssl_server_credentials((pair,))
         port = server.add_secure_port(address, creds)
     else:
+        if args.client_ca:
+            ap.error("--client-ca needs --tls")
         port = server.add_insecure_port(address)
     if port == 0:
         sys.exit(f"cannot listen on {address}")
