@@ -14,7 +14,11 @@ scratch=${LEAK_CHECK_SCRATCH:-.build-asan}
 lock=()
 if command -v flock >/dev/null; then lock=(flock /tmp/swift-build.lock); fi
 
-"${lock[@]}" swift build --product dragonfly-swiftPackageTests --sanitize=address --scratch-path "$scratch"
+if ! "${lock[@]}" swift build --product dragonfly-swiftPackageTests --sanitize=address --scratch-path "$scratch" \
+        > "$scratch.log" 2>&1; then
+    grep -E "error" "$scratch.log" | head -40 || tail -40 "$scratch.log"
+    exit 1
+fi
 bin="$scratch/debug/dragonfly-swiftPackageTests.xctest"
 
 # detect_leaks is the default on x86_64 Linux; spelled out so the intent is visible.
