@@ -24,41 +24,24 @@ struct ReflectionClient {
     mutating func ask(_ request: Request) async throws -> Answer {
         if !useAlpha {
             do {
-                return try await askV1(request)
+                return try await ask(request, service: "grpc.reflection.v1.ServerReflection")
             } catch let error as RPCError where error.code == .unimplemented {
                 useAlpha = true
             }
         }
-        return try await askV1Alpha(request)
+        return try await ask(request, service: "grpc.reflection.v1alpha.ServerReflection")
     }
 
-    private func askV1(_ request: Request) async throws -> Answer {
+    /// v1alpha's messages are v1's on the wire, so the v1 types serve for both paths.
+    private func ask(_ request: Request, service: String) async throws -> Answer {
         var r = Grpc_Reflection_V1_ServerReflectionRequest()
         switch request {
         case .listServices: r.messageRequest = .listServices("*")
         case .fileContainingSymbol(let s): r.messageRequest = .fileContainingSymbol(s)
         case .fileByFilename(let f): r.messageRequest = .fileByFilename(f)
         }
-        let call = try await Grpc_Reflection_V1_ServerReflectionClient(rpc).serverReflectionInfo()
-        try await call.send(r)
-        let response = try await call.response()
-        switch response.messageResponse {
-        case .listServicesResponse(let l)?: return .services(l.service.map(\.name))
-        case .fileDescriptorResponse(let f)?: return .files(f.fileDescriptorProto)
-        case .errorResponse(let e)?:
-            throw RPCError(code: StatusCode(rawValue: Int(e.errorCode)), message: e.errorMessage)
-        default: throw RPCError(code: .internal, message: "unexpected reflection response")
-        }
-    }
-
-    private func askV1Alpha(_ request: Request) async throws -> Answer {
-        var r = Grpc_Reflection_V1alpha_ServerReflectionRequest()
-        switch request {
-        case .listServices: r.messageRequest = .listServices("*")
-        case .fileContainingSymbol(let s): r.messageRequest = .fileContainingSymbol(s)
-        case .fileByFilename(let f): r.messageRequest = .fileByFilename(f)
-        }
-        let call = try await Grpc_Reflection_V1alpha_ServerReflectionClient(rpc).serverReflectionInfo()
+        let call: RPCCall<Grpc_Reflection_V1_ServerReflectionRequest, Grpc_Reflection_V1_ServerReflectionResponse> =
+            try await rpc.makeCall(path: "/\(service)/ServerReflectionInfo")
         try await call.send(r)
         let response = try await call.response()
         switch response.messageResponse {
