@@ -89,3 +89,28 @@ def test_streaming_output_echoes_status(stub, pb):
         list(stub.StreamingOutputCall(request, timeout=20))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert err.value.details() == "later"
+
+
+def test_gzip_compressed_requests_are_accepted(interop_server, pb):
+    # grpcio compresses request messages and sends grpc-encoding: gzip; a highly
+    # compressible payload makes sure the compressed flag is really set on the wire.
+    m = pb.messages_pb2
+    with grpc.insecure_channel(interop_server.address, compression=grpc.Compression.Gzip) as channel:
+        stub = pb.test_pb2_grpc.TestServiceStub(channel)
+        response = stub.UnaryCall(m.SimpleRequest(response_size=10, payload=m.Payload(body=bytes(200_000))),
+                                  timeout=20)
+        assert len(response.payload.body) == 10
+        sizes = [m.StreamingInputCallRequest(payload=m.Payload(body=bytes(n))) for n in (1000, 50_000)]
+        assert stub.StreamingInputCall(iter(sizes), timeout=20).aggregated_payload_size == 51_000
+
+
+def test_oversized_request_is_resource_exhausted_and_server_survives(interop_server, pb):
+    m = pb.messages_pb2
+    with grpc.insecure_channel(interop_server.address,
+                               options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
+        stub = pb.test_pb2_grpc.TestServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as err:
+            stub.UnaryCall(m.SimpleRequest(payload=m.Payload(body=bytes(5 << 20))), timeout=20)
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err.value.details()
+        assert stub.EmptyCall(pb.empty_pb2.Empty(), timeout=20) is not None
+    interop_server.assert_alive()
