@@ -54,3 +54,27 @@ def test_nghttp_sees_grpc_status_in_trailers(interop_server, empty_message, path
     assert "RST_STREAM" not in res.stdout, describe(res)
     flags = re.findall(r"recv HEADERS frame <length=\d+, flags=0x([0-9a-f]+),", res.stdout)
     assert any(int(f, 16) & 0x1 for f in flags), "no HEADERS frame with END_STREAM" + describe(res)
+
+
+@pytest.mark.parametrize("garbage", [
+    b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x05\x07\x00\x00\x00\x00\x00garbage-frame",
+    bytes(range(256)) * 4,
+])
+def test_malformed_input_closes_only_that_connection(interop_server, garbage):
+    import socket
+    host, port = interop_server.address.split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(garbage)
+        received = b""
+        while True:  # bounded by the socket timeout: the server must close on its own
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            received += chunk
+            assert len(received) < 1 << 16
+    interop_server.assert_alive()
+    # The server still serves others.
+    import grpc
+    with grpc.insecure_channel(interop_server.address) as channel:
+        grpc.channel_ready_future(channel).result(timeout=10)
