@@ -8,11 +8,14 @@ let package = Package(
         .executable(name: "interop-server", targets: ["InteropServer"]),
         .executable(name: "interop-client", targets: ["InteropClient"]),
         .executable(name: "dfrpc", targets: ["DFRPC"]),
+        .executable(name: "scheduler", targets: ["Scheduler"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // C shims over the system libraries the design card fixes.
@@ -43,6 +46,29 @@ let package = Package(
         .target(name: "ProtoJSON", dependencies: ["ProtoCore"]),
         .target(name: "RPCServices", dependencies: ["RPCCore", "GeneratedAPI", "ProtoCore"]),
 
+        // Shared by every Dragonfly component: config, metrics, operational HTTP, logging.
+        .target(name: "DragonflyCommon", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
+        .target(name: "SchedulerCore", dependencies: [
+            "GeneratedAPI", "RPCCore", "DragonflyCommon",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
+        .target(name: "SchedulerService", dependencies: [
+            "SchedulerCore", "GeneratedAPI", "RPCCore", "RPCTransport", "RPCServices", "DragonflyCommon",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "Scheduler", dependencies: [
+            "SchedulerService", "SchedulerCore", "RPCTransport", "RPCServices", "DragonflyCommon",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .executableTarget(name: "InteropServer", dependencies: [
             "RPCCore", "RPCTransport", "RPCServices", "GeneratedAPI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -56,6 +82,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        .testTarget(name: "SchedulerTests", dependencies: ["SchedulerCore", "DragonflyCommon", "GeneratedAPI", "RPCCore"]),
         .testTarget(name: "ProtoJSONTests", dependencies: ["ProtoJSON"]),
         .testTarget(name: "ProtoCoreTests", dependencies: ["ProtoCore", "GeneratedAPI"]),
         .testTarget(name: "RPCTests", dependencies: [

@@ -1,0 +1,142 @@
+import GeneratedAPI
+import RPCCore
+
+/// Where the scheduler sends a peer's scheduling answers: its open AnnouncePeer stream.
+public typealias PeerStream = RPCWriter<Scheduler_V2_AnnouncePeerResponse>
+
+/// A host as its dfdaemon announced it, plus what the scheduler counts about its uploads.
+final class HostRecord {
+    var info: Common_V2_Host
+    var type: HostType
+    var announceInterval: Duration?
+    var concurrentUploadLimit: Int
+    var concurrentUploadCount = 0
+    var uploadCount = 0
+    var uploadFailedCount = 0
+    /// Bits/s promised to children currently downloading from this host.
+    var txBandwidth: UInt64 = 0
+    var concurrentUploadPieceCount = 0
+    var uploadContentLength: UInt64 = 0
+    var peers: Set<String> = []
+    let createdAt: ContinuousClock.Instant
+    var updatedAt: ContinuousClock.Instant
+
+    init(info: Common_V2_Host, type: HostType, uploadLimit: Int, now: ContinuousClock.Instant) {
+        self.info = info
+        self.type = type
+        self.concurrentUploadLimit = uploadLimit
+        self.createdAt = now
+        self.updatedAt = now
+    }
+
+    var id: String { info.id }
+    var freeUploadCount: Int { concurrentUploadLimit - concurrentUploadCount }
+    var idc: String { info.network?.idc ?? "" }
+    var location: String { info.network?.location ?? "" }
+    var maxTxBandwidth: UInt64 { info.network?.maxTxBandwidth ?? 0 }
+}
+
+final class TaskRecord {
+    let id: String
+    var download: Common_V2_Download
+    /// -1 while unknown.
+    var contentLength: Int64
+    var pieceLength: UInt64
+    var totalPieceCount: Int32
+    var state: TaskState = .pending
+    let backToSourceLimit: Int
+    var backToSourcePeers: Set<String> = []
+    /// Pieces reported as fetched from the origin, which StatTask lists.
+    var pieces: [UInt32: Common_V2_Piece] = [:]
+    var dag = PeerDAG()
+    var peerFailedCount = 0
+    let createdAt: ContinuousClock.Instant
+    var updatedAt: ContinuousClock.Instant
+    let createdWall: Google_Protobuf_Timestamp
+    var updatedWall: Google_Protobuf_Timestamp
+
+    init(id: String, download: Common_V2_Download, backToSourceLimit: Int, now: ContinuousClock.Instant) {
+        self.id = id
+        self.download = download
+        // An absent length is unknown, not empty: only a reported 0 makes the task EMPTY.
+        self.contentLength = download.actualContentLength.map { Int64(clamping: $0) } ?? -1
+        self.pieceLength = download.actualPieceLength ?? download.pieceLength ?? 0
+        self.totalPieceCount = download.actualPieceCount.map { Int32(clamping: $0) } ?? 0
+        self.backToSourceLimit = backToSourceLimit
+        self.createdAt = now
+        self.updatedAt = now
+        self.createdWall = .now()
+        self.updatedWall = .now()
+    }
+
+    func touch(_ now: ContinuousClock.Instant) {
+        updatedAt = now
+        updatedWall = .now()
+    }
+
+    var canBackToSource: Bool {
+        backToSourcePeers.count <= backToSourceLimit && download.type != .persistentCache
+    }
+
+    /// Dragonfly's size scope: what a registering peer is told about the content.
+    var sizeScope: Common_V2_SizeScope {
+        if contentLength < 0 { return .normal }
+        if contentLength == 0 { return .empty }
+        if contentLength <= 128 { return .tiny }
+        if totalPieceCount == 1 { return .small }
+        return .normal
+    }
+}
+
+final class PeerRecord {
+    let id: String
+    let taskID: String
+    let hostID: String
+    var priority: Common_V2_Priority
+    var range: Common_V2_Range?
+    var state: PeerState = .pending
+    var finishedPieces: Set<UInt32> = []
+    var pieceCosts = CostWindow(capacity: 2000)
+    var cost: Duration = .zero
+    var stream: PeerStream?
+    var concurrentPieceCount: UInt32
+    var blockParents: Set<String> = []
+    var needBackToSource = false
+    let createdAt: ContinuousClock.Instant
+    var updatedAt: ContinuousClock.Instant
+    var pieceUpdatedAt: ContinuousClock.Instant
+    let createdWall: Google_Protobuf_Timestamp
+    var updatedWall: Google_Protobuf_Timestamp
+
+    init(id: String, taskID: String, hostID: String, download: Common_V2_Download, now: ContinuousClock.Instant) {
+        self.id = id
+        self.taskID = taskID
+        self.hostID = hostID
+        self.priority = download.priority
+        self.range = download.range
+        self.concurrentPieceCount = download.concurrentPieceCount ?? 8
+        self.createdAt = now
+        self.updatedAt = now
+        self.pieceUpdatedAt = now
+        self.createdWall = .now()
+        self.updatedWall = .now()
+    }
+
+    func touch(_ now: ContinuousClock.Instant) {
+        updatedAt = now
+        updatedWall = .now()
+    }
+}
+
+/// The most recent piece costs of a peer, which the bad-parent rule reads.
+struct CostWindow {
+    let capacity: Int
+    private(set) var values: [Double] = []
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    mutating func append(_ nanoseconds: Double) {
+        values.append(nanoseconds)
+        if values.count > capacity { values.removeFirst(values.count - capacity) }
+    }
+}
