@@ -63,6 +63,9 @@ extension SchedulerEngine {
         return taskView(task, withPieces: true)
     }
 
+    /// How many children are downloading from the host's peers right now.
+    public func uploadsInProgress(hostID: String) -> Int? { hosts[hostID]?.concurrentUploadCount }
+
     /// Counts for tests and the console: hosts, tasks, peers.
     public func counts() -> (hosts: Int, tasks: Int, peers: Int) {
         (hosts.count, tasks.count, peers.count)
