@@ -30,7 +30,7 @@ GRPCIO_CLIENT = INTEROP_DIR / "grpcio_client.py"
 sys.path.insert(0, str(INTEROP_DIR))
 import interop_stubs  # noqa: E402
 
-LISTENING = re.compile(r"^LISTENING (\d+)\s*$")
+LISTENING = re.compile(r"^LISTENING (\d+)(?: METRICS (\d+))?\s*$")
 REFERENCE_IMPL = os.environ.get("DF_REFERENCE_IMPL") == "1"
 
 
@@ -142,6 +142,8 @@ class Server:
                             f" stdout: {seen}\n{self.log_tail()}")
             seen.append(line)
             if match := LISTENING.match(line):
+                # Servers with an operational HTTP port print it after the gRPC one.
+                self.metrics_port = int(match.group(2)) if match.group(2) else None
                 return int(match.group(1))
         self.stop()
         pytest.fail(f"{self.cmd} printed no 'LISTENING <port>' in {timeout}s; stdout: {seen}"
