@@ -45,7 +45,7 @@ extension SchedulerEngine {
             host.peers.insert(peerID)
         }
         countPeer("register_peer_total", peer)
-        metrics.registry.counter("download_peer_total").increment()
+        metrics.counter("download_peer_total", []).increment()
 
         if download.needBackToSource {
             peer.needBackToSource = true

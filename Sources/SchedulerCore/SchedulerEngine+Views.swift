@@ -3,13 +3,17 @@ import RPCCore
 
 /// The scheduler's records as `common.v2` messages.
 extension SchedulerEngine {
-    func hostView(_ host: HostRecord, full: Bool) -> Common_V2_Host {
+    /// How much of a host a response shows, as upstream does: ListHosts everything,
+    /// StatPeer all but sharing and cluster, candidate parents not even the name.
+    enum HostDetail { case listing, stat, candidate }
+
+    func hostView(_ host: HostRecord, _ detail: HostDetail) -> Common_V2_Host {
         var h = host.info
-        if !full {
-            h.name = ""
+        if detail != .listing {
             h.disableShared = false
+            h.schedulerClusterId = 0
         }
-        h.schedulerClusterId = full ? host.info.schedulerClusterId : 0
+        if detail == .candidate { h.name = "" }
         return h
     }
 
@@ -42,7 +46,7 @@ extension SchedulerEngine {
         p.cost = Google_Protobuf_Duration(peer.cost)
         p.state = peer.state.rawValue
         p.task = taskView(task, withPieces: withPieces)
-        if let host = hosts[peer.hostID] { p.host = hostView(host, full: withPieces) }
+        if let host = hosts[peer.hostID] { p.host = hostView(host, withPieces ? .stat : .candidate) }
         p.needBackToSource = peer.needBackToSource
         p.createdAt = peer.createdWall
         p.updatedAt = peer.updatedWall

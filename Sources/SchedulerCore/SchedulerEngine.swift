@@ -68,7 +68,7 @@ public actor SchedulerEngine {
             case 1?: return host.type.isSeed
             default: return false
             }
-        }.map { hostView($0, full: true) }
+        }.map { hostView($0, .listing) }
     }
 
     /// Removes a host and its peers; their children are returned for rescheduling.

@@ -30,7 +30,9 @@ public struct SchedulerMetrics: Sendable {
         leaveTask = registry.counter("leave_task_total", help: "DeleteTask calls")
         statPeer = registry.counter("stat_peer_total", help: "StatPeer calls")
         statTask = registry.counter("stat_task_total", help: "StatTask calls")
-        concurrentSchedule = registry.gauge("concurrent_schedule_total", help: "AnnouncePeer streams open now")
+        // Upstream calls this gauge concurrent_schedule_total; a gauge must not end in
+        // _total for promtool, so the suffix is dropped.
+        concurrentSchedule = registry.gauge("concurrent_schedule", help: "AnnouncePeer streams open now")
         pieceCost = registry.secondsHistogram("download_piece_cost_seconds", buckets: MetricsRegistry.latencyBuckets,
                                               help: "Time peers took to download one piece")
         scheduleDuration = registry.secondsHistogram("schedule_duration_seconds", buckets: MetricsRegistry.latencyBuckets,
@@ -39,15 +41,34 @@ public struct SchedulerMetrics: Sendable {
                                                       help: "Time from register to the first scheduling answer")
     }
 
+    /// Help texts of the counters made on first use, per label set.
+    static let help: [String: String] = [
+        "register_peer_total": "Peers registered",
+        "download_peer_total": "Peers that started a download through this scheduler",
+        "download_peer_started_total": "Peers that reported their download started",
+        "download_peer_back_to_source_started_total": "Peers that started fetching from the origin",
+        "download_peer_finished_total": "Peers that finished, successfully or not",
+        "download_peer_finished_failure_total": "Peers whose download failed",
+        "download_peer_back_to_source_finished_failure_total": "Peers whose origin fetch failed",
+        "download_piece_finished_total": "Pieces reported, successfully or not",
+        "download_piece_finished_failure_total": "Pieces that failed",
+        "traffic_total": "Bytes of pieces reported, by where they came from",
+    ]
+
+    func counter(_ name: String, _ labels: [(String, String)]) -> Counter {
+        registry.counter(name, labels, help: Self.help[name] ?? name)
+    }
+
     func peerCounter(_ name: String, priority: String, taskType: String, hostType: String) -> Counter {
-        registry.counter(name, [("priority", priority), ("task_type", taskType), ("host_type", hostType)])
+        counter(name, [("priority", priority), ("task_type", taskType), ("host_type", hostType)])
     }
 
     func pieceCounter(_ name: String, trafficType: String, taskType: String, hostType: String) -> Counter {
-        registry.counter(name, [("traffic_type", trafficType), ("task_type", taskType), ("host_type", hostType)])
+        counter(name, [("traffic_type", trafficType), ("task_type", taskType), ("host_type", hostType)])
     }
 
+    /// Upstream's `traffic`, with the `_total` promtool expects of a counter.
     func traffic(type: String, taskType: String, hostType: String) -> Counter {
-        registry.counter("traffic", [("type", type), ("task_type", taskType), ("host_type", hostType)])
+        counter("traffic_total", [("type", type), ("task_type", taskType), ("host_type", hostType)])
     }
 }

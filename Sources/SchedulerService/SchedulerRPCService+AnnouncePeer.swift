@@ -48,11 +48,7 @@ extension SchedulerRPCService {
                 r.response = .emptyTaskResponse(Scheduler_V2_EmptyTaskResponse())
                 try await responses.write(r)
             case .schedule:
-                do {
-                    try await scheduling.scheduleCandidateParents(peerID: peerID)
-                } catch let error as RPCError {
-                    throw RPCError(code: .failedPrecondition, message: error.message)
-                }
+                try await scheduleNow(peerID)
             }
             metrics.registerDuration.record((ContinuousClock.now - start).seconds)
         case .downloadPeerStartedRequest?:
