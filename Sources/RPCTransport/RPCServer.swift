@@ -26,6 +26,9 @@ public struct RPCServerConfiguration: Sendable {
     /// Interval of keepalive PINGs to idle clients; nil disables them.
     public var keepaliveInterval: Duration?
     public var keepaliveTimeout: Duration = .seconds(20)
+    /// Configures a plaintext connection whose first bytes are not the HTTP/2 preface (an
+    /// HTTP/1.1 server sharing the port); without it such connections are closed.
+    public var otherProtocol: (@Sendable (any Channel) throws -> Void)?
 
     public init(address: Address, tls: TLSConfiguration? = nil) {
         self.address = address
@@ -108,8 +111,15 @@ public final class RPCServer: Sendable {
         let sync = channel.pipeline.syncOperations
         if let tls {
             try sync.addHandler(try OpenSSLHandler(context: tls, server: true, serverName: nil))
+            try sync.addHandler(handler)
+        } else if let other = configuration.otherProtocol {
+            // Both protocols on one port: decide from the first bytes.
+            try sync.addHandler(PrefaceSniffer(
+                onHTTP2: { ctx in try ctx.pipeline.syncOperations.addHandler(handler) },
+                onOther: { ctx in try other(ctx.channel) }))
+        } else {
+            try sync.addHandler(handler)
         }
-        try sync.addHandler(handler)
         let entry = ConnectionEntry(handler: LoopBoundHandler(handler, eventLoop: channel.eventLoop), activeStreams: 0)
         let shuttingDown = state.withLock { s -> Bool in
             s.connections[id] = entry

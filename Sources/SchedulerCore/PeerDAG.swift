@@ -1,17 +1,21 @@
 /// Who downloads from whom within one task: an edge parent → child. Kept acyclic so
 /// no peer ever ends up waiting on itself through its descendants.
 struct PeerDAG {
-    private(set) var vertices: Set<String> = []
+    /// Vertices in an array (for cheap random sampling) with each one's position.
+    private(set) var vertices: [String] = []
+    private var position: [String: Int] = [:]
     private(set) var parents: [String: Set<String>] = [:]
     private(set) var children: [String: Set<String>] = [:]
 
     var count: Int { vertices.count }
 
     mutating func add(_ id: String) {
-        vertices.insert(id)
+        guard position[id] == nil else { return }
+        position[id] = vertices.count
+        vertices.append(id)
     }
 
-    func contains(_ id: String) -> Bool { vertices.contains(id) }
+    func contains(_ id: String) -> Bool { position[id] != nil }
 
     func inDegree(_ id: String) -> Int { parents[id]?.count ?? 0 }
     func outDegree(_ id: String) -> Int { children[id]?.count ?? 0 }
@@ -19,7 +23,7 @@ struct PeerDAG {
     /// False for a self edge, an unknown vertex, an existing edge, or when `parent` is a
     /// descendant of `child` (the edge would close a cycle).
     func canAddEdge(from parent: String, to child: String) -> Bool {
-        guard parent != child, vertices.contains(parent), vertices.contains(child) else { return false }
+        guard parent != child, contains(parent), contains(child) else { return false }
         if children[parent]?.contains(child) == true { return false }
         return !isReachable(parent, from: child)
     }
@@ -61,11 +65,27 @@ struct PeerDAG {
     mutating func remove(_ id: String) {
         _ = removeInEdges(id)
         _ = removeOutEdges(id)
-        vertices.remove(id)
+        guard let i = position.removeValue(forKey: id) else { return }
+        // Swap-remove keeps removal O(1); order carries no meaning.
+        let last = vertices.removeLast()
+        if last != id {
+            vertices[i] = last
+            position[last] = i
+        }
     }
 
-    /// Up to `limit` vertices in random order.
+    /// Up to `limit` distinct vertices in random order, without touching the others: with
+    /// thousands of peers per task, shuffling them all for 15 candidates dominated scheduling.
     func randomVertices(_ limit: Int, using rng: inout some RandomNumberGenerator) -> [String] {
-        Array(vertices.shuffled(using: &rng).prefix(limit))
+        let n = vertices.count
+        if n <= limit { return vertices.shuffled(using: &rng) }
+        var picked: Set<Int> = []
+        var out: [String] = []
+        out.reserveCapacity(limit)
+        while out.count < limit {
+            let i = Int.random(in: 0..<n, using: &rng)
+            if picked.insert(i).inserted { out.append(vertices[i]) }
+        }
+        return out
     }
 }

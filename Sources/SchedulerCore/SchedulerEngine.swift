@@ -13,7 +13,8 @@ public actor SchedulerEngine {
     var hosts: [String: HostRecord] = [:]
     var tasks: [String: TaskRecord] = [:]
     var peers: [String: PeerRecord] = [:]
-    var rng = SystemRandomNumberGenerator()
+    /// Seeded once from the system; sampling parents needs speed, not secrecy.
+    var rng = SplitMix64(seed: UInt64.random(in: .min ... .max))
     /// Set by the service: how to ask a seed peer to fetch a task.
     var seedDownloader: (@Sendable (SeedDownload) async -> Void)?
     let clock = ContinuousClock()
@@ -176,5 +177,18 @@ public actor SchedulerEngine {
     func peer(_ id: String) throws(RPCError) -> PeerRecord {
         guard let p = peers[id] else { throw RPCError(code: .notFound, message: "peer \(id) not found") }
         return p
+    }
+}
+
+/// A small, fast pseudo-random generator (SplitMix64).
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9e3779b97f4a7c15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xbf58476d1ce4e5b9
+        z = (z ^ (z >> 27)) &* 0x94d049bb133111eb
+        return z ^ (z >> 31)
     }
 }

@@ -125,3 +125,49 @@ final class Gauge: Sendable {
         await server.shutdownGracefully(timeout: .seconds(1))
     }
 }
+
+/// Answers any bytes with a fixed HTTP/1.1 response, standing in for an HTTP/1.1 server.
+final class FixedHTTP1Responder: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let body = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK"
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: body))).whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+}
+
+/// Collects everything a raw connection receives until it closes.
+final class Collector: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    var received = ""
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var b = unwrapInboundIn(data)
+        received += b.readString(length: b.readableBytes) ?? ""
+    }
+}
+
+@Suite(.timeLimit(.minutes(1))) struct SharedPortTests {
+    @Test func http1AndGRPCShareOnePort() async throws {
+        var config = RPCServerConfiguration(address: .tcp(host: "127.0.0.1", port: 0))
+        config.otherProtocol = { channel in try channel.pipeline.syncOperations.addHandler(FixedHTTP1Responder()) }
+        let server = RPCServer(services: [RawTestService(events: EventLog())], configuration: config)
+        let port = try await server.start()
+
+        let collector = Collector()
+        let raw = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { $0.pipeline.addHandler(collector) }
+            .connect(host: "127.0.0.1", port: port).get()
+        try await raw.writeAndFlush(raw.allocator.buffer(string: "GET /healthy HTTP/1.1\r\nHost: x\r\n\r\n"))
+        try await raw.closeFuture.get()
+        let text = try await raw.eventLoop.submit { collector.received }.get()
+        #expect(text.hasPrefix("HTTP/1.1 200 OK"))
+        #expect(text.hasSuffix("OK"))
+
+        let channel = try RPCChannel(address: "127.0.0.1:\(port)")
+        #expect(try await unary(channel, "/test.Raw/Echo", [7]) == [7])
+        await channel.close()
+        await server.shutdownGracefully(timeout: .seconds(1))
+    }
+}
