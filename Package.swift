@@ -48,6 +48,7 @@ let package = Package(
 
         // Shared by every Dragonfly component: config, metrics, operational HTTP, logging.
         .target(name: "DragonflyCommon", dependencies: [
+            "COpenSSL", "CZlibShim",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -82,6 +83,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        .testTarget(name: "DragonflyCommonTests", dependencies: ["DragonflyCommon"]),
         .testTarget(name: "SchedulerTests", dependencies: ["SchedulerCore", "DragonflyCommon", "GeneratedAPI", "RPCCore"]),
         .testTarget(name: "ProtoJSONTests", dependencies: ["ProtoJSON"]),
         .testTarget(name: "ProtoCoreTests", dependencies: ["ProtoCore", "GeneratedAPI"]),

@@ -1,0 +1,62 @@
+import COpenSSL
+import CZlibShim
+
+/// Digests over bytes, from the C libraries we already link (OpenSSL, zlib).
+public enum Hashing {
+    public static func sha256Hex(_ bytes: some Collection<UInt8>) -> String { evpHex(bytes, EVP_sha256()) }
+    public static func sha512Hex(_ bytes: some Collection<UInt8>) -> String { evpHex(bytes, EVP_sha512()) }
+
+    /// CRC-32/IEEE, the checksum zlib computes and Dragonfly's pieces carry.
+    public static func crc32(_ bytes: some Collection<UInt8>, continuing crc: UInt32 = 0) -> UInt32 {
+        Array(bytes).withUnsafeBufferPointer { buf in
+            UInt32(CZlibShim.crc32(uLong(crc), buf.baseAddress, uInt(buf.count)))
+        }
+    }
+
+    private static func evpHex(_ bytes: some Collection<UInt8>, _ md: OpaquePointer?) -> String {
+        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        Array(bytes).withUnsafeBufferPointer { buf in
+            _ = EVP_Digest(buf.baseAddress, buf.count, &out, &length, md, nil)
+        }
+        return hex(out.prefix(Int(length)))
+    }
+
+    static func hex(_ bytes: some Sequence<UInt8>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var s = [UInt8]()
+        for b in bytes {
+            s.append(digits[Int(b >> 4)])
+            s.append(digits[Int(b & 15)])
+        }
+        return String(decoding: s, as: UTF8.self)
+    }
+}
+
+/// An incremental SHA-256/SHA-512 over a stream of chunks (whole-content digests of large files).
+public final class StreamingDigest {
+    private let ctx: OpaquePointer
+    public init?(algorithm: String) {
+        let md: OpaquePointer?
+        switch algorithm {
+        case "sha256": md = EVP_sha256()
+        case "sha512": md = EVP_sha512()
+        default: return nil
+        }
+        guard let ctx = EVP_MD_CTX_new() else { return nil }
+        self.ctx = ctx
+        EVP_DigestInit_ex(ctx, md, nil)
+    }
+    deinit { EVP_MD_CTX_free(ctx) }
+
+    public func update(_ bytes: some Collection<UInt8>) {
+        Array(bytes).withUnsafeBufferPointer { _ = EVP_DigestUpdate(ctx, $0.baseAddress, $0.count) }
+    }
+
+    public func finalizeHex() -> String {
+        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        EVP_DigestFinal_ex(ctx, &out, &length)
+        return Hashing.hex(out.prefix(Int(length)))
+    }
+}
