@@ -56,6 +56,8 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
+        // The dfdaemon's piece store: content files and per-task metadata.
+        .target(name: "PeerStorage", dependencies: ["DragonflyCommon"]),
         .target(name: "SchedulerCore", dependencies: [
             "GeneratedAPI", "RPCCore", "DragonflyCommon",
             .product(name: "Logging", package: "swift-log"),
@@ -84,6 +86,7 @@ let package = Package(
         ]),
 
         .testTarget(name: "DragonflyCommonTests", dependencies: ["DragonflyCommon"]),
+        .testTarget(name: "PeerStorageTests", dependencies: ["PeerStorage", "DragonflyCommon"]),
         .testTarget(name: "SchedulerTests", dependencies: ["SchedulerCore", "DragonflyCommon", "GeneratedAPI", "RPCCore"]),
         .testTarget(name: "ProtoJSONTests", dependencies: ["ProtoJSON"]),
         .testTarget(name: "ProtoCoreTests", dependencies: ["ProtoCore", "GeneratedAPI"]),

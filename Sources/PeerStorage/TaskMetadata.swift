@@ -1,0 +1,30 @@
+import Foundation
+
+/// What the store remembers about a task, persisted as JSON beside its content file so a
+/// restarted daemon serves what it already has.
+public struct TaskMetadata: Codable, Equatable, Sendable {
+    public struct Piece: Codable, Equatable, Sendable {
+        public var number: UInt32
+        public var offset: UInt64
+        public var length: UInt64
+        /// `crc32:<decimal>`, as Dragonfly's Rust client writes it.
+        public var digest: String
+        public var parentID: String?
+    }
+
+    public var taskID: String
+    public var url: String
+    public var contentLength: UInt64
+    public var pieceLength: UInt64
+    public var pieces: [UInt32: Piece] = [:]
+    public var responseHeader: [String: String] = [:]
+    public var finished = false
+    public var createdAt: Date
+    public var accessedAt: Date
+
+    public var pieceCount: UInt32 {
+        pieceLength == 0 ? 0 : UInt32((contentLength + pieceLength - 1) / pieceLength)
+    }
+
+    public var isComplete: Bool { pieces.count == Int(pieceCount) }
+}
