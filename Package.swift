@@ -9,6 +9,8 @@ let package = Package(
         .executable(name: "interop-client", targets: ["InteropClient"]),
         .executable(name: "dfrpc", targets: ["DFRPC"]),
         .executable(name: "scheduler", targets: ["Scheduler"]),
+        .executable(name: "dfdaemon", targets: ["DFDaemon"]),
+        .executable(name: "dfget", targets: ["DFGet"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -16,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // C shims over the system libraries the design card fixes.
@@ -58,6 +61,22 @@ let package = Package(
         ]),
         // The dfdaemon's piece store: content files and per-task metadata.
         .target(name: "PeerStorage", dependencies: ["DragonflyCommon"]),
+        // The dfdaemon: downloads (parents, origin), serves pieces, follows the scheduler.
+        .target(name: "PeerDaemon", dependencies: [
+            "PeerStorage", "DragonflyCommon", "GeneratedAPI", "RPCCore", "RPCTransport",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "DFDaemon", dependencies: [
+            "PeerDaemon", "PeerStorage", "DragonflyCommon", "RPCTransport", "RPCServices",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "DFGet", dependencies: [
+            "DragonflyCommon", "GeneratedAPI", "RPCCore", "RPCTransport",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .target(name: "SchedulerCore", dependencies: [
             "GeneratedAPI", "RPCCore", "DragonflyCommon",
             .product(name: "Logging", package: "swift-log"),

@@ -13,6 +13,23 @@ public enum ProtoFileRegistry {
     private static func entries() -> [ProtoFileTable.Entry] {
         var entries: [ProtoFileTable.Entry] = []
         entries.append(ProtoFileTable.Entry(
+            name: "dfswift/peer/v1/piece_transfer.proto",
+            dependencies: [] as [String],
+            symbols: [
+                "dfswift.peer.v1.PieceRequest",
+                "dfswift.peer.v1.PieceResponse",
+                "dfswift.peer.v1.PieceTransfer",
+                "dfswift.peer.v1.PieceTransfer.DownloadPieces",
+            ] as [String],
+            services: ["dfswift.peer.v1.PieceTransfer"] as [String],
+            descriptorBase64: """
+                CiRkZnN3aWZ0L3BlZXIvdjEvcGllY2VfdHJhbnNmZXIucHJvdG8SD2Rmc3dpZnQucGVlci52MSI/CgxQaWVjZVJlcXVlc3QSFwoH
+                dGFza19pZBgBIAEoCVIGdGFza0lkEhYKBm51bWJlchgCIAEoDVIGbnVtYmVyIokBCg1QaWVjZVJlc3BvbnNlEhYKBm51bWJlchgB
+                IAEoDVIGbnVtYmVyEhYKBm9mZnNldBgCIAEoBFIGb2Zmc2V0EhYKBmxlbmd0aBgDIAEoBFIGbGVuZ3RoEhYKBmRpZ2VzdBgEIAEo
+                CVIGZGlnZXN0EhgKB2NvbnRlbnQYBSABKAxSB2NvbnRlbnQyZAoNUGllY2VUcmFuc2ZlchJTCg5Eb3dubG9hZFBpZWNlcxIdLmRm
+                c3dpZnQucGVlci52MS5QaWVjZVJlcXVlc3QaHi5kZnN3aWZ0LnBlZXIudjEuUGllY2VSZXNwb25zZSgBMAFiBnByb3RvMw==
+                """))
+        entries.append(ProtoFileTable.Entry(
             name: "google/protobuf/duration.proto",
             dependencies: [] as [String],
             symbols: [

@@ -9,7 +9,7 @@ import Glibc
 /// recorded only after its bytes are written and match its digest, and every read is
 /// checked against the recorded digest, so a corrupt byte is never handed out.
 public actor PieceStore {
-    public let directory: URL
+    public nonisolated let directory: URL
     private var cache: [String: TaskMetadata] = [:]
 
     public init(directory: String) throws {

@@ -8,6 +8,11 @@ public enum StorageError: Error, Equatable, CustomStringConvertible, Sendable {
     case io(String)
     case corruptMetadata(String)
 
+    public var isDigestMismatch: Bool {
+        if case .digestMismatch = self { return true }
+        return false
+    }
+
     public var description: String {
         switch self {
         case .unknownTask(let t): return "task \(t) is not stored"

@@ -28,7 +28,7 @@ public struct RPCStream<Element: Sendable>: AsyncSequence, Sendable {
         }
     }
 
-    public struct AsyncIterator: AsyncIteratorProtocol {
+    public struct AsyncIterator: AsyncIteratorProtocol, Sendable {
         let nextElement: @Sendable () async throws -> Element?
         public mutating func next() async throws -> Element? { try await nextElement() }
     }

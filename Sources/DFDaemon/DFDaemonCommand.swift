@@ -1,0 +1,101 @@
+import ArgumentParser
+import DragonflyCommon
+import Foundation
+import Logging
+import PeerDaemon
+import PeerStorage
+import RPCServices
+import RPCTransport
+
+@main
+struct DFDaemonCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dfdaemon",
+        abstract: "Dragonfly peer: downloads pieces from parents or the origin, caches them and serves them to others.",
+        discussion: """
+        One port serves gRPC (dfdaemon.v2.DfdaemonDownload, dfdaemon.v2.DfdaemonUpload, piece transfer, \
+        health, reflection) and HTTP/1.1 (/metrics, /healthy); DfdaemonDownload is also served on a \
+        unix socket for local clients such as dfget.
+        """)
+
+    @Option(help: "YAML config file (Dragonfly's dfdaemon keys).")
+    var config: String?
+    @Option(help: "Port for gRPC and HTTP (server.listen, default 65001).")
+    var port: Int?
+    @Option(help: "Address to listen on.")
+    var listenIP: String?
+    @Option(help: "Scheduler address host:port (repeatable; scheduler.addrs). Without one, every download goes to the origin.")
+    var scheduler: [String] = []
+    @Option(help: "Manager address (manager.addr); used by later releases to find schedulers.")
+    var manager: String?
+    @Option(help: "Directory for cached pieces (storage.dir).")
+    var dataDir: String?
+    @Flag(help: "Run as a seed peer: the first to fetch from the origin (seedPeer.enable).")
+    var seedPeer = false
+    @Option(help: "Unix socket for local clients (download.server.socketPath); empty disables it.")
+    var unixSocket: String?
+    @Option(help: "IP this peer is reachable at by other peers (host.ip).")
+    var ip: String?
+    @Option(help: "Host name to announce (host.hostname).")
+    var hostname: String?
+    @Option(help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel = "info"
+    @Option(help: "text or json.")
+    var logFormat = "text"
+
+    func run() async throws {
+        try LogSetup.bootstrap(level: logLevel, format: logFormat)
+        var c = try config.map { try DaemonConfig.load(path: $0) } ?? DaemonConfig()
+        if let port { c.port = port }
+        if let listenIP { c.listenIP = listenIP }
+        if !scheduler.isEmpty { c.schedulers = scheduler }
+        if let manager { c.managerAddress = manager }
+        if let dataDir { c.dataDir = dataDir }
+        if seedPeer { c.seedPeer = true }
+        if let unixSocket { c.unixSocket = unixSocket.isEmpty ? nil : unixSocket }
+        if let ip { c.ip = ip }
+        if let hostname { c.hostname = hostname }
+        let logger = Logger(label: "dfdaemon")
+
+        let store = try PieceStore(directory: c.dataDir)
+        let metrics = MetricsRegistry(prefix: "dragonfly_dfdaemon_")
+        let daemon = Daemon(config: c, store: store, metrics: metrics, logger: logger)
+        let http = HTTPEndpointServer.operational(metrics: metrics)
+        let (_, services) = StandardServices.make(for: [
+            DownloadService(daemon: daemon), UploadService(daemon: daemon), PieceTransferService(daemon: daemon),
+        ])
+        var tcp = RPCServerConfiguration(address: .tcp(host: c.listenIP, port: c.port))
+        tcp.maxReceiveMessageSize = 80 << 20
+        tcp.maxSendMessageSize = 80 << 20
+        tcp.otherProtocol = { channel in try http.configure(channel) }
+        let server = RPCServer(services: services, configuration: tcp, logger: logger)
+        let bound = try await server.start()
+
+        var local: RPCServer?
+        if let path = c.unixSocket {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            let (_, localServices) = StandardServices.make(for: [DownloadService(daemon: daemon)])
+            let s = RPCServer(services: localServices, configuration: RPCServerConfiguration(address: .unix(path: path)), logger: logger)
+            try await s.start()
+            local = s
+        }
+        logger.info("dfdaemon \(c.hostID) serving on \(c.listenIP):\(bound)\(c.unixSocket.map { " and unix:\($0)" } ?? ""), schedulers: \(c.schedulers)")
+        print("LISTENING \(bound)")
+        fflush(nil)
+
+        let announcer = Task { await daemon.announceHost() }
+        let gc = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(60))
+                let ttl = Double(c.taskExpireTime.components.seconds)
+                await store.collect(olderThan: ttl)
+            }
+        }
+        await server.runUntilTerminated()
+        announcer.cancel()
+        await daemon.leave()
+        gc.cancel()
+        await local?.shutdownGracefully(timeout: .seconds(1))
+        await daemon.close()
+    }
+}

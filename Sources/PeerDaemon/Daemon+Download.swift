@@ -1,0 +1,143 @@
+import DragonflyCommon
+import Foundation
+import GeneratedAPI
+import PeerStorage
+import RPCCore
+
+/// What a download needs to know once the task's size is known.
+struct DownloadPlan: Sendable {
+    let taskID: String
+    let peerID: String
+    let download: Common_V2_Download
+    let layout: PieceLayout
+    let headers: [String: String]
+}
+
+extension Daemon {
+    /// Downloads a task and reports progress: first `started` (length and piece list),
+    /// then each piece as it lands. Writes `output_path` when the request names one.
+    public func download(_ request: Common_V2_Download,
+                         started: @Sendable (Dfdaemon_V2_DownloadTaskStartedResponse, String, String) async throws -> Void,
+                         piece report: @escaping PieceReport) async throws {
+        let taskID: String
+        do {
+            taskID = try TaskID.standard(url: request.url, tag: request.tag, application: request.application,
+                                         pieceLength: request.pieceLength, filteredQueryParams: request.filteredQueryParams)
+        } catch {
+            throw RPCError(code: .invalidArgument, message: "\(error)")
+        }
+        let contentDigest: ContentDigest?
+        do { contentDigest = try request.digest.map { try ContentDigest(parsing: $0) } } catch {
+            throw RPCError(code: .invalidArgument, message: "invalid digest(\(request.digest ?? "")): \(error)")
+        }
+        let peerID = PeerIdentity.peerID(ip: config.ip, hostname: config.hostname, seed: config.seedPeer)
+
+        // A complete local copy is served at once.
+        if let m = try? await store.metadata(taskID), m.finished {
+            try await started(startedResponse(m, finished: true), taskID, peerID)
+            for p in m.pieces.values.sorted(by: { $0.number < $1.number }) {
+                try await report(Common_V2_Piece(p, traffic: .localPeer))
+            }
+            try await writeOutput(request, taskID: taskID)
+            return
+        }
+
+        let info: OriginInfo
+        do {
+            info = try await origin.head(request.url, headers: request.requestHeader)
+        } catch let error as OriginError {
+            throw backendError(error)
+        }
+        let layout = PieceLayout(contentLength: info.contentLength, pieceLength: request.pieceLength ?? config.pieceLength)
+        let meta: TaskMetadata
+        do {
+            meta = try await store.open(taskID: taskID, url: request.url, contentLength: layout.contentLength, pieceLength: layout.pieceLength)
+        } catch {
+            throw RPCError(code: .internal, message: "\(error)")
+        }
+        try await started(startedResponse(meta, finished: false, headers: info.headers), taskID, peerID)
+        for p in meta.pieces.values.sorted(by: { $0.number < $1.number }) {
+            try await report(Common_V2_Piece(p, traffic: .localPeer))
+        }
+        let plan = DownloadPlan(taskID: taskID, peerID: peerID, download: request, layout: layout, headers: request.requestHeader)
+        if try await !missingPieces(plan).isEmpty {
+            if layout.contentLength > 0, let address = scheduler(for: taskID) {
+                do {
+                    try await downloadThroughScheduler(plan, scheduler: address, report: report)
+                } catch {
+                    // A pull never fails because Dragonfly did: whatever is missing comes from the origin.
+                    logger.warning("task \(taskID): P2P failed (\(error)); fetching the rest from the origin")
+                }
+            }
+            try await fetchFromOrigin(plan, pieces: missingPieces(plan), report: report, onPiece: nil)
+        }
+        if let failure = await finishStored(taskID, contentDigest) {
+            throw RPCError(code: .internal, message: failure)
+        }
+        metrics.counter("download_task_total", [("type", "STANDARD")], help: "Tasks downloaded").increment()
+        try await writeOutput(request, taskID: taskID)
+    }
+
+    /// Marks the task complete; a content digest mismatch drops the task so no one is
+    /// served it. Returns the failure, if any.
+    func finishStored(_ taskID: String, _ digest: ContentDigest?) async -> String? {
+        let result: Result<Void, StorageError>
+        do {
+            try await store.finish(taskID: taskID, contentDigest: digest)
+            result = .success(())
+        } catch {
+            result = .failure(error)
+        }
+        guard case .failure(let error) = result else { return nil }
+        if error.isDigestMismatch { try? await store.delete(taskID: taskID) }
+        return error.description
+    }
+
+    func missingPieces(_ plan: DownloadPlan) async throws -> [PieceLayout.Piece] {
+        let have = (try? await store.metadata(plan.taskID).pieces) ?? [:]
+        return plan.layout.pieces().filter { have[$0.number] == nil }
+    }
+
+    func startedResponse(_ m: TaskMetadata, finished: Bool, headers: [String: String] = [:]) -> Dfdaemon_V2_DownloadTaskStartedResponse {
+        var r = Dfdaemon_V2_DownloadTaskStartedResponse()
+        r.contentLength = m.contentLength
+        r.responseHeader = headers.isEmpty ? m.responseHeader : headers
+        r.isFinished = finished
+        let layout = PieceLayout(contentLength: m.contentLength, pieceLength: m.pieceLength)
+        r.pieces = layout.pieces().map { p in
+            Common_V2_Piece.with {
+                $0.number = p.number
+                $0.offset = p.offset
+                $0.length = p.length
+                $0.digest = m.pieces[p.number]?.digest ?? ""
+            }
+        }
+        return r
+    }
+
+    /// The origin's failure as Dragonfly reports it: INTERNAL, with `errordetails.v2.Backend`
+    /// as JSON in the status details (what the Rust dfget decodes).
+    func backendError(_ error: OriginError) -> RPCError {
+        var details: [String: Any] = ["message": error.message, "header": [String: String]()]
+        if let code = error.statusCode { details["status_code"] = code }
+        let json = (try? JSONSerialization.data(withJSONObject: details, options: [.sortedKeys])).map { [UInt8]($0) }
+        return RPCError(code: .internal, message: error.description, details: json)
+    }
+
+    /// Copies the finished content to `output_path` through a temporary file and a rename,
+    /// so a reader never sees half a file.
+    func writeOutput(_ request: Common_V2_Download, taskID: String) async throws {
+        guard let output = request.outputPath, !output.isEmpty else { return }
+        let source = store.directory.appendingPathComponent("content/\(taskID)").path
+        let temporary = output + ".dfget-\(UUID().uuidString.prefix(8))"
+        let fm = FileManager.default
+        do {
+            try fm.createDirectory(atPath: (output as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try fm.copyItem(atPath: source, toPath: temporary)
+            if rename(temporary, output) != 0 { throw RPCError(code: .internal, message: "cannot move into \(output)") }
+        } catch {
+            try? fm.removeItem(atPath: temporary)
+            throw RPCError(code: .internal, message: "cannot write \(output): \(error)")
+        }
+    }
+}

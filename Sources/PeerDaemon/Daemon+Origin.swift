@@ -1,0 +1,47 @@
+import DragonflyCommon
+import GeneratedAPI
+import PeerStorage
+import RPCCore
+
+extension Daemon {
+    /// Fetches `pieces` from the origin, `concurrentPieceCount` at a time; each piece is
+    /// stored (digest computed) before it is reported. `onPiece` tells the scheduler.
+    func fetchFromOrigin(_ plan: DownloadPlan, pieces: [PieceLayout.Piece], report: @escaping PieceReport,
+                         onPiece: (@Sendable (Common_V2_Piece) async -> Void)?) async throws {
+        guard !pieces.isEmpty else { return }
+        let width = max(1, config.concurrentPieceCount)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var next = 0
+            func launch() {
+                guard next < pieces.count else { return }
+                let piece = pieces[next]
+                next += 1
+                group.addTask { try await self.fetchOnePieceFromOrigin(plan, piece, report: report, onPiece: onPiece) }
+            }
+            for _ in 0..<width { launch() }
+            while try await group.next() != nil { launch() }
+        }
+    }
+
+    private func fetchOnePieceFromOrigin(_ plan: DownloadPlan, _ piece: PieceLayout.Piece, report: PieceReport,
+                                         onPiece: (@Sendable (Common_V2_Piece) async -> Void)?) async throws {
+        let start = ContinuousClock.now
+        let bytes: [UInt8]
+        do {
+            bytes = try await origin.get(plan.download.url, headers: plan.headers, offset: piece.offset, length: piece.length)
+        } catch let error as OriginError {
+            throw backendError(error)
+        }
+        let stored: TaskMetadata.Piece
+        do {
+            stored = try await store.writePiece(taskID: plan.taskID, number: piece.number, bytes: bytes)
+        } catch {
+            throw RPCError(code: .internal, message: "\(error)")
+        }
+        metrics.counter("download_traffic_total", [("type", "BACK_TO_SOURCE")], help: "Bytes downloaded, by source")
+            .increment(by: Int64(bytes.count))
+        let reported = Common_V2_Piece(stored, traffic: .backToSource, cost: ContinuousClock.now - start)
+        await onPiece?(reported)
+        try await report(reported)
+    }
+}

@@ -1,0 +1,126 @@
+import DragonflyCommon
+import Foundation
+import GeneratedAPI
+import Logging
+import PeerStorage
+import RPCCore
+import RPCTransport
+import Synchronization
+
+/// One piece finished, for the caller's progress stream.
+public typealias PieceReport = @Sendable (Common_V2_Piece) async throws -> Void
+
+/// The peer: fetches tasks (from parents the scheduler names, or the origin), keeps their
+/// pieces, and serves them to others. Falls back to the origin whenever Dragonfly fails.
+public final class Daemon: Sendable {
+    public let config: DaemonConfig
+    public let store: PieceStore
+    let origin: OriginClient
+    let logger: Logger
+    let metrics: MetricsRegistry
+    private let channels = Mutex<[String: RPCChannel]>([:])
+
+    public init(config: DaemonConfig, store: PieceStore, origin: OriginClient = OriginClient(),
+                metrics: MetricsRegistry, logger: Logger = Logger(label: "dfdaemon")) {
+        self.config = config
+        self.store = store
+        self.origin = origin
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    var hostID: String { config.hostID }
+
+    /// What the scheduler is told about this host.
+    public var hostInfo: Common_V2_Host {
+        Common_V2_Host.with { h in
+            h.id = hostID
+            h.type = config.seedPeer ? 1 : 0
+            h.hostname = config.hostname
+            h.ip = config.ip
+            h.port = Int32(config.port)
+            h.downloadPort = Int32(config.port)
+            h.network = Common_V2_Network.with { n in
+                n.idc = config.idc.isEmpty ? nil : config.idc
+                n.location = config.location.isEmpty ? nil : config.location
+            }
+        }
+    }
+
+    /// A cached connection per peer or scheduler address.
+    func channel(_ address: String) throws -> RPCChannel {
+        try channels.withLock { map in
+            if let c = map[address] { return c }
+            var config = try RPCClientConfiguration.parse(address)
+            config.connectTimeout = .seconds(3)
+            // Pieces go up to 64 MiB; gRPC's 4 MiB default would refuse them.
+            config.maxReceiveMessageSize = 80 << 20
+            let c = try RPCChannel(configuration: config)
+            map[address] = c
+            return c
+        }
+    }
+
+    /// The scheduler for a task: rendezvous hashing over the configured schedulers, so one
+    /// task always meets the same scheduler on every peer.
+    func scheduler(for taskID: String) -> String? {
+        config.schedulers.max { fnv(taskID + $0) < fnv(taskID + $1) }
+    }
+
+    /// Tells the schedulers this host is gone, so no one is sent here for pieces.
+    public func leave() async {
+        for address in config.schedulers {
+            guard let transport = try? channel(address) else { continue }
+            let client = Scheduler_V2_SchedulerClient(RPCClient(transport: transport))
+            _ = try? await client.deleteHost(Scheduler_V2_DeleteHostRequest.with { $0.hostId = hostID },
+                                             options: CallOptions(timeout: .seconds(2)))
+        }
+    }
+
+    public func close() async {
+        let all = channels.withLock { m -> [RPCChannel] in
+            let v = Array(m.values)
+            m.removeAll()
+            return v
+        }
+        for c in all { await c.close() }
+    }
+
+    /// Announces this host to every scheduler, then again every interval, until cancelled.
+    public func announceHost() async {
+        while !Task.isCancelled {
+            for address in config.schedulers {
+                do {
+                    let client = Scheduler_V2_SchedulerClient(RPCClient(transport: try channel(address)))
+                    var r = Scheduler_V2_AnnounceHostRequest()
+                    r.host = hostInfo
+                    r.interval = Google_Protobuf_Duration(config.announceInterval)
+                    _ = try await client.announceHost(r, options: CallOptions(timeout: .seconds(5)))
+                } catch {
+                    logger.debug("announcing host to \(address) failed: \(error)")
+                }
+            }
+            try? await Task.sleep(for: config.announceInterval)
+        }
+    }
+}
+
+func fnv(_ s: String) -> UInt64 {
+    var h: UInt64 = 0xcbf29ce484222325
+    for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
+    return h
+}
+
+extension Common_V2_Piece {
+    init(_ p: TaskMetadata.Piece, traffic: Common_V2_TrafficType?, cost: Duration? = nil) {
+        self.init()
+        number = p.number
+        offset = p.offset
+        length = p.length
+        digest = p.digest
+        parentId = p.parentID
+        trafficType = traffic
+        self.cost = cost.map { Google_Protobuf_Duration($0) }
+        createdAt = .now()
+    }
+}

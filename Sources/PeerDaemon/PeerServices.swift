@@ -1,0 +1,151 @@
+import DragonflyCommon
+import Foundation
+import GeneratedAPI
+import PeerStorage
+import RPCCore
+
+/// `dfdaemon.v2.DfdaemonDownload`: what local clients (dfget) ask of their daemon.
+public struct DownloadService: Dfdaemon_V2_DfdaemonDownloadProvider {
+    let daemon: Daemon
+    public init(daemon: Daemon) { self.daemon = daemon }
+
+    public func downloadTask(_ request: Dfdaemon_V2_DownloadTaskRequest, responses: RPCWriter<Dfdaemon_V2_DownloadTaskResponse>,
+                             context: RPCServerContext) async throws {
+        try await streamDownload(daemon, request, responses)
+    }
+
+    public func statTask(_ request: Dfdaemon_V2_StatTaskRequest, context: RPCServerContext) async throws -> Common_V2_Task {
+        try await localTaskView(daemon, request.taskId)
+    }
+
+    public func deleteTask(_ request: Dfdaemon_V2_DeleteTaskRequest, context: RPCServerContext) async throws -> Google_Protobuf_Empty {
+        do { try await daemon.store.delete(taskID: request.taskId) } catch { throw RPCError(code: .notFound, message: "\(error)") }
+        return Google_Protobuf_Empty()
+    }
+}
+
+/// `dfdaemon.v2.DfdaemonUpload`: what other peers and the scheduler ask of this one.
+public struct UploadService: Dfdaemon_V2_DfdaemonUploadProvider {
+    let daemon: Daemon
+    public init(daemon: Daemon) { self.daemon = daemon }
+
+    /// A seed peer asked by the scheduler to fetch a task does it like any download.
+    public func downloadTask(_ request: Dfdaemon_V2_DownloadTaskRequest, responses: RPCWriter<Dfdaemon_V2_DownloadTaskResponse>,
+                             context: RPCServerContext) async throws {
+        try await streamDownload(daemon, request, responses)
+    }
+
+    public func statTask(_ request: Dfdaemon_V2_StatTaskRequest, context: RPCServerContext) async throws -> Common_V2_Task {
+        try await localTaskView(daemon, request.taskId)
+    }
+
+    /// The pieces this peer has of a task, sent as they become available.
+    public func syncPieces(_ request: Dfdaemon_V2_SyncPiecesRequest, responses: RPCWriter<Dfdaemon_V2_SyncPiecesResponse>,
+                           context: RPCServerContext) async throws {
+        var wanted = Set(request.interestedPieceNumbers)
+        var sent: Set<UInt32> = []
+        let deadline = ContinuousClock.now + daemon.config.pieceTimeout
+        while ContinuousClock.now < deadline {
+            let m = try? await daemon.store.metadata(request.taskId)
+            if let m, wanted.isEmpty { wanted = Set(0..<m.pieceCount) }
+            for p in (m?.pieces.values.sorted { $0.number < $1.number } ?? []) where wanted.contains(p.number) && !sent.contains(p.number) {
+                sent.insert(p.number)
+                try await responses.write(Dfdaemon_V2_SyncPiecesResponse.with {
+                    $0.number = p.number
+                    $0.offset = p.offset
+                    $0.length = p.length
+                    $0.ip = daemon.config.ip
+                })
+            }
+            if !wanted.isEmpty && sent.isSuperset(of: wanted) { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw RPCError(code: .deadlineExceeded, message: "pieces of \(request.taskId) did not arrive in time")
+    }
+}
+
+/// `dfswift.peer.v1.PieceTransfer`: piece bytes for our own peers. A piece that is not
+/// here yet is waited for (the parent may still be fetching it), up to the piece timeout.
+public struct PieceTransferService: Dfswift_Peer_V1_PieceTransferProvider {
+    let daemon: Daemon
+    public init(daemon: Daemon) { self.daemon = daemon }
+
+    public func downloadPieces(_ requests: RPCStream<Dfswift_Peer_V1_PieceRequest>, responses: RPCWriter<Dfswift_Peer_V1_PieceResponse>,
+                               context: RPCServerContext) async throws {
+        for try await request in requests {
+            let deadline = ContinuousClock.now + daemon.config.pieceTimeout
+            while true {
+                // A task this peer does not have at all will not appear by waiting (its store
+                // was wiped, or the scheduler is stale): say so at once.
+                guard let m = try? await daemon.store.metadata(request.taskId) else {
+                    throw RPCError(code: .notFound, message: "task \(request.taskId) is not here")
+                }
+                if let p = m.pieces[request.number] {
+                    let bytes: [UInt8]
+                    do { bytes = try await daemon.store.readPiece(taskID: request.taskId, number: request.number) } catch {
+                        throw RPCError(code: .dataLoss, message: "\(error)")
+                    }
+                    try await responses.write(Dfswift_Peer_V1_PieceResponse.with {
+                        $0.number = p.number
+                        $0.offset = p.offset
+                        $0.length = p.length
+                        $0.digest = p.digest
+                        $0.content = bytes
+                    })
+                    daemon.metrics.counter("upload_traffic_total", help: "Bytes served to other peers").increment(by: Int64(bytes.count))
+                    break
+                }
+                guard ContinuousClock.now < deadline else {
+                    throw RPCError(code: .notFound, message: "piece \(request.number) of \(request.taskId) is not here")
+                }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+    }
+}
+
+func streamDownload(_ daemon: Daemon, _ request: Dfdaemon_V2_DownloadTaskRequest,
+                    _ responses: RPCWriter<Dfdaemon_V2_DownloadTaskResponse>) async throws {
+    guard let download = request.download, !download.url.isEmpty else {
+        throw RPCError(code: .invalidArgument, message: "missing download")
+    }
+    let ids = IDBox()
+    try await daemon.download(download, started: { started, taskID, peerID in
+        ids.set(taskID, peerID)
+        try await responses.write(Dfdaemon_V2_DownloadTaskResponse.with {
+            $0.hostId = daemon.config.hostID
+            $0.taskId = taskID
+            $0.peerId = peerID
+            $0.response = .downloadTaskStartedResponse(started)
+        })
+    }, piece: { piece in
+        let (taskID, peerID) = ids.get()
+        try await responses.write(Dfdaemon_V2_DownloadTaskResponse.with {
+            $0.hostId = daemon.config.hostID
+            $0.taskId = taskID
+            $0.peerId = peerID
+            $0.response = .downloadPieceFinishedResponse(Dfdaemon_V2_DownloadPieceFinishedResponse.with { $0.piece = piece })
+        })
+    })
+}
+
+func localTaskView(_ daemon: Daemon, _ taskID: String) async throws -> Common_V2_Task {
+    guard let m = try? await daemon.store.metadata(taskID) else { throw RPCError(code: .notFound, message: "task \(taskID) not found") }
+    return Common_V2_Task.with { t in
+        t.id = m.taskID
+        t.url = m.url
+        t.contentLength = m.contentLength
+        t.pieceCount = m.pieceCount
+        t.state = m.finished ? "Succeeded" : "Running"
+        t.pieces = m.pieces.values.sorted { $0.number < $1.number }.map { Common_V2_Piece($0, traffic: nil) }
+    }
+}
+
+import Synchronization
+
+/// The ids a download got, for the progress messages that follow its start.
+final class IDBox: Sendable {
+    private let ids = Mutex(("", ""))
+    func set(_ task: String, _ peer: String) { ids.withLock { $0 = (task, peer) } }
+    func get() -> (String, String) { ids.withLock { $0 } }
+}
