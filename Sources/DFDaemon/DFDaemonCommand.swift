@@ -70,6 +70,7 @@ struct DFDaemonCommand: AsyncParsableCommand {
         tcp.otherProtocol = { channel in try http.configure(channel) }
         let server = RPCServer(services: services, configuration: tcp, logger: logger)
         let bound = try await server.start()
+        daemon.setBoundPort(bound)
 
         var local: RPCServer?
         if let path = c.unixSocket {

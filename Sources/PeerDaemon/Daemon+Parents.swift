@@ -40,6 +40,7 @@ extension Daemon {
             let client = Dfswift_Peer_V1_PieceTransferClient(RPCClient(transport: try channel(address)))
             call = try await client.downloadPieces(options: CallOptions(timeout: .seconds(3600)))
         } catch {
+            logger.info("task \(plan.taskID): cannot reach parent \(parent.id) at \(address): \(error)")
             return parent.id
         }
         defer { call.cancel() }

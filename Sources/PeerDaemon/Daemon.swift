@@ -19,6 +19,11 @@ public final class Daemon: Sendable {
     let logger: Logger
     let metrics: MetricsRegistry
     private let channels = Mutex<[String: RPCChannel]>([:])
+    /// The port other peers reach us on; known once the server has bound (port 0 picks one).
+    private let boundPort = Mutex<Int?>(nil)
+
+    public func setBoundPort(_ port: Int) { boundPort.withLock { $0 = port } }
+    var advertisedPort: Int { boundPort.withLock { $0 } ?? config.port }
 
     public init(config: DaemonConfig, store: PieceStore, origin: OriginClient = OriginClient(),
                 metrics: MetricsRegistry, logger: Logger = Logger(label: "dfdaemon")) {
@@ -38,8 +43,8 @@ public final class Daemon: Sendable {
             h.type = config.seedPeer ? 1 : 0
             h.hostname = config.hostname
             h.ip = config.ip
-            h.port = Int32(config.port)
-            h.downloadPort = Int32(config.port)
+            h.port = Int32(advertisedPort)
+            h.downloadPort = Int32(advertisedPort)
             h.network = Common_V2_Network.with { n in
                 n.idc = config.idc.isEmpty ? nil : config.idc
                 n.location = config.location.isEmpty ? nil : config.location

@@ -1,0 +1,45 @@
+"""A tiny origin for tests: serves a directory with Range support (206) and logs each
+request as `METHOD path range` on stderr, so a test can count what the origin served.
+Prints `LISTENING <port>` once bound. Usage: range_origin.py PORT DIR (PORT 0 = any)."""
+import http.server
+import os
+import sys
+from functools import partial
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, fmt, *args):
+        sys.stderr.write("%s %s %s\n" % (self.command, self.path, self.headers.get("Range")))
+        sys.stderr.flush()
+
+    def send_head(self):
+        path = self.translate_path(self.path)
+        if not os.path.isfile(path):
+            return super().send_head()
+        size = os.path.getsize(path)
+        rng = self.headers.get("Range")
+        f = open(path, "rb")
+        if rng and rng.startswith("bytes="):
+            first, last = rng[6:].split("-")
+            first = int(first)
+            last = int(last) if last else size - 1
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+            self.send_header("Content-Length", str(last - first + 1))
+            self.end_headers()
+            f.seek(first)
+            self._remaining = last - first + 1
+            return f
+        self.send_response(200)
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        self._remaining = size
+        return f
+
+    def copyfile(self, src, dst):
+        dst.write(src.read(self._remaining))
+
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), partial(Handler, directory=sys.argv[2]))
+print("LISTENING %d" % server.server_address[1], flush=True)
+server.serve_forever()
