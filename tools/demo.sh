@@ -1,34 +1,57 @@
 #!/usr/bin/env bash
-# The main job, for now: set up, build, start a demo gRPC server (the interop
-# TestService with health and reflection) on 127.0.0.1, and talk to it with dfrpc
-# through reflection alone. Later issues turn this into the local Dragonfly cluster.
+# The main job: set up, build, and run a local Dragonfly cluster on 127.0.0.1 — an origin
+# HTTP server, the scheduler, a seed peer and a dfdaemon — then download through it with
+# dfget and show that the origin served each piece once. The manager joins in a later
+# release; until then the scheduler runs standalone.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 bash tools/setup.sh
-swift build -c release --product interop-server >/dev/null
-swift build -c release --product dfrpc >/dev/null
+for product in scheduler dfdaemon dfget dfrpc; do
+    swift build -c release --product "$product" > .build-demo.log 2>&1 || { grep -E "error" .build-demo.log | head -20; exit 1; }
+done
 bin=$(swift build -c release --show-bin-path)
 
-port=${DEMO_PORT:-65010}
-log=$(mktemp)
-"$bin/interop-server" --port "$port" > "$log" &
-pid=$!
-trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -f "$log"' EXIT
-for _ in $(seq 50); do grep -q LISTENING "$log" && break; sleep 0.1; done
-grep -q LISTENING "$log" || { echo "server did not start" >&2; exit 1; }
-addr="127.0.0.1:$port"
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
 
-run() { echo "\$ dfrpc $*"; "$bin/dfrpc" "$@"; echo; }
-run list "$addr"
-run describe "$addr" grpc.testing.TestService
-run describe "$addr" scheduler.v2.AnnouncePeerRequest
-run call "$addr" grpc.health.v1.Health/Check -d '{"service": "grpc.testing.TestService"}'
-run call "$addr" grpc.testing.TestService/StreamingOutputCall -d '{"responseParameters": [{"size": 2}, {"size": 4}]}'
-echo '{"payload": {"body": "AAAA"}} {"payload": {"body": "AAAAAAAA"}}' | run call "$addr" grpc.testing.TestService/StreamingInputCall -d @
+start() { # name, then the command; waits for its LISTENING line
+    local name=$1; shift
+    "$@" > "$work/$name.out" 2> "$work/$name.log" &
+    pids+=($!)
+    for _ in $(seq 100); do grep -q LISTENING "$work/$name.out" && return; sleep 0.1; done
+    echo "$name did not start:" >&2; cat "$work/$name.log" >&2; exit 1
+}
 
-if [ "${DEMO_KEEP_RUNNING:-0}" = 1 ]; then
-    echo "demo server running on $addr (pid $pid); Ctrl-C to stop"
-    wait "$pid"
-fi
+mkdir -p "$work/origin"
+head -c $((24 * 1024 * 1024)) /dev/urandom > "$work/origin/model.bin"
+start origin .venv/bin/python Tests/integration/helpers/range_origin.py 0 "$work/origin"
+origin="127.0.0.1:$(awk '{print $2}' "$work/origin.out")"
+start scheduler "$bin/scheduler" --listen-ip 127.0.0.1 --port 0 --metrics-port 0 --data-dir "$work/scheduler"
+sched="127.0.0.1:$(awk '{print $2}' "$work/scheduler.out")"
+start seed "$bin/dfdaemon" --seed-peer --listen-ip 127.0.0.1 --ip 127.0.0.1 --hostname seed --port 0 \
+    --scheduler "$sched" --data-dir "$work/seed" --unix-socket "$work/seed.sock"
+start peer "$bin/dfdaemon" --listen-ip 127.0.0.1 --ip 127.0.0.1 --hostname node-1 --port 0 \
+    --scheduler "$sched" --data-dir "$work/peer" --unix-socket "$work/peer.sock"
+sleep 1  # let both peers announce themselves
+
+echo "cluster: origin $origin, scheduler $sched, seed peer and dfdaemon on 127.0.0.1"
+echo
+echo "\$ dfget http://$origin/model.bin -O model.bin     (through the dfdaemon)"
+time "$bin/dfget" "http://$origin/model.bin" -O "$work/model.bin" --daemon "unix:$work/peer.sock"
+cmp "$work/model.bin" "$work/origin/model.bin" && echo "content identical to the origin's"
+echo
+echo "scheduler's view of the hosts:"
+"$bin/dfrpc" call "$sched" scheduler.v2.Scheduler/ListHosts -d '{}' | grep -E '"(hostname|type)"' || true
+echo
+echo "origin saw $(grep -c '^GET' "$work/origin.log") ranged GETs for $(( (24 * 1024 * 1024 + 4194303) / 4194304 )) pieces"
+peer_port=$(awk '{print $2}' "$work/peer.out")
+echo "dfdaemon metrics (http://127.0.0.1:$peer_port/metrics):"
+curl -s "http://127.0.0.1:$peer_port/metrics" | grep -E '^dragonfly_dfdaemon_(download|upload)_traffic' || true
