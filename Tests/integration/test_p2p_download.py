@@ -128,3 +128,20 @@ def test_without_a_scheduler_the_daemon_goes_to_the_origin(tmp_path, cluster):
 def test_daemon_port_also_speaks_http1(cluster):
     peer = cluster["peers"][0]
     assert urllib.request.urlopen(f"http://{peer.address}/healthy", timeout=10).read() == b"OK"
+
+
+@pytest.mark.parametrize("name", ["dfdaemon.yaml", "seed-peer.yaml"])
+def test_example_configs_start_a_daemon(tmp_path, name):
+    # The shipped examples must load; paths and ports are overridden by flags.
+    config = Path(__file__).parents[2] / "docker" / name
+    d = Server([binary("dfdaemon"), "--config", config, "--port", "0", "--listen-ip", "127.0.0.1",
+                "--data-dir", tmp_path / "d", "--unix-socket", tmp_path / "s.sock"], tmp_path / "log")
+    d.stop()
+
+
+def test_unknown_daemon_config_key_is_named(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("download:\n  concurrentPieceCountt: 3\n")
+    res = run([binary("dfdaemon"), "--config", config], timeout=30)
+    assert res.returncode != 0
+    assert "download.concurrentPieceCountt" in res.stderr
