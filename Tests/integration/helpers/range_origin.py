@@ -1,10 +1,14 @@
 """A tiny origin for tests: serves a directory with Range support (206) and logs each
 request as `METHOD path range` on stderr, so a test can count what the origin served.
-Prints `LISTENING <port>` once bound. Usage: range_origin.py PORT DIR (PORT 0 = any)."""
+Prints `LISTENING <port>` once bound. Usage: range_origin.py PORT DIR [DELAY_SECONDS]
+(PORT 0 = any; DELAY makes every GET that slow, to keep downloads in flight)."""
 import http.server
 import os
 import sys
+import time
 from functools import partial
+
+DELAY = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -37,6 +41,8 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         return f
 
     def copyfile(self, src, dst):
+        if DELAY:
+            time.sleep(DELAY)
         dst.write(src.read(self._remaining))
 
 
