@@ -87,9 +87,15 @@ struct DFDaemonCommand: AsyncParsableCommand {
         let announcer = Task { await daemon.announceHost() }
         let gc = Task {
             while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(60))
-                let ttl = Double(c.taskExpireTime.components.seconds)
-                await store.collect(olderThan: ttl)
+                try? await Task.sleep(for: c.gcInterval)
+                await store.collect(olderThan: Double(c.taskExpireTime.components.seconds))
+                if let limit = c.diskGCThreshold { await store.collect(toAtMost: limit) }
+                if let percent = c.diskGCThresholdPercent, let used = store.fileSystemUsedPercent(), used > percent {
+                    // Free the share of the store that brings the disk back under the threshold.
+                    let held = await store.storedBytes()
+                    let excess = (used - percent) / max(used, 1)
+                    await store.collect(toAtMost: UInt64(Double(held) * max(0, 1 - excess)))
+                }
             }
         }
         await server.runUntilTerminated()

@@ -3,6 +3,7 @@ import Foundation
 import GeneratedAPI
 import PeerStorage
 import RPCCore
+import Synchronization
 
 /// What a download needs to know once the task's size is known.
 struct DownloadPlan: Sendable {
@@ -38,6 +39,7 @@ extension Daemon {
             for p in m.pieces.values.sorted(by: { $0.number < $1.number }) {
                 try await report(Common_V2_Piece(p, traffic: .localPeer))
             }
+            metrics.counter("download_task_total", [("type", "local")], help: "Tasks downloaded, by where the bytes came from").increment()
             try await writeOutput(request, taskID: taskID)
             return
         }
@@ -60,22 +62,55 @@ extension Daemon {
             try await report(Common_V2_Piece(p, traffic: .localPeer))
         }
         let plan = DownloadPlan(taskID: taskID, peerID: peerID, download: request, layout: layout, headers: request.requestHeader)
-        if try await !missingPieces(plan).isEmpty {
-            if layout.contentLength > 0, let address = scheduler(for: taskID) {
-                do {
-                    try await downloadThroughScheduler(plan, scheduler: address, report: report)
-                } catch {
-                    // A pull never fails because Dragonfly did: whatever is missing comes from the origin.
-                    logger.warning("task \(taskID): P2P failed (\(error)); fetching the rest from the origin")
+        let job = sharedFetch(plan)
+        // Every requester follows the store: pieces are reported as they land, whoever
+        // fetched them, so concurrent requests for one task share one download.
+        var reported = Set(meta.pieces.keys)
+        var fromOrigin = false
+        while true {
+            let outcome = job.outcome
+            if let m = try? await store.metadata(taskID) {
+                for p in m.pieces.values.sorted(by: { $0.number < $1.number }) where !reported.contains(p.number) {
+                    reported.insert(p.number)
+                    if p.parentID == nil { fromOrigin = true }
+                    try await report(Common_V2_Piece(p, traffic: p.parentID == nil ? .backToSource : .remotePeer))
                 }
             }
-            try await fetchFromOrigin(plan, pieces: missingPieces(plan), report: report, onPiece: nil)
+            if let outcome {
+                try outcome.get()
+                break
+            }
+            try await Task.sleep(for: .milliseconds(20))
         }
         if let failure = await finishStored(taskID, contentDigest) {
             throw RPCError(code: .internal, message: failure)
         }
-        metrics.counter("download_task_total", [("type", "STANDARD")], help: "Tasks downloaded").increment()
+        metrics.counter("download_task_total", [("type", fromOrigin ? "back_to_source" : "p2p")],
+                        help: "Tasks downloaded, by where the bytes came from").increment()
         try await writeOutput(request, taskID: taskID)
+    }
+
+    /// The fetch of a task's missing pieces, started once however many ask for the task.
+    func sharedFetch(_ plan: DownloadPlan) -> FetchJob {
+        inflight.withLock { map in
+            if let job = map[plan.taskID] { return job }
+            let job = FetchJob()
+            map[plan.taskID] = job
+            job.start {
+                defer { _ = self.inflight.withLock { $0.removeValue(forKey: plan.taskID) } }
+                guard try await !self.missingPieces(plan).isEmpty else { return }
+                if plan.layout.contentLength > 0, let address = self.scheduler(for: plan.taskID) {
+                    do {
+                        try await self.downloadThroughScheduler(plan, scheduler: address, report: { _ in })
+                    } catch {
+                        // A pull never fails because Dragonfly did: what is missing comes from the origin.
+                        self.logger.warning("task \(plan.taskID): P2P failed (\(error)); fetching the rest from the origin")
+                    }
+                }
+                try await self.fetchFromOrigin(plan, pieces: self.missingPieces(plan), report: { _ in }, onPiece: nil)
+            }
+            return job
+        }
     }
 
     /// Marks the task complete; a content digest mismatch drops the task so no one is
@@ -138,6 +173,24 @@ extension Daemon {
         } catch {
             try? fm.removeItem(atPath: temporary)
             throw RPCError(code: .internal, message: "cannot write \(output): \(error)")
+        }
+    }
+}
+
+/// One running fetch and, once it ends, how it ended.
+final class FetchJob: Sendable {
+    private let result = Mutex<Result<Void, RPCError>?>(nil)
+
+    var outcome: Result<Void, RPCError>? { result.withLock { $0 } }
+
+    func start(_ body: @escaping @Sendable () async throws -> Void) {
+        Task {
+            do {
+                try await body()
+                result.withLock { $0 = .success(()) }
+            } catch {
+                result.withLock { $0 = .failure(RPCError.wrapping(error)) }
+            }
         }
     }
 }

@@ -23,15 +23,31 @@ extension Daemon {
         }
     }
 
+    /// A ranged GET, retried with backoff (0.2 s, 0.4 s) when the connection or a 5xx
+    /// fails; a 4xx or a wrong-sized body is final.
+    func getWithRetries(_ plan: DownloadPlan, _ piece: PieceLayout.Piece) async throws -> [UInt8] {
+        var delay: Duration = .milliseconds(200)
+        for attempt in 1...3 {
+            do {
+                return try await origin.get(plan.download.url, headers: plan.headers, offset: piece.offset, length: piece.length)
+            } catch let error as OriginError {
+                let transient = error.statusCode.map { $0 >= 500 } ?? !error.message.contains("bytes")
+                if !transient || attempt == 3 { throw backendError(error) }
+            } catch {
+                if attempt == 3 { throw backendError(OriginError(message: "\(error)")) }
+            }
+            try await Task.sleep(for: delay)
+            delay = delay * 2
+        }
+        throw backendError(OriginError(message: "unreachable"))
+    }
+
     private func fetchOnePieceFromOrigin(_ plan: DownloadPlan, _ piece: PieceLayout.Piece, report: PieceReport,
                                          onPiece: (@Sendable (Common_V2_Piece) async -> Void)?) async throws {
         let start = ContinuousClock.now
-        let bytes: [UInt8]
-        do {
-            bytes = try await origin.get(plan.download.url, headers: plan.headers, offset: piece.offset, length: piece.length)
-        } catch let error as OriginError {
-            throw backendError(error)
-        }
+        try await backToSourceLimit.take(Int(piece.length))
+        try await downloadLimit.take(Int(piece.length))
+        let bytes = try await getWithRetries(plan, piece)
         let stored: TaskMetadata.Piece
         do {
             stored = try await store.writePiece(taskID: plan.taskID, number: piece.number, bytes: bytes)

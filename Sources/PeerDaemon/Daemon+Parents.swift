@@ -20,13 +20,18 @@ extension Daemon {
     func fetchFromParents(_ plan: DownloadPlan, parents: [Common_V2_Peer], report: @escaping PieceReport,
                           onPiece: @escaping @Sendable (Common_V2_Piece) async -> Void) async throws -> [String] {
         let queue = PieceQueue(try await missingPieces(plan))
+        // Several streams per parent up to concurrentPieceCount in all; workers take the
+        // next piece when free, so a faster (less loaded) parent serves more pieces.
+        let perParent = max(1, config.concurrentPieceCount / max(1, parents.count))
         return await withTaskGroup(of: String?.self) { group in
             for parent in parents {
-                group.addTask { await self.parentWorker(plan, parent, queue, report: report, onPiece: onPiece) }
+                for _ in 0..<perParent {
+                    group.addTask { await self.parentWorker(plan, parent, queue, report: report, onPiece: onPiece) }
+                }
             }
-            var failed: [String] = []
-            for await f in group { if let f { failed.append(f) } }
-            return failed
+            var failed: Set<String> = []
+            for await f in group { if let f { failed.insert(f) } }
+            return Array(failed)
         }
     }
 
@@ -59,6 +64,7 @@ extension Daemon {
                 }
                 guard answer.number == piece.number else { throw RPCError(code: .internal, message: "parent sent the wrong piece") }
                 // The store checks the parent's digest against the bytes before keeping them.
+                try await downloadLimit.take(answer.content.count)
                 let stored = try await store.writePiece(taskID: plan.taskID, number: piece.number, bytes: answer.content,
                                                         expectedDigest: answer.digest, parentID: parent.id)
                 metrics.counter("download_traffic_total", [("type", "REMOTE_PEER")], help: "Bytes downloaded, by source")

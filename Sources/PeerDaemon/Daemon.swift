@@ -19,6 +19,10 @@ public final class Daemon: Sendable {
     let logger: Logger
     let metrics: MetricsRegistry
     private let channels = Mutex<[String: RPCChannel]>([:])
+    /// At most one fetch per task; concurrent requests for it follow the same one.
+    let inflight = Mutex<[String: FetchJob]>([:])
+    let downloadLimit: TokenBucket
+    let backToSourceLimit: TokenBucket
     /// The port other peers reach us on; known once the server has bound (port 0 picks one).
     private let boundPort = Mutex<Int?>(nil)
 
@@ -32,6 +36,8 @@ public final class Daemon: Sendable {
         self.origin = origin
         self.metrics = metrics
         self.logger = logger
+        self.downloadLimit = TokenBucket(bytesPerSecond: config.totalDownloadRateLimit)
+        self.backToSourceLimit = TokenBucket(bytesPerSecond: config.backToSourceRateLimit)
     }
 
     var hostID: String { config.hostID }

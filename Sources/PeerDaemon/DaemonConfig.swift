@@ -19,6 +19,15 @@ public struct DaemonConfig: Sendable {
     public var pieceTimeout: Duration = .seconds(120)
     public var announceInterval: Duration = .seconds(30)
     public var taskExpireTime: Duration = .seconds(6 * 3600)
+    /// Bytes/s; 0 is unlimited.
+    public var totalDownloadRateLimit: Double = 0
+    public var perPeerUploadRateLimit: Double = 0
+    public var backToSourceRateLimit: Double = 0
+    /// GC starts freeing least recently used tasks when the store holds more than this.
+    public var diskGCThreshold: UInt64?
+    /// ...or when the file system is fuller than this percentage.
+    public var diskGCThresholdPercent: Double?
+    public var gcInterval: Duration = .seconds(60)
 
     public init() {}
 
@@ -44,12 +53,35 @@ public struct DaemonConfig: Sendable {
         if let v = try y.int("download.pieceSize") { c.pieceLength = UInt64(v) }
         if let v = try y.int("download.concurrentPieceCount") { c.concurrentPieceCount = max(1, v) }
         if let v = try y.duration("download.pieceTimeout") { c.pieceTimeout = v }
+        if let v = try y.string("download.totalRateLimit") { c.totalDownloadRateLimit = try rate(v, "download.totalRateLimit", path) }
+        if let v = try y.string("download.perPeerRateLimit") { c.perPeerUploadRateLimit = try rate(v, "download.perPeerRateLimit", path) }
+        if let v = try y.string("upload.rateLimit") { c.perPeerUploadRateLimit = try rate(v, "upload.rateLimit", path) }
+        if let v = try y.string("download.backToSourceRateLimit") { c.backToSourceRateLimit = try rate(v, "download.backToSourceRateLimit", path) }
+        if let v = try y.string("storage.diskGCThreshold") { c.diskGCThreshold = UInt64(try rate(v, "storage.diskGCThreshold", path)) }
+        if let v = try y.int("storage.diskGCThresholdPercent") { c.diskGCThresholdPercent = Double(v) }
+        if let v = try y.duration("gc.interval") { c.gcInterval = v }
         if let v = try y.string("host.ip") { c.ip = v }
         if let v = try y.string("host.hostname") { c.hostname = v }
         if let v = try y.string("host.idc") { c.idc = v }
         if let v = try y.string("host.location") { c.location = v }
         try y.rejectUnknownKeys()
         return c
+    }
+
+    /// "8Mi", "100MB", "1Gi" or plain bytes.
+    public static func parseBytes(_ text: String) -> Double? {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        let units: [(String, Double)] = [("Ki", 1024), ("Mi", 1_048_576), ("Gi", 1_073_741_824), ("KB", 1e3), ("MB", 1e6), ("GB", 1e9),
+                                         ("K", 1024), ("M", 1_048_576), ("G", 1_073_741_824)]
+        for (suffix, scale) in units where t.hasSuffix(suffix) {
+            return Double(t.dropLast(suffix.count)).map { $0 * scale }
+        }
+        return Double(t)
+    }
+
+    static func rate(_ text: String, _ key: String, _ path: String) throws -> Double {
+        guard let v = parseBytes(text), v >= 0 else { throw ConfigError("\(path): \(key) must be a size like 8Mi or 100MB") }
+        return v
     }
 
     public var hostID: String { PeerIdentity.hostID(ip: ip, hostname: hostname, seed: seedPeer) }

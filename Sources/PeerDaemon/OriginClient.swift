@@ -60,15 +60,21 @@ public struct OriginClient: Sendable {
         }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(Int(length))
-        for try await var chunk in response.body {
-            bytes += chunk.readBytes(length: chunk.readableBytes) ?? []
-            if bytes.count >= Int(length) {
-                // A 200 carries the whole file: take our piece and stop reading.
-                if code == 200 { return Array(bytes.prefix(Int(length))) }
-                if bytes.count > Int(length) {
-                    throw OriginError(message: "origin sent more than the \(length) bytes asked for")
+        do {
+            for try await var chunk in response.body {
+                bytes += chunk.readBytes(length: chunk.readableBytes) ?? []
+                if bytes.count >= Int(length) {
+                    // A 200 carries the whole file: take our piece and stop reading.
+                    if code == 200 { return Array(bytes.prefix(Int(length))) }
+                    if bytes.count > Int(length) {
+                        throw OriginError(message: "origin sent more than the \(length) bytes asked for")
+                    }
                 }
             }
+        } catch let error as OriginError {
+            throw error
+        } catch {
+            throw OriginError(message: "origin body ended after \(bytes.count) of \(length) bytes (truncated?): \(error)")
         }
         guard bytes.count == Int(length) else {
             throw OriginError(message: "origin sent \(bytes.count) bytes for a \(length)-byte piece (truncated?)")

@@ -72,6 +72,8 @@ public struct PieceTransferService: Dfswift_Peer_V1_PieceTransferProvider {
 
     public func downloadPieces(_ requests: RPCStream<Dfswift_Peer_V1_PieceRequest>, responses: RPCWriter<Dfswift_Peer_V1_PieceResponse>,
                                context: RPCServerContext) async throws {
+        // Each child's stream gets its own upload budget.
+        let uploadLimit = TokenBucket(bytesPerSecond: daemon.config.perPeerUploadRateLimit)
         for try await request in requests {
             let deadline = ContinuousClock.now + daemon.config.pieceTimeout
             while true {
@@ -85,6 +87,7 @@ public struct PieceTransferService: Dfswift_Peer_V1_PieceTransferProvider {
                     do { bytes = try await daemon.store.readPiece(taskID: request.taskId, number: request.number) } catch {
                         throw RPCError(code: .dataLoss, message: "\(error)")
                     }
+                    try await uploadLimit.take(bytes.count)
                     try await responses.write(Dfswift_Peer_V1_PieceResponse.with {
                         $0.number = p.number
                         $0.offset = p.offset

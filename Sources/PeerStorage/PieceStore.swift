@@ -115,6 +115,8 @@ public actor PieceStore {
             }
             written += n
         }
+        // Durable before it is recorded: after a crash, recorded pieces are really on disk.
+        guard fsync(fd) == 0 else { throw .io("fsync failed: \(String(cString: strerror(errno)))") }
     }
 
     /// Reads a stored piece and re-checks its digest.
@@ -138,6 +140,8 @@ public actor PieceStore {
         guard digest == piece.digest else {
             throw .digestMismatch(piece: number, expected: piece.digest, actual: digest)
         }
+        // Recency for LRU eviction; kept in memory and saved with the next metadata write.
+        cache[taskID]?.accessedAt = Date()
         return bytes
     }
 
@@ -179,13 +183,44 @@ public actor PieceStore {
         unlink(metadataURL(taskID).path)
     }
 
+    /// Bytes held by stored pieces, over all tasks.
+    public func storedBytes() -> UInt64 {
+        allTaskIDs().compactMap { try? metadata($0) }.reduce(0) { $0 + $1.pieces.values.reduce(0) { $0 + $1.length } }
+    }
+
+    /// How full the file system under the store is, in percent.
+    public nonisolated func fileSystemUsedPercent() -> Double? {
+        var st = statvfs()
+        guard statvfs(directory.path, &st) == 0, st.f_blocks > 0 else { return nil }
+        return 100 * (1 - Double(st.f_bavail) / Double(st.f_blocks))
+    }
+
+    /// Frees space, least recently used finished tasks first, until the store holds at
+    /// most `maxBytes`. Unfinished tasks are left alone: someone is fetching them.
+    @discardableResult
+    public func collect(toAtMost maxBytes: UInt64) -> [String] {
+        var total = storedBytes()
+        guard total > maxBytes else { return [] }
+        let finished = allTaskIDs().compactMap { try? metadata($0) }.filter(\.finished).sorted { $0.accessedAt < $1.accessedAt }
+        var removed: [String] = []
+        for m in finished where total > maxBytes {
+            try? delete(taskID: m.taskID)
+            total -= min(total, m.pieces.values.reduce(0) { $0 + $1.length })
+            removed.append(m.taskID)
+        }
+        return removed
+    }
+
+    private func allTaskIDs() -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent("metadata").path)) ?? []
+        return names.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }
+    }
+
     /// Deletes tasks not used for longer than `ttl`; returns their ids.
     @discardableResult
     public func collect(olderThan ttl: TimeInterval, now: Date = Date()) -> [String] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent("metadata").path)) ?? []
         var removed: [String] = []
-        for name in names where name.hasSuffix(".json") {
-            let id = String(name.dropLast(5))
+        for id in allTaskIDs() {
             guard let m = try? metadata(id), now.timeIntervalSince(m.accessedAt) > ttl else { continue }
             try? delete(taskID: id)
             removed.append(id)

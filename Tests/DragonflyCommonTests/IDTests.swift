@@ -177,3 +177,21 @@ import Testing
         #expect(throws: ConfigError.self) { try y.int("scheduler.retryLimit") }
     }
 }
+
+@Suite struct TokenBucketTests {
+    @Test func limitsTheAverageRate() async throws {
+        let bucket = TokenBucket(bytesPerSecond: 1_000_000)
+        let start = ContinuousClock.now
+        for _ in 0..<30 { try await bucket.take(100_000) }  // 3 MB at 1 MB/s from empty
+        let elapsed = ContinuousClock.now - start
+        #expect(elapsed >= .milliseconds(2900))
+        #expect(elapsed < .seconds(5))
+    }
+
+    @Test func unlimitedNeverWaits() async throws {
+        let bucket = TokenBucket(bytesPerSecond: 0)
+        let start = ContinuousClock.now
+        for _ in 0..<1000 { try await bucket.take(1 << 20) }
+        #expect(ContinuousClock.now - start < .milliseconds(200))
+    }
+}

@@ -122,3 +122,35 @@ func pieceBytes(_ n: Int) -> [UInt8] { Array(content[(n * 4096)..<min(content.co
         #expect(try await store.metadata(taskID).pieces.isEmpty)
     }
 }
+
+@Suite struct EvictionTests {
+    func finishedTask(_ store: PieceStore, _ id: String, accessedAgo: TimeInterval) async throws {
+        try await store.open(taskID: id, url: "u", contentLength: 10_240, pieceLength: 4096)
+        for n in 0..<3 { try await store.writePiece(taskID: id, number: UInt32(n), bytes: pieceBytes(n)) }
+        try await store.finish(taskID: id)
+    }
+
+    @Test func leastRecentlyUsedFinishedTasksGoFirst() async throws {
+        let store = try PieceStore(directory: temporaryDirectory())
+        let ids = ["aa", "bb", "cc"].map { String(repeating: $0, count: 32) }
+        for id in ids { try await finishedTask(store, id, accessedAgo: 0) }
+        // Reading the first makes it the most recently used.
+        _ = try await store.readPiece(taskID: ids[0], number: 0)
+        let partial = String(repeating: "dd", count: 32)
+        try await store.open(taskID: partial, url: "u", contentLength: 10_240, pieceLength: 4096)
+        try await store.writePiece(taskID: partial, number: 0, bytes: pieceBytes(0))
+        #expect(await store.storedBytes() == 3 * 10_240 + 4096)
+
+        let removed = await store.collect(toAtMost: 2 * 10_240)
+        #expect(removed == [ids[1], ids[2]])
+        #expect(await store.storedBytes() <= 2 * 10_240)
+        #expect(try await store.readPiece(taskID: ids[0], number: 0) == pieceBytes(0))
+        #expect(try await store.metadata(partial).pieces.count == 1, "a task being fetched is never evicted")
+    }
+
+    @Test func fileSystemUsageIsReadable() throws {
+        let store = try PieceStore(directory: temporaryDirectory())
+        let used = try #require(store.fileSystemUsedPercent())
+        #expect(used >= 0 && used <= 100)
+    }
+}

@@ -43,7 +43,13 @@ class Handler(http.server.SimpleHTTPRequestHandler):
     def copyfile(self, src, dst):
         if DELAY:
             time.sleep(DELAY)
-        dst.write(src.read(self._remaining))
+        data = src.read(self._remaining)
+        if self.path.split("?")[0].endswith(".trunc"):
+            # Promise the whole body, send half, hang up: a truncating origin.
+            dst.write(data[: len(data) // 2])
+            self.close_connection = True
+            return
+        dst.write(data)
 
 
 server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), partial(Handler, directory=sys.argv[2]))

@@ -1,0 +1,185 @@
+"""dfdaemon behaviour with real processes: rate limits, restarts, a truncating origin,
+shared downloads, several peers and a seed, GC, and the official API from grpcio."""
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from dragonfly_api import common_pb2, dfdaemon_pb2, dfdaemon_pb2_grpc
+
+from conftest import Server, binary, describe, run
+
+HELPERS = Path(__file__).parent / "helpers"
+MIB = 1 << 20
+
+
+class Cluster:
+    def __init__(self, root, files, origin_delay=None):
+        self.root = root
+        (root / "origin").mkdir()
+        for name, data in files.items():
+            (root / "origin" / name).write_bytes(data)
+        args = [sys.executable, HELPERS / "range_origin.py", "0", root / "origin"]
+        if origin_delay:
+            args.append(str(origin_delay))
+        self.origin = Server(args, root / "origin.log")
+        self.sched = Server([binary("scheduler"), "--port", "0", "--metrics-port", "0", "--listen-ip", "127.0.0.1",
+                             "--data-dir", root / "sched"], root / "sched.log")
+        self.daemons = {}
+
+    def daemon(self, name, *extra, config=None):
+        args = [binary("dfdaemon"), "--port", "0", "--listen-ip", "127.0.0.1", "--hostname", name,
+                "--scheduler", self.sched.address, "--data-dir", self.root / name, "--unix-socket", self.root / f"{name}.sock",
+                *extra]
+        if config:
+            path = self.root / f"{name}.yaml"
+            path.write_text(config)
+            args += ["--config", path]
+        self.daemons[name] = Server(args, self.root / f"{name}.log")
+        return self.daemons[name]
+
+    def url(self, name):
+        return f"http://{self.origin.address}/{name}"
+
+    def dfget(self, daemon, name, *extra, out=None, timeout=120):
+        out = out or self.root / f"{daemon}-{name}.out"
+        return run([binary("dfget"), self.url(name), "-O", out, "--daemon", f"unix:{self.root}/{daemon}.sock", "--quiet",
+                    *extra], timeout=timeout), out
+
+    def origin_gets(self, name):
+        return [l for l in Path(self.origin.log_path).read_text().splitlines() if l.startswith(f"GET /{name}")]
+
+    def stop(self):
+        for s in [*self.daemons.values(), self.sched, self.origin]:
+            s.stop()
+
+
+@pytest.fixture
+def make_cluster(tmp_path):
+    made = []
+
+    def make(files, **kw):
+        c = Cluster(tmp_path, files, **kw)
+        made.append(c)
+        return c
+    yield make
+    for c in made:
+        c.stop()
+
+
+def test_rate_limit_of_8_mib_per_second(make_cluster):
+    c = make_cluster({"f.bin": os.urandom(32 * MIB)})
+    c.daemon("a", config="download:\n  totalRateLimit: 8Mi\n")
+    start = time.monotonic()
+    res, out = c.dfget("a", "f.bin")
+    elapsed = time.monotonic() - start
+    assert res.returncode == 0, describe(res)
+    assert out.stat().st_size == 32 * MIB
+    assert elapsed >= 3.5, f"32 MiB at 8 MiB/s took only {elapsed:.2f}s"
+
+
+def test_restarted_daemon_serves_its_complete_tasks_again(make_cluster):
+    data = os.urandom(6 * MIB)
+    c = make_cluster({"f.bin": data})
+    c.daemon("a")
+    res, _ = c.dfget("a", "f.bin")
+    assert res.returncode == 0, describe(res)
+    gets = len(c.origin_gets("f.bin"))
+    c.daemons["a"].stop()
+    c.daemon("a")
+    res, out = c.dfget("a", "f.bin", out=c.root / "again.out")
+    assert res.returncode == 0, describe(res)
+    assert out.read_bytes() == data
+    assert len(c.origin_gets("f.bin")) == gets, "served from the restarted daemon's store"
+
+
+def test_truncating_origin_is_a_clear_error_and_nothing_is_cached(make_cluster):
+    c = make_cluster({"x.trunc": os.urandom(2 * MIB)})
+    c.daemon("a")
+    res, out = c.dfget("a", "x.trunc")
+    assert res.returncode == 1, describe(res)
+    assert "truncated" in res.stderr or "bytes" in res.stderr, res.stderr
+    assert not out.exists()
+    finished = [p for p in (c.root / "a" / "metadata").glob("*.json") if '"finished":true' in p.read_text()]
+    assert finished == []
+
+
+def test_concurrent_requests_share_one_download(make_cluster):
+    c = make_cluster({"f.bin": os.urandom(12 * MIB)}, origin_delay=0.5)
+    c.daemon("a")
+    results = []
+    threads = [threading.Thread(target=lambda i=i: results.append(c.dfget("a", "f.bin", out=c.root / f"o{i}")))
+               for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert all(r.returncode == 0 for r, _ in results), [describe(r) for r, _ in results]
+    assert len({o.read_bytes() for _, o in results}) == 1
+    assert len(c.origin_gets("f.bin")) == 3, "three requests, one fetch of the three pieces"
+
+
+def test_seed_and_three_peers_get_identical_files_origin_serves_once(make_cluster):
+    data = os.urandom(20 * MIB)
+    c = make_cluster({"model.bin": data})
+    c.daemon("seed", "--seed-peer")
+    for n in ("n1", "n2", "n3"):
+        c.daemon(n)
+    time.sleep(0.5)
+    for n in ("n1", "n2", "n3"):
+        res, out = c.dfget(n, "model.bin")
+        assert res.returncode == 0, describe(res)
+        assert out.read_bytes() == data
+    assert len(c.origin_gets("model.bin")) == 5, "5 pieces, each fetched once (by the seed)"
+
+
+def test_gc_frees_space_under_the_threshold(make_cluster):
+    c = make_cluster({f"f{i}.bin": os.urandom(8 * MIB) for i in range(3)})
+    c.daemon("a", config="storage:\n  diskGCThreshold: 10Mi\ngc:\n  interval: 200ms\n")
+    for i in range(3):
+        res, _ = c.dfget("a", f"f{i}.bin")
+        assert res.returncode == 0, describe(res)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        sizes = [p.stat().st_size for p in (c.root / "a" / "content").iterdir()]
+        if sum(sizes) <= 10 * MIB:
+            break
+        time.sleep(0.2)
+    assert sum(sizes) <= 10 * MIB, sizes
+
+
+def test_official_client_downloads_and_stats_through_our_daemon(make_cluster):
+    data = os.urandom(5 * MIB)
+    c = make_cluster({"f.bin": data})
+    d = c.daemon("a")
+    out = c.root / "grpcio.out"
+    with grpc.insecure_channel(f"unix:{c.root}/a.sock") as channel:
+        stub = dfdaemon_pb2_grpc.DfdaemonDownloadStub(channel)
+        request = dfdaemon_pb2.DownloadTaskRequest(download=common_pb2.Download(
+            url=c.url("f.bin"), output_path=str(out), type=common_pb2.STANDARD))
+        responses = list(stub.DownloadTask(request, timeout=60))
+    first = responses[0]
+    assert first.WhichOneof("response") == "download_task_started_response"
+    assert first.download_task_started_response.content_length == 5 * MIB
+    assert len(first.download_task_started_response.pieces) == 2
+    assert first.host_id == "127.0.0.1-a" and len(first.task_id) == 64 and first.peer_id.startswith("127.0.0.1-a-")
+    pieces = [r.download_piece_finished_response.piece for r in responses[1:]]
+    assert sorted(p.number for p in pieces) == [0, 1]
+    assert all(p.digest.startswith("crc32:") for p in pieces)
+    assert all(r.task_id == first.task_id and r.peer_id == first.peer_id for r in responses)
+    assert out.read_bytes() == data
+
+    with grpc.insecure_channel(d.address) as channel:
+        upload = dfdaemon_pb2_grpc.DfdaemonUploadStub(channel)
+        synced = list(upload.SyncPieces(dfdaemon_pb2.SyncPiecesRequest(
+            host_id="other", task_id=first.task_id, interested_piece_numbers=[0, 1]), timeout=30))
+        assert [(p.number, p.length) for p in synced] == [(0, 4 * MIB), (1, MIB)]
+        task = upload.StatTask(dfdaemon_pb2.StatTaskRequest(task_id=first.task_id), timeout=10)
+        assert task.id == first.task_id and task.content_length == 5 * MIB and task.state == "Succeeded"
+        with pytest.raises(grpc.RpcError) as err:
+            upload.StatTask(dfdaemon_pb2.StatTaskRequest(task_id="f" * 64), timeout=10)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
