@@ -183,3 +183,25 @@ def test_official_client_downloads_and_stats_through_our_daemon(make_cluster):
         with pytest.raises(grpc.RpcError) as err:
             upload.StatTask(dfdaemon_pb2.StatTaskRequest(task_id="f" * 64), timeout=10)
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_corrupt_piece_at_a_parent_is_never_passed_on(make_cluster):
+    data = os.urandom(9 * MIB)
+    c = make_cluster({"f.bin": data})
+    c.daemon("a")
+    c.daemon("b")
+    time.sleep(0.3)
+    res, _ = c.dfget("a", "f.bin")
+    assert res.returncode == 0, describe(res)
+    # Flip bytes inside piece 1 of the parent's copy, behind its back.
+    content = next((c.root / "a" / "content").iterdir())
+    with open(content, "r+b") as f:
+        f.seek(4 * MIB + 1000)
+        f.write(b"\xff\xff\xff\xff")
+    gets_before = len(c.origin_gets("f.bin"))
+    res, out = c.dfget("b", "f.bin")
+    assert res.returncode == 0, describe(res)
+    assert out.read_bytes() == data, "the corrupt piece never reached the child"
+    assert len(c.origin_gets("f.bin")) > gets_before, "what the parent could not serve came from the origin"
+    log = Path(c.daemons["b"].log_path).read_text()
+    assert "failed piece" in log
