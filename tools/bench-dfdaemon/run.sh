@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# dfdaemon benchmark (prints figures; asserts nothing). On 127.0.0.1, release builds:
+#  (a) cache hit: dfget of a 1 GiB task the daemon already holds, vs nginx serving the
+#      same file to curl; ratio = nginx time / our time (>= 1 means we are as fast).
+#  (b) peer to peer: a second dfdaemon fetching the 1 GiB task from the first, MB/s.
+#  (c) the first dfdaemon's peak RSS while downloading 1 GiB from the origin.
+# SIZE_MIB overrides the size (default 1024). nginx is used when installed.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+size_mib=${SIZE_MIB:-1024}
+for p in scheduler dfdaemon dfget; do
+    flock /tmp/swift-build.lock swift build -c release --product "$p" > /tmp/bench-dfdaemon-build.log 2>&1 \
+        || { tail -20 /tmp/bench-dfdaemon-build.log; exit 1; }
+done
+bin=$(swift build -c release --show-bin-path)
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+start() {
+    local name=$1; shift
+    "$@" > "$work/$name.out" 2> "$work/$name.log" & pids+=($!)
+    for _ in $(seq 100); do grep -q LISTENING "$work/$name.out" && return; sleep 0.1; done
+    echo "$name did not start" >&2; cat "$work/$name.log" >&2; exit 1
+}
+now() { date +%s.%N; }
+mkdir -p "$work/origin"
+head -c $((size_mib * 1024 * 1024)) /dev/urandom > "$work/origin/big.bin"
+start origin .venv/bin/python Tests/integration/helpers/range_origin.py 0 "$work/origin"
+origin=127.0.0.1:$(awk '{print $2}' "$work/origin.out")
+start sched "$bin/scheduler" --listen-ip 127.0.0.1 --port 0 --metrics-port 0 --data-dir "$work/s"
+sched=127.0.0.1:$(awk '{print $2}' "$work/sched.out")
+start a "$bin/dfdaemon" --listen-ip 127.0.0.1 --port 0 --hostname a --scheduler "$sched" --data-dir "$work/a" --unix-socket "$work/a.sock"
+start b "$bin/dfdaemon" --listen-ip 127.0.0.1 --port 0 --hostname b --scheduler "$sched" --data-dir "$work/b" --unix-socket "$work/b.sock"
+apid=${pids[2]}
+sleep 0.5
+
+t0=$(now); "$bin/dfget" "http://$origin/big.bin" -O "$work/first.bin" --daemon "unix:$work/a.sock" --quiet; t1=$(now)
+rss_a=$(awk '/VmHWM/ {print int($2/1024)}' /proc/$apid/status)
+t2=$(now); "$bin/dfget" "http://$origin/big.bin" -O "$work/p2p.bin" --daemon "unix:$work/b.sock" --quiet; t3=$(now)
+t4=$(now); "$bin/dfget" "http://$origin/big.bin" -O "$work/hit.bin" --daemon "unix:$work/a.sock" --quiet; t5=$(now)
+cmp -s "$work/p2p.bin" "$work/origin/big.bin" && cmp -s "$work/hit.bin" "$work/origin/big.bin" || { echo "content differs!" >&2; exit 1; }
+
+nginx_s=""
+if command -v nginx >/dev/null; then
+    cat > "$work/nginx.conf" <<CONF
+daemon off; worker_processes 1; pid $work/nginx.pid; error_log $work/nginx.err;
+events {}
+http { access_log off; sendfile on; server { listen 127.0.0.1:18990; root $work/origin; } }
+CONF
+    nginx -c "$work/nginx.conf" -p "$work" & pids+=($!)
+    sleep 0.5
+    t6=$(now); curl -s -o "$work/nginx.bin" http://127.0.0.1:18990/big.bin; t7=$(now)
+    nginx_s=$(echo "$t7 - $t6" | bc -l)
+fi
+
+first_s=$(echo "$t1 - $t0" | bc -l); p2p_s=$(echo "$t3 - $t2" | bc -l); hit_s=$(echo "$t5 - $t4" | bc -l)
+printf '\ndfdaemon benchmark, %d MiB task, loopback, release, 2 cores shared by every process\n' "$size_mib"
+printf '%-52s %12s %10s\n' figure value target
+printf '%-52s %10.2f s\n' "first download (origin via dfdaemon a)" "$first_s"
+printf '%-52s %8.0f MB/s\n' "(b) peer to peer, dfdaemon b from a" "$(echo "$size_mib * 1.048576 / $p2p_s" | bc -l)"
+printf '%-52s %10d MiB %10s\n' "(c) dfdaemon a peak RSS while downloading" "$rss_a" "<= 150"
+printf '%-52s %10.2f s\n' "cache hit: dfget from a (file already held)" "$hit_s"
+if [ -n "$nginx_s" ]; then
+    printf '%-52s %10.2f s\n' "nginx + curl, same file" "$nginx_s"
+    printf '%-52s %12.2f %10s\n' "(a) ratio nginx time / our cache-hit time" "$(echo "$nginx_s / $hit_s" | bc -l)" ">= 0.8"
+else
+    echo "(a) nginx not installed (apt-get install nginx-light): no ratio"
+fi
