@@ -49,34 +49,6 @@ NEED_BTS_RETRY = "scheduling exceeded RetryBackToSourceLimit"
 # ---------------------------------------------------------------------------------------
 # The scheduler process
 
-LISTENING_BOTH = re.compile(r"^LISTENING (\d+) METRICS (\d+)\s*$")
-
-
-class SchedulerServer(Server):
-    """`scheduler` prints `LISTENING <grpc> METRICS <metrics>`; conftest's Server expects one
-    port, so only the readiness parsing differs."""
-
-    def _wait_listening(self, timeout):
-        deadline = time.monotonic() + timeout
-        seen = []
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self._lines.get(timeout=left)
-            except queue.Empty:
-                break
-            if line is None:
-                self.stop()
-                pytest.fail(f"{self.cmd} exited ({self.proc.returncode}) before LISTENING;"
-                            f" stdout: {seen}\n{self.log_tail()}")
-            seen.append(line)
-            if match := LISTENING_BOTH.match(line):
-                self.metrics_port = int(match.group(2))
-                return int(match.group(1))
-        self.stop()
-        pytest.fail(f"{self.cmd} printed no 'LISTENING <port> METRICS <port>' in {timeout}s;"
-                    f" stdout: {seen}\n{self.log_tail()}")
-
-
 def write_config(path, scheduler_keys):
     lines = ["scheduler:"] + [f"  {k}: {v}" for k, v in scheduler_keys.items()]
     path.write_text("\n".join(lines) + "\n")
@@ -89,7 +61,7 @@ class Sched:
     def __init__(self, tmp_path, scheduler_keys):
         tmp_path.mkdir(parents=True, exist_ok=True)
         config = write_config(tmp_path / "scheduler.yaml", scheduler_keys)
-        self.server = SchedulerServer(
+        self.server = Server(
             [binary("scheduler"), "--port", "0", "--metrics-port", "0", "--listen-ip", "127.0.0.1",
              "--data-dir", tmp_path / "data", "--config", config],
             tmp_path / "stderr.log")
