@@ -54,8 +54,7 @@ extension Daemon {
         } catch {
             throw RPCError(code: .internal, message: "\(error)")
         }
-        metrics.counter("download_traffic_total", [("type", "BACK_TO_SOURCE")], help: "Bytes downloaded, by source")
-            .increment(by: Int64(bytes.count))
+        recordPiece(source: "BACK_TO_SOURCE", bytes: bytes.count, cost: ContinuousClock.now - start)
         let reported = Common_V2_Piece(stored, traffic: .backToSource, cost: ContinuousClock.now - start)
         await onPiece?(reported)
         try await report(reported)

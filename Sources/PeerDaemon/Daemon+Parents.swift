@@ -67,8 +67,7 @@ extension Daemon {
                 try await downloadLimit.take(answer.content.count)
                 let stored = try await store.writePiece(taskID: plan.taskID, number: piece.number, bytes: answer.content,
                                                         expectedDigest: answer.digest, parentID: parent.id)
-                metrics.counter("download_traffic_total", [("type", "REMOTE_PEER")], help: "Bytes downloaded, by source")
-                    .increment(by: Int64(answer.content.count))
+                recordPiece(source: "REMOTE_PEER", bytes: answer.content.count, cost: ContinuousClock.now - start)
                 let reported = Common_V2_Piece(stored, traffic: .remotePeer, cost: ContinuousClock.now - start)
                 await onPiece(reported)
                 try await report(reported)

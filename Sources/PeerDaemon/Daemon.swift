@@ -58,6 +58,15 @@ public final class Daemon: Sendable {
         }
     }
 
+    /// Counts a piece that arrived: bytes by source, pieces, and how long it took.
+    func recordPiece(source: String, bytes: Int, cost: Duration) {
+        metrics.counter("download_traffic_total", [("type", source)], help: "Bytes downloaded, by source").increment(by: Int64(bytes))
+        metrics.counter("download_piece_total", [("type", source)], help: "Pieces downloaded, by source").increment()
+        let seconds = Double(cost.components.seconds) + Double(cost.components.attoseconds) / 1e18
+        metrics.secondsHistogram("download_piece_cost_seconds", buckets: MetricsRegistry.latencyBuckets,
+                                 help: "Time to download one piece").record(seconds)
+    }
+
     /// A cached connection per peer or scheduler address.
     func channel(_ address: String) throws -> RPCChannel {
         try channels.withLock { map in

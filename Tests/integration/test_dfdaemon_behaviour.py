@@ -205,3 +205,22 @@ def test_corrupt_piece_at_a_parent_is_never_passed_on(make_cluster):
     assert len(c.origin_gets("f.bin")) > gets_before, "what the parent could not serve came from the origin"
     log = Path(c.daemons["b"].log_path).read_text()
     assert "failed piece" in log
+
+
+def test_daemon_metrics_are_valid_prometheus_text(make_cluster):
+    import shutil
+    import subprocess
+    import urllib.request
+    c = make_cluster({"f.bin": os.urandom(MIB)})
+    d = c.daemon("a")
+    res, _ = c.dfget("a", "f.bin")
+    assert res.returncode == 0, describe(res)
+    text = urllib.request.urlopen(f"http://{d.address}/metrics", timeout=10).read().decode()
+    for name in ("dragonfly_dfdaemon_download_task_total", "dragonfly_dfdaemon_download_traffic_total",
+                 "dragonfly_dfdaemon_download_piece_total", "dragonfly_dfdaemon_download_piece_cost_seconds_bucket"):
+        assert name in text, name
+    assert 'dragonfly_dfdaemon_download_task_total{type="back_to_source"} 1' in text
+    promtool = shutil.which("promtool")
+    if promtool:
+        check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+        assert check.returncode == 0, check.stdout + check.stderr
