@@ -33,8 +33,9 @@ extension Daemon {
         }
         let peerID = PeerIdentity.peerID(ip: config.ip, hostname: config.hostname, seed: config.seedPeer)
 
-        // A complete local copy is served at once.
-        if let m = try? await store.metadata(taskID), m.finished {
+        // A complete local copy is served at once, after re-checking every piece: an output
+        // hard-linked to the store could have been edited since.
+        if let m = try? await store.metadata(taskID), m.finished, await verifiesIntact(m) {
             try await started(startedResponse(m, finished: true), taskID, peerID)
             for p in m.pieces.values.sorted(by: { $0.number < $1.number }) {
                 try await report(Common_V2_Piece(p, traffic: .localPeer))
@@ -88,6 +89,19 @@ extension Daemon {
         metrics.counter("download_task_total", [("type", fromOrigin ? "back_to_source" : "p2p")],
                         help: "Tasks downloaded, by where the bytes came from").increment()
         try await writeOutput(request, taskID: taskID)
+    }
+
+    /// True when every stored piece still matches its digest; otherwise the task is
+    /// dropped so it is fetched again.
+    func verifiesIntact(_ m: TaskMetadata) async -> Bool {
+        for n in m.pieces.keys.sorted() {
+            if (try? await store.readPiece(taskID: m.taskID, number: n)) == nil {
+                logger.warning("task \(m.taskID): stored piece \(n) is corrupt; fetching the task again")
+                try? await store.delete(taskID: m.taskID)
+                return false
+            }
+        }
+        return true
     }
 
     /// The fetch of a task's missing pieces, started once however many ask for the task.
@@ -159,8 +173,10 @@ extension Daemon {
         return RPCError(code: .internal, message: error.description, details: json)
     }
 
-    /// Copies the finished content to `output_path` through a temporary file and a rename,
-    /// so a reader never sees half a file.
+    /// Puts the finished content at `output_path` through a temporary name and a rename, so
+    /// a reader never sees half a file: a hard link when the store shares the file system
+    /// (as the Rust client does; the store re-verifies digests, so later edits to the output
+    /// are caught before anything is served), otherwise a copy.
     func writeOutput(_ request: Common_V2_Download, taskID: String) async throws {
         guard let output = request.outputPath, !output.isEmpty else { return }
         let source = store.directory.appendingPathComponent("content/\(taskID)").path
@@ -168,7 +184,9 @@ extension Daemon {
         let fm = FileManager.default
         do {
             try fm.createDirectory(atPath: (output as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            try fm.copyItem(atPath: source, toPath: temporary)
+            if link(source, temporary) != 0 {
+                try fm.copyItem(atPath: source, toPath: temporary)
+            }
             if rename(temporary, output) != 0 { throw RPCError(code: .internal, message: "cannot move into \(output)") }
         } catch {
             try? fm.removeItem(atPath: temporary)

@@ -224,3 +224,18 @@ def test_daemon_metrics_are_valid_prometheus_text(make_cluster):
     if promtool:
         check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
         assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_edited_output_does_not_poison_the_cache(make_cluster):
+    # Outputs are hard links into the store when possible; an edit to one must not be
+    # handed to the next requester.
+    data = os.urandom(2 * MIB)
+    c = make_cluster({"f.bin": data})
+    c.daemon("a")
+    res, out = c.dfget("a", "f.bin")
+    assert res.returncode == 0, describe(res)
+    with open(out, "r+b") as f:
+        f.write(b"scribble")
+    res, again = c.dfget("a", "f.bin", out=c.root / "again.out")
+    assert res.returncode == 0, describe(res)
+    assert again.read_bytes() == data
