@@ -49,9 +49,13 @@ daemon off; worker_processes 1; pid $work/nginx.pid; error_log $work/nginx.err;
 events {}
 http { access_log off; sendfile on; server { listen 127.0.0.1:18990; root $work/origin; } }
 CONF
+    # nginx's workers drop to an unprivileged user: give it its own readable copy.
+    mkdir -p "$work/www" && chmod 755 "$work" "$work/www" && cp "$work/origin/big.bin" "$work/www/" && chmod 644 "$work/www/big.bin"
+    sed -i "s|root $work/origin|root $work/www|" "$work/nginx.conf"
     nginx -c "$work/nginx.conf" -p "$work" & pids+=($!)
     sleep 0.5
-    t6=$(now); curl -s -o "$work/nginx.bin" http://127.0.0.1:18990/big.bin; t7=$(now)
+    t6=$(now); curl -sf -o "$work/nginx.bin" http://127.0.0.1:18990/big.bin; t7=$(now)
+    cmp -s "$work/nginx.bin" "$work/origin/big.bin" || { echo "nginx served something else" >&2; exit 1; }
     nginx_s=$(echo "$t7 - $t6" | bc -l)
 fi
 
