@@ -18,7 +18,12 @@ public final class Daemon: Sendable {
     let origin: OriginClient
     let logger: Logger
     let metrics: MetricsRegistry
-    private let channels = Mutex<[String: RPCChannel]>([:])
+    /// Connections to schedulers and parents. Pieces go up to 64 MiB; gRPC's 4 MiB default
+    /// would refuse them.
+    private let channels = RPCChannelPool { config in
+        config.connectTimeout = .seconds(3)
+        config.maxReceiveMessageSize = 80 << 20
+    }
     /// At most one fetch per task; concurrent requests for it follow the same one.
     let inflight = Mutex<[String: FetchJob]>([:])
     let downloadLimit: TokenBucket
@@ -67,19 +72,7 @@ public final class Daemon: Sendable {
                                  help: "Time to download one piece").record(seconds)
     }
 
-    /// A cached connection per peer or scheduler address.
-    func channel(_ address: String) throws -> RPCChannel {
-        try channels.withLock { map in
-            if let c = map[address] { return c }
-            var config = try RPCClientConfiguration.parse(address)
-            config.connectTimeout = .seconds(3)
-            // Pieces go up to 64 MiB; gRPC's 4 MiB default would refuse them.
-            config.maxReceiveMessageSize = 80 << 20
-            let c = try RPCChannel(configuration: config)
-            map[address] = c
-            return c
-        }
-    }
+    func channel(_ address: String) throws -> RPCChannel { try channels.channel(address) }
 
     /// The scheduler for a task: rendezvous hashing over the configured schedulers, so one
     /// task always meets the same scheduler on every peer.
@@ -97,14 +90,7 @@ public final class Daemon: Sendable {
         }
     }
 
-    public func close() async {
-        let all = channels.withLock { m -> [RPCChannel] in
-            let v = Array(m.values)
-            m.removeAll()
-            return v
-        }
-        for c in all { await c.close() }
-    }
+    public func close() async { await channels.closeAll() }
 
     /// Announces this host to every scheduler, then again every interval, until cancelled.
     public func announceHost() async {

@@ -8,25 +8,16 @@ import Synchronization
 /// Asks a seed peer to fetch a task (`DfdaemonUpload.DownloadTask`) and drains its
 /// progress stream. One channel per seed address, reused.
 public final class SeedPeerClient: Sendable {
-    private let channels = Mutex<[String: RPCChannel]>([:])
+    private let channels = RPCChannelPool()
     private let logger: Logger
 
     public init(logger: Logger = Logger(label: "scheduler.seed")) {
         self.logger = logger
     }
 
-    private func channel(_ address: String) throws -> RPCChannel {
-        try channels.withLock { map in
-            if let c = map[address] { return c }
-            let c = try RPCChannel(address: address)
-            map[address] = c
-            return c
-        }
-    }
-
     public func download(_ request: SeedDownload) async {
         do {
-            let client = Dfdaemon_V2_DfdaemonUploadClient(RPCClient(transport: try channel(request.address)))
+            let client = Dfdaemon_V2_DfdaemonUploadClient(RPCClient(transport: try channels.channel(request.address)))
             var r = Dfdaemon_V2_DownloadTaskRequest()
             r.download = request.download
             let call = try await client.downloadTask(r)
@@ -38,12 +29,5 @@ public final class SeedPeerClient: Sendable {
         }
     }
 
-    public func close() async {
-        let all = channels.withLock { m -> [RPCChannel] in
-            let v = Array(m.values)
-            m.removeAll()
-            return v
-        }
-        for c in all { await c.close() }
-    }
+    public func close() async { await channels.closeAll() }
 }
