@@ -85,19 +85,7 @@ struct DFDaemonCommand: AsyncParsableCommand {
         fflush(nil)
 
         let announcer = Task { await daemon.announceHost() }
-        let gc = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: c.gcInterval)
-                await store.collect(olderThan: Double(c.taskExpireTime.components.seconds))
-                if let limit = c.diskGCThreshold { await store.collect(toAtMost: limit) }
-                if let percent = c.diskGCThresholdPercent, let used = store.fileSystemUsedPercent(), used > percent {
-                    // Free the share of the store that brings the disk back under the threshold.
-                    let held = await store.storedBytes()
-                    let excess = (used - percent) / max(used, 1)
-                    await store.collect(toAtMost: UInt64(Double(held) * max(0, 1 - excess)))
-                }
-            }
-        }
+        let gc = Task { await daemon.collectGarbage() }
         await server.runUntilTerminated()
         announcer.cancel()
         await daemon.leave()

@@ -18,27 +18,31 @@ extension Daemon {
     /// parent. A parent that fails or sends a bad piece is dropped and its piece goes to the
     /// others. Returns the parents that failed.
     func fetchFromParents(_ plan: DownloadPlan, parents: [Common_V2_Peer], report: @escaping PieceReport,
-                          onPiece: @escaping @Sendable (Common_V2_Piece) async -> Void) async throws -> [String] {
+                          onPiece: @escaping @Sendable (Common_V2_Piece) async -> Void,
+                          onParentFailed: @escaping @Sendable (String, UInt32) async -> Void) async throws -> [String] {
         let queue = PieceQueue(try await missingPieces(plan))
         // Several streams per parent up to concurrentPieceCount in all; workers take the
         // next piece when free, so a faster (less loaded) parent serves more pieces.
         let perParent = max(1, config.concurrentPieceCount / max(1, parents.count))
-        return await withTaskGroup(of: String?.self) { group in
+        return await withTaskGroup(of: (String, UInt32)?.self) { group in
             for parent in parents {
                 for _ in 0..<perParent {
                     group.addTask { await self.parentWorker(plan, parent, queue, report: report, onPiece: onPiece) }
                 }
             }
-            var failed: Set<String> = []
-            for await f in group { if let f { failed.insert(f) } }
-            return Array(failed)
+            var failed: [String] = []
+            for await case let (parentID, piece)? in group where !failed.contains(parentID) {
+                failed.append(parentID)
+                await onParentFailed(parentID, piece)
+            }
+            return failed
         }
     }
 
-    /// Returns the parent's id if it failed.
+    /// Returns the parent's id and the piece it failed, if it failed.
     private func parentWorker(_ plan: DownloadPlan, _ parent: Common_V2_Peer, _ queue: PieceQueue,
-                              report: PieceReport, onPiece: @Sendable (Common_V2_Piece) async -> Void) async -> String? {
-        guard let host = parent.host else { return parent.id }
+                              report: PieceReport, onPiece: @Sendable (Common_V2_Piece) async -> Void) async -> (String, UInt32)? {
+        guard let host = parent.host else { return (parent.id, 0) }
         let address = host.ip.contains(":") ? "[\(host.ip)]:\(host.port)" : "\(host.ip):\(host.port)"
         let call: RPCCall<Dfswift_Peer_V1_PieceRequest, Dfswift_Peer_V1_PieceResponse>
         do {
@@ -46,7 +50,7 @@ extension Daemon {
             call = try await client.downloadPieces(options: CallOptions(timeout: .seconds(3600)))
         } catch {
             logger.info("task \(plan.taskID): cannot reach parent \(parent.id) at \(address): \(error)")
-            return parent.id
+            return (parent.id, 0)
         }
         defer { call.cancel() }
         // Iterators of an RPCStream share its buffer, so a copy can wait under a timeout.
@@ -74,7 +78,7 @@ extension Daemon {
             } catch {
                 logger.info("task \(plan.taskID): parent \(parent.id) failed piece \(piece.number): \(error)")
                 queue.giveBack(piece)
-                return parent.id
+                return (parent.id, piece.number)
             }
         }
         return nil

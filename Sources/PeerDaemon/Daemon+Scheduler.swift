@@ -4,6 +4,9 @@ import PeerStorage
 import RPCCore
 
 extension Daemon {
+    /// How many sets of parents one download tries before it leaves the rest to the origin.
+    static let maxScheduleRounds = 8
+
     /// The download as the scheduler directs it: register, then follow its answers —
     /// parents to fetch from, or back to source — reporting every piece.
     func downloadThroughScheduler(_ plan: DownloadPlan, scheduler address: String, report: @escaping PieceReport) async throws {
@@ -19,6 +22,10 @@ extension Daemon {
         try await session.send(.registerPeerRequest(Scheduler_V2_RegisterPeerRequest.with { $0.download = download }))
 
         var started = false
+        // Parents that failed this download are not used again, whatever the scheduler says,
+        // and a scheduler that keeps offering only those is given up on (the origin remains).
+        var blocked: [String: Common_V2_Peer] = [:]
+        var rounds = 0
         for try await response in call.responses {
             switch response.response {
             case .emptyTaskResponse?:
@@ -41,23 +48,41 @@ extension Daemon {
                 try await call.finishSending()
                 return
             case .normalTaskResponse(let normal)?:
+                rounds += 1
+                guard rounds <= Daemon.maxScheduleRounds else {
+                    throw RPCError(code: .unavailable, message: "no usable parent after \(Daemon.maxScheduleRounds) schedules")
+                }
                 if !started {
                     started = true
                     try await session.send(.downloadPeerStartedRequest(Scheduler_V2_DownloadPeerStartedRequest()))
                 }
-                let failed = try await fetchFromParents(plan, parents: normal.candidateParents, report: report) { piece in
+                let parents = normal.candidateParents.filter { blocked[$0.id] == nil }
+                let failed = try await fetchFromParents(plan, parents: parents, report: report, onPiece: { piece in
                     try? await session.send(.downloadPieceFinishedRequest(
                         Scheduler_V2_DownloadPieceFinishedRequest.with { $0.piece = piece }))
+                }, onParentFailed: { parentID, pieceNumber in
+                    // The scheduler counts it against the parent's host and blocks it for us.
+                    try? await session.send(.downloadPieceFailedRequest(Scheduler_V2_DownloadPieceFailedRequest.with {
+                        $0.pieceNumber = pieceNumber
+                        $0.parentId = parentID
+                        $0.temporary = true
+                    }))
+                })
+                for id in failed {
+                    logger.warning("task \(plan.taskID): blocklisting parent \(id) for this download")
+                    blocked[id] = normal.candidateParents.first { $0.id == id }
                 }
                 if try await missingPieces(plan).isEmpty {
                     try await session.send(.downloadPeerFinishedRequest(Scheduler_V2_DownloadPeerFinishedRequest()))
                     try await call.finishSending()
                     return
                 }
-                // Ask for other parents, excluding the ones that failed us.
+                // A reported piece failure already makes the scheduler look again; otherwise
+                // (no parent failed, yet pieces are missing) ask for other parents.
+                guard failed.isEmpty else { continue }
                 var reschedule = Scheduler_V2_ReschedulePeerRequest()
-                reschedule.candidateParents = normal.candidateParents.filter { failed.contains($0.id) }
-                reschedule.descriptionField = "parents failed: \(failed.joined(separator: ","))"
+                reschedule.candidateParents = Array(blocked.values)
+                reschedule.descriptionField = "parents failed: \(blocked.keys.sorted().joined(separator: ","))"
                 try await session.send(.reschedulePeerRequest(reschedule))
             default:
                 continue

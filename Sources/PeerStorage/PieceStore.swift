@@ -188,11 +188,11 @@ public actor PieceStore {
         allTaskIDs().compactMap { try? metadata($0) }.reduce(0) { $0 + $1.pieces.values.reduce(0) { $0 + $1.length } }
     }
 
-    /// How full the file system under the store is, in percent.
-    public nonisolated func fileSystemUsedPercent() -> Double? {
+    /// How full the file system under the store is, in percent, and its size in bytes.
+    public nonisolated func fileSystemUsage() -> (usedPercent: Double, totalBytes: UInt64)? {
         var st = statvfs()
         guard statvfs(directory.path, &st) == 0, st.f_blocks > 0 else { return nil }
-        return 100 * (1 - Double(st.f_bavail) / Double(st.f_blocks))
+        return (100 * (1 - Double(st.f_bavail) / Double(st.f_blocks)), UInt64(st.f_blocks) * UInt64(st.f_frsize))
     }
 
     /// Frees space, least recently used finished tasks first, until the store holds at

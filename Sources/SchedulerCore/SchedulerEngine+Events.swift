@@ -12,7 +12,9 @@ extension SchedulerEngine {
     public func backToSourceStarted(peerID: String) throws(RPCError) {
         let peer = try peer(peerID)
         countPeer("download_peer_back_to_source_started_total", peer)
-        if peer.state != .running { try fire(.downloadBackToSource, on: peer) }
+        // A running peer whose parents failed it goes back to source too; as BackToSource it
+        // is a usable parent at once, although no parent feeds it.
+        if peer.state != .backToSource { try fire(.downloadBackToSource, on: peer) }
     }
 
     /// Adds the reporter's unwanted parents to its blocklist before it is scheduled again.

@@ -150,7 +150,8 @@ func pieceBytes(_ n: Int) -> [UInt8] { Array(content[(n * 4096)..<min(content.co
 
     @Test func fileSystemUsageIsReadable() throws {
         let store = try PieceStore(directory: temporaryDirectory())
-        let used = try #require(store.fileSystemUsedPercent())
-        #expect(used >= 0 && used <= 100)
+        let usage = try #require(store.fileSystemUsage())
+        #expect(usage.usedPercent >= 0 && usage.usedPercent <= 100)
+        #expect(usage.totalBytes > 0)
     }
 }

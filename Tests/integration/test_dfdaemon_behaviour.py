@@ -2,6 +2,7 @@
 shared downloads, several peers and a seed, GC, and the official API from grpcio."""
 
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -31,9 +32,10 @@ class Cluster:
                              "--data-dir", root / "sched"], root / "sched.log")
         self.daemons = {}
 
-    def daemon(self, name, *extra, config=None):
+    def daemon(self, name, *extra, config=None, data_dir=None):
         args = [binary("dfdaemon"), "--port", "0", "--listen-ip", "127.0.0.1", "--hostname", name,
-                "--scheduler", self.sched.address, "--data-dir", self.root / name, "--unix-socket", self.root / f"{name}.sock",
+                "--scheduler", self.sched.address, "--data-dir", data_dir or self.root / name,
+                "--unix-socket", self.root / f"{name}.sock",
                 *extra]
         if config:
             path = self.root / f"{name}.yaml"
@@ -41,6 +43,12 @@ class Cluster:
             args += ["--config", path]
         self.daemons[name] = Server(args, self.root / f"{name}.log")
         return self.daemons[name]
+
+    def liar(self, name, piece_length):
+        """A fake peer that claims the whole file and serves it with flipped bytes."""
+        self.daemons["liar"] = Server([sys.executable, HELPERS / "lying_parent.py", self.sched.address, self.url(name),
+                                       self.root / "origin" / name, piece_length], self.root / "liar.log")
+        return self.daemons["liar"]
 
     def url(self, name):
         return f"http://{self.origin.address}/{name}"
@@ -205,6 +213,64 @@ def test_corrupt_piece_at_a_parent_is_never_passed_on(make_cluster):
     assert len(c.origin_gets("f.bin")) > gets_before, "what the parent could not serve came from the origin"
     log = Path(c.daemons["b"].log_path).read_text()
     assert "failed piece" in log
+
+
+def test_lying_parent_is_caught_blocklisted_and_the_bytes_come_from_elsewhere(make_cluster):
+    # The liar sends each piece with its true digest but wrong bytes.
+    data = os.urandom(12 * MIB)
+    c = make_cluster({"f.bin": data})
+    liar = c.liar("f.bin", 4 * MIB)
+    c.daemon("a")
+    c.daemon("b")
+    time.sleep(0.3)
+    res, out = c.dfget("a", "f.bin")
+    assert res.returncode == 0, describe(res)
+    assert out.read_bytes() == data
+    asked = Path(liar.log_path).read_text().count("served piece")
+    assert asked >= 1, "the scheduler offered the liar as a parent"
+    log_a = Path(c.daemons["a"].log_path).read_text()
+    assert "digest" in log_a and "blocklisting parent 127.0.0.1-liar" in log_a, log_a[-3000:]
+    # Each of a's workers asked the liar at most once: after the first bad piece it was dropped.
+    assert asked <= 8, asked
+    # b is offered a (honest, complete) and perhaps the liar; its bytes come from a, not the origin.
+    time.sleep(0.5)  # a's last reports reach the scheduler
+    gets_before = len(c.origin_gets("f.bin"))
+    res, out = c.dfget("b", "f.bin")
+    assert res.returncode == 0, describe(res)
+    assert out.read_bytes() == data
+    assert len(c.origin_gets("f.bin")) == gets_before, "b got its pieces from the honest parent"
+
+
+def test_gc_frees_space_under_the_disk_percent_threshold(make_cluster, tmp_path):
+    # A 64 MiB tmpfs of our own, so "percent of the disk" is something the test controls.
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        files = {f"f{i}.bin": os.urandom(14 * MIB) for i in range(3)}
+        c = make_cluster(files)
+        c.daemon("a", config="storage:\n  diskGCThresholdPercent: 60\ngc:\n  interval: 200ms\n", data_dir=mnt / "a")
+        for i in range(3):
+            res, _ = c.dfget("a", f"f{i}.bin")
+            assert res.returncode == 0, describe(res)
+            time.sleep(0.05)
+        used = lambda: 100 * (1 - os.statvfs(mnt).f_bavail / os.statvfs(mnt).f_blocks)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and used() > 60:
+            time.sleep(0.2)
+        assert used() <= 60, f"{used():.1f}% used"
+        # Least recently used went first: the newest task is still served without the origin.
+        gets_before = len(c.origin_gets("f2.bin"))
+        res, out = c.dfget("a", "f2.bin")
+        assert res.returncode == 0 and out.read_bytes() == files["f2.bin"], describe(res)
+        assert len(c.origin_gets("f2.bin")) == gets_before
+        assert "gc removed" in Path(c.daemons["a"].log_path).read_text()
+    finally:
+        for d in c.daemons.values() if "c" in locals() else []:
+            d.stop()
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def test_daemon_metrics_are_valid_prometheus_text(make_cluster):
