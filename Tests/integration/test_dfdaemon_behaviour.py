@@ -241,6 +241,22 @@ def test_lying_parent_is_caught_blocklisted_and_the_bytes_come_from_elsewhere(ma
     assert len(c.origin_gets("f.bin")) == gets_before, "b got its pieces from the honest parent"
 
 
+def test_scheduler_stopped_mid_life_downloads_still_succeed(make_cluster):
+    files = {"before.bin": os.urandom(5 * MIB), "after.bin": os.urandom(5 * MIB)}
+    c = make_cluster(files)
+    c.daemon("a")
+    time.sleep(0.3)
+    res, _ = c.dfget("a", "before.bin")
+    assert res.returncode == 0, describe(res)
+    c.sched.proc.kill()  # no goodbye: the daemon's channel to it just breaks
+    c.sched.proc.wait(timeout=10)
+    res, out = c.dfget("a", "after.bin", timeout=60)
+    assert res.returncode == 0, describe(res) + Path(c.daemons["a"].log_path).read_text()[-2000:]
+    assert out.read_bytes() == files["after.bin"]
+    res, out = c.dfget("a", "before.bin", timeout=60)
+    assert res.returncode == 0 and out.read_bytes() == files["before.bin"], describe(res)
+
+
 def test_gc_frees_space_under_the_disk_percent_threshold(make_cluster, tmp_path):
     # A 64 MiB tmpfs of our own, so "percent of the disk" is something the test controls.
     mnt = tmp_path / "disk"
