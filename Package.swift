@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        // Only for AsyncHTTPClient's TLS settings towards origins (certificate verification).
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // C shims over the system libraries the design card fixes.
@@ -67,8 +69,22 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // A small HTTP/1.1 server core: keep-alive, streamed responses with backpressure.
+        .target(name: "HTTPServing", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The dfdaemon's registry mirror on port 65001.
+        .target(name: "RegistryMirror", dependencies: [
+            "PeerDaemon", "HTTPServing", "DragonflyCommon", "GeneratedAPI",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .executableTarget(name: "DFDaemon", dependencies: [
-            "PeerDaemon", "PeerStorage", "DragonflyCommon", "RPCTransport", "RPCServices",
+            "PeerDaemon", "PeerStorage", "DragonflyCommon", "RPCTransport", "RPCServices", "RegistryMirror", "HTTPServing",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -105,6 +121,7 @@ let package = Package(
         ]),
 
         .testTarget(name: "DragonflyCommonTests", dependencies: ["DragonflyCommon"]),
+        .testTarget(name: "RegistryMirrorTests", dependencies: ["RegistryMirror", "PeerDaemon", "HTTPServing"]),
         .testTarget(name: "PeerStorageTests", dependencies: ["PeerStorage", "DragonflyCommon"]),
         .testTarget(name: "SchedulerTests", dependencies: ["SchedulerCore", "DragonflyCommon", "GeneratedAPI", "RPCCore"]),
         .testTarget(name: "ProtoJSONTests", dependencies: ["ProtoJSON"]),

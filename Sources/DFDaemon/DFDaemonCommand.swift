@@ -2,7 +2,9 @@ import ArgumentParser
 import DragonflyCommon
 import Foundation
 import Logging
+import HTTPServing
 import PeerDaemon
+import RegistryMirror
 import PeerStorage
 import RPCServices
 import RPCTransport
@@ -67,7 +69,8 @@ struct DFDaemonCommand: AsyncParsableCommand {
         var tcp = RPCServerConfiguration(address: .tcp(host: c.listenIP, port: c.port))
         tcp.maxReceiveMessageSize = 80 << 20
         tcp.maxSendMessageSize = 80 << 20
-        tcp.otherProtocol = { channel in try http.configure(channel) }
+        let mirror = MirrorResponder(daemon: daemon, operational: http, logger: logger)
+        tcp.otherProtocol = { channel in try HTTPConnection.serve(channel, responder: mirror, logger: logger) }
         let server = RPCServer(services: services, configuration: tcp, logger: logger)
         let bound = try await server.start()
         daemon.setBoundPort(bound)
@@ -92,5 +95,6 @@ struct DFDaemonCommand: AsyncParsableCommand {
         gc.cancel()
         await local?.shutdownGracefully(timeout: .seconds(1))
         await daemon.close()
+        await mirror.shutdown()
     }
 }

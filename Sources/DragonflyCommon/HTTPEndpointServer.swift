@@ -27,6 +27,10 @@ public final class HTTPEndpointServer: Sendable {
         self.routes = routes
     }
 
+    /// The answer for `path`, when it is one of the routes; for servers that embed these
+    /// endpoints in a larger HTTP service.
+    public func response(for path: String) -> Response? { routes[path]?() }
+
     /// The standard routes: Prometheus text at `/metrics`, "OK" at `/healthy`.
     public static func operational(metrics: MetricsRegistry) -> HTTPEndpointServer {
         HTTPEndpointServer(routes: [

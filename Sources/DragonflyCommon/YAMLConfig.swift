@@ -31,6 +31,22 @@ public final class YAMLConfig {
         root = (try Yams.load(yaml: yaml) as? [String: Any]) ?? [:]
     }
 
+    private init(root: [String: Any], path: String) {
+        self.root = root
+        self.path = path
+    }
+
+    /// A list of maps (`proxy.rules: [{regex: …}, …]`), each read as a config of its own;
+    /// call `rejectUnknownKeys` on each item too.
+    public func sections(_ key: String) throws -> [YAMLConfig]? {
+        guard let v = raw(key) else { return nil }
+        guard let items = v as? [Any] else { throw ConfigError("\(path): \(key) must be a list") }
+        return try items.enumerated().map { i, item in
+            guard let map = item as? [String: Any] else { throw ConfigError("\(path): \(key)[\(i)] must be a map") }
+            return YAMLConfig(root: map, path: "\(path): \(key)[\(i)]")
+        }
+    }
+
     private func raw(_ key: String) -> Any? {
         known.insert(key)
         var node: Any? = root

@@ -17,7 +17,7 @@ public final class Daemon: Sendable {
     public let store: PieceStore
     let origin: OriginClient
     let logger: Logger
-    let metrics: MetricsRegistry
+    public let metrics: MetricsRegistry
     /// Connections to schedulers and parents. Pieces go up to 64 MiB; gRPC's 4 MiB default
     /// would refuse them.
     private let channels = RPCChannelPool { config in

@@ -28,6 +28,7 @@ public struct DaemonConfig: Sendable {
     /// ...or when the file system is fuller than this percentage.
     public var diskGCThresholdPercent: Double?
     public var gcInterval: Duration = .seconds(60)
+    public var proxy = ProxyConfig()
 
     public init() {}
 
@@ -64,6 +65,7 @@ public struct DaemonConfig: Sendable {
         if let v = try y.string("host.hostname") { c.hostname = v }
         if let v = try y.string("host.idc") { c.idc = v }
         if let v = try y.string("host.location") { c.location = v }
+        try c.proxy.load(y)
         try y.rejectUnknownKeys()
         return c
     }

@@ -1,0 +1,65 @@
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// Writes one response: a head, body chunks as they come (each write waits while the
+/// client is slow), then the end. A response whose body stops early is never ended, so
+/// the connection is closed instead.
+public final class HTTPResponseWriter: Sendable {
+    private let outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
+    private let channel: any Channel
+    private let isHEAD: Bool
+    private let keepAlive: Bool
+    private struct State { var headSent = false; var completed = false; var status: HTTPResponseStatus?; var bytes = 0 }
+    private let state = Mutex(State())
+
+    init(outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, channel: any Channel, isHEAD: Bool, keepAlive: Bool) {
+        self.outbound = outbound
+        self.channel = channel
+        self.isHEAD = isHEAD
+        self.keepAlive = keepAlive
+    }
+
+    public var headSent: Bool { state.withLock { $0.headSent } }
+    public var completed: Bool { state.withLock { $0.completed } }
+    public var status: HTTPResponseStatus? { state.withLock { $0.status } }
+    /// Body bytes written so far.
+    public var bodyBytes: Int { state.withLock { $0.bytes } }
+
+    public func writeHead(_ status: HTTPResponseStatus, headers: HTTPHeaders) async throws {
+        var h = headers
+        if !keepAlive { h.replaceOrAdd(name: "Connection", value: "close") }
+        state.withLock { $0.headSent = true; $0.status = status }
+        try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: status, headers: h)))
+    }
+
+    public func writeBody(_ bytes: some Collection<UInt8>) async throws {
+        guard !isHEAD, !bytes.isEmpty else { return }
+        var buffer = channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        try await writeBody(buffer)
+    }
+
+    public func writeBody(_ buffer: ByteBuffer) async throws {
+        guard !isHEAD, buffer.readableBytes > 0 else { return }
+        state.withLock { $0.bytes += buffer.readableBytes }
+        try await outbound.write(.body(.byteBuffer(buffer)))
+    }
+
+    public func end() async throws {
+        try await outbound.write(.end(nil))
+        state.withLock { $0.completed = true }
+    }
+
+    /// A whole small response in one go.
+    public func respond(_ status: HTTPResponseStatus, headers: HTTPHeaders = [:], contentType: String = "text/plain; charset=utf-8",
+                        body: String) async throws {
+        var h = headers
+        let bytes = Array(body.utf8)
+        if !h.contains(name: "Content-Type") { h.add(name: "Content-Type", value: contentType) }
+        h.replaceOrAdd(name: "Content-Length", value: String(bytes.count))
+        try await writeHead(status, headers: h)
+        try await writeBody(bytes)
+        try await end()
+    }
+}

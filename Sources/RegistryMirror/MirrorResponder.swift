@@ -1,0 +1,180 @@
+import DragonflyCommon
+import Foundation
+import GeneratedAPI
+import HTTPServing
+import Logging
+import NIOHTTP1
+import PeerDaemon
+
+/// The dfdaemon's HTTP/1.1 side: `/metrics`, `/healthy`, and the registry mirror. Blob
+/// GETs matching a rule become P2P tasks; everything else goes straight to the upstream.
+public final class MirrorResponder: HTTPResponder {
+    let daemon: Daemon
+    let config: ProxyConfig
+    let operational: HTTPEndpointServer
+    let logger: Logger
+    let resolver: UpstreamResolver
+    let clients = UpstreamClients()
+    let proxy: DirectProxy
+    let authenticator: RegistryAuthenticator
+    let rules: [(ProxyConfig.Rule, NSRegularExpression)]
+
+    public init(daemon: Daemon, operational: HTTPEndpointServer, logger: Logger) {
+        self.daemon = daemon
+        self.config = daemon.config.proxy
+        self.operational = operational
+        self.logger = logger
+        resolver = UpstreamResolver(config: config)
+        proxy = DirectProxy(clients: clients)
+        authenticator = RegistryAuthenticator(clients: clients)
+        // Patterns were checked when the config was loaded.
+        rules = config.rules.compactMap { rule in (try? NSRegularExpression(pattern: rule.regex)).map { (rule, $0) } }
+    }
+
+    public func shutdown() async { await clients.shutdown() }
+
+    public func respond(to request: HTTPRequest, writer: HTTPResponseWriter) async throws {
+        if let answer = operational.response(for: request.path), request.method == .GET || request.method == .HEAD {
+            var h = HTTPHeaders()
+            h.add(name: "Content-Length", value: String(answer.body.count))
+            h.add(name: "Content-Type", value: answer.contentType)
+            try await writer.writeHead(answer.status, headers: h)
+            try await writer.writeBody(answer.body)
+            try await writer.end()
+            return
+        }
+        guard config.enabled else {
+            return try await refuse(MirrorRefusal(status: 404, message: "the registry mirror is disabled (proxy.enable)"), writer)
+        }
+        if request.method == .CONNECT {
+            return try await refuse(MirrorRefusal(status: 405, message: "CONNECT is not enabled on this proxy"), writer)
+        }
+        guard request.method == .GET || request.method == .HEAD else {
+            return try await refuse(MirrorRefusal(status: 405, message: "the mirror is read-only: \(request.method.rawValue) is not allowed"), writer)
+        }
+        let target: UpstreamTarget
+        do { target = try resolver.resolve(request) } catch { return try await refuse(error, writer) }
+
+        if request.method == .GET, request.headers.first(name: "X-Dragonfly-Use-P2P")?.lowercased() != "false",
+           let rule = matchingRule(target.url) {
+            if try await serveThroughP2P(request, target: applying(rule, to: target), rule: rule, writer: writer) { return }
+        }
+        try await serveDirectly(request, target: target, writer: writer)
+    }
+
+    func matchingRule(_ url: String) -> ProxyConfig.Rule? {
+        rules.first { _, regex in regex.firstMatch(in: url, range: NSRange(url.startIndex..., in: url)) != nil }?.0
+    }
+
+    /// A rule's `redirect` sends the request to another host; `useTLS` upgrades it to HTTPS.
+    func applying(_ rule: ProxyConfig.Rule, to target: UpstreamTarget) -> UpstreamTarget {
+        guard var c = URLComponents(string: target.url) else { return target }
+        if let redirect = rule.redirect, let r = URLComponents(string: redirect.contains("://") ? redirect : "//\(redirect)") {
+            c.host = r.host
+            c.port = r.port
+            if let scheme = r.scheme { c.scheme = scheme }
+        }
+        if rule.useTLS { c.scheme = "https" }
+        var t = target
+        t.url = c.string ?? target.url
+        t.base = UpstreamResolver.normalized(t.url)
+        return t
+    }
+
+    private func serveDirectly(_ request: HTTPRequest, target: UpstreamTarget, writer: HTTPResponseWriter) async throws {
+        let repository = UpstreamResolver.repository(ofPath: URLComponents(string: target.url)?.path ?? request.path)
+        do {
+            let auth = request.headers.contains(name: "Authorization") ? nil
+                : try await authenticator.authorization(for: target, repository: repository)
+            let authenticator = self.authenticator
+            let (status, bytes) = try await proxy.forward(request, to: target, authorization: auth, relogin: {
+                await authenticator.forget(target)
+                return try await authenticator.authorization(for: target, repository: repository)
+            }, writer: writer)
+            count(type: "direct", ok: status < 400 && writer.completed, bytes: bytes)
+        } catch let refusal as MirrorRefusal where !writer.headSent {
+            count(type: "direct", ok: false, bytes: 0)
+            try await refuse(refusal, writer)
+        } catch {
+            count(type: "direct", ok: false, bytes: writer.bodyBytes)
+            guard !writer.headSent else { throw error }
+            logger.warning("mirror: upstream \(target.url) failed: \(error)")
+            try await refuse(MirrorRefusal(status: 502, message: "upstream \(target.base) failed: \(error)"), writer, type: "backend")
+        }
+    }
+
+    /// True when the response was given (or failed after it began); false when the request
+    /// should go straight to the upstream instead.
+    private func serveThroughP2P(_ request: HTTPRequest, target: UpstreamTarget, rule: ProxyConfig.Rule,
+                                 writer: HTTPResponseWriter) async throws -> Bool {
+        var download = Common_V2_Download()
+        download.url = target.url
+        download.type = .standard
+        download.tag = request.headers.first(name: "X-Dragonfly-Tag")
+        download.application = request.headers.first(name: "X-Dragonfly-Application")
+        download.filteredQueryParams = rule.filteredQueryParams + (request.headers.first(name: "X-Dragonfly-Filtered-Query-Params")?
+            .split(whereSeparator: { $0 == "&" || $0 == "," }).map { $0.trimmingCharacters(in: .whitespaces) } ?? [])
+        if let text = request.headers.first(name: "X-Dragonfly-Piece-Length") {
+            guard let length = UInt64(text), length > 0 else {
+                try await refuse(MirrorRefusal(status: 400, message: "X-Dragonfly-Piece-Length must be a positive number of bytes"), writer)
+                return true
+            }
+            download.pieceLength = length
+        }
+        if let digest = Self.blobDigest(inPath: URLComponents(string: target.url)?.path ?? "") { download.digest = digest }
+        var headers: [String: String] = [:]
+        for h in request.headers where DirectProxy.isForwardable(h.name) && h.name.lowercased() != "range" {
+            headers[h.name] = h.value
+        }
+        if headers.keys.first(where: { $0.lowercased() == "authorization" }) == nil {
+            let repository = UpstreamResolver.repository(ofPath: URLComponents(string: target.url)?.path ?? "")
+            if let auth = try? await authenticator.authorization(for: target, repository: repository) {
+                headers["Authorization"] = auth
+            }
+        }
+        download.requestHeader = headers
+
+        var extra = HTTPHeaders()
+        if let digest = download.digest { extra.add(name: "Docker-Content-Digest", value: digest) }
+        let response = P2PBlobResponse(daemon: daemon, writer: writer, rangeHeader: request.headers.first(name: "Range"),
+                                       extraHeaders: extra)
+        do {
+            try await response.serve(download)
+            count(type: "p2p", ok: true, bytes: writer.bodyBytes)
+            return true
+        } catch {
+            if await response.started {
+                // Bytes already went out: all we can do is break the response.
+                logger.warning("mirror: P2P blob \(target.url) failed after \(writer.bodyBytes) bytes: \(error)")
+                count(type: "p2p", ok: false, bytes: writer.bodyBytes)
+                throw error
+            }
+            logger.info("mirror: P2P could not start for \(target.url) (\(error)); going to the upstream directly")
+            return false
+        }
+    }
+
+    /// `sha256:<hex>` from `…/blobs/sha256:<hex>`.
+    static func blobDigest(inPath path: String) -> String? {
+        guard let r = path.range(of: "/blobs/") else { return nil }
+        let digest = path[r.upperBound...]
+        guard digest.hasPrefix("sha256:"), digest.count == 71,
+              digest.dropFirst(7).allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else { return nil }
+        return String(digest)
+    }
+
+    private func refuse(_ refusal: MirrorRefusal, _ writer: HTTPResponseWriter, type: String = "proxy") async throws {
+        var h = HTTPHeaders()
+        h.add(name: "X-Dragonfly-Error-Type", value: type)
+        try await writer.respond(HTTPResponseStatus(statusCode: refusal.status), headers: h, body: refusal.message + "\n")
+    }
+
+    private func count(type: String, ok: Bool, bytes: Int) {
+        daemon.metrics.counter("proxy_request_total", [("type", type), ("result", ok ? "success" : "failure")],
+                               help: "Registry mirror requests, by how they were served and how they ended").increment()
+        if bytes > 0 {
+            daemon.metrics.counter("proxy_response_traffic_total", [("type", type)],
+                                   help: "Body bytes the registry mirror sent to clients").increment(by: Int64(bytes))
+        }
+    }
+}

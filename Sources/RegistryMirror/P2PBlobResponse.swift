@@ -1,0 +1,112 @@
+import DragonflyCommon
+import GeneratedAPI
+import HTTPServing
+import NIOHTTP1
+import PeerDaemon
+
+/// Stops a download whose response is already complete without its content.
+private struct AnsweredWithoutContent: Error {}
+
+/// A blob served from a P2P task: the response starts once the task's length is known and
+/// pieces are written in order as they land, so the first byte leaves long before the last
+/// piece arrives. The final piece is held back until the task has passed its digest check:
+/// a blob that fails it ends as a broken connection, never as a complete wrong body.
+actor P2PBlobResponse {
+    private let daemon: Daemon
+    private let writer: HTTPResponseWriter
+    private let rangeHeader: String?
+    private let extraHeaders: HTTPHeaders
+
+    private var taskID = ""
+    private var pieces: [UInt32: (offset: UInt64, length: UInt64)] = [:]
+    private var landed: Set<UInt32> = []
+    /// Next piece to write, and the last one the response needs.
+    private var next: UInt32 = 0
+    private var last: UInt32 = 0
+    private var range = ByteRange(first: 0, last: 0)
+    private var empty = false
+    private(set) var started = false
+
+    init(daemon: Daemon, writer: HTTPResponseWriter, rangeHeader: String?, extraHeaders: HTTPHeaders) {
+        self.daemon = daemon
+        self.writer = writer
+        self.rangeHeader = rangeHeader
+        self.extraHeaders = extraHeaders
+    }
+
+    /// Runs the download and streams it. Throws before anything was written when the task
+    /// could not start (the caller can still answer another way), or after, when it failed.
+    func serve(_ download: Common_V2_Download) async throws {
+        do {
+            try await daemon.download(download, started: { response, taskID, _ in
+                try await self.begin(response, taskID: taskID)
+            }, piece: { piece in
+                try await self.land(piece.number)
+            })
+        } catch is AnsweredWithoutContent {
+            return
+        }
+        guard started else { return }
+        try await flush(includingLast: true)
+        let expected = empty ? 0 : Int(range.count)
+        guard writer.bodyBytes == expected else {
+            throw MirrorRefusal(status: 500, message: "wrote \(writer.bodyBytes) of \(expected) bytes (pieces \(next)...\(last), landed \(landed.sorted()))")
+        }
+        try await writer.end()
+    }
+
+    private func begin(_ r: Dfdaemon_V2_DownloadTaskStartedResponse, taskID: String) async throws {
+        self.taskID = taskID
+        for p in r.pieces { pieces[p.number] = (p.offset, p.length) }
+        let length = r.contentLength
+        var headers = extraHeaders
+        headers.replaceOrAdd(name: "X-Dragonfly-Task-ID", value: taskID)
+        headers.replaceOrAdd(name: "Accept-Ranges", value: "bytes")
+        let upstreamType = r.responseHeader.first { $0.key.lowercased() == "content-type" }?.value
+        headers.replaceOrAdd(name: "Content-Type", value: upstreamType ?? "application/octet-stream")
+        var status = HTTPResponseStatus.ok
+        switch ByteRange.parse(rangeHeader, length: length) {
+        case .unsatisfiable:
+            headers.replaceOrAdd(name: "Content-Range", value: "bytes */\(length)")
+            headers.replaceOrAdd(name: "Content-Length", value: "0")
+            started = true
+            empty = true
+            try await writer.writeHead(.rangeNotSatisfiable, headers: headers)
+            try await writer.end()
+            // Nothing of the task is needed: stop before it is fetched.
+            throw AnsweredWithoutContent()
+        case .range(let r):
+            status = .partialContent
+            range = r
+            headers.replaceOrAdd(name: "Content-Range", value: "bytes \(r.first)-\(r.last)/\(length)")
+        case .whole:
+            range = ByteRange(first: 0, last: length > 0 ? length - 1 : 0)
+            empty = length == 0
+        }
+        headers.replaceOrAdd(name: "Content-Length", value: empty ? "0" : String(range.count))
+        let pieceLength = r.pieces.first?.length ?? 1
+        next = UInt32(range.first / max(pieceLength, 1))
+        last = UInt32(range.last / max(pieceLength, 1))
+        started = true
+        try await writer.writeHead(status, headers: headers)
+    }
+
+    private func land(_ number: UInt32) async throws {
+        landed.insert(number)
+        try await flush(includingLast: false)
+    }
+
+    /// Writes every landed piece in order from `next`, stopping before the last one unless
+    /// the task is verified.
+    private func flush(includingLast: Bool) async throws {
+        guard started, !empty else { return }
+        while next <= last, landed.contains(next) || includingLast, next < last || includingLast {
+            guard let piece = pieces[next] else { break }
+            let bytes = try await daemon.store.readPiece(taskID: taskID, number: next)
+            let start = max(range.first, piece.offset) - piece.offset
+            let end = min(range.last + 1, piece.offset + piece.length) - piece.offset
+            try await writer.writeBody(bytes[Int(start)..<Int(end)])
+            next += 1
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import HTTPServing
+import PeerDaemon
+
+/// Where a mirrored request goes, and how.
+struct UpstreamTarget: Sendable {
+    /// The URL fetched upstream (the `ns` parameter removed).
+    var url: String
+    /// `scheme://host[:port]` of the registry.
+    var base: String
+    var insecure: Bool
+    /// Credentials configured for this registry, if any.
+    var registry: ProxyConfig.Registry?
+}
+
+/// A request the mirror will not forward, with the status and reason the client gets.
+struct MirrorRefusal: Error, Sendable {
+    var status: Int
+    var message: String
+}
+
+/// Chooses the upstream registry as Dragonfly does: the configured mirror URL by default;
+/// with `dynamic: true`, containerd's `?ns=<registry>` or `X-Dragonfly-Registry` may name
+/// another. Registries neither configured nor allowed by `dynamic` are refused, so the
+/// mirror is not an open proxy.
+struct UpstreamResolver: Sendable {
+    let config: ProxyConfig
+
+    func resolve(_ request: HTTPRequest) throws(MirrorRefusal) -> UpstreamTarget {
+        let uri = request.uri
+        if uri.hasPrefix("http://") || uri.hasPrefix("https://") {
+            // An absolute URI: the client uses us as an HTTP proxy.
+            guard let c = URLComponents(string: uri), let scheme = c.scheme, c.host != nil else {
+                throw MirrorRefusal(status: 400, message: "cannot parse \(uri)")
+            }
+            let base = "\(scheme)://\(c.authority)"
+            return try allowed(base, url: uri)
+        }
+        guard request.path == "/v2" || request.path.hasPrefix("/v2/") else {
+            throw MirrorRefusal(status: 404, message: "only the registry API (/v2/) is mirrored here")
+        }
+        let ns = request.queryItems.first { $0.name == "ns" }?.value
+        let named = request.headers.first(name: "X-Dragonfly-Registry") ?? ns
+        var base = Self.normalized(config.registryMirrorURL)
+        if let named, !named.isEmpty {
+            base = baseURL(forNamed: named)
+        }
+        let rest = request.queryItems.filter { $0.name != "ns" }
+        var url = base + request.path
+        if !rest.isEmpty, let query = request.query {
+            // Keep the client's encoding of everything but ns.
+            let kept = query.split(separator: "&").filter { !$0.hasPrefix("ns=") && $0 != "ns" }
+            if !kept.isEmpty { url += "?" + kept.joined(separator: "&") }
+        }
+        return try allowed(base, url: url)
+    }
+
+    /// `docker.io` is served by `registry-1.docker.io`; a bare host takes the scheme of the
+    /// matching configured registry, else HTTPS.
+    func baseURL(forNamed named: String) -> String {
+        if named.contains("://") { return Self.normalized(named) }
+        let host = named == "docker.io" || named == "index.docker.io" ? "registry-1.docker.io" : named
+        if let r = config.registries.first(where: { $0.isNamed(host) }) { return Self.normalized(r.url) }
+        if let mirror = URLComponents(string: config.registryMirrorURL), mirror.authority == host, let scheme = mirror.scheme {
+            return "\(scheme)://\(host)"
+        }
+        return "https://\(host)"
+    }
+
+    private func allowed(_ base: String, url: String) throws(MirrorRefusal) -> UpstreamTarget {
+        let host = URLComponents(string: base)?.authority ?? base
+        let registry = config.registries.first { URLComponents(string: $0.url)?.authority == host }
+        let isMirror = URLComponents(string: config.registryMirrorURL)?.authority == host
+        guard isMirror || registry != nil || config.dynamic else {
+            throw MirrorRefusal(status: 403, message: "registry \(host) is not configured on this mirror (set proxy.registryMirror.dynamic or add it to proxy.registries)")
+        }
+        let insecure = registry?.insecure ?? (isMirror ? config.registryMirrorInsecure : false)
+        return UpstreamTarget(url: url, base: base, insecure: insecure, registry: registry)
+    }
+
+    /// `scheme://host[:port]` without a trailing slash or path.
+    static func normalized(_ url: String) -> String {
+        guard let c = URLComponents(string: url), let scheme = c.scheme, c.host != nil else { return url }
+        return "\(scheme)://\(c.authority)"
+    }
+
+    /// The repository a registry path names (`/v2/<name>/blobs/…` → `<name>`), for token scopes.
+    static func repository(ofPath path: String) -> String? {
+        guard path.hasPrefix("/v2/") else { return nil }
+        let parts = path.dropFirst(4).split(separator: "/", omittingEmptySubsequences: false)
+        guard let marker = parts.lastIndex(where: { ["blobs", "manifests", "tags", "referrers"].contains($0) }), marker > 0 else {
+            return nil
+        }
+        return parts[..<marker].joined(separator: "/")
+    }
+}

@@ -1,0 +1,98 @@
+import HTTPServing
+import NIOHTTP1
+import PeerDaemon
+import Testing
+@testable import RegistryMirror
+
+@Suite struct ByteRangeTests {
+    @Test func rangesAsRFC9110Reads() {
+        #expect(ByteRange.parse(nil, length: 100) == .whole)
+        #expect(ByteRange.parse("bytes=0-9", length: 100) == .range(ByteRange(first: 0, last: 9)))
+        #expect(ByteRange.parse("bytes=90-", length: 100) == .range(ByteRange(first: 90, last: 99)))
+        #expect(ByteRange.parse("bytes=90-500", length: 100) == .range(ByteRange(first: 90, last: 99)))
+        #expect(ByteRange.parse("bytes=-10", length: 100) == .range(ByteRange(first: 90, last: 99)))
+        #expect(ByteRange.parse("bytes=-500", length: 100) == .range(ByteRange(first: 0, last: 99)))
+        #expect(ByteRange.parse("bytes=100-", length: 100) == .unsatisfiable)
+        #expect(ByteRange.parse("bytes=-0", length: 100) == .unsatisfiable)
+        #expect(ByteRange.parse("bytes=5-2", length: 100) == .whole, "invalid ranges are ignored")
+        #expect(ByteRange.parse("bytes=0-1,5-6", length: 100) == .whole, "several ranges get the whole body")
+        #expect(ByteRange.parse("items=0-1", length: 100) == .whole)
+    }
+}
+
+@Suite struct AuthChallengeTests {
+    @Test func parsesBearerWithQuotedCommas() throws {
+        let c = try #require(AuthChallenge(#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#))
+        #expect(c.scheme == "bearer")
+        #expect(c.parameters == ["realm": "https://auth.example/token", "service": "registry.example", "scope": "repository:a/b:pull,push"])
+    }
+
+    @Test func parsesBasicAndBareTokens() throws {
+        #expect(try #require(AuthChallenge(#"Basic realm="Registry Realm""#)).parameters == ["realm": "Registry Realm"])
+        #expect(try #require(AuthChallenge("Basic")).scheme == "basic")
+        #expect(AuthChallenge("  ") == nil)
+        #expect(AuthChallenge.parseParameters(#"a=1, b="x\"y""#) == ["a": "1", "b": #"x"y"#])
+    }
+}
+
+@Suite struct UpstreamResolverTests {
+    func request(_ uri: String, headers: [(String, String)] = []) -> HTTPRequest {
+        HTTPRequest(head: HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: HTTPHeaders(headers)))
+    }
+
+    var config: ProxyConfig {
+        var c = ProxyConfig()
+        c.registryMirrorURL = "http://127.0.0.1:5000"
+        var r = ProxyConfig.Registry(url: "https://private.example:8443")
+        r.insecure = true
+        c.registries = [r]
+        return c
+    }
+
+    @Test func defaultUpstreamAndNsRemoved() throws {
+        let t = try UpstreamResolver(config: config).resolve(request("/v2/lib/app/blobs/sha256:ab?ns=127.0.0.1:5000&x=1"))
+        #expect(t.url == "http://127.0.0.1:5000/v2/lib/app/blobs/sha256:ab?x=1")
+        #expect(t.base == "http://127.0.0.1:5000")
+    }
+
+    @Test func nsNamesAConfiguredRegistryWithItsSchemeAndTrust() throws {
+        let t = try UpstreamResolver(config: config).resolve(request("/v2/a/manifests/v1?ns=private.example:8443"))
+        #expect(t.url == "https://private.example:8443/v2/a/manifests/v1")
+        #expect(t.insecure)
+        #expect(t.registry?.host == "private.example:8443")
+    }
+
+    @Test func unknownRegistriesAreRefusedUnlessDynamic() throws {
+        #expect(throws: MirrorRefusal.self) {
+            try UpstreamResolver(config: config).resolve(request("/v2/a/manifests/v1?ns=evil.example"))
+        }
+        #expect(throws: MirrorRefusal.self) {
+            try UpstreamResolver(config: config).resolve(request("/v2/a/manifests/v1", headers: [("X-Dragonfly-Registry", "https://evil.example")]))
+        }
+        #expect(throws: MirrorRefusal.self) { try UpstreamResolver(config: config).resolve(request("http://evil.example/file")) }
+        var dynamic = config
+        dynamic.dynamic = true
+        let t = try UpstreamResolver(config: dynamic).resolve(request("/v2/library/busybox/manifests/1?ns=docker.io"))
+        #expect(t.url == "https://registry-1.docker.io/v2/library/busybox/manifests/1")
+        let h = try UpstreamResolver(config: dynamic).resolve(request("/v2/a/tags/list", headers: [("X-Dragonfly-Registry", "http://other:80")]))
+        #expect(h.url == "http://other:80/v2/a/tags/list")
+    }
+
+    @Test func onlyTheRegistryAPIIsMirrored() {
+        #expect(throws: MirrorRefusal.self) { try UpstreamResolver(config: config).resolve(request("/etc/passwd")) }
+    }
+
+    @Test func repositoryNamesForTokenScopes() {
+        #expect(UpstreamResolver.repository(ofPath: "/v2/library/busybox/blobs/sha256:ab") == "library/busybox")
+        #expect(UpstreamResolver.repository(ofPath: "/v2/a/b/c/manifests/latest") == "a/b/c")
+        #expect(UpstreamResolver.repository(ofPath: "/v2/") == nil)
+    }
+
+    @Test func blobDigestsMustBeWellFormed() {
+        let hex = String(repeating: "a", count: 64)
+        #expect(MirrorResponder.blobDigest(inPath: "/v2/x/blobs/sha256:\(hex)") == "sha256:\(hex)")
+        #expect(MirrorResponder.blobDigest(inPath: "/v2/x/blobs/sha256:\(hex.dropLast())") == nil)
+        #expect(MirrorResponder.blobDigest(inPath: "/v2/x/blobs/sha256:\(hex.uppercased())") == nil)
+        #expect(MirrorResponder.blobDigest(inPath: "/v2/x/manifests/sha256:\(hex)") == nil)
+    }
+}
