@@ -67,6 +67,7 @@ let package = Package(
         .target(name: "PeerDaemon", dependencies: [
             "PeerStorage", "DragonflyCommon", "GeneratedAPI", "RPCCore", "RPCTransport",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // A small HTTP/1.1 server core: keep-alive, streamed responses with backpressure.

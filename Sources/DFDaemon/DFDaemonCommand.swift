@@ -61,7 +61,8 @@ struct DFDaemonCommand: AsyncParsableCommand {
 
         let store = try PieceStore(directory: c.dataDir)
         let metrics = MetricsRegistry(prefix: "dragonfly_dfdaemon_")
-        let daemon = Daemon(config: c, store: store, metrics: metrics, logger: logger)
+        let daemon = Daemon(config: c, store: store, origin: .forHosts(insecure: c.proxy.insecureHosts),
+                            metrics: metrics, logger: logger)
         let http = HTTPEndpointServer.operational(metrics: metrics)
         let (_, services) = StandardServices.make(for: [
             DownloadService(daemon: daemon), UploadService(daemon: daemon), PieceTransferService(daemon: daemon),

@@ -90,7 +90,10 @@ public final class Daemon: Sendable {
         }
     }
 
-    public func close() async { await channels.closeAll() }
+    public func close() async {
+        await channels.closeAll()
+        await origin.shutdown()
+    }
 
     /// Announces this host to every scheduler, then again every interval, until cancelled.
     public func announceHost() async {

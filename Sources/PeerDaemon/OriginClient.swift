@@ -1,5 +1,8 @@
 import AsyncHTTPClient
+import DragonflyCommon
+import Foundation
 import NIOCore
+import NIOSSL
 import NIOHTTP1
 
 /// What the origin said about the content before we fetch it.
@@ -16,14 +19,43 @@ public struct OriginError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Fetches from the origin (back to source): HEAD for the length, ranged GETs per piece.
-/// Redirects are followed; TLS is verified.
+/// Redirects are followed; TLS is verified, except towards hosts configured as insecure.
 public struct OriginClient: Sendable {
-    let client: HTTPClient
+    let verified: HTTPClient
+    let unverified: HTTPClient?
+    let insecureHosts: Set<String>
     let timeout: TimeAmount
 
-    public init(client: HTTPClient = .shared, timeout: Duration = .seconds(120)) {
-        self.client = client
+    /// `insecureHosts` are `host[:port]` names whose certificates are not checked (a
+    /// registry configured `insecure: true`); `unverified` must then be a client that
+    /// does not verify.
+    public init(client: HTTPClient = .shared, unverified: HTTPClient? = nil, insecureHosts: Set<String> = [],
+                timeout: Duration = .seconds(120)) {
+        self.verified = client
+        self.unverified = unverified
+        self.insecureHosts = insecureHosts
         self.timeout = .nanoseconds(timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
+    }
+
+    /// The shared verifying client, plus a non-verifying one when some hosts are insecure.
+    public static func forHosts(insecure hosts: Set<String>) -> OriginClient {
+        guard !hosts.isEmpty else { return OriginClient() }
+        var config = HTTPClient.Configuration()
+        config.tlsConfiguration = .makeClientConfiguration()
+        config.tlsConfiguration?.certificateVerification = .none
+        return OriginClient(unverified: HTTPClient(configuration: config), insecureHosts: hosts)
+    }
+
+    /// Shuts down the client this value made (the shared one lives on).
+    public func shutdown() async {
+        try? await unverified?.shutdown()
+    }
+
+    func client(for url: String) -> HTTPClient {
+        guard let unverified, !insecureHosts.isEmpty, let c = URLComponents(string: url), insecureHosts.contains(c.authority) else {
+            return verified
+        }
+        return unverified
     }
 
     public func head(_ url: String, headers: [String: String]) async throws -> OriginInfo {
@@ -32,7 +64,7 @@ public struct OriginClient: Sendable {
         for (k, v) in headers where k.lowercased() != "range" { request.headers.add(name: k, value: v) }
         let response: HTTPClientResponse
         do {
-            response = try await client.execute(request, timeout: timeout)
+            response = try await client(for: url).execute(request, timeout: timeout)
         } catch {
             throw OriginError(message: "cannot reach \(url): \(error)")
         }
@@ -53,7 +85,7 @@ public struct OriginClient: Sendable {
         var request = HTTPClientRequest(url: url)
         for (k, v) in headers where k.lowercased() != "range" { request.headers.add(name: k, value: v) }
         request.headers.replaceOrAdd(name: "Range", value: "bytes=\(offset)-\(offset + length - 1)")
-        let response = try await client.execute(request, timeout: timeout)
+        let response = try await client(for: url).execute(request, timeout: timeout)
         let code = Int(response.status.code)
         guard code == 206 || (code == 200 && offset == 0) else {
             throw OriginError(message: "ranged GET failed", statusCode: code)

@@ -47,6 +47,13 @@ public struct ProxyConfig: Sendable {
 
     public init() {}
 
+    /// `host[:port]` of every upstream whose TLS certificate is not to be checked.
+    public var insecureHosts: Set<String> {
+        var hosts = Set(registries.filter(\.insecure).map(\.host))
+        if registryMirrorInsecure, let c = URLComponents(string: registryMirrorURL) { hosts.insert(c.authority) }
+        return hosts
+    }
+
     /// Reads `proxy.*` from a dfdaemon config.
     mutating func load(_ y: YAMLConfig) throws {
         if let v = try y.bool("proxy.enable") { enabled = v }

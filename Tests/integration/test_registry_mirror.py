@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from conftest import Server, binary, describe, free_port, run, tool
 
 HELPERS = Path(__file__).parent / "helpers"
+EXAMPLES = Path(__file__).resolve().parents[2] / "docker"
 sys.path.insert(0, str(HELPERS))
 from registry import Registry, build_image, push  # noqa: E402
 
@@ -65,9 +67,12 @@ class Mirror:
         return self.daemons[name]
 
     def registries_conf(self, daemon):
+        """docker/podman/registries.conf, with this test's addresses."""
         path = self.root / f"registries-{daemon.port}.conf"
-        path.write_text(f'[[registry]]\nlocation = "{PRIMARY}"\ninsecure = true\n'
-                        f'[[registry.mirror]]\nlocation = "{daemon.address}"\ninsecure = true\n')
+        example = (EXAMPLES / "podman" / "registries.conf").read_text()
+        assert 'location = "docker.io"' in example and 'location = "127.0.0.1:65001"' in example
+        path.write_text(example.replace('location = "docker.io"', f'location = "{PRIMARY}"\ninsecure = true')
+                        .replace('location = "127.0.0.1:65001"', f'location = "{daemon.address}"'))
         return path
 
     def skopeo(self, daemon, ref, out, *extra, timeout=300):
@@ -315,3 +320,194 @@ def test_proxy_metrics_pass_promtool(registry, mirror_for):
     if promtool:
         check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
         assert check.returncode == 0, check.stdout + check.stderr
+
+
+class Containerd:
+    """A containerd of the test's own: root, state and sockets under its directory."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.socket = self.root / "containerd.sock"
+        disabled = ", ".join(f'"io.containerd.{p}"' for p in (
+            "grpc.v1.cri", "snapshotter.v1.btrfs", "snapshotter.v1.zfs", "snapshotter.v1.aufs", "snapshotter.v1.devmapper"))
+        (self.root / "config.toml").write_text(
+            f'version = 2\nroot = "{self.root / "root"}"\nstate = "{self.root / "state"}"\n'
+            f"disabled_plugins = [{disabled}]\n"
+            f'[grpc]\n  address = "{self.socket}"\n[ttrpc]\n  address = "{self.root / "ttrpc.sock"}"\n'
+            f'[debug]\n  address = ""\n[metrics]\n  address = ""\n'
+            f'[plugins."io.containerd.internal.v1.opt"]\n  path = "{self.root / "opt"}"\n')
+        self._log = open(self.root / "containerd.log", "w")
+        self.proc = subprocess.Popen(["containerd", "--config", self.root / "config.toml"], stdout=self._log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.ctr("version").returncode == 0:
+                return
+            assert self.proc.poll() is None, (self.root / "containerd.log").read_text()[-2000:]
+            time.sleep(0.2)
+        pytest.fail("containerd did not come up")
+
+    def ctr(self, *args, timeout=60):
+        return run(["ctr", "-a", self.socket, "-n", "dftest", *args], timeout=timeout)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+def test_containerd_pulls_through_the_mirror_with_a_hosts_toml(image, tmp_path, mirror_for):
+    tool("containerd", "containerd")
+    layout, big = image
+    reg = Registry(tmp_path / "reg", free_port())
+    ctrd = None
+    try:
+        push(layout, "v1", reg, "test/app")
+        m = mirror_for(reg.address)
+        a = m.daemon("a")
+        hosts = tmp_path / "certs.d" / reg.address
+        hosts.mkdir(parents=True)
+        # docker/containerd's hosts.toml, pointed at this test's registry and daemon.
+        example = (EXAMPLES / "containerd" / "certs.d" / "docker.io" / "hosts.toml").read_text()
+        assert '"https://registry-1.docker.io"' in example and '"http://127.0.0.1:65001"' in example
+        (hosts / "hosts.toml").write_text(example.replace("https://registry-1.docker.io", f"http://{reg.address}")
+                                          .replace("http://127.0.0.1:65001", f"http://{a.address}"))
+        ctrd = Containerd(tmp_path / "ctrd")
+        res = ctrd.ctr("images", "pull", "--hosts-dir", tmp_path / "certs.d", "--snapshotter", "native",
+                       f"{reg.address}/test/app:v1", timeout=300)
+        assert res.returncode == 0, describe(res) + Path(a.log_path).read_text()[-2000:]
+        got = subprocess.run(["ctr", "-a", str(ctrd.socket), "-n", "dftest", "content", "get", big["layer"]],
+                             capture_output=True, timeout=60)
+        assert got.returncode == 0 and got.stdout == big["layer_blob"]
+        # Every layer byte the registry served went to our daemon's piece fetches: containerd
+        # did not go around the mirror (it would have, had the mirror failed).
+        assert_each_byte_fetched_once(reg, big["layer"], len(big["layer_blob"]))
+        metrics = urllib.request.urlopen(f"http://{a.address}/metrics", timeout=10).read().decode()
+        assert 'dragonfly_dfdaemon_proxy_request_total{type="p2p",result="success"} 2' in metrics
+    finally:
+        if ctrd:
+            ctrd.stop()
+        reg.stop()
+
+
+def test_token_auth_registry_with_credentials_in_the_config(image, tmp_path, mirror_for):
+    # The registry trusts tokens signed by our token server; the mirror does the Bearer flow.
+    layout, big = image
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    made = run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                "-days", "1", "-subj", "/CN=dftest-token"])
+    assert made.returncode == 0, describe(made)
+    tokens = Server([sys.executable, HELPERS / "token_server.py", key, cert, "dftest-issuer", "dftest-registry",
+                     "bob:hunter2"], tmp_path / "tokens.log")
+    reg = Registry(tmp_path / "reg", free_port(),
+                   token_auth=(f"http://{tokens.address}/token", "dftest-registry", "dftest-issuer", cert))
+    try:
+        push(layout, "v1", reg, "private/app", creds="bob:hunter2")
+        m = mirror_for(reg.address)
+        a = m.daemon("a", proxy_yaml=f"  registries:\n    - url: http://{reg.address}\n      username: bob\n      password: hunter2\n")
+        res = m.skopeo(a, "private/app:v1", tmp_path / "o1")
+        assert res.returncode == 0, describe(res) + Path(a.log_path).read_text()[-2000:]
+        assert blob(tmp_path / "o1", big["layer"]) == big["layer_blob"]
+        grants = Path(tokens.log_path).read_text().splitlines()
+        assert "token repository:private/app:pull" in grants, grants
+        assert_each_byte_fetched_once(reg, big["layer"], len(big["layer_blob"]))
+    finally:
+        reg.stop()
+        tokens.stop()
+
+
+def test_podman_pulls_through_the_mirror(image, registry, mirror_for):
+    podman = tool("podman", "podman")
+    layout, big = image
+    m = mirror_for(registry.address)
+    a = m.daemon("a")
+    # podman wants a short runroot (≤ 50 characters): a temporary directory of our own.
+    store = Path(tempfile.mkdtemp(prefix="dfpod-"))
+    env = dict(os.environ, CONTAINERS_REGISTRIES_CONF=str(m.registries_conf(a)))
+    base = [podman, "--root", store / "graph", "--runroot", store / "run", "--tmpdir", store / "tmp",
+            "--storage-driver", "vfs", "--events-backend", "none", "--cgroup-manager", "cgroupfs"]
+    try:
+        res = run([*base, "pull", "--quiet", f"{PRIMARY}/test/app:v1"], timeout=300, env=env)
+        assert res.returncode == 0, describe(res) + Path(a.log_path).read_text()[-2000:]
+        res = run([*base, "image", "inspect", "--format", "{{.Id}} {{.RootFS.Layers}}", f"{PRIMARY}/test/app:v1"], env=env)
+        assert res.returncode == 0, describe(res)
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
+    config = json.loads(blob(layout, big["config"]))
+    image_id, layers = res.stdout.split(" ", 1)
+    assert image_id == big["config"].split(":")[1], "podman stored the config we pushed"
+    assert config["rootfs"]["diff_ids"][0] in layers, "and the layer it unpacked has the pushed content"
+    metrics = urllib.request.urlopen(f"http://{a.address}/metrics", timeout=10).read().decode()
+    assert 'dragonfly_dfdaemon_proxy_request_total{type="p2p",result="success"} 2' in metrics, metrics
+
+
+def test_redirected_origin_one_task_whatever_the_signature(tmp_path, mirror_for):
+    # The origin redirects every request to a freshly "signed" URL; the task id comes from
+    # the URL asked for, so two daemons share one task and each piece is fetched once.
+    (tmp_path / "origin").mkdir()
+    data = os.urandom(10 * MIB)
+    (tmp_path / "origin" / "blob.bin").write_bytes(data)
+    origin = Server([sys.executable, HELPERS / "range_origin.py", "0", tmp_path / "origin"], tmp_path / "o.log")
+    try:
+        m = mirror_for(origin.address)
+        rules = "  rules:\n    - regex: blob\\.bin\n"
+        a, b = m.daemon("a", proxy_yaml=rules), m.daemon("b", proxy_yaml=rules)
+        time.sleep(0.3)
+        ids = []
+        for d in (a, b):
+            res, body, _ = request(d, "GET", f"http://{origin.address}/redirect/blob.bin")
+            assert res.status == 200 and body == data
+            ids.append(res.getheader("X-Dragonfly-Task-ID"))
+            time.sleep(0.5)
+        assert ids[0] == ids[1] and len(ids[0]) == 64
+        gets = [l for l in Path(origin.log_path).read_text().splitlines() if l.startswith("GET /blob.bin?sig=")]
+        assert len(gets) == 3, gets  # 10 MiB in 4 MiB pieces, each fetched once, all via the redirect
+    finally:
+        origin.stop()
+
+
+def test_chunked_request_bodies_are_drained_and_the_connection_kept(registry, mirror_for):
+    m = mirror_for(registry.address)
+    a = m.daemon("a")
+    conn = http.client.HTTPConnection("127.0.0.1", a.port, timeout=30)
+    conn.request("GET", "/v2/", body=iter([b"ignored ", b"body"]), encode_chunked=True,
+                 headers={"Transfer-Encoding": "chunked"})
+    res = conn.getresponse()
+    assert res.status == 200 and res.read() == b"{}"
+    conn.request("GET", "/healthy")
+    res = conn.getresponse()
+    assert res.status == 200 and res.read() == b"OK"
+    conn.close()
+
+
+def test_tls_upstream_is_verified_unless_insecure(image, tmp_path, mirror_for):
+    layout, big = image
+    key, cert = tmp_path / "tls.key", tmp_path / "tls.crt"
+    made = run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+                "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+    assert made.returncode == 0, describe(made)
+    reg = Registry(tmp_path / "reg", free_port(), tls=(cert, key))
+    try:
+        push(layout, "v1", reg, "test/app")
+        m = Mirror(tmp_path / "m", reg.address)
+        try:
+            for name, insecure in (("strict", "false"), ("trusting", "true")):
+                config = m.root / f"{name}.yaml"
+                config.write_text(f"proxy:\n  registryMirror:\n    url: https://{reg.address}\n    insecure: {insecure}\n")
+                m.daemons[name] = Server([binary("dfdaemon"), "--config", config, "--port", "0", "--listen-ip", "127.0.0.1",
+                                          "--hostname", name, "--scheduler", m.sched.address, "--data-dir", m.root / name,
+                                          "--unix-socket", m.root / f"{name}.sock"], m.root / f"{name}.log")
+            res, body, _ = request(m.daemons["strict"], "GET", "/v2/test/app/manifests/v1")
+            assert res.status == 502 and res.getheader("X-Dragonfly-Error-Type") == "backend", (res.status, body)
+            res = m.skopeo(m.daemons["trusting"], "test/app:v1", tmp_path / "out")
+            assert res.returncode == 0, describe(res) + Path(m.daemons["trusting"].log_path).read_text()[-2000:]
+            assert blob(tmp_path / "out", big["layer"]) == big["layer_blob"]
+        finally:
+            m.stop()
+    finally:
+        reg.stop()

@@ -1,11 +1,13 @@
 """A tiny origin for tests: serves a directory with Range support (206) and logs each
 request as `METHOD path range` on stderr, so a test can count what the origin served.
 Prints `LISTENING <port>` once bound. Usage: range_origin.py PORT DIR [DELAY_SECONDS]
-(PORT 0 = any; DELAY makes every GET that slow, to keep downloads in flight)."""
+(PORT 0 = any; DELAY makes every GET that slow, to keep downloads in flight).
+`/redirect/NAME` answers 307 to `/NAME?sig=<random>`; a name ending `.trunc` is cut short."""
 import http.server
 import os
 import sys
 import time
+import uuid
 from functools import partial
 
 DELAY = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
@@ -17,6 +19,13 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         sys.stderr.flush()
 
     def send_head(self):
+        if self.path.startswith("/redirect/"):
+            # Like a registry sending a blob to object storage: a fresh signature each time.
+            self.send_response(307)
+            self.send_header("Location", "/" + self.path[len("/redirect/"):] + "?sig=" + uuid.uuid4().hex)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
         path = self.translate_path(self.path)
         if not os.path.isfile(path):
             return super().send_head()

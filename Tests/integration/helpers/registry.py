@@ -18,7 +18,7 @@ ACCESS = re.compile(r'"(GET|HEAD) (\S+) HTTP/1\.1" (\d+) (\d+)')
 class Registry:
     """A docker-registry process on a loopback port, optionally behind htpasswd basic auth."""
 
-    def __init__(self, root, port, users=None):
+    def __init__(self, root, port, users=None, token_auth=None, tls=None):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.port = port
@@ -31,10 +31,15 @@ class Registry:
                 lines.append(out.stdout.strip())
             (self.root / "htpasswd").write_text("\n".join(lines) + "\n")
             auth = f"auth:\n  htpasswd:\n    realm: test-realm\n    path: {self.root / 'htpasswd'}\n"
+        if token_auth:
+            realm, service, issuer, cert = token_auth
+            auth = (f"auth:\n  token:\n    realm: {realm}\n    service: {service}\n    issuer: {issuer}\n"
+                    f"    rootcertbundle: {cert}\n")
+        tls_yaml = f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n" if tls else ""
         (self.root / "config.yml").write_text(
             "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n"
             f"storage:\n  filesystem:\n    rootdirectory: {self.root / 'data'}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.address}\n{auth}")
+            f"http:\n  addr: {self.address}\n{tls_yaml}{auth}")
         self.log_path = self.root / "registry.log"
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(["docker-registry", "serve", str(self.root / "config.yml")],
@@ -116,6 +121,7 @@ def build_image(layout, tag, layer_bytes, note="test"):
 
 
 def push(layout, tag, registry, repo, creds=None):
+    # --dest-tls-verify=false also allows plain HTTP.
     cmd = ["skopeo", "copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false",
            f"oci:{layout}:{tag}", f"docker://{registry.address}/{repo}:{tag}"]
     if creds:
