@@ -54,14 +54,6 @@ public final class HTTPEndpointServer: Sendable {
         return ch.localAddress?.port ?? port
     }
 
-    /// Serves these routes on an already accepted connection, e.g. one a gRPC server handed
-    /// over because it did not start with the HTTP/2 preface.
-    public func configure(_ channel: any Channel) throws {
-        let sync = channel.pipeline.syncOperations
-        try sync.configureHTTPServerPipeline()
-        try sync.addHandler(EndpointHandler(routes: routes))
-    }
-
     public func stop() async {
         let ch = channel.withLock { $0 }
         try? await ch?.close()

@@ -71,6 +71,17 @@ def free_port():
         return s.getsockname()[1]
 
 
+def stop_process(proc, grace=10):
+    """Ends only this process, by its pid: TERM, then KILL if it lingers."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 def run(cmd, timeout=60, **kwargs):
     """subprocess.run with captured text output; a timeout fails the test, never hangs it."""
     try:
@@ -158,14 +169,7 @@ class Server:
         assert code is None, f"server {self.cmd} died with exit code {code}\n{self.log_tail()}"
 
     def stop(self):
-        """Ends only this process, by its pid: TERM, then KILL if it lingers."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
         self._log.close()
 
 

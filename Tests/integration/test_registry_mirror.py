@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Server, binary, describe, free_port, run, tool
+from conftest import Server, binary, describe, free_port, run, stop_process, tool
 
 HELPERS = Path(__file__).parent / "helpers"
 EXAMPLES = Path(__file__).resolve().parents[2] / "docker"
@@ -185,16 +185,23 @@ def test_a_wrong_digest_blob_fails_the_pull_and_is_not_cached(tmp_path, mirror_f
         reg.stop()
 
 
+def pull_with_configured_login(mirror_for, reg, user, password, big, out):
+    """A daemon holding the registry login pulls private/app:v1 for a client that has none."""
+    m = mirror_for(reg.address)
+    a = m.daemon("a", proxy_yaml=f"  registries:\n    - url: http://{reg.address}\n      username: {user}\n"
+                                 f"      password: {password}\n")
+    res = m.skopeo(a, "private/app:v1", out)
+    assert res.returncode == 0, describe(res) + Path(a.log_path).read_text()[-2000:]
+    assert blob(out, big["layer"]) == big["layer_blob"]
+    return m, a
+
+
 def test_basic_auth_registry_with_credentials_in_the_config(tmp_path, image, mirror_for):
     layout, big = image
     reg = Registry(tmp_path / "reg", free_port(), users={"alice": "s3cret"})
     try:
         push(layout, "v1", reg, "private/app", creds="alice:s3cret")
-        m = mirror_for(reg.address)
-        a = m.daemon("a", proxy_yaml=f"  registries:\n    - url: http://{reg.address}\n      username: alice\n      password: s3cret\n")
-        res = m.skopeo(a, "private/app:v1", tmp_path / "o1")
-        assert res.returncode == 0, describe(res) + Path(a.log_path).read_text()[-2000:]
-        assert blob(tmp_path / "o1", big["layer"]) == big["layer_blob"]
+        m, a = pull_with_configured_login(mirror_for, reg, "alice", "s3cret", big, tmp_path / "o1")
         # Without configured credentials the client's own Authorization passes through.
         b = m.daemon("b")
         res = m.skopeo(b, "private/app:v1", tmp_path / "o2")
@@ -352,12 +359,7 @@ class Containerd:
         return run(["ctr", "-a", self.socket, "-n", "dftest", *args], timeout=timeout)
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, grace=15)
         self._log.close()
 
 
@@ -408,11 +410,7 @@ def test_token_auth_registry_with_credentials_in_the_config(image, tmp_path, mir
                    token_auth=(f"http://{tokens.address}/token", "dftest-registry", "dftest-issuer", cert))
     try:
         push(layout, "v1", reg, "private/app", creds="bob:hunter2")
-        m = mirror_for(reg.address)
-        a = m.daemon("a", proxy_yaml=f"  registries:\n    - url: http://{reg.address}\n      username: bob\n      password: hunter2\n")
-        res = m.skopeo(a, "private/app:v1", tmp_path / "o1")
-        assert res.returncode == 0, describe(res) + Path(a.log_path).read_text()[-2000:]
-        assert blob(tmp_path / "o1", big["layer"]) == big["layer_blob"]
+        pull_with_configured_login(mirror_for, reg, "bob", "hunter2", big, tmp_path / "o1")
         grants = Path(tokens.log_path).read_text().splitlines()
         assert "token repository:private/app:pull" in grants, grants
         assert_each_byte_fetched_once(reg, big["layer"], len(big["layer_blob"]))

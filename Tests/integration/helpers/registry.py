@@ -12,6 +12,8 @@ import tarfile
 import time
 from pathlib import Path
 
+from conftest import stop_process
+
 ACCESS = re.compile(r'"(GET|HEAD) (\S+) HTTP/1\.1" (\d+) (\d+)')
 
 
@@ -69,13 +71,7 @@ class Registry:
         return self.root / "data" / "docker/registry/v2/blobs/sha256" / hexd[:2] / hexd / "data"
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self._log.close()
 
 
