@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "scheduler", targets: ["Scheduler"]),
         .executable(name: "dfdaemon", targets: ["DFDaemon"]),
         .executable(name: "dfget", targets: ["DFGet"]),
+        .executable(name: "manager", targets: ["Manager"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -21,6 +22,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         // Only for AsyncHTTPClient's TLS settings towards origins (certificate verification).
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        // The manager: REST on Hummingbird, PostgreSQL through postgres-nio (DESIGN.md).
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // C shims over the system libraries the design card fixes.
@@ -68,6 +72,30 @@ let package = Package(
             "PeerStorage", "DragonflyCommon", "GeneratedAPI", "RPCCore", "RPCTransport",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // SQL over SQLite (the system library) and PostgreSQL, one dialect-neutral API.
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .target(name: "SQLStore", dependencies: [
+            "CSQLite",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The manager: records, cluster search, auth; then its gRPC and REST faces.
+        .target(name: "ManagerCore", dependencies: [
+            "SQLStore", "DragonflyCommon",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "ManagerService", dependencies: [
+            "ManagerCore", "SQLStore", "DragonflyCommon", "GeneratedAPI", "RPCCore",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "Manager", dependencies: [
+            "ManagerService", "ManagerCore", "SQLStore", "DragonflyCommon", "RPCTransport", "RPCServices",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // A small HTTP/1.1 server core: keep-alive, streamed responses with backpressure.
@@ -123,6 +151,7 @@ let package = Package(
 
         .testTarget(name: "DragonflyCommonTests", dependencies: ["DragonflyCommon"]),
         .testTarget(name: "RegistryMirrorTests", dependencies: ["RegistryMirror", "PeerDaemon", "HTTPServing"]),
+        .testTarget(name: "ManagerTests", dependencies: ["ManagerCore", "SQLStore"]),
         .testTarget(name: "PeerStorageTests", dependencies: ["PeerStorage", "DragonflyCommon"]),
         .testTarget(name: "SchedulerTests", dependencies: ["SchedulerCore", "DragonflyCommon", "GeneratedAPI", "RPCCore"]),
         .testTarget(name: "ProtoJSONTests", dependencies: ["ProtoJSON"]),

@@ -1,6 +1,9 @@
 #include <openssl/ssl.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
+#include <openssl/hmac.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 
 // Macros Swift cannot import, as functions.
 static inline void SSL_CTX_set_min_proto_version_shim(SSL_CTX *ctx) {

@@ -1,0 +1,116 @@
+import DragonflyCommon
+import Foundation
+import SQLStore
+
+public enum UserRole: String, Codable, Sendable {
+    case root, guest
+}
+
+extension ManagerStore {
+    static let passwordIterations = 100_000
+
+    /// `pbkdf2-sha256$<iterations>$<salt hex>$<hash hex>`.
+    static func hashPassword(_ password: String) -> String {
+        let salt = Secrets.randomBytes(16)
+        let hash = Secrets.pbkdf2SHA256(password: password, salt: salt, iterations: passwordIterations)
+        return "pbkdf2-sha256$\(passwordIterations)$\(Secrets.hex(salt))$\(Secrets.hex(hash))"
+    }
+
+    static func passwordMatches(_ password: String, stored: String) -> Bool {
+        let parts = stored.split(separator: "$")
+        guard parts.count == 4, parts[0] == "pbkdf2-sha256", let iterations = Int(parts[1]),
+              let salt = bytes(fromHex: parts[2]), let expected = bytes(fromHex: parts[3]) else { return false }
+        let hash = Secrets.pbkdf2SHA256(password: password, salt: salt, iterations: iterations, length: expected.count)
+        return Secrets.constantTimeEqual(hash, expected)
+    }
+
+    static func bytes(fromHex hex: Substring) -> [UInt8]? {
+        guard hex.count % 2 == 0 else { return nil }
+        var out: [UInt8] = []
+        var i = hex.startIndex
+        while i < hex.endIndex {
+            let j = hex.index(i, offsetBy: 2)
+            guard let b = UInt8(hex[i..<j], radix: 16) else { return nil }
+            out.append(b)
+            i = j
+        }
+        return out
+    }
+
+    public func createUser(name: String, password: String, email: String, role: UserRole) async throws -> UserRecord {
+        guard !name.isEmpty, name.count <= 64 else { throw ManagerError(.invalid, "name must be 1-64 characters") }
+        guard password.count >= 8 else { throw ManagerError(.invalid, "password must be at least 8 characters") }
+        return UserRecord(row: try await insert("users", [
+            ("name", .text(name)), ("email", .text(email)), ("password_hash", .text(Self.hashPassword(password))),
+            ("role", .text(role.rawValue)),
+        ], what: "user"))
+    }
+
+    public func users(page: Int, perPage: Int) async throws -> ([UserRecord], Int) {
+        let (rows, total) = try await self.page("users", page: page, perPage: perPage)
+        return (rows.map(UserRecord.init(row:)), total)
+    }
+
+    public func user(_ id: UInt64) async throws -> UserRecord {
+        UserRecord(row: try await row("users", id: id, what: "user"))
+    }
+
+    /// The user, when the name and password match an enabled account.
+    public func authenticate(name: String, password: String) async throws -> UserRecord? {
+        guard let row = try await db.query("SELECT * FROM users WHERE name = $1", [.text(name)]).first,
+              row.string("state") == "enable", Self.passwordMatches(password, stored: row.string("password_hash")) else {
+            return nil
+        }
+        return UserRecord(row: row)
+    }
+
+    // MARK: - Personal access tokens
+
+    /// Creates a token; its secret is in the returned record's `token` and nowhere else.
+    public func createToken(userID: UInt64, name: String, bio: String, scopes: [String], expiresAt: Date) async throws -> TokenRecord {
+        guard !name.isEmpty else { throw ManagerError(.invalid, "name is required") }
+        let known = Set(PersonalAccessScope.allCases.map(\.rawValue))
+        guard !scopes.isEmpty, scopes.allSatisfy(known.contains) else {
+            throw ManagerError(.invalid, "scopes must be some of \(known.sorted().joined(separator: ", "))")
+        }
+        guard expiresAt > Date() else { throw ManagerError(.invalid, "expired_at must be in the future") }
+        let secret = "dfp_" + Secrets.randomToken(bytes: 24)
+        var record = TokenRecord(row: try await insert("personal_access_tokens", [
+            ("name", .text(name)), ("bio", .text(bio)), ("token_hash", .text(Hashing.sha256Hex(Array(secret.utf8)))),
+            ("scopes", .text(Self.json(scopes))), ("expired_at", .int(Int64(expiresAt.timeIntervalSince1970))),
+            ("user_id", SQLValue(userID)),
+        ], what: "personal access token"))
+        record.token = secret
+        return record
+    }
+
+    public func tokens(page: Int, perPage: Int, userID: UInt64?) async throws -> ([TokenRecord], Int) {
+        let (rows, total) = try await self.page("personal_access_tokens", where: userID.map { [("user_id", SQLValue($0))] } ?? [],
+                                                page: page, perPage: perPage)
+        return (rows.map(TokenRecord.init(row:)), total)
+    }
+
+    public func token(_ id: UInt64) async throws -> TokenRecord {
+        TokenRecord(row: try await row("personal_access_tokens", id: id, what: "personal access token"))
+    }
+
+    public func deleteToken(_ id: UInt64) async throws {
+        try await delete("personal_access_tokens", id: id, what: "personal access token")
+    }
+
+    /// The token and its owner, when `secret` is an active, unexpired token.
+    public func lookUpToken(_ secret: String) async throws -> (TokenRecord, UserRecord)? {
+        guard let row = try await db.query("SELECT * FROM personal_access_tokens WHERE token_hash = $1",
+                                           [.text(Hashing.sha256Hex(Array(secret.utf8)))]).first else { return nil }
+        let token = TokenRecord(row: row)
+        guard token.state == "active", token.expired_at > Date() else { return nil }
+        let owner = try await user(token.user_id)
+        guard owner.state == "enable" else { return nil }
+        return (token, owner)
+    }
+}
+
+/// What a personal access token may be used for on `/oapi/v1`.
+public enum PersonalAccessScope: String, CaseIterable, Sendable {
+    case job, cluster, preheat
+}
