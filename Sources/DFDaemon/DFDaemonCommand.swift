@@ -28,7 +28,7 @@ struct DFDaemonCommand: AsyncParsableCommand {
     var listenIP: String?
     @Option(help: "Scheduler address host:port (repeatable; scheduler.addrs). Without one, every download goes to the origin.")
     var scheduler: [String] = []
-    @Option(help: "Manager address (manager.addr); used by later releases to find schedulers.")
+    @Option(help: "Manager address (scheduler.manager.netAddrs); without --scheduler, the manager says which schedulers to use.")
     var manager: String?
     @Option(help: "Directory for cached pieces (storage.dir).")
     var dataDir: String?
@@ -89,9 +89,16 @@ struct DFDaemonCommand: AsyncParsableCommand {
         fflush(nil)
 
         let announcer = Task { await daemon.announceHost() }
+        // Fixed schedulers win; otherwise the manager says which to use.
+        var discovery: Task<Void, Never>?
+        if c.schedulers.isEmpty, let address = c.managerAddress {
+            let refresh = c.schedulerRefreshInterval
+            discovery = Task { await daemon.followManager(address, interval: refresh) }
+        }
         let gc = Task { await daemon.collectGarbage() }
         await server.runUntilTerminated()
         announcer.cancel()
+        discovery?.cancel()
         await daemon.leave()
         gc.cancel()
         await local?.shutdownGracefully(timeout: .seconds(1))

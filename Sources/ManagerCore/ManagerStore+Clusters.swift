@@ -4,6 +4,7 @@ import SQLStore
 /// What REST create and update requests may set on a scheduler cluster; absent fields are
 /// left as they are (create needs `name`).
 public struct SchedulerClusterInput: Codable, Sendable {
+    public init() {}
     public var name: String?
     public var bio: String?
     public var config: JSONValue?
@@ -13,6 +14,7 @@ public struct SchedulerClusterInput: Codable, Sendable {
 }
 
 public struct SeedPeerClusterInput: Codable, Sendable {
+    public init() {}
     public var name: String?
     public var bio: String?
     public var config: JSONValue?

@@ -4,6 +4,7 @@ import SQLStore
 /// A job request as Dragonfly's API takes it: `type` (`preheat`, …), free-form `args`,
 /// and the scheduler clusters to run in (all when empty).
 public struct JobInput: Codable, Sendable {
+    public init() {}
     public var type: String?
     public var bio: String?
     public var args: JSONValue?

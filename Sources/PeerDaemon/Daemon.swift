@@ -30,6 +30,10 @@ public final class Daemon: Sendable {
     let backToSourceLimit: TokenBucket
     /// The port other peers reach us on; known once the server has bound (port 0 picks one).
     private let boundPort = Mutex<Int?>(nil)
+    /// The schedulers in use: the configured ones, or those the manager names.
+    let schedulerList: Mutex<[String]>
+
+    public var schedulers: [String] { schedulerList.withLock { $0 } }
 
     public func setBoundPort(_ port: Int) { boundPort.withLock { $0 = port } }
     var advertisedPort: Int { boundPort.withLock { $0 } ?? config.port }
@@ -43,6 +47,7 @@ public final class Daemon: Sendable {
         self.logger = logger
         self.downloadLimit = TokenBucket(bytesPerSecond: config.totalDownloadRateLimit)
         self.backToSourceLimit = TokenBucket(bytesPerSecond: config.backToSourceRateLimit)
+        self.schedulerList = Mutex(config.schedulers)
     }
 
     var hostID: String { config.hostID }
@@ -77,12 +82,12 @@ public final class Daemon: Sendable {
     /// The scheduler for a task: rendezvous hashing over the configured schedulers, so one
     /// task always meets the same scheduler on every peer.
     func scheduler(for taskID: String) -> String? {
-        config.schedulers.max { fnv(taskID + $0) < fnv(taskID + $1) }
+        schedulers.max { fnv(taskID + $0) < fnv(taskID + $1) }
     }
 
     /// Tells the schedulers this host is gone, so no one is sent here for pieces.
     public func leave() async {
-        for address in config.schedulers {
+        for address in schedulers {
             guard let transport = try? channel(address) else { continue }
             let client = Scheduler_V2_SchedulerClient(RPCClient(transport: transport))
             _ = try? await client.deleteHost(Scheduler_V2_DeleteHostRequest.with { $0.hostId = hostID },
@@ -98,18 +103,22 @@ public final class Daemon: Sendable {
     /// Announces this host to every scheduler, then again every interval, until cancelled.
     public func announceHost() async {
         while !Task.isCancelled {
-            for address in config.schedulers {
-                do {
-                    let client = Scheduler_V2_SchedulerClient(RPCClient(transport: try channel(address)))
-                    var r = Scheduler_V2_AnnounceHostRequest()
-                    r.host = hostInfo
-                    r.interval = Google_Protobuf_Duration(config.announceInterval)
-                    _ = try await client.announceHost(r, options: CallOptions(timeout: .seconds(5)))
-                } catch {
-                    logger.debug("announcing host to \(address) failed: \(error)")
-                }
-            }
+            await announceHostOnce()
             try? await Task.sleep(for: config.announceInterval)
+        }
+    }
+
+    func announceHostOnce() async {
+        for address in schedulers {
+            do {
+                let client = Scheduler_V2_SchedulerClient(RPCClient(transport: try channel(address)))
+                var r = Scheduler_V2_AnnounceHostRequest()
+                r.host = hostInfo
+                r.interval = Google_Protobuf_Duration(config.announceInterval)
+                _ = try await client.announceHost(r, options: CallOptions(timeout: .seconds(5)))
+            } catch {
+                logger.debug("announcing host to \(address) failed: \(error)")
+            }
         }
     }
 }

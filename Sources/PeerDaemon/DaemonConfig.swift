@@ -9,6 +9,8 @@ public struct DaemonConfig: Sendable {
     public var dataDir = "/var/lib/dragonfly/dfdaemon"
     public var schedulers: [String] = []
     public var managerAddress: String?
+    /// How often the manager is asked for schedulers (scheduler.manager.refreshInterval).
+    public var schedulerRefreshInterval: Duration = .seconds(10)
     public var seedPeer = false
     public var ip = "127.0.0.1"
     public var hostname = ProcessInfo.processInfo.hostName
@@ -48,6 +50,7 @@ public struct DaemonConfig: Sendable {
         if let v = try y.duration("storage.taskExpireTime") { c.taskExpireTime = v }
         if let v = try y.strings("scheduler.addrs") { c.schedulers = v }
         if let v = try y.strings("scheduler.manager.netAddrs") { c.managerAddress = v.first }
+        if let v = try y.duration("scheduler.manager.refreshInterval") { c.schedulerRefreshInterval = v }
         if let v = try y.string("manager.addr") { c.managerAddress = v.isEmpty ? nil : v }
         if let v = try y.duration("scheduler.announceInterval") { c.announceInterval = v }
         if let v = try y.bool("seedPeer.enable") { c.seedPeer = v }

@@ -1,0 +1,53 @@
+import DragonflyCommon
+import Foundation
+
+/// The manager's configuration; YAML keys follow Dragonfly's manager config where it has
+/// them (`server.grpc`, `server.rest`, `database`, `auth.jwt`).
+struct ManagerConfig: Sendable {
+    var listenIP = "0.0.0.0"
+    var grpcPort = 65003
+    var restPort = 8080
+    var dataDir = "/var/lib/dragonfly/manager"
+    /// `postgres://…`; nil means the SQLite file `manager.db` in `dataDir`.
+    var databaseURL: String?
+    var jwtKey: String?
+    var jwtTimeout: Duration = .seconds(2 * 24 * 3600)
+    /// An instance silent this long is marked inactive even if its stream never closed.
+    var keepAliveTimeout: Duration = .seconds(60)
+
+    static func load(path: String) throws -> ManagerConfig {
+        let y = try YAMLConfig(path: path)
+        var c = ManagerConfig()
+        if let v = try y.int("server.grpc.port.start") ?? y.int("server.grpc.port") { c.grpcPort = v }
+        if let v = try y.string("server.grpc.listenIP") { c.listenIP = v }
+        if let v = try y.string("server.rest.addr") {
+            guard let port = Int(v.split(separator: ":").last ?? "") else { throw ConfigError("\(path): server.rest.addr must be [ip]:port") }
+            c.restPort = port
+        }
+        if let v = try y.string("server.dataDir") { c.dataDir = v }
+        switch try y.string("database.type") ?? "sqlite" {
+        case "sqlite":
+            if let v = try y.string("database.sqlite.dir") { c.dataDir = v }
+        case "postgres":
+            if let url = try y.string("database.postgres.url") {
+                c.databaseURL = url
+            } else {
+                let host = try y.string("database.postgres.host") ?? "127.0.0.1"
+                let port = try y.int("database.postgres.port") ?? 5432
+                guard let user = try y.string("database.postgres.user"), let name = try y.string("database.postgres.dbname") else {
+                    throw ConfigError("\(path): database.postgres needs url, or user and dbname")
+                }
+                let password = try y.string("database.postgres.password").map { ":" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0) } ?? ""
+                let ssl = try y.string("database.postgres.sslMode") ?? "disable"
+                c.databaseURL = "postgres://\(user)\(password)@\(host):\(port)/\(name)?sslmode=\(ssl)"
+            }
+        case let other:
+            throw ConfigError("\(path): database.type \(other) is not sqlite or postgres")
+        }
+        if let v = try y.string("auth.jwt.key") { c.jwtKey = v }
+        if let v = try y.duration("auth.jwt.timeout") { c.jwtTimeout = v }
+        if let v = try y.duration("keepAlive.timeout") { c.keepAliveTimeout = v }
+        try y.rejectUnknownKeys()
+        return c
+    }
+}

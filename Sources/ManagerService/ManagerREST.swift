@@ -1,0 +1,287 @@
+import DragonflyCommon
+import Foundation
+import Hummingbird
+import ManagerCore
+
+/// The REST API on 8080 (`/api/v1`, `/oapi/v1`), with `/healthy` and `/metrics`.
+public struct ManagerREST: Sendable {
+    let store: ManagerStore
+    let signer: JWTSigner
+    let metrics: MetricsRegistry
+
+    public init(store: ManagerStore, signer: JWTSigner, metrics: MetricsRegistry) {
+        self.store = store
+        self.signer = signer
+        self.metrics = metrics
+    }
+
+    public func router() -> Router<ManagerRequestContext> {
+        let router = Router(context: ManagerRequestContext.self)
+        router.add(middleware: ErrorAndMetricsMiddleware(metrics: metrics))
+        router.get("/healthy") { _, _ in Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: "OK"))) }
+        router.get("/metrics") { [metrics] _, _ in
+            var h = HTTPFields()
+            h[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            return Response(status: .ok, headers: h, body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.render())))
+        }
+        router.get("/api/v1/openapi.json") { _, _ in
+            var h = HTTPFields()
+            h[.contentType] = "application/json"
+            return Response(status: .ok, headers: h, body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+        }
+        let api = router.group("api/v1").add(middleware: Authenticator(store: store, signer: signer))
+        addUsers(api)
+        addClusters(api)
+        addInstances(api)
+        addJobs(api, prefix: "jobs", open: false)
+        addPreheatAliases(api)
+        let oapi = router.group("oapi/v1").add(middleware: Authenticator(store: store, signer: signer))
+        addJobs(oapi, prefix: "jobs", open: true)
+        return router
+    }
+
+    // MARK: - Users and tokens
+
+    struct SignIn: Decodable { var name: String; var password: String }
+    struct SignUp: Decodable { var name: String; var password: String; var email: String? }
+    struct TokenInput: Decodable {
+        var name: String
+        var bio: String?
+        var scopes: [String]
+        var expired_at: Date
+        var user_id: UInt64?
+    }
+
+    func addUsers(_ api: RouterGroup<ManagerRequestContext>) {
+        let store = self.store, signer = self.signer
+        api.post("users/signin") { request, context in
+            let body = try await REST.body(SignIn.self, request, context)
+            guard let user = try await store.authenticate(name: body.name, password: body.password) else {
+                throw ManagerError(.unauthorized, "wrong name or password")
+            }
+            let (token, expires) = signer.sign(user)
+            var h = HTTPFields()
+            h[.setCookie] = "jwt=\(token); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(signer.lifetime))"
+            return try REST.json(SignInAnswer(code: 200, token: token, expire: expires), headers: h)
+        }
+        api.post("users/signup") { request, context in
+            let body = try await REST.body(SignUp.self, request, context)
+            return try REST.json(try await store.createUser(name: body.name, password: body.password, email: body.email ?? "", role: .guest),
+                                 status: .created)
+        }
+        api.get("users") { request, context in
+            _ = try context.requireSessionRoot()
+            let page = try Pagination(request)
+            let (users, total) = try await store.users(page: page.page, perPage: page.perPage)
+            return try REST.page(users, total: total, request: request, page: page)
+        }
+        api.get("users/:id") { _, context in
+            let me = try context.requireSession()
+            let id = try REST.id(context)
+            guard me.id == id || me.role == UserRole.root.rawValue else { throw ManagerError(.forbidden, "you may only see yourself") }
+            return try REST.json(try await store.user(id))
+        }
+        api.get("personal-access-tokens") { request, context in
+            let me = try context.requireSession()
+            let page = try Pagination(request)
+            let (tokens, total) = try await store.tokens(page: page.page, perPage: page.perPage,
+                                                         userID: me.role == UserRole.root.rawValue ? nil : me.id)
+            return try REST.page(tokens, total: total, request: request, page: page)
+        }
+        api.post("personal-access-tokens") { request, context in
+            let me = try context.requireSession()
+            let body = try await REST.body(TokenInput.self, request, context)
+            let owner = body.user_id ?? me.id
+            guard owner == me.id || me.role == UserRole.root.rawValue else { throw ManagerError(.forbidden, "tokens are made for yourself") }
+            _ = try await store.user(owner)
+            return try REST.json(try await store.createToken(userID: owner, name: body.name, bio: body.bio ?? "", scopes: body.scopes,
+                                                             expiresAt: body.expired_at), status: .created)
+        }
+        api.get("personal-access-tokens/:id") { _, context in
+            let me = try context.requireSession()
+            let token = try await store.token(try REST.id(context))
+            guard token.user_id == me.id || me.role == UserRole.root.rawValue else { throw ManagerError(.notFound, "personal access token not found") }
+            return try REST.json(token)
+        }
+        api.delete("personal-access-tokens/:id") { _, context in
+            let me = try context.requireSession()
+            let token = try await store.token(try REST.id(context))
+            guard token.user_id == me.id || me.role == UserRole.root.rawValue else { throw ManagerError(.notFound, "personal access token not found") }
+            try await store.deleteToken(token.id)
+            return REST.noContent()
+        }
+    }
+
+    struct SignInAnswer: Encodable { var code: Int; var token: String; var expire: Date }
+
+    // MARK: - Clusters
+
+    func addClusters(_ api: RouterGroup<ManagerRequestContext>) {
+        let store = self.store
+        api.get("scheduler-clusters") { request, context in
+            _ = try context.requireSession()
+            let page = try Pagination(request)
+            let (items, total) = try await store.schedulerClusters(page: page.page, perPage: page.perPage,
+                                                                   name: request.uri.queryParameters["name"].map(String.init))
+            return try REST.page(items, total: total, request: request, page: page)
+        }
+        api.post("scheduler-clusters") { request, context in
+            _ = try context.requireSessionRoot()
+            let body = try await REST.body(SchedulerClusterInput.self, request, context)
+            return try REST.json(try await store.createSchedulerCluster(body), status: .created)
+        }
+        api.get("scheduler-clusters/:id") { _, context in
+            _ = try context.requireSession()
+            return try REST.json(try await store.schedulerCluster(try REST.id(context)))
+        }
+        api.patch("scheduler-clusters/:id") { request, context in
+            _ = try context.requireSessionRoot()
+            let id = try REST.id(context)
+            return try REST.json(try await store.updateSchedulerCluster(id, try await REST.body(SchedulerClusterInput.self, request, context)))
+        }
+        api.delete("scheduler-clusters/:id") { _, context in
+            _ = try context.requireSessionRoot()
+            try await store.deleteSchedulerCluster(try REST.id(context))
+            return REST.noContent()
+        }
+        api.get("seed-peer-clusters") { request, context in
+            _ = try context.requireSession()
+            let page = try Pagination(request)
+            let (items, total) = try await store.seedPeerClusters(page: page.page, perPage: page.perPage,
+                                                                  name: request.uri.queryParameters["name"].map(String.init))
+            return try REST.page(items, total: total, request: request, page: page)
+        }
+        api.post("seed-peer-clusters") { request, context in
+            _ = try context.requireSessionRoot()
+            let body = try await REST.body(SeedPeerClusterInput.self, request, context)
+            return try REST.json(try await store.createSeedPeerCluster(body), status: .created)
+        }
+        api.get("seed-peer-clusters/:id") { _, context in
+            _ = try context.requireSession()
+            return try REST.json(try await store.seedPeerCluster(try REST.id(context)))
+        }
+        api.patch("seed-peer-clusters/:id") { request, context in
+            _ = try context.requireSessionRoot()
+            let id = try REST.id(context)
+            return try REST.json(try await store.updateSeedPeerCluster(id, try await REST.body(SeedPeerClusterInput.self, request, context)))
+        }
+        api.delete("seed-peer-clusters/:id") { _, context in
+            _ = try context.requireSessionRoot()
+            try await store.deleteSeedPeerCluster(try REST.id(context))
+            return REST.noContent()
+        }
+    }
+
+    // MARK: - Schedulers and seed peers
+
+    func addInstances(_ api: RouterGroup<ManagerRequestContext>) {
+        let store = self.store
+        api.get("schedulers") { request, context in
+            _ = try context.requireSession()
+            let page = try Pagination(request)
+            let q = request.uri.queryParameters
+            let cluster = try q["scheduler_cluster_id"].map { try Self.positive(String($0), "scheduler_cluster_id") }
+            let (items, total) = try await store.schedulers(page: page.page, perPage: page.perPage, clusterID: cluster,
+                                                            state: q["state"].map(String.init))
+            return try REST.page(items, total: total, request: request, page: page)
+        }
+        api.post("schedulers") { request, context in
+            _ = try context.requireSessionRoot()
+            return try REST.json(try await store.upsertScheduler(try await REST.body(SchedulerInput.self, request, context)), status: .created)
+        }
+        api.get("schedulers/:id") { _, context in
+            _ = try context.requireSession()
+            return try REST.json(try await store.scheduler(try REST.id(context)))
+        }
+        api.delete("schedulers/:id") { _, context in
+            _ = try context.requireSessionRoot()
+            try await store.deleteScheduler(try REST.id(context))
+            return REST.noContent()
+        }
+        api.get("seed-peers") { request, context in
+            _ = try context.requireSession()
+            let page = try Pagination(request)
+            let q = request.uri.queryParameters
+            let cluster = try q["seed_peer_cluster_id"].map { try Self.positive(String($0), "seed_peer_cluster_id") }
+            let (items, total) = try await store.seedPeers(page: page.page, perPage: page.perPage, clusterID: cluster,
+                                                           state: q["state"].map(String.init))
+            return try REST.page(items, total: total, request: request, page: page)
+        }
+        api.post("seed-peers") { request, context in
+            _ = try context.requireSessionRoot()
+            return try REST.json(try await store.upsertSeedPeer(try await REST.body(SeedPeerInput.self, request, context)), status: .created)
+        }
+        api.get("seed-peers/:id") { _, context in
+            _ = try context.requireSession()
+            return try REST.json(try await store.seedPeer(try REST.id(context)))
+        }
+        api.delete("seed-peers/:id") { _, context in
+            _ = try context.requireSessionRoot()
+            try await store.deleteSeedPeer(try REST.id(context))
+            return REST.noContent()
+        }
+    }
+
+    static func positive(_ text: String, _ name: String) throws -> UInt64 {
+        guard let v = UInt64(text), v > 0 else { throw ManagerError(.invalid, "\(name) must be a positive integer") }
+        return v
+    }
+
+    // MARK: - Jobs
+
+    /// `/api/v1/jobs` takes sessions; `/oapi/v1/jobs` takes personal access tokens.
+    func addJobs(_ group: RouterGroup<ManagerRequestContext>, prefix: String, open: Bool) {
+        let store = self.store
+        group.get(RouterPath(prefix)) { request, context in
+            _ = open ? try context.requireToken(scope: .job) : try context.requireSession()
+            let page = try Pagination(request)
+            let q = request.uri.queryParameters
+            let (items, total) = try await store.jobs(page: page.page, perPage: page.perPage, type: q["type"].map(String.init),
+                                                      state: q["state"].map(String.init))
+            return try REST.page(items, total: total, request: request, page: page)
+        }
+        group.post(RouterPath(prefix)) { request, context in
+            let user = open ? try context.requireWriter(scope: .job) : try context.requireSessionRoot()
+            let body = try await REST.body(JobInput.self, request, context)
+            return try REST.json(try await store.createJob(body, userID: user.id), status: .created)
+        }
+        group.get(RouterPath("\(prefix)/:id")) { _, context in
+            _ = open ? try context.requireToken(scope: .job) : try context.requireSession()
+            return try REST.json(try await store.job(try REST.id(context)))
+        }
+    }
+
+    /// The seed's `POST /api/v1/preheat` and `GET /api/v1/preheat/{id}`: a preheat job
+    /// under another name, for either kind of credential.
+    func addPreheatAliases(_ api: RouterGroup<ManagerRequestContext>) {
+        let store = self.store
+        api.post("preheat") { request, context in
+            let user = try context.requireWriter(scope: .preheat)
+            let args = try await REST.body(JSONValue.self, request, context)
+            var input = JobInput()
+            input.type = "preheat"
+            input.args = args
+            let job = try await store.createJob(input, userID: user.id)
+            return try REST.json(PreheatAnswer(job), status: .created)
+        }
+        api.get("preheat/:id") { _, context in
+            if context.tokenScopes != nil { _ = try context.requireToken(scope: .preheat) } else { _ = try context.requireSession() }
+            let job = try await store.job(try REST.id(context))
+            guard job.type == "preheat" else { throw ManagerError(.notFound, "preheat \(job.id) not found") }
+            return try REST.json(PreheatAnswer(job))
+        }
+    }
+
+    struct PreheatAnswer: Encodable {
+        var id: String
+        var status: String
+        var created_at: Date
+        var job: JobRecord
+        init(_ job: JobRecord) {
+            id = String(job.id)
+            status = job.state
+            created_at = job.created_at
+            self.job = job
+        }
+    }
+}
