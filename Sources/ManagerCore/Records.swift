@@ -1,6 +1,11 @@
 import Foundation
 import SQLStore
 
+extension SQLRow {
+    /// A Unix-seconds column as a date.
+    func date(_ name: String) -> Date { Date(timeIntervalSince1970: Double(int(name))) }
+}
+
 /// Where a scheduler cluster's peers are: what the searcher matches hosts against.
 public struct ClusterScopes: Codable, Sendable, Equatable {
     public var idc: String?
@@ -34,8 +39,8 @@ public struct SchedulerCluster: Codable, Sendable {
         client_config = JSONValue(text: row.optionalString("client_config"))
         scopes = (try? JSONCoding.decoder.decode(ClusterScopes.self, from: Data(row.string("scopes").utf8))) ?? ClusterScopes()
         is_default = row.bool("is_default")
-        created_at = Date(timeIntervalSince1970: Double(row.int("created_at")))
-        updated_at = Date(timeIntervalSince1970: Double(row.int("updated_at")))
+        created_at = row.date("created_at")
+        updated_at = row.date("updated_at")
     }
 }
 
@@ -62,8 +67,8 @@ public struct SchedulerRecord: Codable, Sendable {
         state = row.string("state")
         features = JSONValue(text: row.optionalString("features")).arrayValue?.compactMap(\.stringValue) ?? []
         scheduler_cluster_id = row.uint("scheduler_cluster_id")
-        created_at = Date(timeIntervalSince1970: Double(row.int("created_at")))
-        updated_at = Date(timeIntervalSince1970: Double(row.int("updated_at")))
+        created_at = row.date("created_at")
+        updated_at = row.date("updated_at")
     }
 }
 
@@ -82,8 +87,8 @@ public struct SeedPeerCluster: Codable, Sendable {
         bio = row.string("bio")
         config = JSONValue(text: row.optionalString("config"))
         scheduler_cluster_id = row["scheduler_cluster_id"].int.map { UInt64(bitPattern: $0) }
-        created_at = Date(timeIntervalSince1970: Double(row.int("created_at")))
-        updated_at = Date(timeIntervalSince1970: Double(row.int("updated_at")))
+        created_at = row.date("created_at")
+        updated_at = row.date("updated_at")
     }
 }
 
@@ -112,8 +117,8 @@ public struct SeedPeerRecord: Codable, Sendable {
         download_port = Int32(truncatingIfNeeded: row.int("download_port"))
         state = row.string("state")
         seed_peer_cluster_id = row.uint("seed_peer_cluster_id")
-        created_at = Date(timeIntervalSince1970: Double(row.int("created_at")))
-        updated_at = Date(timeIntervalSince1970: Double(row.int("updated_at")))
+        created_at = row.date("created_at")
+        updated_at = row.date("updated_at")
     }
 }
 
@@ -131,7 +136,7 @@ public struct UserRecord: Codable, Sendable {
         email = row.string("email")
         role = row.string("role")
         state = row.string("state")
-        created_at = Date(timeIntervalSince1970: Double(row.int("created_at")))
+        created_at = row.date("created_at")
     }
 }
 
@@ -153,9 +158,9 @@ public struct TokenRecord: Codable, Sendable {
         bio = row.string("bio")
         scopes = JSONValue(text: row.optionalString("scopes")).arrayValue?.compactMap(\.stringValue) ?? []
         state = row.string("state")
-        expired_at = Date(timeIntervalSince1970: Double(row.int("expired_at")))
+        expired_at = row.date("expired_at")
         user_id = row.uint("user_id")
-        created_at = Date(timeIntervalSince1970: Double(row.int("created_at")))
+        created_at = row.date("created_at")
     }
 }
 
@@ -183,8 +188,8 @@ public struct JobRecord: Codable, Sendable {
         user_id = row["user_id"].int.map { UInt64(bitPattern: $0) }
         scheduler_cluster_ids = JSONValue(text: row.optionalString("scheduler_cluster_ids")).arrayValue?
             .compactMap { $0.numberValue.map { UInt64($0) } } ?? []
-        created_at = Date(timeIntervalSince1970: Double(row.int("created_at")))
-        updated_at = Date(timeIntervalSince1970: Double(row.int("updated_at")))
+        created_at = row.date("created_at")
+        updated_at = row.date("updated_at")
     }
 }
 
