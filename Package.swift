@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "dfdaemon", targets: ["DFDaemon"]),
         .executable(name: "dfget", targets: ["DFGet"]),
         .executable(name: "manager", targets: ["Manager"]),
+        .executable(name: "proto-leak-loop", targets: ["ProtoLeakLoop"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -98,6 +99,13 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Registration and keep-alive with the manager, for schedulers and seed peers.
+        .target(name: "ManagerClient", dependencies: [
+            "GeneratedAPI", "RPCCore", "RPCTransport",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The message layer in a loop, for the AddressSanitizer leak check (tools/leak-check.sh).
+        .executableTarget(name: "ProtoLeakLoop", dependencies: ["ProtoCore", "GeneratedAPI"]),
         // A small HTTP/1.1 server core: keep-alive, streamed responses with backpressure.
         .target(name: "HTTPServing", dependencies: [
             .product(name: "NIOCore", package: "swift-nio"),
@@ -113,7 +121,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "DFDaemon", dependencies: [
-            "PeerDaemon", "PeerStorage", "DragonflyCommon", "RPCTransport", "RPCServices", "RegistryMirror", "HTTPServing",
+            "PeerDaemon", "PeerStorage", "DragonflyCommon", "RPCTransport", "RPCServices", "RegistryMirror", "HTTPServing", "ManagerClient",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -132,7 +140,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "Scheduler", dependencies: [
-            "SchedulerService", "SchedulerCore", "RPCTransport", "RPCServices", "DragonflyCommon",
+            "SchedulerService", "SchedulerCore", "ManagerClient", "RPCTransport", "RPCServices", "DragonflyCommon",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

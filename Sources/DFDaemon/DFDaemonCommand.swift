@@ -3,6 +3,7 @@ import DragonflyCommon
 import Foundation
 import Logging
 import HTTPServing
+import ManagerClient
 import PeerDaemon
 import RegistryMirror
 import PeerStorage
@@ -90,6 +91,15 @@ struct DFDaemonCommand: AsyncParsableCommand {
 
         let announcer = Task { await daemon.announceHost() }
         // Fixed schedulers win; otherwise the manager says which to use.
+        // A seed peer is registered with the manager and kept alive there, like a scheduler.
+        var seedRegistration: Task<Void, Never>?
+        if c.seedPeer, let address = c.managerAddress {
+            let announcer = ManagerAnnouncer(address: address, identity: .init(
+                hostname: c.hostname, ip: c.ip, idc: c.idc.isEmpty ? nil : c.idc, location: c.location.isEmpty ? nil : c.location,
+                clusterID: c.seedPeerClusterID, role: .seedPeer(type: "super", port: Int32(bound), downloadPort: Int32(bound))),
+                interval: c.keepAliveInterval, logger: logger)
+            seedRegistration = Task { await announcer.run() }
+        }
         var discovery: Task<Void, Never>?
         if c.schedulers.isEmpty, let address = c.managerAddress {
             let refresh = c.schedulerRefreshInterval
@@ -99,6 +109,7 @@ struct DFDaemonCommand: AsyncParsableCommand {
         await server.runUntilTerminated()
         announcer.cancel()
         discovery?.cancel()
+        seedRegistration?.cancel()
         await daemon.leave()
         gc.cancel()
         await local?.shutdownGracefully(timeout: .seconds(1))

@@ -77,6 +77,19 @@ extension ManagerStore {
         ] + values, what: "scheduler"))
     }
 
+    /// Changes what an operator may change: location data, port, features.
+    public func updateScheduler(_ id: UInt64, _ input: SchedulerInput) async throws -> SchedulerRecord {
+        var values: [(String, SQLValue)] = []
+        if let v = input.idc { values.append(("idc", .text(v))) }
+        if let v = input.location { values.append(("location", .text(v))) }
+        if let v = input.port {
+            guard (1...65535).contains(v) else { throw ManagerError(.invalid, "port must be 1-65535") }
+            values.append(("port", .int(Int64(v))))
+        }
+        if let v = input.features { values.append(("features", .text(Self.json(v)))) }
+        return SchedulerRecord(row: try await update("schedulers", id: id, values, what: "scheduler"))
+    }
+
     public func deleteScheduler(_ id: UInt64) async throws {
         try await delete("schedulers", id: id, what: "scheduler")
     }
@@ -125,6 +138,19 @@ extension ManagerStore {
         return SeedPeerRecord(row: try await insert("seed_peers", [
             ("hostname", .text(hostname)), ("ip", .text(ip)), ("seed_peer_cluster_id", SQLValue(clusterID)),
         ] + values, what: "seed peer"))
+    }
+
+    public func updateSeedPeer(_ id: UInt64, _ input: SeedPeerInput) async throws -> SeedPeerRecord {
+        var values: [(String, SQLValue)] = []
+        if let v = input.type { values.append(("type", .text(v))) }
+        if let v = input.idc { values.append(("idc", .text(v))) }
+        if let v = input.location { values.append(("location", .text(v))) }
+        for (column, port) in [("port", input.port), ("download_port", input.download_port)] {
+            guard let port else { continue }
+            guard (1...65535).contains(port) else { throw ManagerError(.invalid, "\(column) must be 1-65535") }
+            values.append((column, .int(Int64(port))))
+        }
+        return SeedPeerRecord(row: try await update("seed_peers", id: id, values, what: "seed peer"))
     }
 
     public func deleteSeedPeer(_ id: UInt64) async throws {

@@ -193,6 +193,11 @@ public struct ManagerREST: Sendable {
             _ = try context.requireSession()
             return try REST.json(try await store.scheduler(try REST.id(context)))
         }
+        api.patch("schedulers/:id") { request, context in
+            _ = try context.requireSessionRoot()
+            let id = try REST.id(context)
+            return try REST.json(try await store.updateScheduler(id, try await REST.body(SchedulerInput.self, request, context)))
+        }
         api.delete("schedulers/:id") { _, context in
             _ = try context.requireSessionRoot()
             try await store.deleteScheduler(try REST.id(context))
@@ -214,6 +219,11 @@ public struct ManagerREST: Sendable {
         api.get("seed-peers/:id") { _, context in
             _ = try context.requireSession()
             return try REST.json(try await store.seedPeer(try REST.id(context)))
+        }
+        api.patch("seed-peers/:id") { request, context in
+            _ = try context.requireSessionRoot()
+            let id = try REST.id(context)
+            return try REST.json(try await store.updateSeedPeer(id, try await REST.body(SeedPeerInput.self, request, context)))
         }
         api.delete("seed-peers/:id") { _, context in
             _ = try context.requireSessionRoot()

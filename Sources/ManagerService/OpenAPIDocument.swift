@@ -43,6 +43,8 @@ enum OpenAPIDocument {
         "SchedulerInput": object(["hostname": string, "idc": string, "location": string, "ip": string, "port": port,
                                   "features": array(string), "scheduler_cluster_id": id],
                                  required: ["hostname", "ip", "port", "scheduler_cluster_id"]),
+        "SchedulerPatch": object(["idc": string, "location": string, "port": port, "features": array(string)]),
+        "SeedPeerPatch": object(["type": string, "idc": string, "location": string, "port": port, "download_port": port]),
         "SeedPeer": object(["id": id, "hostname": string, "type": string, "idc": string, "location": string, "ip": string,
                             "port": port, "download_port": port, "state": ["type": "string", "enum": ["active", "inactive"]],
                             "seed_peer_cluster_id": id, "created_at": dateTime, "updated_at": dateTime]),
@@ -98,12 +100,12 @@ enum OpenAPIDocument {
     }
 
     /// `resource` CRUD: list and create on the collection, get/patch/delete on items.
-    static func crud(_ path: String, _ item: String, input: String, patch: Bool) -> Object {
+    static func crud(_ path: String, _ item: String, input: String, patch: String) -> Object {
         var itemOps: Object = [
             "get": operation("get \(item)", ok: "200", ref(item), idParam: true),
             "delete": operation("delete \(item)", ok: "204", nil, idParam: true),
         ]
-        if patch { itemOps["patch"] = operation("update \(item)", ok: "200", ref(item), body: input, idParam: true) }
+        itemOps["patch"] = operation("update \(item)", ok: "200", ref(item), body: patch, idParam: true)
         return [
             path: ["get": operation("list \(item)s", ok: "200", array(ref(item)), paged: true),
                    "post": operation("create \(item)", ok: "201", ref(item), body: input)],
@@ -113,10 +115,10 @@ enum OpenAPIDocument {
 
     static var paths: Object {
         var p: Object = [:]
-        p.merge(crud("/api/v1/scheduler-clusters", "SchedulerCluster", input: "SchedulerClusterInput", patch: true)) { a, _ in a }
-        p.merge(crud("/api/v1/seed-peer-clusters", "SeedPeerCluster", input: "SeedPeerClusterInput", patch: true)) { a, _ in a }
-        p.merge(crud("/api/v1/schedulers", "Scheduler", input: "SchedulerInput", patch: false)) { a, _ in a }
-        p.merge(crud("/api/v1/seed-peers", "SeedPeer", input: "SeedPeerInput", patch: false)) { a, _ in a }
+        p.merge(crud("/api/v1/scheduler-clusters", "SchedulerCluster", input: "SchedulerClusterInput", patch: "SchedulerClusterInput")) { a, _ in a }
+        p.merge(crud("/api/v1/seed-peer-clusters", "SeedPeerCluster", input: "SeedPeerClusterInput", patch: "SeedPeerClusterInput")) { a, _ in a }
+        p.merge(crud("/api/v1/schedulers", "Scheduler", input: "SchedulerInput", patch: "SchedulerPatch")) { a, _ in a }
+        p.merge(crud("/api/v1/seed-peers", "SeedPeer", input: "SeedPeerInput", patch: "SeedPeerPatch")) { a, _ in a }
         p["/api/v1/users/signin"] = ["post": operation("sign in", ok: "200", ref("SignInAnswer"), body: "SignIn", secured: false)]
         p["/api/v1/users/signup"] = ["post": operation("sign up as a guest", ok: "201", ref("User"), body: "SignUp", secured: false)]
         p["/api/v1/users"] = ["get": operation("list users", ok: "200", array(ref("User")), paged: true)]

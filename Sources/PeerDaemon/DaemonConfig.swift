@@ -11,6 +11,10 @@ public struct DaemonConfig: Sendable {
     public var managerAddress: String?
     /// How often the manager is asked for schedulers (scheduler.manager.refreshInterval).
     public var schedulerRefreshInterval: Duration = .seconds(10)
+    /// The seed peer cluster a seed peer registers in (seedPeer.clusterID).
+    public var seedPeerClusterID: UInt64 = 1
+    /// How often a seed peer tells the manager it is alive (seedPeer.keepAlive.interval).
+    public var keepAliveInterval: Duration = .seconds(5)
     public var seedPeer = false
     public var ip = "127.0.0.1"
     public var hostname = ProcessInfo.processInfo.hostName
@@ -54,6 +58,8 @@ public struct DaemonConfig: Sendable {
         if let v = try y.string("manager.addr") { c.managerAddress = v.isEmpty ? nil : v }
         if let v = try y.duration("scheduler.announceInterval") { c.announceInterval = v }
         if let v = try y.bool("seedPeer.enable") { c.seedPeer = v }
+        if let v = try y.int("seedPeer.clusterID") { c.seedPeerClusterID = UInt64(max(1, v)) }
+        if let v = try y.duration("seedPeer.keepAlive.interval") { c.keepAliveInterval = v }
         if let v = try y.int("download.pieceSize") { c.pieceLength = UInt64(v) }
         if let v = try y.int("download.concurrentPieceCount") { c.concurrentPieceCount = max(1, v) }
         if let v = try y.duration("download.pieceTimeout") { c.pieceTimeout = v }

@@ -2,6 +2,7 @@ import ArgumentParser
 import DragonflyCommon
 import Foundation
 import Logging
+import ManagerClient
 import RPCServices
 import RPCTransport
 import SchedulerCore
@@ -65,8 +66,8 @@ struct SchedulerCommand: AsyncParsableCommand {
         let gc = Task { await engine.runGarbageCollection() }
         let announcer = c.managerAddress.map { address in
             ManagerAnnouncer(address: address, identity: .init(
-                hostname: c.hostname, ip: c.advertiseIP, port: Int32(c.advertisePort ?? grpcPort),
-                idc: c.idc, location: c.location, clusterID: c.schedulerClusterID),
+                hostname: c.hostname, ip: c.advertiseIP, idc: c.idc, location: c.location, clusterID: c.schedulerClusterID,
+                role: .scheduler(port: Int32(c.advertisePort ?? grpcPort))),
                 interval: c.keepAliveInterval)
         }.map { a in Task { await a.run() } }
         await server.runUntilTerminated()

@@ -361,3 +361,30 @@ def test_generated_root_password_is_printed_once(tmp_path):
             assert json.loads(res.read())["token"]
     finally:
         again.stop()
+
+
+def test_a_seed_peer_daemon_registers_and_keeps_alive(tmp_path):
+    m = Manager(tmp_path / "manager")
+    seed = None
+    try:
+        seed = Server([binary("dfdaemon"), "--seed-peer", "--port", "0", "--listen-ip", "127.0.0.1", "--hostname", "seed-1",
+                       "--manager", m.grpc, "--data-dir", tmp_path / "seed", "--unix-socket", tmp_path / "seed.sock"],
+                      tmp_path / "seed.log")
+        token = m.sign_in()
+
+        def seeds():
+            return m.call("GET", "/api/v1/seed-peers", token=token)[1]
+        assert wait_for(lambda: [(s["hostname"], s["state"], s["port"]) for s in seeds()] == [("seed-1", "active", seed.port)]), \
+            Path(tmp_path / "seed.log").read_text()[-2000:]
+        listed_seeds = m.stub.ListSeedPeers(manager_pb2.ListSeedPeersRequest(source_type=manager_pb2.PEER_SOURCE), timeout=10).seed_peers
+        assert [s.hostname for s in listed_seeds] == ["seed-1"]
+        sid = seeds()[0]["id"]
+        status, patched, _ = m.call("PATCH", f"/api/v1/seed-peers/{sid}", {"idc": "idc-9"}, token)
+        assert status == 200 and patched["idc"] == "idc-9" and patched["hostname"] == "seed-1"
+        seed.stop()
+        seed = None
+        assert wait_for(lambda: [s["state"] for s in seeds()] == ["inactive"])
+    finally:
+        if seed:
+            seed.stop()
+        m.stop()

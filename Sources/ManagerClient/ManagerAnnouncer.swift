@@ -1,0 +1,106 @@
+import GeneratedAPI
+import Logging
+import RPCCore
+import RPCTransport
+
+/// Registers a scheduler or a seed peer with the manager (`UpdateScheduler` /
+/// `UpdateSeedPeer`) and keeps it marked alive (`KeepAlive`). Runs until cancelled; a
+/// missing or failing manager only delays it, it never stops the service.
+public struct ManagerAnnouncer: Sendable {
+    public enum Role: Sendable {
+        case scheduler(port: Int32)
+        case seedPeer(type: String, port: Int32, downloadPort: Int32)
+    }
+
+    public struct Identity: Sendable {
+        public var hostname: String
+        public var ip: String
+        public var idc: String?
+        public var location: String?
+        public var clusterID: UInt64
+        public var role: Role
+        public init(hostname: String, ip: String, idc: String?, location: String?, clusterID: UInt64, role: Role) {
+            self.hostname = hostname
+            self.ip = ip
+            self.idc = idc
+            self.location = location
+            self.clusterID = clusterID
+            self.role = role
+        }
+    }
+
+    let address: String
+    let identity: Identity
+    let interval: Duration
+    let logger: Logger
+
+    public init(address: String, identity: Identity, interval: Duration, logger: Logger = Logger(label: "manager.announcer")) {
+        self.address = address
+        self.identity = identity
+        self.interval = interval
+        self.logger = logger
+    }
+
+    public func run() async {
+        guard let channel = try? RPCChannel(address: address) else {
+            logger.error("manager address \(address) is not host:port")
+            return
+        }
+        defer { Task { await channel.close() } }
+        let client = Manager_V2_ManagerClient(RPCClient(transport: channel))
+        while !Task.isCancelled {
+            do {
+                try await register(client)
+                logger.info("registered with manager \(address) in cluster \(identity.clusterID)")
+                let call = try await client.keepAlive()
+                while !Task.isCancelled {
+                    var ping = Manager_V2_KeepAliveRequest()
+                    ping.sourceType = sourceType
+                    ping.hostname = identity.hostname
+                    ping.ip = identity.ip
+                    ping.clusterId = identity.clusterID
+                    try await call.send(ping)
+                    try await Task.sleep(for: interval)
+                }
+                call.cancel()
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("manager \(address) unavailable (\(error)); carrying on, retrying in \(interval)")
+                try? await Task.sleep(for: interval)
+            }
+        }
+    }
+
+    var sourceType: Manager_V2_SourceType {
+        if case .scheduler = identity.role { return .schedulerSource }
+        return .seedPeerSource
+    }
+
+    private func register(_ client: Manager_V2_ManagerClient) async throws {
+        let options = CallOptions(timeout: .seconds(10))
+        switch identity.role {
+        case .scheduler(let port):
+            var update = Manager_V2_UpdateSchedulerRequest()
+            update.sourceType = .schedulerSource
+            update.hostname = identity.hostname
+            update.ip = identity.ip
+            update.port = port
+            update.idc = identity.idc
+            update.location = identity.location
+            update.schedulerClusterId = identity.clusterID
+            _ = try await client.updateScheduler(update, options: options)
+        case .seedPeer(let type, let port, let downloadPort):
+            var update = Manager_V2_UpdateSeedPeerRequest()
+            update.sourceType = .seedPeerSource
+            update.hostname = identity.hostname
+            update.type = type
+            update.ip = identity.ip
+            update.port = port
+            update.downloadPort = downloadPort
+            update.idc = identity.idc
+            update.location = identity.location
+            update.seedPeerClusterId = identity.clusterID
+            _ = try await client.updateSeedPeer(update, options: options)
+        }
+    }
+}
