@@ -89,7 +89,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "ManagerService", dependencies: [
-            "ManagerCore", "SQLStore", "DragonflyCommon", "GeneratedAPI", "RPCCore",
+            "ManagerCore", "SQLStore", "DragonflyCommon", "GeneratedAPI", "RPCCore", "RPCTransport", "RegistryClient",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -112,9 +113,14 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Talking to OCI registries: auth challenges, tokens, image manifests.
+        .target(name: "RegistryClient", dependencies: [
+            "DragonflyCommon",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ]),
         // The dfdaemon's registry mirror on port 65001.
         .target(name: "RegistryMirror", dependencies: [
-            "PeerDaemon", "HTTPServing", "DragonflyCommon", "GeneratedAPI",
+            "PeerDaemon", "HTTPServing", "DragonflyCommon", "GeneratedAPI", "RegistryClient",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -158,8 +164,9 @@ let package = Package(
         ]),
 
         .testTarget(name: "DragonflyCommonTests", dependencies: ["DragonflyCommon"]),
-        .testTarget(name: "RegistryMirrorTests", dependencies: ["RegistryMirror", "PeerDaemon", "HTTPServing"]),
+        .testTarget(name: "RegistryMirrorTests", dependencies: ["RegistryMirror", "RegistryClient", "PeerDaemon", "HTTPServing"]),
         .testTarget(name: "ManagerTests", dependencies: ["ManagerCore", "SQLStore"]),
+        .testTarget(name: "PeerDaemonTests", dependencies: ["PeerDaemon"]),
         .testTarget(name: "PeerStorageTests", dependencies: ["PeerStorage", "DragonflyCommon"]),
         .testTarget(name: "SchedulerTests", dependencies: ["SchedulerCore", "DragonflyCommon", "GeneratedAPI", "RPCCore"]),
         .testTarget(name: "ProtoJSONTests", dependencies: ["ProtoJSON"]),

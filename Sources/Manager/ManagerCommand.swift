@@ -76,8 +76,10 @@ struct ManagerCommand: AsyncParsableCommand {
                                   fflush(nil)
                               }, logger: logger)
         let timeout = Double(c.keepAliveTimeout.components.seconds)
+        let preheats = PreheatRunner(store: store, logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await app.runService(gracefulShutdownSignals: []) }
+            group.addTask { await preheats.run() }
             group.addTask {
                 while !Task.isCancelled {
                     try await Task.sleep(for: .seconds(max(1, timeout / 4)))

@@ -58,6 +58,19 @@ extension ManagerStore {
         return JobRecord(row: try await update("jobs", id: id, values, what: "job"))
     }
 
+    /// Jobs of `type` in `state`, oldest first (what a job runner picks up).
+    public func jobs(type: String, state: JobState) async throws -> [JobRecord] {
+        try await db.query("SELECT * FROM jobs WHERE type = $1 AND state = $2 ORDER BY id", [.text(type), .text(state.rawValue)])
+            .map(JobRecord.init(row:))
+    }
+
+    /// Moves a job from `from` to RUNNING; false when another runner (a second manager on
+    /// the same database) took it first.
+    public func claimJob(_ id: UInt64, from: JobState) async throws -> Bool {
+        try await !db.query("UPDATE jobs SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4 RETURNING id",
+                            [.text(JobState.running.rawValue), .int(Self.now), SQLValue(id), .text(from.rawValue)]).isEmpty
+    }
+
     public func applications() async throws -> [ApplicationRecord] {
         try await db.query("SELECT * FROM applications ORDER BY id").map(ApplicationRecord.init(row:))
     }

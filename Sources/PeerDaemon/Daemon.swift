@@ -79,9 +79,14 @@ public final class Daemon: Sendable {
 
     func channel(_ address: String) throws -> RPCChannel { try channels.channel(address) }
 
-    /// The scheduler for a task: rendezvous hashing over the configured schedulers, so one
-    /// task always meets the same scheduler on every peer.
+    /// The scheduler for a task: rendezvous hashing over the cluster's schedulers, so one
+    /// task always meets the same scheduler on every peer, and a scheduler joining or
+    /// leaving moves only the tasks it gains or had.
     func scheduler(for taskID: String) -> String? {
+        Daemon.scheduler(for: taskID, among: schedulers)
+    }
+
+    public static func scheduler(for taskID: String, among schedulers: [String]) -> String? {
         schedulers.max { fnv(taskID + $0) < fnv(taskID + $1) }
     }
 

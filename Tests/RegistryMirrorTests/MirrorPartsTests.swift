@@ -3,6 +3,7 @@ import NIOHTTP1
 import PeerDaemon
 import Testing
 @testable import RegistryMirror
+import RegistryClient
 
 @Suite struct ByteRangeTests {
     @Test func rangesAsRFC9110Reads() {

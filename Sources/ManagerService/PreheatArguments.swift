@@ -1,0 +1,48 @@
+import Foundation
+import ManagerCore
+
+/// A preheat job's `args`, as Dragonfly's API defines them.
+struct PreheatArguments: Sendable {
+    enum Kind: String, Sendable { case image, file }
+    enum Scope: String, Sendable { case singleSeedPeer = "single_seed_peer", allSeedPeers = "all_seed_peers", allPeers = "all_peers" }
+
+    var kind: Kind
+    var urls: [String]
+    var scope: Scope
+    var headers: [String: String]
+    var username: String?
+    var password: String?
+    var platform: String
+    var tag: String?
+    var application: String?
+    var filteredQueryParams: [String]
+    var pieceLength: UInt64?
+    var concurrentTaskCount: Int
+    var timeout: Duration
+
+    init(_ args: JSONValue) throws {
+        func string(_ key: String) -> String? { args[key]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } }
+        guard let kind = Kind(rawValue: string("type") ?? "image") else { throw ManagerError(.invalid, "args.type must be image or file") }
+        self.kind = kind
+        urls = (string("url").map { [$0] } ?? []) + (args["urls"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+        guard !urls.isEmpty else { throw ManagerError(.invalid, "args.url (or urls) is required") }
+        guard let scope = Scope(rawValue: string("scope") ?? "single_seed_peer") else {
+            throw ManagerError(.invalid, "args.scope must be single_seed_peer, all_seed_peers or all_peers")
+        }
+        self.scope = scope
+        var headers: [String: String] = [:]
+        if case .object(let h)? = args["headers"] { for (k, v) in h { if let v = v.stringValue { headers[k] = v } } }
+        self.headers = headers
+        username = string("username")
+        password = args["password"]?.stringValue
+        platform = string("platform") ?? "linux/amd64"
+        tag = string("tag")
+        application = string("application")
+        filteredQueryParams = string("filtered_query_params").map { $0.split(separator: "&").map(String.init) }
+            ?? (args["filtered_query_params"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+        pieceLength = args["piece_length"]?.numberValue.flatMap { $0 > 0 ? UInt64($0) : nil }
+        concurrentTaskCount = max(1, min(64, Int(args["concurrent_task_count"]?.numberValue ?? 8)))
+        let seconds = args["timeout"]?.numberValue ?? 1800
+        timeout = .seconds(max(1, min(seconds, 86_400)))
+    }
+}

@@ -1,0 +1,237 @@
+"""Preheat through the manager: an image in Debian's docker-registry is pushed into the
+seed peers by a preheat job, and a later pull through a dfdaemon's mirror costs the
+registry no blob GETs at all."""
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import Server, binary, describe, free_port, run, tool
+from test_manager import ROOT_PASSWORD, Manager, wait_for
+
+HELPERS = Path(__file__).parent / "helpers"
+sys.path.insert(0, str(HELPERS))
+from registry import Registry, build_image, push  # noqa: E402
+
+MIB = 1 << 20
+PRIMARY = "127.0.0.1:1"
+
+
+class PreheatCluster:
+    """Manager, a scheduler registered with it, a seed peer and a dfdaemon that know only
+    the manager; the dfdaemon's mirror points at `registry`."""
+
+    def __init__(self, root, registry):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.manager = Manager(self.root / "manager")
+        self.servers = []
+        self.sched = self.server("sched", [binary("scheduler"), "--port", "0", "--metrics-port", "0", "--listen-ip", "127.0.0.1",
+                                           "--advertise-ip", "127.0.0.1", "--data-dir", self.root / "s", "--manager", self.manager.grpc])
+        self.seed = self.daemon("seed", "--seed-peer")
+        config = self.root / "node.yaml"
+        config.write_text(f"proxy:\n  registryMirror:\n    url: http://{registry.address}\n")
+        self.node = self.daemon("node", "--config", config)
+        self.token = self.manager.sign_in()
+        assert wait_for(lambda: [s["state"] for s in self.manager.call("GET", "/api/v1/seed-peers", token=self.token)[1]] == ["active"])
+        for name in ("seed", "node"):
+            assert wait_for(lambda: "names schedulers" in (self.root / f"{name}.log").read_text()), name
+        time.sleep(0.5)
+
+    def server(self, name, args):
+        s = Server(args, self.root / f"{name}.log")
+        self.servers.append(s)
+        return s
+
+    def daemon(self, name, *extra):
+        return self.server(name, [binary("dfdaemon"), "--port", "0", "--listen-ip", "127.0.0.1", "--hostname", name,
+                                  "--manager", self.manager.grpc, "--data-dir", self.root / name,
+                                  "--unix-socket", self.root / f"{name}.sock", *extra])
+
+    def preheat(self, args, path="/api/v1/jobs", token=None, timeout=120):
+        status, job, _ = self.manager.call("POST", path, {"type": "preheat", "args": args}, token or self.token)
+        assert status == 201, job
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status, job, _ = self.manager.call("GET", f"{path}/{job['id']}", token=token or self.token)
+            assert status == 200
+            if job["state"] in ("SUCCESS", "FAILURE"):
+                return job
+            time.sleep(0.3)
+        pytest.fail(f"preheat job stuck in {job['state']}: {job}")
+
+    def skopeo(self, ref, out):
+        conf = self.root / "registries.conf"
+        conf.write_text(f'[[registry]]\nlocation = "{PRIMARY}"\ninsecure = true\n'
+                        f'[[registry.mirror]]\nlocation = "{self.node.address}"\ninsecure = true\n')
+        return run(["skopeo", "--registries-conf", conf, "copy", "--quiet", f"docker://{PRIMARY}/{ref}", f"oci:{out}:pulled"],
+                   timeout=300)
+
+    def stop(self):
+        for s in reversed(self.servers):
+            s.stop()
+        self.manager.stop()
+
+
+@pytest.fixture
+def image(tmp_path):
+    tool("skopeo", "skopeo")
+    layout = tmp_path / "layout"
+    return layout, build_image(layout, "v1", os.urandom(20 * MIB), note="preheat")
+
+
+def blob_gets(reg):
+    return [a for a in reg.access() if a[0] == "GET" and "/blobs/" in a[1]]
+
+
+def test_preheated_image_pulls_without_touching_the_registry(tmp_path, image):
+    layout, img = image
+    reg = Registry(tmp_path / "reg", free_port())
+    cluster = None
+    try:
+        push(layout, "v1", reg, "test/app")
+        cluster = PreheatCluster(tmp_path / "c", reg)
+        job = cluster.preheat({"type": "image", "url": f"http://{reg.address}/v2/test/app/manifests/v1", "scope": "all_seed_peers"})
+        assert job["state"] == "SUCCESS", job
+        tasks = job["result"]["tasks"]
+        assert {t["url"].rsplit("/", 1)[1] for t in tasks} == {img["layer"], img["config"]}
+        assert all(t["state"] == "SUCCESS" and len(t["task_id"]) == 64 for t in tasks), tasks
+        before = blob_gets(reg)
+        assert sum(n for _, p, _, n in before if p.endswith(img["layer"])) == len(img["layer_blob"]), "the seed peer fetched the layer"
+        res = cluster.skopeo("test/app:v1", tmp_path / "out")
+        assert res.returncode == 0, describe(res) + (cluster.root / "node.log").read_text()[-2000:]
+        assert (tmp_path / "out" / "blobs" / "sha256" / img["layer"].split(":")[1]).read_bytes() == img["layer_blob"]
+        assert blob_gets(reg) == before, "the pull after the preheat cost the registry no blob GETs"
+    finally:
+        if cluster:
+            cluster.stop()
+        reg.stop()
+
+
+def test_private_image_preheat_with_and_without_the_right_credentials(tmp_path, image):
+    layout, img = image
+    reg = Registry(tmp_path / "reg", free_port(), users={"carol": "pa55word"})
+    cluster = None
+    try:
+        push(layout, "v1", reg, "private/app", creds="carol:pa55word")
+        cluster = PreheatCluster(tmp_path / "c", reg)
+        url = f"http://{reg.address}/v2/private/app/manifests/v1"
+        job = cluster.preheat({"type": "image", "url": url, "username": "carol", "password": "pa55word"})
+        assert job["state"] == "SUCCESS", job
+        assert len(job["result"]["tasks"]) == 2
+        job = cluster.preheat({"type": "image", "url": url, "username": "carol", "password": "wrong"})
+        assert job["state"] == "FAILURE"
+        assert "401" in job["result"]["message"] and "refused" in job["result"]["message"], job
+        job = cluster.preheat({"type": "image", "url": f"http://{reg.address}/v2/private/nothing/manifests/v1",
+                               "username": "carol", "password": "pa55word"})
+        assert job["state"] == "FAILURE" and "404" in job["result"]["message"], job
+    finally:
+        if cluster:
+            cluster.stop()
+        reg.stop()
+
+
+def test_harbor_style_client_preheats_a_file_with_a_token(tmp_path):
+    (tmp_path / "origin").mkdir()
+    data = os.urandom(6 * MIB)
+    (tmp_path / "origin" / "model.bin").write_bytes(data)
+    origin = Server([sys.executable, HELPERS / "range_origin.py", "0", tmp_path / "origin"], tmp_path / "o.log")
+    reg = Registry(tmp_path / "reg", free_port())
+    cluster = None
+    try:
+        cluster = PreheatCluster(tmp_path / "c", reg)
+        m = cluster.manager
+        import urllib.request
+        with urllib.request.urlopen(m.rest + "/healthy", timeout=10) as res:
+            assert res.status == 200
+        status, pat, _ = m.call("POST", "/api/v1/personal-access-tokens",
+                                {"name": "harbor", "scopes": ["job"], "expired_at": "2099-01-01T00:00:00Z"}, cluster.token)
+        assert status == 201
+        job = cluster.preheat({"type": "file", "url": f"http://{origin.address}/model.bin", "scope": "single_seed_peer"},
+                              path="/oapi/v1/jobs", token=pat["token"])
+        assert job["state"] == "SUCCESS", job
+        gets = [l for l in Path(origin.log_path).read_text().splitlines() if l.startswith("GET /model.bin")]
+        assert len(gets) == 2, gets  # two 4 MiB pieces, fetched by the seed peer
+        res = run([binary("dfget"), f"http://{origin.address}/model.bin", "-O", tmp_path / "m.out", "--daemon",
+                   f"unix:{cluster.root}/node.sock", "--quiet"], timeout=60)
+        assert res.returncode == 0 and (tmp_path / "m.out").read_bytes() == data, describe(res)
+        assert len([l for l in Path(origin.log_path).read_text().splitlines() if l.startswith("GET /model.bin")]) == 2
+    finally:
+        if cluster:
+            cluster.stop()
+        reg.stop()
+        origin.stop()
+
+
+def test_two_clusters_each_fetch_once_and_keep_to_themselves(tmp_path, image):
+    layout, img = image
+    reg = Registry(tmp_path / "reg", free_port())
+    m = Manager(tmp_path / "manager")
+    servers = []
+    try:
+        push(layout, "v1", reg, "test/app")
+        token = m.sign_in()
+        regions = {}
+        for region in ("us-east", "eu-west"):
+            status, cluster, _ = m.call("POST", "/api/v1/scheduler-clusters", {"name": region, "scopes": {"idc": region}}, token)
+            assert status == 201, cluster
+            status, seeds, _ = m.call("POST", "/api/v1/seed-peer-clusters", {"name": f"{region}-seeds", "scheduler_cluster_id": cluster["id"]}, token)
+            assert status == 201, seeds
+            regions[region] = (cluster["id"], seeds["id"])
+
+        def start(name, args):
+            s = Server(args, tmp_path / f"{name}.log")
+            servers.append(s)
+            return s
+
+        nodes = {}
+        for region, (cluster_id, seed_cluster_id) in regions.items():
+            sconf = tmp_path / f"sched-{region}.yaml"
+            sconf.write_text(f"manager:\n  schedulerClusterID: {cluster_id}\n  keepAlive:\n    interval: 1s\n")
+            start(f"sched-{region}", [binary("scheduler"), "--config", sconf, "--port", "0", "--metrics-port", "0",
+                                      "--listen-ip", "127.0.0.1", "--advertise-ip", "127.0.0.1", "--data-dir", tmp_path / f"s-{region}",
+                                      "--manager", m.grpc])
+            for role in ("seed", "node"):
+                name = f"{role}-{region}"
+                conf = tmp_path / f"{name}.yaml"
+                text = f"host:\n  idc: {region}\nproxy:\n  registryMirror:\n    url: http://{reg.address}\n"
+                if role == "seed":
+                    text += f"seedPeer:\n  enable: true\n  clusterID: {seed_cluster_id}\n"
+                conf.write_text(text)
+                d = start(name, [binary("dfdaemon"), "--config", conf, "--port", "0", "--listen-ip", "127.0.0.1", "--hostname", name,
+                                 "--manager", m.grpc, "--data-dir", tmp_path / name, "--unix-socket", tmp_path / f"{name}.sock"])
+                if role == "node":
+                    nodes[region] = d
+        sched_ports = {region: servers[i * 3].port for i, region in enumerate(regions)}
+        for region in regions:
+            for role in ("seed", "node"):
+                log = tmp_path / f"{role}-{region}.log"
+                assert wait_for(lambda: f"127.0.0.1:{sched_ports[region]}" in log.read_text()), \
+                    f"{role}-{region} was given its own cluster's scheduler: {log.read_text()[-1500:]}"
+        time.sleep(0.5)
+        conf = tmp_path / "registries.conf"
+        for region, node in nodes.items():
+            conf.write_text(f'[[registry]]\nlocation = "{PRIMARY}"\ninsecure = true\n'
+                            f'[[registry.mirror]]\nlocation = "{node.address}"\ninsecure = true\n')
+            res = run(["skopeo", "--registries-conf", conf, "copy", "--quiet", f"docker://{PRIMARY}/test/app:v1",
+                       f"oci:{tmp_path / region}:pulled"], timeout=300)
+            assert res.returncode == 0, describe(res)
+            assert (tmp_path / region / "blobs" / "sha256" / img["layer"].split(":")[1]).read_bytes() == img["layer_blob"]
+        layer_bytes = sum(n for method, path, _, n in reg.access() if method == "GET" and path.endswith(img["layer"]))
+        assert layer_bytes == 2 * len(img["layer_blob"]), "each cluster fetched the layer once, and only once"
+        # Each cluster's scheduler knows only its own hosts, so no piece crossed over.
+        import grpc
+        from dragonfly_api import scheduler_pb2, scheduler_pb2_grpc
+        for region, port in sched_ports.items():
+            stub = scheduler_pb2_grpc.SchedulerStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+            hosts = stub.ListHosts(scheduler_pb2.ListHostsRequest(), timeout=10).hosts
+            assert sorted(h.hostname for h in hosts) == sorted([f"node-{region}", f"seed-{region}"]), hosts
+    finally:
+        for s in reversed(servers):
+            s.stop()
+        m.stop()
+        reg.stop()
