@@ -253,6 +253,7 @@ public struct ManagerREST: Sendable {
         group.post(RouterPath(prefix)) { request, context in
             let user = open ? try context.requireWriter(scope: .job) : try context.requireSessionRoot()
             let body = try await REST.body(JobInput.self, request, context)
+            if body.type == "preheat" { _ = try PreheatArguments(body.args ?? .emptyObject) }  // refuse bad args now, not at run time
             return try REST.json(try await store.createJob(body, userID: user.id), status: .created)
         }
         group.get(RouterPath("\(prefix)/:id")) { _, context in
@@ -268,6 +269,7 @@ public struct ManagerREST: Sendable {
         api.post("preheat") { request, context in
             let user = try context.requireWriter(scope: .preheat)
             let args = try await REST.body(JSONValue.self, request, context)
+            _ = try PreheatArguments(args)
             var input = JobInput()
             input.type = "preheat"
             input.args = args

@@ -19,6 +19,11 @@ struct PreheatArguments: Sendable {
     var pieceLength: UInt64?
     var concurrentTaskCount: Int
     var timeout: Duration
+    /// Only peers with these IPs (empty: any).
+    var ips: [String]
+    /// For `all_peers`: at most this many peers, or this share of them.
+    var count: Int?
+    var percentage: Double?
 
     init(_ args: JSONValue) throws {
         func string(_ key: String) -> String? { args[key]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } }
@@ -42,6 +47,11 @@ struct PreheatArguments: Sendable {
             ?? (args["filtered_query_params"]?.arrayValue?.compactMap(\.stringValue) ?? [])
         pieceLength = args["piece_length"]?.numberValue.flatMap { $0 > 0 ? UInt64($0) : nil }
         concurrentTaskCount = max(1, min(64, Int(args["concurrent_task_count"]?.numberValue ?? 8)))
+        ips = args["ips"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        count = args["count"]?.numberValue.map { Int($0) }
+        percentage = args["percentage"]?.numberValue
+        if let count, count < 1 { throw ManagerError(.invalid, "args.count must be at least 1") }
+        if let percentage, !(percentage > 0 && percentage <= 100) { throw ManagerError(.invalid, "args.percentage must be in (0, 100]") }
         let seconds = args["timeout"]?.numberValue ?? 1800
         timeout = .seconds(max(1, min(seconds, 86_400)))
     }

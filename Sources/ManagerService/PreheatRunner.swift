@@ -88,7 +88,7 @@ public actor PreheatRunner {
                 downloads += resolved.blobs.map { ($0.url, $0.digest) }
             }
         }
-        let targets = try await targetPeers(args.scope, clusters: clusters)
+        let targets = Self.narrow(try await targetPeers(args.scope, clusters: clusters), args)
         guard !targets.isEmpty else {
             throw ManagerError(.notFound, args.scope == .allPeers ? "no peers in the scheduler clusters"
                                                                   : "no active seed peer in the scheduler clusters")
@@ -133,6 +133,22 @@ public actor PreheatRunner {
             }
         }
         return addresses.sorted()
+    }
+
+    /// Applies `ips`, then `count` or `percentage` (rounded up, at least one).
+    static func narrow(_ addresses: [String], _ args: PreheatArguments) -> [String] {
+        var chosen = addresses
+        if !args.ips.isEmpty {
+            chosen = chosen.filter { address in
+                let ip = address.hasPrefix("[") ? String(address.dropFirst().prefix { $0 != "]" }) : String(address.prefix { $0 != ":" })
+                return args.ips.contains(ip)
+            }
+        }
+        if let count = args.count { chosen = Array(chosen.prefix(count)) }
+        if let percentage = args.percentage {
+            chosen = Array(chosen.prefix(max(1, Int((Double(chosen.count) * percentage / 100).rounded(.up)))))
+        }
+        return chosen
     }
 
     /// Every host a scheduler knows (seed peers and normal peers alike).

@@ -97,3 +97,19 @@ import RegistryClient
         #expect(MirrorResponder.blobDigest(inPath: "/v2/x/manifests/sha256:\(hex)") == nil)
     }
 }
+
+@Suite struct ImageReferenceTests {
+    @Test func manifestURLsAndReferences() throws {
+        let u = try ImageReference.parse("http://127.0.0.1:5000/v2/team/app/manifests/v1")
+        #expect(u == ImageReference(base: "http://127.0.0.1:5000", repository: "team/app", reference: "v1"))
+        #expect(u.blobURL("sha256:ab") == "http://127.0.0.1:5000/v2/team/app/blobs/sha256:ab")
+        #expect(try ImageReference.parse("alpine") == ImageReference(base: "https://registry-1.docker.io", repository: "library/alpine", reference: "latest"))
+        #expect(try ImageReference.parse("docker.io/org/app:1.2").repository == "org/app")
+        #expect(try ImageReference.parse("harbor.example.com/production/myapp:v2.0.0")
+            == ImageReference(base: "https://harbor.example.com", repository: "production/myapp", reference: "v2.0.0"))
+        let pinned = try ImageReference.parse("localhost:5000/x@sha256:" + String(repeating: "a", count: 64))
+        #expect(pinned.base == "https://localhost:5000" && pinned.reference.hasPrefix("sha256:"))
+        #expect(throws: RegistryError.self) { try ImageReference.parse("https://example.com/not/a/manifest") }
+        #expect(throws: RegistryError.self) { try ImageReference.parse("UPPER/case:tag") }
+    }
+}

@@ -235,3 +235,29 @@ def test_two_clusters_each_fetch_once_and_keep_to_themselves(tmp_path, image):
             s.stop()
         m.stop()
         reg.stop()
+
+
+def test_all_peers_scope_reaches_every_peer_and_ips_narrow_it(tmp_path):
+    (tmp_path / "origin").mkdir()
+    (tmp_path / "origin" / "f.bin").write_bytes(os.urandom(5 * MIB))
+    origin = Server([sys.executable, HELPERS / "range_origin.py", "0", tmp_path / "origin"], tmp_path / "o.log")
+    reg = Registry(tmp_path / "reg", free_port())
+    cluster = None
+    try:
+        cluster = PreheatCluster(tmp_path / "c", reg)
+        url = f"http://{origin.address}/f.bin"
+        job = cluster.preheat({"type": "file", "url": url, "scope": "all_peers"})
+        assert job["state"] == "SUCCESS", job
+        assert sorted(t["peer"] for t in job["result"]["tasks"]) == sorted([cluster.seed.address, cluster.node.address])
+        job = cluster.preheat({"type": "file", "url": url, "scope": "all_peers", "count": 1})
+        assert len(job["result"]["tasks"]) == 1
+        job = cluster.preheat({"type": "file", "url": url, "scope": "all_peers", "ips": ["192.0.2.1"]})
+        assert job["state"] == "FAILURE" and "no peers" in job["result"]["message"], job
+        status, body, _ = cluster.manager.call("POST", "/api/v1/jobs", {"type": "preheat", "args": {"url": url, "scope": "some"}},
+                                               cluster.token)
+        assert status == 400 and "scope" in body["message"], "bad arguments are refused when the job is made"
+    finally:
+        if cluster:
+            cluster.stop()
+        reg.stop()
+        origin.stop()
