@@ -261,3 +261,36 @@ def test_all_peers_scope_reaches_every_peer_and_ips_narrow_it(tmp_path):
             cluster.stop()
         reg.stop()
         origin.stop()
+
+
+def test_index_platform_choice_and_token_auth(tmp_path):
+    from registry import build_index, push_all
+    layout = tmp_path / "multi"
+    images = build_index(layout, "v1", ["linux/amd64", "linux/arm64"])
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    made = run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                "-days", "1", "-subj", "/CN=dftest-token"])
+    assert made.returncode == 0, describe(made)
+    tokens = Server([sys.executable, HELPERS / "token_server.py", key, cert, "dftest-issuer", "dftest-registry", "dave:secret99"],
+                    tmp_path / "tokens.log")
+    reg = Registry(tmp_path / "reg", free_port(), token_auth=(f"http://{tokens.address}/token", "dftest-registry", "dftest-issuer", cert))
+    cluster = None
+    try:
+        push_all(layout, "v1", reg, "multi/app", creds="dave:secret99")
+        cluster = PreheatCluster(tmp_path / "c", reg)
+        job = cluster.preheat({"type": "image", "url": f"http://{reg.address}/v2/multi/app/manifests/v1", "platform": "linux/arm64",
+                               "username": "dave", "password": "secret99", "scope": "all_seed_peers"})
+        assert job["state"] == "SUCCESS", job
+        digests = {t["url"].rsplit("/", 1)[1] for t in job["result"]["tasks"]}
+        arm, amd = images["linux/arm64"], images["linux/amd64"]
+        assert digests == {arm["layer"], arm["config"]}, "the arm64 image's blobs, and nothing of amd64's"
+        assert amd["layer"] not in digests
+        assert "token repository:multi/app:pull" in Path(tokens.log_path).read_text()
+        job = cluster.preheat({"type": "image", "url": f"http://{reg.address}/v2/multi/app/manifests/v1", "platform": "windows/amd64",
+                               "username": "dave", "password": "secret99"})
+        assert job["state"] == "FAILURE" and "platform windows/amd64" in job["result"]["message"], job
+    finally:
+        if cluster:
+            cluster.stop()
+        reg.stop()
+        tokens.stop()

@@ -123,3 +123,36 @@ def push(layout, tag, registry, repo, creds=None):
     if creds:
         cmd[2:2] = ["--dest-creds", creds]
     subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=300)
+
+
+def build_index(layout, tag, platforms):
+    """An OCI image index under `tag` with one small image per platform ("linux/arm64", …).
+    Returns {platform: build_image result} and the index digest under "index"."""
+    layout = Path(layout)
+    images = {}
+    entries = []
+    for platform in platforms:
+        os_name, arch = platform.split("/")[:2]
+        img = build_image(layout, f"{tag}-{arch}", hashlib.sha256(platform.encode()).digest() * 4096, note=platform)
+        images[platform] = img
+        manifest = (layout / "blobs" / "sha256" / img["manifest"].split(":")[1]).read_bytes()
+        entries.append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": img["manifest"],
+                        "size": len(manifest), "platform": {"os": os_name, "architecture": arch}})
+    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": entries}, sort_keys=True).encode()
+    (layout / "blobs" / "sha256" / sha256(index).split(":")[1]).write_bytes(index)
+    top = json.loads((layout / "index.json").read_text())
+    top["manifests"].append({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": sha256(index),
+                             "size": len(index), "annotations": {"org.opencontainers.image.ref.name": tag}})
+    (layout / "index.json").write_text(json.dumps(top))
+    images["index"] = sha256(index)
+    return images
+
+
+def push_all(layout, tag, registry, repo, creds=None):
+    """Like push, for an index: every platform's image goes too."""
+    cmd = ["skopeo", "copy", "--quiet", "--all", "--preserve-digests", "--dest-tls-verify=false",
+           f"oci:{layout}:{tag}", f"docker://{registry.address}/{repo}:{tag}"]
+    if creds:
+        cmd[2:2] = ["--dest-creds", creds]
+    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=300)
