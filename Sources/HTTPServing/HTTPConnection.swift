@@ -55,7 +55,18 @@ public enum HTTPConnection {
                 try? await channel.close()
                 return
             }
-            if !head.isKeepAlive || tunnel { return }
+            if !head.isKeepAlive || tunnel {
+                // Closing now would drop whatever the writer still holds (the tail of a
+                // large body). The client closes once it has read the whole response, as
+                // `Connection: close` asks; wait for that, for a while.
+                let closer = Task {
+                    try await Task.sleep(for: .seconds(30))
+                    try? await channel.close()
+                }
+                while (try? await parts.next()) != nil {}
+                closer.cancel()
+                return
+            }
         }
     }
 }

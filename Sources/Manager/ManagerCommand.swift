@@ -88,8 +88,16 @@ struct ManagerCommand: AsyncParsableCommand {
                     }
                 }
             }
-            await grpc.runUntilTerminated()
-            group.cancelAll()
+            // Whichever ends first ends the manager: a signal stopping gRPC, or the REST
+            // server failing (a port in use), which must not leave half a manager running.
+            group.addTask { await grpc.runUntilTerminated() }
+            defer { group.cancelAll() }
+            do {
+                _ = try await group.next()
+            } catch {
+                logger.critical("REST server failed: \(error)")
+                throw error
+            }
         }
         await db.close()
     }

@@ -34,6 +34,9 @@ public final class MirrorResponder: HTTPResponder {
     public func shutdown() async { await clients.shutdown() }
 
     public func respond(to request: HTTPRequest, writer: HTTPResponseWriter) async throws {
+        defer {
+            logger.info("mirror \(request.method.rawValue) \(request.uri) range=\(request.headers.first(name: "Range") ?? "-") keepalive=\(request.head.isKeepAlive) -> \(writer.status?.code ?? 0) \(writer.bodyBytes) bytes\(writer.completed ? "" : " (cut short)")")
+        }
         if let answer = operational.response(for: request.path), request.method == .GET || request.method == .HEAD {
             var h = HTTPHeaders()
             h.add(name: "Content-Length", value: String(answer.body.count))

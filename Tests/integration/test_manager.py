@@ -388,3 +388,15 @@ def test_a_seed_peer_daemon_registers_and_keeps_alive(tmp_path):
         if seed:
             seed.stop()
         m.stop()
+
+
+def test_a_rest_port_in_use_stops_the_manager_with_a_clear_error(tmp_path):
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = run([binary("manager"), "--grpc-port", "0", "--rest-port", port, "--listen-ip", "127.0.0.1",
+                   "--data-dir", tmp_path / "m"], timeout=60, env=dict(os.environ, DRAGONFLY_INITIAL_ROOT_PASSWORD=ROOT_PASSWORD))
+    assert res.returncode != 0 and "LISTENING" not in res.stdout, describe(res)
+    assert "REST server failed" in res.stderr and "in use" in res.stderr.lower(), describe(res)

@@ -44,7 +44,13 @@ final class TLSContext: @unchecked Sendable {
     let ctx: OpaquePointer
     let configuration: TLSConfiguration
 
+    /// OpenSSL frees its global state in an atexit handler by default; an event-loop
+    /// thread still finishing a TLS close when the process exits would then touch freed
+    /// locks and crash. Initialise it once without that handler.
+    private static let initialised: Bool = OPENSSL_init_ssl(UInt64(OPENSSL_INIT_NO_ATEXIT), nil) == 1
+
     init(configuration: TLSConfiguration, server: Bool) throws {
+        guard Self.initialised else { throw TLSError("OPENSSL_init_ssl failed") }
         guard let ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method()) else {
             throw TLSError("SSL_CTX_new failed")
         }
