@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         // Only for AsyncHTTPClient's TLS settings towards origins (certificate verification).
@@ -49,6 +50,7 @@ let package = Package(
         ]),
         .target(name: "RPCTransport", dependencies: [
             "RPCCore", "ProtoCore", "CNGHTTP2", "COpenSSL", "CZlibShim",
+            .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -64,6 +66,7 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // The dfdaemon's piece store: content files and per-task metadata.
@@ -91,6 +94,7 @@ let package = Package(
         .target(name: "ManagerService", dependencies: [
             "ManagerCore", "SQLStore", "DragonflyCommon", "GeneratedAPI", "RPCCore", "RPCTransport", "RegistryClient",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -163,7 +167,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "DragonflyCommonTests", dependencies: ["DragonflyCommon"]),
+        .testTarget(name: "DragonflyCommonTests", dependencies: [
+            "DragonflyCommon", .product(name: "CoreMetrics", package: "swift-metrics"),
+        ]),
         .testTarget(name: "RegistryMirrorTests", dependencies: ["RegistryMirror", "RegistryClient", "PeerDaemon", "HTTPServing"]),
         .testTarget(name: "ManagerTests", dependencies: ["ManagerCore", "SQLStore"]),
         .testTarget(name: "PeerDaemonTests", dependencies: ["PeerDaemon"]),

@@ -29,4 +29,8 @@ echo "== leak check"
 bash tools/leak-check.sh
 
 echo "== integration tests"
+# Screenshots of the web console and other artifacts a reviewer may want to look at.
+export DF_ARTIFACTS=${DF_ARTIFACTS:-$(mktemp -d /tmp/dragonfly-artifacts-XXXXXX)}
 DF_REQUIRE_BINARIES=1 DF_BIN_DIR="$root/.build/debug" .venv/bin/python -m pytest Tests/integration -q -p no:cacheprovider
+echo "== artifacts in $DF_ARTIFACTS"
+find "$DF_ARTIFACTS" -type f | sort

@@ -62,6 +62,7 @@ struct DFDaemonCommand: AsyncParsableCommand {
 
         let store = try PieceStore(directory: c.dataDir)
         let metrics = MetricsRegistry(prefix: "dragonfly_dfdaemon_")
+        PrometheusMetricsBridge.bootstrap(metrics, help: RPCServerMetrics.help)
         let daemon = Daemon(config: c, store: store, origin: .forHosts(insecure: c.proxy.insecureHosts),
                             metrics: metrics, logger: logger)
         let http = HTTPEndpointServer.operational(metrics: metrics)

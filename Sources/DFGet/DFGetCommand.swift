@@ -60,7 +60,7 @@ struct DFGetCommand: AsyncParsableCommand {
         download.requestHeader = headers
         download.filteredQueryParams = filteredQueryParams.map { $0.split(separator: ",").map(String.init) } ?? []
         download.timeout = Google_Protobuf_Duration(.seconds(Int64(timeout)))
-        let progress = Progress(enabled: !quiet && isatty(2) != 0)
+        let progress = ProgressReporter(mode: quiet ? .silent : (isatty(2) != 0 ? .bar : .lines))
 
         let candidates = daemon.map { [$0] } ?? ["unix:/var/run/dragonfly/dfdaemon.sock", "127.0.0.1:65001"]
         for address in candidates {
@@ -88,7 +88,7 @@ struct DFGetCommand: AsyncParsableCommand {
 
     /// Downloads through one daemon; `.unreachable` when it never started the task, so the
     /// next daemon (or the origin) can be tried.
-    func viaDaemon(_ address: String, _ download: Common_V2_Download, _ progress: Progress) async -> Outcome {
+    func viaDaemon(_ address: String, _ download: Common_V2_Download, _ progress: ProgressReporter) async -> Outcome {
         guard let channel = try? RPCChannel(configuration: {
             var c = try RPCClientConfiguration.parse(address)
             c.connectTimeout = .seconds(2)
@@ -100,16 +100,14 @@ struct DFGetCommand: AsyncParsableCommand {
         do {
             let call = try await client.downloadTask(Dfdaemon_V2_DownloadTaskRequest.with { $0.download = download },
                                                      options: CallOptions(timeout: .seconds(Int64(timeout))))
-            var total: UInt64 = 0, done: UInt64 = 0
             for try await r in call.responses {
                 switch r.response {
                 case .downloadTaskStartedResponse(let s)?:
                     started = true
-                    total = s.contentLength
-                    progress.update(done, total)
+                    progress.started(total: s.contentLength)
                 case .downloadPieceFinishedResponse(let p)?:
-                    done += p.piece?.length ?? 0
-                    progress.update(done, total)
+                    guard let piece = p.piece else { break }
+                    progress.piece(length: piece.length, source: .init(piece.trafficType))
                 case nil: break
                 }
             }
@@ -122,20 +120,5 @@ struct DFGetCommand: AsyncParsableCommand {
         } catch {
             return started ? .failed(RPCError(code: .unknown, message: "\(error)")) : .unreachable
         }
-    }
-}
-
-/// A one-line progress bar on a terminal; silent otherwise.
-final class Progress: @unchecked Sendable {
-    let enabled: Bool
-    init(enabled: Bool) { self.enabled = enabled }
-    func update(_ done: UInt64, _ total: UInt64) {
-        guard enabled, total > 0 else { return }
-        let pct = Int(Double(done) / Double(total) * 100)
-        let bar = String(repeating: "#", count: pct / 4).padding(toLength: 25, withPad: " ", startingAt: 0)
-        FileHandle.standardError.write(Data("\r[\(bar)] \(pct)% \(done)/\(total) bytes".utf8))
-    }
-    func finish() {
-        if enabled { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 }

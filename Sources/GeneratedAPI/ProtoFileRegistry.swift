@@ -30,19 +30,6 @@ public enum ProtoFileRegistry {
                 c3dpZnQucGVlci52MS5QaWVjZVJlcXVlc3QaHi5kZnN3aWZ0LnBlZXIudjEuUGllY2VSZXNwb25zZSgBMAFiBnByb3RvMw==
                 """))
         entries.append(ProtoFileTable.Entry(
-            name: "google/protobuf/duration.proto",
-            dependencies: [] as [String],
-            symbols: [
-                "google.protobuf.Duration",
-            ] as [String],
-            services: [] as [String],
-            descriptorBase64: """
-                Ch5nb29nbGUvcHJvdG9idWYvZHVyYXRpb24ucHJvdG8SD2dvb2dsZS5wcm90b2J1ZiI6CghEdXJhdGlvbhIYCgdzZWNvbmRzGAEg
-                ASgDUgdzZWNvbmRzEhQKBW5hbm9zGAIgASgFUgVuYW5vc0KDAQoTY29tLmdvb2dsZS5wcm90b2J1ZkINRHVyYXRpb25Qcm90b1AB
-                WjFnb29nbGUuZ29sYW5nLm9yZy9wcm90b2J1Zi90eXBlcy9rbm93bi9kdXJhdGlvbnBi+AEBogIDR1BCqgIeR29vZ2xlLlByb3Rv
-                YnVmLldlbGxLbm93blR5cGVzYgZwcm90bzM=
-                """))
-        entries.append(ProtoFileTable.Entry(
             name: "google/protobuf/timestamp.proto",
             dependencies: [] as [String],
             symbols: [
@@ -54,6 +41,46 @@ public enum ProtoFileRegistry {
                 ASABKANSB3NlY29uZHMSFAoFbmFub3MYAiABKAVSBW5hbm9zQoUBChNjb20uZ29vZ2xlLnByb3RvYnVmQg5UaW1lc3RhbXBQcm90
                 b1ABWjJnb29nbGUuZ29sYW5nLm9yZy9wcm90b2J1Zi90eXBlcy9rbm93bi90aW1lc3RhbXBwYvgBAaICA0dQQqoCHkdvb2dsZS5Q
                 cm90b2J1Zi5XZWxsS25vd25UeXBlc2IGcHJvdG8z
+                """))
+        entries.append(ProtoFileTable.Entry(
+            name: "dfswift/scheduler/v1/inspect.proto",
+            dependencies: ["google/protobuf/timestamp.proto"] as [String],
+            symbols: [
+                "dfswift.scheduler.v1.ListTasksRequest",
+                "dfswift.scheduler.v1.PeerProgress",
+                "dfswift.scheduler.v1.TaskSummary",
+                "dfswift.scheduler.v1.ListTasksResponse",
+                "dfswift.scheduler.v1.SchedulerInspect",
+                "dfswift.scheduler.v1.SchedulerInspect.ListTasks",
+            ] as [String],
+            services: ["dfswift.scheduler.v1.SchedulerInspect"] as [String],
+            descriptorBase64: """
+                CiJkZnN3aWZ0L3NjaGVkdWxlci92MS9pbnNwZWN0LnByb3RvEhRkZnN3aWZ0LnNjaGVkdWxlci52MRofZ29vZ2xlL3Byb3RvYnVm
+                L3RpbWVzdGFtcC5wcm90byIoChBMaXN0VGFza3NSZXF1ZXN0EhQKBWxpbWl0GAEgASgNUgVsaW1pdCKMAgoMUGVlclByb2dyZXNz
+                Eg4KAmlkGAEgASgJUgJpZBIXCgdob3N0X2lkGAIgASgJUgZob3N0SWQSGgoIaG9zdG5hbWUYAyABKAlSCGhvc3RuYW1lEg4KAmlw
+                GAQgASgJUgJpcBIUCgVzdGF0ZRgFIAEoCVIFc3RhdGUSMAoUZmluaXNoZWRfcGllY2VfY291bnQYBiABKA1SEmZpbmlzaGVkUGll
+                Y2VDb3VudBIkCg5iYWNrX3RvX3NvdXJjZRgHIAEoCFIMYmFja1RvU291cmNlEjkKCnVwZGF0ZWRfYXQYCCABKAsyGi5nb29nbGUu
+                cHJvdG9idWYuVGltZXN0YW1wUgl1cGRhdGVkQXQivQIKC1Rhc2tTdW1tYXJ5Eg4KAmlkGAEgASgJUgJpZBIQCgN1cmwYAiABKAlS
+                A3VybBIUCgVzdGF0ZRgDIAEoCVIFc3RhdGUSJQoOY29udGVudF9sZW5ndGgYBCABKARSDWNvbnRlbnRMZW5ndGgSHwoLcGllY2Vf
+                Y291bnQYBSABKA1SCnBpZWNlQ291bnQSOAoFcGVlcnMYBiADKAsyIi5kZnN3aWZ0LnNjaGVkdWxlci52MS5QZWVyUHJvZ3Jlc3NS
+                BXBlZXJzEjkKCmNyZWF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wUgljcmVhdGVkQXQSOQoKdXBkYXRl
+                ZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBSCXVwZGF0ZWRBdCJMChFMaXN0VGFza3NSZXNwb25zZRI3CgV0
+                YXNrcxgBIAMoCzIhLmRmc3dpZnQuc2NoZWR1bGVyLnYxLlRhc2tTdW1tYXJ5UgV0YXNrczJwChBTY2hlZHVsZXJJbnNwZWN0ElwK
+                CUxpc3RUYXNrcxImLmRmc3dpZnQuc2NoZWR1bGVyLnYxLkxpc3RUYXNrc1JlcXVlc3QaJy5kZnN3aWZ0LnNjaGVkdWxlci52MS5M
+                aXN0VGFza3NSZXNwb25zZWIGcHJvdG8z
+                """))
+        entries.append(ProtoFileTable.Entry(
+            name: "google/protobuf/duration.proto",
+            dependencies: [] as [String],
+            symbols: [
+                "google.protobuf.Duration",
+            ] as [String],
+            services: [] as [String],
+            descriptorBase64: """
+                Ch5nb29nbGUvcHJvdG9idWYvZHVyYXRpb24ucHJvdG8SD2dvb2dsZS5wcm90b2J1ZiI6CghEdXJhdGlvbhIYCgdzZWNvbmRzGAEg
+                ASgDUgdzZWNvbmRzEhQKBW5hbm9zGAIgASgFUgVuYW5vc0KDAQoTY29tLmdvb2dsZS5wcm90b2J1ZkINRHVyYXRpb25Qcm90b1AB
+                WjFnb29nbGUuZ29sYW5nLm9yZy9wcm90b2J1Zi90eXBlcy9rbm93bi9kdXJhdGlvbnBi+AEBogIDR1BCqgIeR29vZ2xlLlByb3Rv
+                YnVmLldlbGxLbm93blR5cGVzYgZwcm90bzM=
                 """))
         entries.append(ProtoFileTable.Entry(
             name: "dragonfly/common/v2/common.proto",

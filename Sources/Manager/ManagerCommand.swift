@@ -62,12 +62,14 @@ struct ManagerCommand: AsyncParsableCommand {
         }
         let signer = JWTSigner(key: try jwtKey(c), lifetime: Double(c.jwtTimeout.components.seconds))
         let metrics = MetricsRegistry(prefix: "dragonfly_manager_")
+        PrometheusMetricsBridge.bootstrap(metrics, help: RPCServerMetrics.help)
 
         let (_, services) = StandardServices.make(for: [ManagerRPCService(store: store, logger: logger)])
         let grpc = RPCServer(services: services, configuration: RPCServerConfiguration(address: .tcp(host: c.listenIP, port: c.grpcPort)),
                              logger: logger)
         let grpcPort = try await grpc.start()
-        let rest = ManagerREST(store: store, signer: signer, metrics: metrics)
+        let inspector = ClusterInspector(store: store, metrics: metrics, logger: logger)
+        let rest = ManagerREST(store: store, signer: signer, metrics: metrics, inspector: inspector)
         let app = Application(router: rest.router(), configuration: .init(address: .hostname(c.listenIP, port: c.restPort)),
                               onServerRunning: { channel in
                                   let port = channel.localAddress?.port ?? c.restPort
@@ -80,6 +82,7 @@ struct ManagerCommand: AsyncParsableCommand {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await app.runService(gracefulShutdownSignals: []) }
             group.addTask { await preheats.run() }
+            group.addTask { await inspector.syncPeers(every: .seconds(30)) }
             group.addTask {
                 while !Task.isCancelled {
                     try await Task.sleep(for: .seconds(max(1, timeout / 4)))

@@ -8,11 +8,13 @@ public struct ManagerREST: Sendable {
     let store: ManagerStore
     let signer: JWTSigner
     let metrics: MetricsRegistry
+    let inspector: ClusterInspector
 
-    public init(store: ManagerStore, signer: JWTSigner, metrics: MetricsRegistry) {
+    public init(store: ManagerStore, signer: JWTSigner, metrics: MetricsRegistry, inspector: ClusterInspector) {
         self.store = store
         self.signer = signer
         self.metrics = metrics
+        self.inspector = inspector
     }
 
     public func router() -> Router<ManagerRequestContext> {
@@ -29,10 +31,12 @@ public struct ManagerREST: Sendable {
             h[.contentType] = "application/json"
             return Response(status: .ok, headers: h, body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
         }
+        ConsoleRoutes.add(to: router)
         let api = router.group("api/v1").add(middleware: Authenticator(store: store, signer: signer))
         addUsers(api)
         addClusters(api)
         addInstances(api)
+        addLiveState(api)
         addJobs(api, prefix: "jobs", open: false)
         addPreheatAliases(api)
         let oapi = router.group("oapi/v1").add(middleware: Authenticator(store: store, signer: signer))
@@ -63,6 +67,15 @@ public struct ManagerREST: Sendable {
             var h = HTTPFields()
             h[.setCookie] = "jwt=\(token); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(signer.lifetime))"
             return try REST.json(SignInAnswer(code: 200, token: token, expire: expires), headers: h)
+        }
+        api.post("users/signout") { _, _ in
+            var h = HTTPFields()
+            h[.setCookie] = "jwt=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
+            return Response(status: .noContent, headers: h)
+        }
+        // Who the session belongs to: the console asks on load, as its cookie is HttpOnly.
+        api.get("users/me") { _, context in
+            try REST.json(try context.requireSession())
         }
         api.post("users/signup") { request, context in
             let body = try await REST.body(SignUp.self, request, context)
@@ -169,6 +182,23 @@ public struct ManagerREST: Sendable {
             _ = try context.requireSessionRoot()
             try await store.deleteSeedPeerCluster(try REST.id(context))
             return REST.noContent()
+        }
+    }
+
+    // MARK: - Live state, from the schedulers
+
+    func addLiveState(_ api: RouterGroup<ManagerRequestContext>) {
+        let store = self.store, inspector = self.inspector
+        api.get("scheduler-clusters/:id/hosts") { _, context in
+            _ = try context.requireSession()
+            let cluster = try await store.schedulerCluster(try REST.id(context))
+            return try REST.json(try await inspector.hosts(clusterID: cluster.id))
+        }
+        api.get("scheduler-clusters/:id/tasks") { request, context in
+            _ = try context.requireSession()
+            let cluster = try await store.schedulerCluster(try REST.id(context))
+            let limit = try request.uri.queryParameters["limit"].map { try Self.positive(String($0), "limit") } ?? 100
+            return try REST.json(try await inspector.tasks(clusterID: cluster.id, limit: UInt32(min(limit, 1000))))
         }
     }
 

@@ -69,6 +69,15 @@ enum OpenAPIDocument {
         "PreheatInput": object(["type": ["type": "string", "enum": ["image", "file"]], "url": string, "urls": array(string),
                                 "scope": string, "headers": ["type": "object", "additionalProperties": string]], required: ["url"]),
         "Preheat": object(["id": string, "status": string, "created_at": dateTime, "job": ref("Job")]),
+        "Host": object(["id": string, "hostname": string, "ip": string, "port": port, "download_port": port,
+                        "type": ["type": "string", "enum": ["normal", "super", "strong", "weak"]], "os": string, "platform": string,
+                        "idc": string, "location": string, "disk_used_percent": ["type": "number"], "version": string,
+                        "scheduler": string]),
+        "PeerProgress": object(["id": string, "host_id": string, "hostname": string, "ip": string, "state": string,
+                                "finished_pieces": ["type": "integer"], "back_to_source": boolean, "updated_at": dateTime]),
+        "ClusterTask": object(["id": string, "url": string, "state": string, "content_length": ["type": "integer"],
+                               "piece_count": ["type": "integer"], "peers": array(ref("PeerProgress")), "created_at": dateTime,
+                               "updated_at": dateTime, "scheduler": string]),
     ]
 
     static func response(_ description: String, _ schema: Object?) -> Object {
@@ -121,6 +130,16 @@ enum OpenAPIDocument {
         p.merge(crud("/api/v1/seed-peers", "SeedPeer", input: "SeedPeerInput", patch: "SeedPeerPatch")) { a, _ in a }
         p["/api/v1/users/signin"] = ["post": operation("sign in", ok: "200", ref("SignInAnswer"), body: "SignIn", secured: false)]
         p["/api/v1/users/signup"] = ["post": operation("sign up as a guest", ok: "201", ref("User"), body: "SignUp", secured: false)]
+        p["/api/v1/users/signout"] = ["post": operation("sign out (clears the session cookie)", ok: "204", nil, secured: false)]
+        p["/api/v1/users/me"] = ["get": operation("the signed-in user", ok: "200", ref("User"))]
+        p["/api/v1/scheduler-clusters/{id}/hosts"] = [
+            "get": operation("hosts the cluster's active schedulers know", ok: "200", array(ref("Host")), idParam: true),
+        ]
+        var tasks = operation("tasks of the cluster's active schedulers, with each peer's progress", ok: "200",
+                              array(ref("ClusterTask")), idParam: true)
+        tasks["parameters"] = (tasks["parameters"] as? [Object] ?? []) +
+            [["name": "limit", "in": "query", "schema": ["type": "integer", "minimum": 1, "maximum": 1000]]]
+        p["/api/v1/scheduler-clusters/{id}/tasks"] = ["get": tasks]
         p["/api/v1/users"] = ["get": operation("list users", ok: "200", array(ref("User")), paged: true)]
         p["/api/v1/users/{id}"] = ["get": operation("get a user", ok: "200", ref("User"), idParam: true)]
         p["/api/v1/personal-access-tokens"] = [

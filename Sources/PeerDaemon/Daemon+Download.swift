@@ -1,6 +1,7 @@
 import DragonflyCommon
 import Foundation
 import GeneratedAPI
+import Logging
 import PeerStorage
 import RPCCore
 import Synchronization
@@ -12,6 +13,8 @@ struct DownloadPlan: Sendable {
     let download: Common_V2_Download
     let layout: PieceLayout
     let headers: [String: String]
+    /// The daemon's logger with the task and peer ids, for every line about this download.
+    let log: Logger
 }
 
 extension Daemon {
@@ -62,7 +65,14 @@ extension Daemon {
         for p in meta.pieces.values.sorted(by: { $0.number < $1.number }) {
             try await report(Common_V2_Piece(p, traffic: .localPeer))
         }
-        let plan = DownloadPlan(taskID: taskID, peerID: peerID, download: request, layout: layout, headers: request.requestHeader)
+        var log = logger
+        log[metadataKey: "task_id"] = "\(taskID)"
+        log[metadataKey: "peer_id"] = "\(peerID)"
+        log.info("download started", metadata: ["url": "\(LogRedaction.url(request.url))",
+                                                "content_length": "\(layout.contentLength)", "pieces_stored": "\(meta.pieces.count)"])
+        let began = ContinuousClock.now
+        let plan = DownloadPlan(taskID: taskID, peerID: peerID, download: request, layout: layout,
+                                headers: request.requestHeader, log: log)
         let job = sharedFetch(plan)
         // Every requester follows the store: pieces are reported as they land, whoever
         // fetched them, so concurrent requests for one task share one download.
@@ -78,14 +88,20 @@ extension Daemon {
                 }
             }
             if let outcome {
-                try outcome.get()
+                do { try outcome.get() } catch {
+                    log.error("download failed: \(error)")
+                    throw error
+                }
                 break
             }
             try await Task.sleep(for: .milliseconds(20))
         }
         if let failure = await finishStored(taskID, contentDigest) {
+            log.error("download failed: \(failure)")
             throw RPCError(code: .internal, message: failure)
         }
+        log.info("download finished", metadata: ["source": "\(fromOrigin ? "back_to_source" : "peers")",
+                                                 "cost": "\(ContinuousClock.now - began)"])
         metrics.counter("download_task_total", [("type", fromOrigin ? "back_to_source" : "p2p")],
                         help: "Tasks downloaded, by where the bytes came from").increment()
         try await writeOutput(request, taskID: taskID)
@@ -118,7 +134,7 @@ extension Daemon {
                         try await self.downloadThroughScheduler(plan, scheduler: address, report: { _ in })
                     } catch {
                         // A pull never fails because Dragonfly did: what is missing comes from the origin.
-                        self.logger.warning("task \(plan.taskID): P2P failed (\(error)); fetching the rest from the origin")
+                        plan.log.warning("P2P failed (\(error)); fetching the rest from the origin")
                     }
                 }
                 try await self.fetchFromOrigin(plan, pieces: self.missingPieces(plan), report: { _ in }, onPiece: nil)

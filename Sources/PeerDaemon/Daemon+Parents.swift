@@ -49,7 +49,7 @@ extension Daemon {
             let client = Dfswift_Peer_V1_PieceTransferClient(RPCClient(transport: try channel(address)))
             call = try await client.downloadPieces(options: CallOptions(timeout: .seconds(3600)))
         } catch {
-            logger.info("task \(plan.taskID): cannot reach parent \(parent.id) at \(address): \(error)")
+            plan.log.info("cannot reach parent \(parent.id) at \(address): \(error)")
             return (parent.id, 0)
         }
         defer { call.cancel() }
@@ -71,12 +71,12 @@ extension Daemon {
                 try await downloadLimit.take(answer.content.count)
                 let stored = try await store.writePiece(taskID: plan.taskID, number: piece.number, bytes: answer.content,
                                                         expectedDigest: answer.digest, parentID: parent.id)
-                recordPiece(source: "REMOTE_PEER", bytes: answer.content.count, cost: ContinuousClock.now - start)
+                recordPiece(source: "peer", bytes: answer.content.count, cost: ContinuousClock.now - start)
                 let reported = Common_V2_Piece(stored, traffic: .remotePeer, cost: ContinuousClock.now - start)
                 await onPiece(reported)
                 try await report(reported)
             } catch {
-                logger.info("task \(plan.taskID): parent \(parent.id) failed piece \(piece.number): \(error)")
+                plan.log.info("parent \(parent.id) failed piece \(piece.number): \(error)")
                 queue.giveBack(piece)
                 return (parent.id, piece.number)
             }

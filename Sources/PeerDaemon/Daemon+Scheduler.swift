@@ -69,7 +69,7 @@ extension Daemon {
                     }))
                 })
                 for id in failed {
-                    logger.warning("task \(plan.taskID): blocklisting parent \(id) for this download")
+                    plan.log.warning("blocklisting parent \(id) for this download")
                     blocked[id] = normal.candidateParents.first { $0.id == id }
                 }
                 if try await missingPieces(plan).isEmpty {

@@ -68,7 +68,8 @@ public final class Daemon: Sendable {
         }
     }
 
-    /// Counts a piece that arrived: bytes by source, pieces, and how long it took.
+    /// Counts a piece that arrived: bytes by source (`peer` or `back_to_source`), pieces, and
+    /// how long it took.
     func recordPiece(source: String, bytes: Int, cost: Duration) {
         metrics.counter("download_traffic_total", [("type", source)], help: "Bytes downloaded, by source").increment(by: Int64(bytes))
         metrics.counter("download_piece_total", [("type", source)], help: "Pieces downloaded, by source").increment()

@@ -34,8 +34,9 @@ public final class MirrorResponder: HTTPResponder {
     public func shutdown() async { await clients.shutdown() }
 
     public func respond(to request: HTTPRequest, writer: HTTPResponseWriter) async throws {
+        let requestID = String(UInt64.random(in: 0...UInt64.max), radix: 36)
         defer {
-            logger.info("mirror \(request.method.rawValue) \(request.uri) range=\(request.headers.first(name: "Range") ?? "-") keepalive=\(request.head.isKeepAlive) -> \(writer.status?.code ?? 0) \(writer.bodyBytes) bytes\(writer.completed ? "" : " (cut short)")")
+            logger.info("mirror \(request.method.rawValue) \(LogRedaction.url(request.uri)) range=\(request.headers.first(name: "Range") ?? "-") keepalive=\(request.head.isKeepAlive) -> \(writer.status?.code ?? 0) \(writer.bodyBytes) bytes\(writer.completed ? "" : " (cut short)")", metadata: ["request_id": "\(requestID)"])
         }
         if let answer = operational.response(for: request.path), request.method == .GET || request.method == .HEAD {
             var h = HTTPHeaders()
@@ -101,7 +102,7 @@ public final class MirrorResponder: HTTPResponder {
         } catch {
             count(type: "direct", ok: false, bytes: writer.bodyBytes)
             guard !writer.headSent else { throw error }
-            logger.warning("mirror: upstream \(target.url) failed: \(error)")
+            logger.warning("mirror: upstream \(LogRedaction.url(target.url)) failed: \(error)")
             try await refuse(MirrorRefusal(status: 502, message: "upstream \(target.base) failed: \(error)"), writer, type: "backend")
         }
     }
@@ -148,11 +149,11 @@ public final class MirrorResponder: HTTPResponder {
         } catch {
             if await response.started {
                 // Bytes already went out: all we can do is break the response.
-                logger.warning("mirror: P2P blob \(target.url) failed after \(writer.bodyBytes) bytes: \(error)")
+                logger.warning("mirror: P2P blob \(LogRedaction.url(target.url)) failed after \(writer.bodyBytes) bytes: \(error)")
                 count(type: "p2p", ok: false, bytes: writer.bodyBytes)
                 throw error
             }
-            logger.info("mirror: P2P could not start for \(target.url) (\(error)); going to the upstream directly")
+            logger.info("mirror: P2P could not start for \(LogRedaction.url(target.url)) (\(error)); going to the upstream directly")
             return false
         }
     }

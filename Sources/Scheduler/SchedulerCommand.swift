@@ -48,11 +48,12 @@ struct SchedulerCommand: AsyncParsableCommand {
         let logger = Logger(label: "scheduler")
 
         let metrics = SchedulerMetrics(registry: MetricsRegistry(prefix: "dragonfly_scheduler_"))
+        PrometheusMetricsBridge.bootstrap(metrics.registry, help: RPCServerMetrics.help)
         let engine = SchedulerEngine(settings: c.settings, metrics: metrics, logger: logger)
         let seeds = SeedPeerClient()
         await engine.setSeedDownloader { await seeds.download($0) }
         let service = SchedulerRPCService(engine: engine, settings: c.settings, metrics: metrics)
-        let (_, services) = StandardServices.make(for: [service])
+        let (_, services) = StandardServices.make(for: [service, SchedulerInspectService(engine: engine)])
         let server = RPCServer(services: services,
                                configuration: RPCServerConfiguration(address: .tcp(host: c.listenIP, port: c.port)),
                                logger: logger)

@@ -96,6 +96,8 @@ final class PeerRecord {
     var range: Common_V2_Range?
     var state: PeerState = .pending
     var finishedPieces: Set<UInt32> = []
+    /// Of those, how many came from the origin (for the console's view of the peer).
+    var backToSourcePieces = 0
     var pieceCosts = CostWindow(capacity: 2000)
     var cost: Duration = .zero
     var stream: PeerStream?

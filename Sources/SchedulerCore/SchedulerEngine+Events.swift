@@ -62,6 +62,7 @@ extension SchedulerEngine {
         metrics.traffic(type: traffic, taskType: taskType, hostType: hostType).increment(by: Int64(clamping: piece.length))
         guard let task = tasks[peer.taskID] else { return }
         if backToSource {
+            peer.backToSourcePieces += 1
             task.pieces[piece.number] = piece
             if task.pieceLength == 0 { task.pieceLength = piece.length }
         } else if let parentID = piece.parentId, let parent = peers[parentID] {

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import grpc
 import pytest
-from dragonfly_api import manager_pb2, manager_pb2_grpc
+from dragonfly_api import manager_pb2
 
 from conftest import Server, binary, describe, free_port, missing, run
 
 HELPERS = Path(__file__).parent / "helpers"
 sys.path.insert(0, str(HELPERS))
 import postgres  # noqa: E402
+from manager_proc import ROOT_PASSWORD, Manager, wait_for  # noqa: E402
 
-ROOT_PASSWORD = "root-password-1"
 
 
 @pytest.fixture(scope="module")
@@ -32,50 +32,6 @@ def pg():
     server = postgres.Postgres(free_port())
     yield server
     server.stop()
-
-
-class Manager:
-    def __init__(self, root, database_url=None):
-        self.root = Path(root)
-        self.database_url = database_url
-        self.start()
-
-    def start(self):
-        args = [binary("manager"), "--grpc-port", "0", "--rest-port", "0", "--listen-ip", "127.0.0.1", "--data-dir", self.root]
-        if self.database_url:
-            args += ["--database-url", self.database_url]
-        env = dict(os.environ, DRAGONFLY_INITIAL_ROOT_PASSWORD=ROOT_PASSWORD)
-        self.server = Server(args, self.root.with_suffix(".log"), env=env)
-        self.grpc = self.server.address
-        self.rest = f"http://127.0.0.1:{self.server.metrics_port}"
-        self.stub = manager_pb2_grpc.ManagerStub(grpc.insecure_channel(self.grpc))
-
-    def restart(self):
-        self.server.stop()
-        self.start()
-
-    def call(self, method, path, body=None, token=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.rest + path, data=data, method=method)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        if token:
-            req.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(req, timeout=20) as res:
-                raw = res.read()
-                return res.status, (json.loads(raw) if raw else None), res.headers
-        except urllib.error.HTTPError as err:
-            raw = err.read()
-            return err.code, (json.loads(raw) if raw else None), err.headers
-
-    def sign_in(self, name="root", password=ROOT_PASSWORD):
-        status, body, _ = self.call("POST", "/api/v1/users/signin", {"name": name, "password": password})
-        assert status == 200, body
-        return body["token"]
-
-    def stop(self):
-        self.server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -115,15 +71,6 @@ class KeepAlive:
 
 def listed(m, **host):
     return m.stub.ListSchedulers(manager_pb2.ListSchedulersRequest(source_type=manager_pb2.PEER_SOURCE, **host), timeout=10).schedulers
-
-
-def wait_for(predicate, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 def test_a_scheduler_is_listed_while_it_keeps_alive(manager):

@@ -70,7 +70,7 @@ def test_second_peer_gets_every_byte_from_the_first(cluster):
     assert out_b.read_bytes() == cluster["blob"]
     assert len(origin_requests(cluster)) == gets_after_first, "the origin served no byte twice"
     b, a = cluster["peers"][1], cluster["peers"][0]
-    assert metric(b, 'dragonfly_dfdaemon_download_traffic_total{type="REMOTE_PEER"}') == SIZE
+    assert metric(b, 'dragonfly_dfdaemon_download_traffic_total{type="peer"}') == SIZE
     assert metric(a, "dragonfly_dfdaemon_upload_traffic_total") >= SIZE
 
 

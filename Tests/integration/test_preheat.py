@@ -2,7 +2,6 @@
 seed peers by a preheat job, and a later pull through a dfdaemon's mirror costs the
 registry no blob GETs at all."""
 
-import json
 import os
 import sys
 import time
@@ -11,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from conftest import Server, binary, describe, free_port, run, tool
-from test_manager import ROOT_PASSWORD, Manager, wait_for
 
 HELPERS = Path(__file__).parent / "helpers"
 sys.path.insert(0, str(HELPERS))
+from manager_proc import Manager, wait_for  # noqa: E402
 from registry import Registry, build_image, push  # noqa: E402
 
 MIB = 1 << 20

@@ -5,6 +5,7 @@ containerd's ctr pulling through our daemons."""
 import base64
 import http.client
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -63,7 +64,8 @@ class Mirror:
         config.write_text(f"proxy:\n  registryMirror:\n    url: http://{self.upstream}\n" + (proxy_yaml or self.proxy_yaml))
         self.daemons[name] = Server([binary("dfdaemon"), "--config", config, "--port", "0", "--listen-ip", "127.0.0.1",
                                      "--hostname", name, "--scheduler", self.sched.address, "--data-dir", self.root / name,
-                                     "--unix-socket", self.root / f"{name}.sock"], self.root / f"{name}.log")
+                                     "--unix-socket", self.root / f"{name}.sock", "--log-level", "trace"],
+                                    self.root / f"{name}.log")
         return self.daemons[name]
 
     def registries_conf(self, daemon):
@@ -214,8 +216,19 @@ def test_basic_auth_registry_with_credentials_in_the_config(tmp_path, image, mir
         res = m.skopeo(b, "private/app:v1", tmp_path / "o3", "--src-authfile", authfile)
         assert res.returncode == 0, describe(res)
         assert blob(tmp_path / "o3", big["layer"]) == big["layer_blob"]
+        assert_no_secrets_logged([a.log_path, b.log_path], ["s3cret", token, "Basic "])
     finally:
         reg.stop()
+
+
+def assert_no_secrets_logged(paths, secrets):
+    """Neither the password, nor the header carrying it, appears in the logs, at trace level."""
+    for path in paths:
+        log = Path(path).read_text()
+        assert "mirror GET" in log, "the log covers the pull"
+        for secret in secrets:
+            assert secret not in log, f"{secret!r} logged in {path}"
+        assert not re.search(r"authorization\s*[:=]", log, re.I), f"an Authorization header logged in {path}"
 
 
 def request(daemon, method, path, headers=None):
@@ -410,10 +423,12 @@ def test_token_auth_registry_with_credentials_in_the_config(image, tmp_path, mir
                    token_auth=(f"http://{tokens.address}/token", "dftest-registry", "dftest-issuer", cert))
     try:
         push(layout, "v1", reg, "private/app", creds="bob:hunter2")
-        pull_with_configured_login(mirror_for, reg, "bob", "hunter2", big, tmp_path / "o1")
+        m, a = pull_with_configured_login(mirror_for, reg, "bob", "hunter2", big, tmp_path / "o1")
         grants = Path(tokens.log_path).read_text().splitlines()
         assert "token repository:private/app:pull" in grants, grants
         assert_each_byte_fetched_once(reg, big["layer"], len(big["layer_blob"]))
+        issued = re.findall(r"issued (\S+)", Path(tokens.log_path).read_text())
+        assert_no_secrets_logged([a.log_path], ["hunter2", base64.b64encode(b"bob:hunter2").decode(), "Bearer ", *issued])
     finally:
         reg.stop()
         tokens.stop()

@@ -38,17 +38,20 @@ final class ServerStream {
             try await handle.write(message)
         }
         let context = self.context
+        let metrics = CallMetrics(path: context.path, kind: method.kind)
         task = Task {
             do {
                 try await Deadline.run(context.deadline) {
-                    try await method.handler(requests, responses, context)
+                    try await method.handler(requests.counting(metrics.received), responses.counting(metrics.sent), context)
                 }
+                metrics.finished(.ok)
                 handle.finish(nil)
             } catch {
                 let rpcError = RPCError.wrapping(error)
                 if rpcError.code == .unknown || rpcError.code == .internal {
                     logger.debug("\(context.path) failed: \(rpcError)")
                 }
+                metrics.finished(rpcError.code)
                 handle.finish(rpcError)
             }
         }

@@ -70,8 +70,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         scopes = query.get("scope", [])
         for s in scopes:
             sys.stderr.write(f"token {s}\n")
+        token = token_for(scopes, CREDS.split(":")[0])
+        # Tests check that the tokens we hand out never reach the mirror's logs.
+        sys.stderr.write(f"issued {token}\n")
         sys.stderr.flush()
-        body = json.dumps({"token": token_for(scopes, CREDS.split(":")[0]), "expires_in": 300}).encode()
+        body = json.dumps({"token": token, "expires_in": 300}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
