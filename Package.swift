@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "dfget", targets: ["DFGet"]),
         .executable(name: "manager", targets: ["Manager"]),
         .executable(name: "proto-leak-loop", targets: ["ProtoLeakLoop"]),
+        .executable(name: "dragonfly-fuzz", targets: ["DragonflyFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -60,7 +61,7 @@ let package = Package(
 
         // Shared by every Dragonfly component: config, metrics, operational HTTP, logging.
         .target(name: "DragonflyCommon", dependencies: [
-            "COpenSSL", "CZlibShim",
+            "COpenSSL", "CZlibShim", "RPCTransport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -73,7 +74,7 @@ let package = Package(
         .target(name: "PeerStorage", dependencies: ["DragonflyCommon"]),
         // The dfdaemon: downloads (parents, origin), serves pieces, follows the scheduler.
         .target(name: "PeerDaemon", dependencies: [
-            "PeerStorage", "DragonflyCommon", "GeneratedAPI", "RPCCore", "RPCTransport",
+            "PeerStorage", "DragonflyCommon", "GeneratedAPI", "RPCCore", "RPCTransport", "HTTPServing",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
@@ -101,6 +102,7 @@ let package = Package(
         .executableTarget(name: "Manager", dependencies: [
             "ManagerService", "ManagerCore", "SQLStore", "DragonflyCommon", "RPCTransport", "RPCServices",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -167,11 +169,23 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // libFuzzer targets (tools/fuzz.sh builds them with -sanitize=fuzzer,address). The
+        // entry point is C: libFuzzer's driver when linked, else a replayer of files.
+        .target(name: "CFuzzMain", path: "Tests/Fuzz/CFuzzMain"),
+        .executableTarget(name: "DragonflyFuzz", dependencies: [
+            "CFuzzMain", "RPCTransport", "RPCCore", "GeneratedAPI", "ProtoCore", "HTTPServing", "RegistryMirror",
+            "PeerDaemon", "SchedulerService", "DragonflyCommon",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "Tests/Fuzz/DragonflyFuzz", swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+
         .testTarget(name: "DragonflyCommonTests", dependencies: [
             "DragonflyCommon", .product(name: "CoreMetrics", package: "swift-metrics"),
         ]),
         .testTarget(name: "RegistryMirrorTests", dependencies: ["RegistryMirror", "RegistryClient", "PeerDaemon", "HTTPServing"]),
-        .testTarget(name: "ManagerTests", dependencies: ["ManagerCore", "SQLStore"]),
+        .testTarget(name: "ManagerTests", dependencies: ["ManagerCore", "SQLStore", "DragonflyCommon"]),
         .testTarget(name: "PeerDaemonTests", dependencies: ["PeerDaemon"]),
         .testTarget(name: "PeerStorageTests", dependencies: ["PeerStorage", "DragonflyCommon"]),
         .testTarget(name: "SchedulerTests", dependencies: ["SchedulerCore", "DragonflyCommon", "GeneratedAPI", "RPCCore"]),

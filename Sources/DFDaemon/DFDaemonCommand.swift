@@ -69,11 +69,12 @@ struct DFDaemonCommand: AsyncParsableCommand {
         let (_, services) = StandardServices.make(for: [
             DownloadService(daemon: daemon), UploadService(daemon: daemon), PieceTransferService(daemon: daemon),
         ])
-        var tcp = RPCServerConfiguration(address: .tcp(host: c.listenIP, port: c.port))
+        var tcp = RPCServerConfiguration(address: .tcp(host: c.listenIP, port: c.port)).limited(by: c.rpcLimits)
         tcp.maxReceiveMessageSize = 80 << 20
         tcp.maxSendMessageSize = 80 << 20
         let mirror = MirrorResponder(daemon: daemon, operational: http, logger: logger)
-        tcp.otherProtocol = { channel in try HTTPConnection.serve(channel, responder: mirror, logger: logger) }
+        let httpLimits = c.httpLimits
+        tcp.otherProtocol = { channel in try HTTPConnection.serve(channel, responder: mirror, limits: httpLimits, logger: logger) }
         let server = RPCServer(services: services, configuration: tcp, logger: logger)
         let bound = try await server.start()
         daemon.setBoundPort(bound)

@@ -26,9 +26,14 @@ public final class YAMLConfig {
         }
     }
 
-    public init(yaml: String) throws {
-        path = "<inline>"
-        root = (try Yams.load(yaml: yaml) as? [String: Any]) ?? [:]
+    /// YAML text; `name` stands for the file in error messages.
+    public init(yaml: String, name: String = "<inline>") throws {
+        path = name
+        do {
+            root = (try Yams.load(yaml: yaml) as? [String: Any]) ?? [:]
+        } catch {
+            throw ConfigError("\(name) is not valid YAML: \(error)")
+        }
     }
 
     private init(root: [String: Any], path: String) {

@@ -12,7 +12,8 @@ public protocol HTTPResponder: Sendable {
 /// responses. Request bodies are read and dropped (only GET and HEAD carry meaning here).
 public enum HTTPConnection {
     /// Call on the channel's event loop, e.g. from a handler that sniffed the protocol.
-    public static func serve(_ channel: any Channel, responder: some HTTPResponder, logger: Logger) throws {
+    public static func serve(_ channel: any Channel, responder: some HTTPResponder, limits: HTTPLimits = HTTPLimits(),
+                             logger: Logger) throws {
         let sync = channel.pipeline.syncOperations
         try sync.configureHTTPServerPipeline(withErrorHandling: true)
         let wrapped = try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
@@ -20,7 +21,7 @@ public enum HTTPConnection {
         Task {
             do {
                 try await wrapped.executeThenClose { inbound, outbound in
-                    try await serveRequests(inbound, outbound, channel: channel, responder: responder)
+                    try await serveRequests(inbound, outbound, channel: channel, responder: responder, limits: limits)
                 }
             } catch {
                 logger.debug("HTTP/1.1 connection from \(channel.remoteAddress?.description ?? "?") ended: \(error)")
@@ -30,19 +31,36 @@ public enum HTTPConnection {
 
     private static func serveRequests(_ inbound: NIOAsyncChannelInboundStream<HTTPServerRequestPart>,
                                       _ outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>,
-                                      channel: any Channel, responder: some HTTPResponder) async throws {
+                                      channel: any Channel, responder: some HTTPResponder, limits: HTTPLimits) async throws {
         var parts = inbound.makeAsyncIterator()
-        while let part = try await parts.next() {
+        while true {
+            // A client gets `requestTimeout` to send its head and body; a slow one is dropped.
+            let watchdog = Task {
+                try await Task.sleep(for: limits.requestTimeout)
+                try? await channel.close()
+            }
+            defer { watchdog.cancel() }
+            guard let part = try await parts.next() else { return }
             guard case .head(let head) = part else { continue }
             // Drain the body up to the end of this request. After CONNECT the parser stops
             // (what follows would be a tunnel), so there is no end to wait for.
             let tunnel = head.method == .CONNECT
+            var bodyBytes = 0
             while !tunnel, let next = try await parts.next() {
+                if case .body(let chunk) = next { bodyBytes += chunk.readableBytes }
                 if case .end = next { break }
+                if bodyBytes > limits.maxBodyBytes { break }
             }
-            let request = HTTPRequest(head: head, remoteAddress: channel.remoteAddress)
+            watchdog.cancel()
             let writer = HTTPResponseWriter(outbound: outbound, channel: channel, isHEAD: head.method == .HEAD,
                                             keepAlive: head.isKeepAlive)
+            if let refusal = Self.refusal(head, bodyBytes: bodyBytes, limits: limits) {
+                // Whatever else the client sends is not read: answer and close.
+                try await writer.respond(refusal.status, body: refusal.message + "\n")
+                try? await channel.close()
+                return
+            }
+            let request = HTTPRequest(head: head, remoteAddress: channel.remoteAddress)
             do {
                 try await responder.respond(to: request, writer: writer)
             } catch {
@@ -68,5 +86,21 @@ public enum HTTPConnection {
                 return
             }
         }
+    }
+
+    /// The answer to a request over the limits, if it is.
+    static func refusal(_ head: HTTPRequestHead, bodyBytes: Int, limits: HTTPLimits)
+        -> (status: HTTPResponseStatus, message: String)? {
+        if head.uri.utf8.count > limits.maxURILength {
+            return (.uriTooLong, "the request target is longer than \(limits.maxURILength) bytes")
+        }
+        let headerBytes = head.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
+        if headerBytes > limits.maxHeaderBytes {
+            return (.requestHeaderFieldsTooLarge, "the request headers are larger than \(limits.maxHeaderBytes) bytes")
+        }
+        if bodyBytes > limits.maxBodyBytes {
+            return (.payloadTooLarge, "the request body is larger than \(limits.maxBodyBytes) bytes")
+        }
+        return nil
     }
 }

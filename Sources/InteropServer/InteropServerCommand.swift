@@ -22,10 +22,25 @@ struct InteropServerCommand: AsyncParsableCommand {
     var clientCA: String?
     @Option(help: "Largest request message accepted, in bytes.")
     var maxReceiveMessageSize = 4 << 20
+    @Option(help: "SETTINGS_MAX_CONCURRENT_STREAMS.")
+    var maxConcurrentStreams: UInt32 = 100
+    @Option(help: "SETTINGS_MAX_HEADER_LIST_SIZE, in bytes.")
+    var maxHeaderListSize: UInt32 = 16 << 10
+    @Option(help: "SETTINGS_MAX_FRAME_SIZE, in bytes.")
+    var maxFrameSize: UInt32 = 16 << 10
+    @Option(help: "Seconds a client has to send the HTTP/2 preface and SETTINGS (0: no limit).")
+    var handshakeTimeout = 10.0
+    @Option(help: "Seconds after which a connection with no call and no input is closed (0: never).")
+    var idleTimeout = 0.0
 
     func run() async throws {
         var config = RPCServerConfiguration(address: .tcp(host: host, port: port))
         config.maxReceiveMessageSize = maxReceiveMessageSize
+        config.maxConcurrentStreams = maxConcurrentStreams
+        config.maxHeaderListSize = maxHeaderListSize
+        config.maxFrameSize = maxFrameSize
+        config.handshakeTimeout = handshakeTimeout > 0 ? .milliseconds(Int64(handshakeTimeout * 1000)) : nil
+        config.idleTimeout = idleTimeout > 0 ? .milliseconds(Int64(idleTimeout * 1000)) : nil
         if tls {
             guard let cert, let key else { throw ValidationError("--tls needs --cert and --key") }
             var t = TLSConfiguration(certificateChainFile: cert, privateKeyFile: key, trustRootsFile: clientCA)

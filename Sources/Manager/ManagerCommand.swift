@@ -2,6 +2,7 @@ import ArgumentParser
 import DragonflyCommon
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import ManagerCore
 import ManagerService
@@ -65,12 +66,18 @@ struct ManagerCommand: AsyncParsableCommand {
         PrometheusMetricsBridge.bootstrap(metrics, help: RPCServerMetrics.help)
 
         let (_, services) = StandardServices.make(for: [ManagerRPCService(store: store, logger: logger)])
-        let grpc = RPCServer(services: services, configuration: RPCServerConfiguration(address: .tcp(host: c.listenIP, port: c.grpcPort)),
+        let grpc = RPCServer(services: services, configuration: RPCServerConfiguration(address: .tcp(host: c.listenIP, port: c.grpcPort))
+                                .limited(by: c.rpcLimits),
                              logger: logger)
         let grpcPort = try await grpc.start()
         let inspector = ClusterInspector(store: store, metrics: metrics, logger: logger)
         let rest = ManagerREST(store: store, signer: signer, metrics: metrics, inspector: inspector)
-        let app = Application(router: rest.router(), configuration: .init(address: .hostname(c.listenIP, port: c.restPort)),
+        let http1 = HTTP1Channel.Configuration(
+            idleTimeout: .nanoseconds(Int64(c.restIdleTimeout.components.seconds) * 1_000_000_000),
+            httpDecoderConfiguration: .init(maxHeaderFieldSize: c.restMaxHeaderBytes, maxHeaderListSize: c.restMaxHeaderBytes,
+                                             maxHeaderFieldCount: 200))
+        let app = Application(router: rest.router(), server: .http1(configuration: http1),
+                              configuration: .init(address: .hostname(c.listenIP, port: c.restPort)),
                               onServerRunning: { channel in
                                   let port = channel.localAddress?.port ?? c.restPort
                                   logger.info("manager serving gRPC on \(c.listenIP):\(grpcPort), REST on \(c.listenIP):\(port)")

@@ -10,6 +10,11 @@ struct ManagerConfig: Sendable {
     var dataDir = "/var/lib/dragonfly/manager"
     /// `postgres://…`; nil means the SQLite file `manager.db` in `dataDir`.
     var databaseURL: String?
+    var rpcLimits = RPCLimits()
+    /// The REST side: a connection idle this long is closed; header blocks over
+    /// `restMaxHeaderBytes` are refused by the parser.
+    var restIdleTimeout: Duration = .seconds(60)
+    var restMaxHeaderBytes = 32 << 10
     var jwtKey: String?
     var jwtTimeout: Duration = .seconds(2 * 24 * 3600)
     /// An instance silent this long is marked inactive even if its stream never closed.
@@ -47,6 +52,15 @@ struct ManagerConfig: Sendable {
         if let v = try y.string("auth.jwt.key") { c.jwtKey = v }
         if let v = try y.duration("auth.jwt.timeout") { c.jwtTimeout = v }
         if let v = try y.duration("keepAlive.timeout") { c.keepAliveTimeout = v }
+        try c.rpcLimits.load(y)
+        if let v = try y.duration("server.rest.idleTimeout") {
+            guard v > .zero else { throw ConfigError("\(path): server.rest.idleTimeout must be positive") }
+            c.restIdleTimeout = v
+        }
+        if let v = try y.int("server.rest.maxHeaderBytes") {
+            guard (1024...(80 << 10)).contains(v) else { throw ConfigError("\(path): server.rest.maxHeaderBytes must be in 1024...81920") }
+            c.restMaxHeaderBytes = v
+        }
         try y.rejectUnknownKeys()
         return c
     }

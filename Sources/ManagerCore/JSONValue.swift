@@ -75,3 +75,32 @@ public enum JSONCoding {
         return d
     }
 }
+
+extension JSONValue {
+    /// The same value with secrets masked, for answers and the console: `password`,
+    /// `token` and `secret` keys anywhere, and `Authorization` headers.
+    public func maskingSecrets() -> JSONValue {
+        switch self {
+        case .object(let o):
+            var out: [String: JSONValue] = [:]
+            for (k, v) in o {
+                let key = k.lowercased()
+                let secret = key == "password" || key == "token" || key.hasSuffix("secret") || key == "authorization"
+                    || key == "proxy-authorization"
+                out[k] = secret && v != .null ? .string("******") : v.maskingSecrets()
+            }
+            return .object(out)
+        case .array(let a): return .array(a.map { $0.maskingSecrets() })
+        default: return self
+        }
+    }
+}
+
+extension JobRecord {
+    /// The job as the REST API shows it: arguments without their secrets.
+    public func maskingSecrets() -> JobRecord {
+        var job = self
+        job.args = args.maskingSecrets()
+        return job
+    }
+}

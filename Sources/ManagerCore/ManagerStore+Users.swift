@@ -7,21 +7,36 @@ public enum UserRole: String, Codable, Sendable {
 }
 
 extension ManagerStore {
-    static let passwordIterations = 100_000
+    /// scrypt's cost: 2^15 iterations of 8-block mixing (32 MiB a guess), about 0.1 s here.
+    static let scryptLogN = 15, scryptR = 8, scryptP = 1
 
-    /// `pbkdf2-sha256$<iterations>$<salt hex>$<hash hex>`.
+    /// `scrypt$<logN>$<r>$<p>$<salt hex>$<hash hex>`.
     static func hashPassword(_ password: String) -> String {
         let salt = Secrets.randomBytes(16)
-        let hash = Secrets.pbkdf2SHA256(password: password, salt: salt, iterations: passwordIterations)
-        return "pbkdf2-sha256$\(passwordIterations)$\(Secrets.hex(salt))$\(Secrets.hex(hash))"
+        guard let hash = Secrets.scrypt(password: password, salt: salt, logN: scryptLogN, r: scryptR, p: scryptP) else {
+            // Fixed, valid parameters: OpenSSL refusing them means it cannot hash at all.
+            fatalError("scrypt failed with the built-in parameters")
+        }
+        return "scrypt$\(scryptLogN)$\(scryptR)$\(scryptP)$\(Secrets.hex(salt))$\(Secrets.hex(hash))"
     }
 
+    /// Checks scrypt hashes and the PBKDF2 ones written by earlier versions.
     static func passwordMatches(_ password: String, stored: String) -> Bool {
         let parts = stored.split(separator: "$")
-        guard parts.count == 4, parts[0] == "pbkdf2-sha256", let iterations = Int(parts[1]),
-              let salt = bytes(fromHex: parts[2]), let expected = bytes(fromHex: parts[3]) else { return false }
+        if parts.count == 6, parts[0] == "scrypt", let logN = Int(parts[1]), let r = Int(parts[2]), let p = Int(parts[3]),
+           let salt = bytes(fromHex: parts[4]), let expected = bytes(fromHex: parts[5]), !expected.isEmpty, expected.count <= 64,
+           let hash = Secrets.scrypt(password: password, salt: salt, logN: logN, r: r, p: p, length: expected.count) {
+            return Secrets.constantTimeEqual(hash, expected)
+        }
+        guard parts.count == 4, parts[0] == "pbkdf2-sha256", let iterations = Int(parts[1]), (1...10_000_000).contains(iterations),
+              let salt = bytes(fromHex: parts[2]), let expected = bytes(fromHex: parts[3]), !expected.isEmpty, expected.count <= 64
+        else { return false }
         let hash = Secrets.pbkdf2SHA256(password: password, salt: salt, iterations: iterations, length: expected.count)
         return Secrets.constantTimeEqual(hash, expected)
+    }
+
+    static func isCurrentHash(_ stored: String) -> Bool {
+        stored.hasPrefix("scrypt$\(scryptLogN)$\(scryptR)$\(scryptP)$")
     }
 
     static func bytes(fromHex hex: Substring) -> [UInt8]? {
@@ -61,7 +76,13 @@ extension ManagerStore {
               row.string("state") == "enable", Self.passwordMatches(password, stored: row.string("password_hash")) else {
             return nil
         }
-        return UserRecord(row: row)
+        let user = UserRecord(row: row)
+        if !Self.isCurrentHash(row.string("password_hash")) {
+            // The password is known right now: store it under the current hash.
+            try await db.query("UPDATE users SET password_hash = $1 WHERE id = $2",
+                               [.text(Self.hashPassword(password)), SQLValue(user.id)])
+        }
+        return user
     }
 
     // MARK: - Personal access tokens

@@ -211,12 +211,15 @@ public struct ApplicationRecord: Codable, Sendable {
 
 /// A failure the REST and gRPC faces turn into their own status codes.
 public struct ManagerError: Error, CustomStringConvertible, Sendable {
-    public enum Kind: Sendable { case notFound, conflict, invalid, unauthorized, forbidden }
+    public enum Kind: Sendable { case notFound, conflict, invalid, unauthorized, forbidden, tooManyRequests }
     public var kind: Kind
     public var message: String
+    /// For `tooManyRequests`: when to come back.
+    public var retryAfterSeconds: Int?
     public var description: String { message }
-    public init(_ kind: Kind, _ message: String) {
+    public init(_ kind: Kind, _ message: String, retryAfterSeconds: Int? = nil) {
         self.kind = kind
         self.message = message
+        self.retryAfterSeconds = retryAfterSeconds
     }
 }

@@ -9,6 +9,7 @@ public struct ManagerREST: Sendable {
     let signer: JWTSigner
     let metrics: MetricsRegistry
     let inspector: ClusterInspector
+    let signIns = SignInThrottle()
 
     public init(store: ManagerStore, signer: JWTSigner, metrics: MetricsRegistry, inspector: ClusterInspector) {
         self.store = store
@@ -57,12 +58,18 @@ public struct ManagerREST: Sendable {
     }
 
     func addUsers(_ api: RouterGroup<ManagerRequestContext>) {
-        let store = self.store, signer = self.signer
+        let store = self.store, signer = self.signer, signIns = self.signIns
         api.post("users/signin") { request, context in
             let body = try await REST.body(SignIn.self, request, context)
+            if let wait = await signIns.retryAfter(body.name) {
+                throw ManagerError(.tooManyRequests, "too many failed sign-ins for \(body.name); try again in \(wait) s",
+                                   retryAfterSeconds: wait)
+            }
             guard let user = try await store.authenticate(name: body.name, password: body.password) else {
+                await signIns.failed(body.name)
                 throw ManagerError(.unauthorized, "wrong name or password")
             }
+            await signIns.succeeded(body.name)
             let (token, expires) = signer.sign(user)
             var h = HTTPFields()
             h[.setCookie] = "jwt=\(token); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(signer.lifetime))"
@@ -278,17 +285,17 @@ public struct ManagerREST: Sendable {
             let q = request.uri.queryParameters
             let (items, total) = try await store.jobs(page: page.page, perPage: page.perPage, type: q["type"].map(String.init),
                                                       state: q["state"].map(String.init))
-            return try REST.page(items, total: total, request: request, page: page)
+            return try REST.page(items.map { $0.maskingSecrets() }, total: total, request: request, page: page)
         }
         group.post(RouterPath(prefix)) { request, context in
             let user = open ? try context.requireWriter(scope: .job) : try context.requireSessionRoot()
             let body = try await REST.body(JobInput.self, request, context)
             if body.type == "preheat" { _ = try PreheatArguments(body.args ?? .emptyObject) }  // refuse bad args now, not at run time
-            return try REST.json(try await store.createJob(body, userID: user.id), status: .created)
+            return try REST.json(try await store.createJob(body, userID: user.id).maskingSecrets(), status: .created)
         }
         group.get(RouterPath("\(prefix)/:id")) { _, context in
             _ = open ? try context.requireToken(scope: .job) : try context.requireSession()
-            return try REST.json(try await store.job(try REST.id(context)))
+            return try REST.json(try await store.job(try REST.id(context)).maskingSecrets())
         }
     }
 
@@ -323,7 +330,7 @@ public struct ManagerREST: Sendable {
             id = String(job.id)
             status = job.state
             created_at = job.created_at
-            self.job = job
+            self.job = job.maskingSecrets()
         }
     }
 }

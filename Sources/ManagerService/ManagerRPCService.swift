@@ -218,6 +218,7 @@ func mapErrors<T: Sendable>(_ body: () async throws -> T) async throws -> T {
         case .invalid: throw RPCError(code: .invalidArgument, message: error.message)
         case .unauthorized: throw RPCError(code: .unauthenticated, message: error.message)
         case .forbidden: throw RPCError(code: .permissionDenied, message: error.message)
+        case .tooManyRequests: throw RPCError(code: .resourceExhausted, message: error.message)
         }
     } catch let error as RPCError {
         throw error

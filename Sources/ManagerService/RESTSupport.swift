@@ -120,6 +120,7 @@ struct ErrorAndMetricsMiddleware: RouterMiddleware {
     static func response(for error: any Error, logger: Logger) -> Response {
         let status: HTTPResponse.Status
         let message: String
+        var headers = HTTPFields()
         switch error {
         case let e as ManagerError:
             switch e.kind {
@@ -128,6 +129,9 @@ struct ErrorAndMetricsMiddleware: RouterMiddleware {
             case .invalid: status = .badRequest
             case .unauthorized: status = .unauthorized
             case .forbidden: status = .forbidden
+            case .tooManyRequests:
+                status = .tooManyRequests
+                if let seconds = e.retryAfterSeconds { headers[.retryAfter] = String(seconds) }
             }
             message = e.message
         case let e as HTTPError:
@@ -138,7 +142,6 @@ struct ErrorAndMetricsMiddleware: RouterMiddleware {
             status = .internalServerError
             message = "internal error"
         }
-        var headers = HTTPFields()
         if status == .unauthorized { headers[.wwwAuthenticate] = #"Bearer realm="dragonfly""# }
         return (try? REST.json(["message": message], status: status, headers: headers)) ?? Response(status: status)
     }

@@ -23,6 +23,9 @@ extension Daemon {
     public func download(_ request: Common_V2_Download,
                          started: @Sendable (Dfdaemon_V2_DownloadTaskStartedResponse, String, String) async throws -> Void,
                          piece report: @escaping PieceReport) async throws {
+        if let refusal = config.allowedOrigins.refusal(for: request.url) {
+            throw RPCError(code: .permissionDenied, message: refusal)
+        }
         let taskID: String
         do {
             taskID = try TaskID.standard(url: request.url, tag: request.tag, application: request.application,

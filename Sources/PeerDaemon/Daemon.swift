@@ -26,6 +26,8 @@ public final class Daemon: Sendable {
     }
     /// At most one fetch per task; concurrent requests for it follow the same one.
     let inflight = Mutex<[String: FetchJob]>([:])
+    /// Piece streams being served to other peers now (`upload.concurrentLimit`).
+    let uploadsInProgress = Mutex(0)
     let downloadLimit: TokenBucket
     let backToSourceLimit: TokenBucket
     /// The port other peers reach us on; known once the server has bound (port 0 picks one).

@@ -1,5 +1,6 @@
 import DragonflyCommon
 import Foundation
+import HTTPServing
 
 /// The dfdaemon's configuration; YAML keys follow Dragonfly's dfdaemon config.
 public struct DaemonConfig: Sendable {
@@ -28,6 +29,10 @@ public struct DaemonConfig: Sendable {
     /// Bytes/s; 0 is unlimited.
     public var totalDownloadRateLimit: Double = 0
     public var perPeerUploadRateLimit: Double = 0
+    /// Children served at once; one more gets RESOURCE_EXHAUSTED and looks elsewhere.
+    public var concurrentUploadLimit = 50
+    /// Hosts this daemon may fetch from (empty: any).
+    public var allowedOrigins = OriginAllowList()
     public var backToSourceRateLimit: Double = 0
     /// GC starts freeing least recently used tasks when the store holds more than this.
     public var diskGCThreshold: UInt64?
@@ -35,11 +40,19 @@ public struct DaemonConfig: Sendable {
     public var diskGCThresholdPercent: Double?
     public var gcInterval: Duration = .seconds(60)
     public var proxy = ProxyConfig()
+    public var rpcLimits = RPCLimits()
+    /// The HTTP/1.1 side of the port (mirror, /metrics): `http.*`.
+    public var httpLimits = HTTPLimits()
 
     public init() {}
 
     public static func load(path: String) throws -> DaemonConfig {
-        let y = try YAMLConfig(path: path)
+        try load(YAMLConfig(path: path))
+    }
+
+    /// Reads parsed YAML over the defaults; unknown keys are an error naming the key.
+    public static func load(_ y: YAMLConfig) throws -> DaemonConfig {
+        let path = y.path
         var c = DaemonConfig()
         if let v = try y.string("server.listen") {
             if let port = Int(v) { c.port = port } else {
@@ -65,6 +78,8 @@ public struct DaemonConfig: Sendable {
         if let v = try y.duration("download.pieceTimeout") { c.pieceTimeout = v }
         if let v = try y.string("download.totalRateLimit") { c.totalDownloadRateLimit = try rate(v, "download.totalRateLimit", path) }
         if let v = try y.string("download.perPeerRateLimit") { c.perPeerUploadRateLimit = try rate(v, "download.perPeerRateLimit", path) }
+        if let v = try y.strings("download.allowedOrigins") { c.allowedOrigins = OriginAllowList(v) }
+        if let v = try y.int("upload.concurrentLimit") { c.concurrentUploadLimit = try bounded(v, 1...100_000, "upload.concurrentLimit", path) }
         if let v = try y.string("upload.rateLimit") { c.perPeerUploadRateLimit = try rate(v, "upload.rateLimit", path) }
         if let v = try y.string("download.backToSourceRateLimit") { c.backToSourceRateLimit = try rate(v, "download.backToSourceRateLimit", path) }
         if let v = try y.string("storage.diskGCThreshold") { c.diskGCThreshold = UInt64(try rate(v, "storage.diskGCThreshold", path)) }
@@ -75,6 +90,14 @@ public struct DaemonConfig: Sendable {
         if let v = try y.string("host.idc") { c.idc = v }
         if let v = try y.string("host.location") { c.location = v }
         try c.proxy.load(y)
+        try c.rpcLimits.load(y)
+        if let v = try y.int("http.maxURILength") { c.httpLimits.maxURILength = try bounded(v, 256...(64 << 10), "http.maxURILength", path) }
+        if let v = try y.int("http.maxHeaderBytes") { c.httpLimits.maxHeaderBytes = try bounded(v, 1024...(64 << 10), "http.maxHeaderBytes", path) }
+        if let v = try y.int("http.maxBodyBytes") { c.httpLimits.maxBodyBytes = try bounded(v, 0...(1 << 30), "http.maxBodyBytes", path) }
+        if let v = try y.duration("http.requestTimeout") {
+            guard v > .zero else { throw ConfigError("\(path): http.requestTimeout must be positive") }
+            c.httpLimits.requestTimeout = v
+        }
         try y.rejectUnknownKeys()
         return c
     }
@@ -88,6 +111,11 @@ public struct DaemonConfig: Sendable {
             return Double(t.dropLast(suffix.count)).map { $0 * scale }
         }
         return Double(t)
+    }
+
+    static func bounded(_ v: Int, _ range: ClosedRange<Int>, _ key: String, _ path: String) throws -> Int {
+        guard range.contains(v) else { throw ConfigError("\(path): \(key) must be in \(range.lowerBound)...\(range.upperBound)") }
+        return v
     }
 
     static func rate(_ text: String, _ key: String, _ path: String) throws -> Double {

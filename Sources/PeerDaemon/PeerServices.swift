@@ -72,6 +72,8 @@ public struct PieceTransferService: Dfswift_Peer_V1_PieceTransferProvider {
 
     public func downloadPieces(_ requests: RPCStream<Dfswift_Peer_V1_PieceRequest>, responses: RPCWriter<Dfswift_Peer_V1_PieceResponse>,
                                context: RPCServerContext) async throws {
+        try daemon.beginUpload()
+        defer { daemon.endUpload() }
         // Each child's stream gets its own upload budget.
         let uploadLimit = TokenBucket(bytesPerSecond: daemon.config.perPeerUploadRateLimit)
         for try await request in requests {
@@ -151,4 +153,23 @@ final class IDBox: Sendable {
     private let ids = Mutex(("", ""))
     func set(_ task: String, _ peer: String) { ids.withLock { $0 = (task, peer) } }
     func get() -> (String, String) { ids.withLock { $0 } }
+}
+
+extension Daemon {
+    /// Takes an upload slot, or refuses as upstream does when the peer is saturated: the
+    /// child then reports the parent and gets another (or goes to the origin).
+    func beginUpload() throws(RPCError) {
+        let limit = config.concurrentUploadLimit
+        let taken = uploadsInProgress.withLock { n -> Bool in
+            guard n < limit else { return false }
+            n += 1
+            return true
+        }
+        guard taken else {
+            metrics.counter("upload_refused_total", help: "Piece streams refused because upload.concurrentLimit was reached").increment()
+            throw RPCError(code: .resourceExhausted, message: "this peer already serves \(limit) uploads (upload.concurrentLimit)")
+        }
+    }
+
+    func endUpload() { uploadsInProgress.withLock { $0 -= 1 } }
 }

@@ -14,8 +14,14 @@ public actor PieceStore {
 
     public init(directory: String) throws {
         self.directory = URL(fileURLWithPath: directory)
+        // Cached content is whatever any task fetched, possibly private: only the daemon's
+        // user may read it. (A data directory that exists already keeps its mode.)
+        let fm = FileManager.default
+        try fm.createDirectory(at: self.directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         for sub in ["content", "metadata"] {
-            try FileManager.default.createDirectory(at: self.directory.appendingPathComponent(sub), withIntermediateDirectories: true)
+            let dir = self.directory.appendingPathComponent(sub)
+            try fm.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try fm.setAttributes([.posixPermissions: 0o700], ofItemAtPath: dir.path)
         }
     }
 
@@ -38,7 +44,7 @@ public actor PieceStore {
         if let m = try? metadata(taskID), m.contentLength == contentLength, m.pieceLength == pieceLength {
             return m
         }
-        let fd = Glibc.open(contentPath(taskID), O_CREAT | O_RDWR, 0o644)
+        let fd = Glibc.open(contentPath(taskID), O_CREAT | O_RDWR, 0o600)
         guard fd >= 0 else { throw .io("cannot create content file: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         // Sparse: space is taken as pieces arrive; running out shows up as ENOSPC on write.
@@ -68,6 +74,7 @@ public actor PieceStore {
             let data = try JSONEncoder().encode(m)
             // Write-then-rename: a crash leaves the old metadata or the new, never half.
             try data.write(to: metadataURL(m.taskID), options: .atomic)
+            chmod(metadataURL(m.taskID).path, 0o600)
         } catch {
             throw .io("cannot write metadata of \(m.taskID): \(error)")
         }

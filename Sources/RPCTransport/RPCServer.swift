@@ -23,6 +23,21 @@ public struct RPCServerConfiguration: Sendable {
     public var maxReceiveMessageSize: Int = 4 << 20
     public var maxSendMessageSize: Int = Int(Int32.max)
     public var maxConcurrentStreams: UInt32 = 100
+    /// SETTINGS_MAX_HEADER_LIST_SIZE: a larger request header block is answered with
+    /// RESOURCE_EXHAUSTED.
+    public var maxHeaderListSize: UInt32 = 16 << 10
+    /// SETTINGS_MAX_FRAME_SIZE (16 KiB to 16 MiB): a larger frame ends the connection.
+    public var maxFrameSize: UInt32 = 16 << 10
+    /// Flow-control windows we grant: per stream (SETTINGS_INITIAL_WINDOW_SIZE) and for
+    /// the whole connection.
+    public var initialWindowSize: UInt32 = 1 << 20
+    public var connectionWindowSize: Int32 = 16 << 20
+    /// A client must finish its TLS handshake and send the HTTP/2 preface and SETTINGS
+    /// within this, or it is dropped (slow-loris clients hold no connection for long).
+    public var handshakeTimeout: Duration? = .seconds(10)
+    /// A connection with no open call and nothing received for this long is closed with
+    /// GOAWAY; nil keeps idle connections.
+    public var idleTimeout: Duration?
     /// Interval of keepalive PINGs to idle clients; nil disables them.
     public var keepaliveInterval: Duration?
     public var keepaliveTimeout: Duration = .seconds(20)
@@ -103,8 +118,14 @@ public final class RPCServer: Sendable {
             onStreamCountChange: { [weak self] count in self?.streamCountChanged(id, count) })
         var settings = HTTP2Session.Settings()
         settings.maxConcurrentStreams = configuration.maxConcurrentStreams
+        settings.maxHeaderListSize = configuration.maxHeaderListSize
+        settings.maxFrameSize = configuration.maxFrameSize
+        settings.initialWindowSize = configuration.initialWindowSize
+        settings.connectionWindowSize = configuration.connectionWindowSize
         let session = try HTTP2Session(role: .server, settings: settings)
         let handler = HTTP2ConnectionHandler(session: session, logic: logic, logger: logger)
+        handler.handshakeTimeout = configuration.handshakeTimeout
+        handler.idleTimeout = configuration.idleTimeout
         if let interval = configuration.keepaliveInterval {
             handler.keepalive = Keepalive(interval: interval, timeout: configuration.keepaliveTimeout)
         }
@@ -116,7 +137,8 @@ public final class RPCServer: Sendable {
             // Both protocols on one port: decide from the first bytes.
             try sync.addHandler(PrefaceSniffer(
                 onHTTP2: { ctx in try ctx.pipeline.syncOperations.addHandler(handler) },
-                onOther: { ctx in try other(ctx.channel) }))
+                onOther: { ctx in try other(ctx.channel) },
+                timeout: configuration.handshakeTimeout))
         } else {
             try sync.addHandler(handler)
         }

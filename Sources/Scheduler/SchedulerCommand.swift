@@ -55,7 +55,8 @@ struct SchedulerCommand: AsyncParsableCommand {
         let service = SchedulerRPCService(engine: engine, settings: c.settings, metrics: metrics)
         let (_, services) = StandardServices.make(for: [service, SchedulerInspectService(engine: engine)])
         let server = RPCServer(services: services,
-                               configuration: RPCServerConfiguration(address: .tcp(host: c.listenIP, port: c.port)),
+                               configuration: RPCServerConfiguration(address: .tcp(host: c.listenIP, port: c.port))
+                                   .limited(by: c.rpcLimits),
                                logger: logger)
         let grpcPort = try await server.start()
         let http = HTTPEndpointServer.operational(metrics: metrics.registry)

@@ -18,13 +18,18 @@ public struct SchedulerConfig: Sendable {
     public var schedulerClusterID: UInt64 = 1
     public var keepAliveInterval: Duration = .seconds(5)
     public var idc: String?
+    public var rpcLimits = RPCLimits()
     public var location: String?
 
     public init() {}
 
     /// Reads a YAML file over the defaults; unknown keys are an error naming the key.
     public static func load(path: String) throws -> SchedulerConfig {
-        let y = try YAMLConfig(path: path)
+        try load(YAMLConfig(path: path))
+    }
+
+    public static func load(_ y: YAMLConfig) throws -> SchedulerConfig {
+        let path = y.path
         var c = SchedulerConfig()
         if let v = try y.string("server.listenIP") { c.listenIP = v }
         if let v = try y.int("server.port") { c.port = v }
@@ -64,6 +69,7 @@ public struct SchedulerConfig: Sendable {
         if let v = try y.duration("manager.keepAlive.interval") { c.keepAliveInterval = v }
         if let v = try y.string("host.idc") { c.idc = v }
         if let v = try y.string("host.location") { c.location = v }
+        try c.rpcLimits.load(y)
         try y.rejectUnknownKeys()
         try c.validate()
         return c

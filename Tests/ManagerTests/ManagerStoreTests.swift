@@ -1,5 +1,6 @@
 import Foundation
 import SQLStore
+import DragonflyCommon
 import Testing
 @testable import ManagerCore
 
@@ -139,5 +140,26 @@ func temporaryStore() async throws -> ManagerStore {
         #expect(ManagerStore.passwordMatches("correct horse", stored: stored))
         #expect(!ManagerStore.passwordMatches("correct horsf", stored: stored))
         #expect(!ManagerStore.passwordMatches("x", stored: "garbage"))
+        #expect(stored.hasPrefix("scrypt$15$8$1$"), "new hashes are scrypt")
+        #expect(ManagerStore.isCurrentHash(stored))
+        #expect(!ManagerStore.passwordMatches("", stored: stored))
+        // Absurd stored parameters are refused rather than run.
+        #expect(!ManagerStore.passwordMatches("correct horse", stored: "scrypt$40$8$1$00$00"))
+    }
+
+    @Test func scryptMatchesRFC7914() {
+        // RFC 7914 section 12, second vector: "password", "NaCl", N=1024, r=8, p=16.
+        let hash = Secrets.scrypt(password: "password", salt: Array("NaCl".utf8), logN: 10, r: 8, p: 16, length: 64)
+        #expect(hash.map { Secrets.hex($0) } == "fdbabe1c9d3472007856e7190d01e9fe7c6ad7cbc8237830e77376634b373162"
+            + "2eaf30d92e22a3886ff109279d9830dac727afb94a83ee6d8360cbdfa2cc0640")
+    }
+
+    @Test func legacyPBKDF2HashesStillVerify() {
+        let salt = [UInt8](repeating: 7, count: 16)
+        let hash = Secrets.pbkdf2SHA256(password: "old secret", salt: salt, iterations: 1000)
+        let stored = "pbkdf2-sha256$1000$\(Secrets.hex(salt))$\(Secrets.hex(hash))"
+        #expect(ManagerStore.passwordMatches("old secret", stored: stored))
+        #expect(!ManagerStore.passwordMatches("old secreT", stored: stored))
+        #expect(!ManagerStore.isCurrentHash(stored))
     }
 }

@@ -16,6 +16,29 @@ let content: [UInt8] = (0..<10_240).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 
 func pieceBytes(_ n: Int) -> [UInt8] { Array(content[(n * 4096)..<min(content.count, (n + 1) * 4096)]) }
 
 @Suite struct PieceStoreTests {
+    @Test func cachedFilesAreReadableOnlyByTheDaemonsUser() async throws {
+        let dir = temporaryDirectory() + "/new-data-dir"
+        let store = try PieceStore(directory: dir)
+        try await store.open(taskID: taskID, url: "http://o/f", contentLength: 10_240, pieceLength: 4096)
+        _ = try await store.writePiece(taskID: taskID, number: 0, bytes: pieceBytes(0))
+        func mode(_ path: String) throws -> Int {
+            try #require(FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) & 0o777
+        }
+        #expect(try mode(dir) == 0o700)
+        #expect(try mode(dir + "/content") == 0o700)
+        #expect(try mode(dir + "/metadata") == 0o700)
+        #expect(try mode(dir + "/content/" + taskID) == 0o600)
+        #expect(try mode(dir + "/metadata/\(taskID).json") == 0o600)
+    }
+
+    @Test(arguments: ["../../etc/passwd", "ABCDEF", "a/b", "", String(repeating: "a", count: 200), "ab\u{0}cd"])
+    func taskIDsThatAreNotOurHexIDsNeverBecomePaths(_ bad: String) async throws {
+        let store = try PieceStore(directory: temporaryDirectory())
+        await #expect(throws: StorageError.self) {
+            try await store.open(taskID: bad, url: "http://o/f", contentLength: 1, pieceLength: 1)
+        }
+    }
+
     @Test func piecesRoundTripAndCompleteTheTask() async throws {
         let store = try PieceStore(directory: temporaryDirectory())
         try await store.open(taskID: taskID, url: "http://o/f", contentLength: 10_240, pieceLength: 4096)

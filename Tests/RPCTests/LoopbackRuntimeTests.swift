@@ -162,7 +162,7 @@ func unary(_ channel: RPCChannel, _ path: String, _ message: [UInt8], options: C
                 #expect(error.code == .deadlineExceeded)
             }
             #expect(ContinuousClock.now - start < .seconds(5))
-            for _ in 0..<100 where events.count(prefix: "sleep cancelled") == 0 { try await Task.sleep(for: .milliseconds(20)) }
+            for _ in 0..<250 where events.count(prefix: "sleep cancelled") == 0 { try await Task.sleep(for: .milliseconds(20)) }
             #expect(events.count(prefix: "sleep cancelled") == 1)
         }
     }
@@ -176,7 +176,7 @@ func unary(_ channel: RPCChannel, _ path: String, _ message: [UInt8], options: C
             handle.cancel()
             let (status, _) = await handle.finalStatus()
             #expect(status.code == .cancelled)
-            for _ in 0..<100 where events.count(prefix: "sleep cancelled") == 0 { try await Task.sleep(for: .milliseconds(20)) }
+            for _ in 0..<250 where events.count(prefix: "sleep cancelled") == 0 { try await Task.sleep(for: .milliseconds(20)) }
             #expect(events.count(prefix: "sleep cancelled") == 1)
         }
     }

@@ -347,3 +347,35 @@ def test_a_rest_port_in_use_stops_the_manager_with_a_clear_error(tmp_path):
                    "--data-dir", tmp_path / "m"], timeout=60, env=dict(os.environ, DRAGONFLY_INITIAL_ROOT_PASSWORD=ROOT_PASSWORD))
     assert res.returncode != 0 and "LISTENING" not in res.stdout, describe(res)
     assert "REST server failed" in res.stderr and "in use" in res.stderr.lower(), describe(res)
+
+
+def test_repeated_failed_sign_ins_are_throttled(manager):
+    status, _, _ = manager.call("POST", "/api/v1/users/signup", {"name": "target", "password": "target-password"})
+    assert status == 201
+    for _ in range(5):
+        assert manager.call("POST", "/api/v1/users/signin", {"name": "target", "password": "guess"})[0] == 401
+    status, body, headers = manager.call("POST", "/api/v1/users/signin", {"name": "target", "password": "target-password"})
+    assert status == 429 and "too many failed sign-ins" in body["message"], body
+    assert 1 <= int(headers["Retry-After"]) <= 60
+    # Other names are not affected, and the right password worked before the limit.
+    assert manager.sign_in()
+    status, _, _ = manager.call("POST", "/api/v1/users/signin", {"name": "target2", "password": "x"})
+    assert status == 401
+
+
+
+def test_preheat_urls_and_headers_are_validated(manager):
+    token = manager.sign_in()
+    bad = [
+        ({"type": "file", "url": "ftp://example.com/f"}, "http(s)"),
+        ({"type": "file", "url": "http://example.com/a b"}, "spaces"),
+        ({"type": "image", "url": "gopher://r/v2/a/manifests/1"}, "reference"),
+        ({"type": "file", "url": "http://o/f", "headers": {"X-A\r\nInjected": "1"}}, "header name"),
+        ({"type": "file", "url": "http://o/f", "headers": {"X-A": "1\r\nInjected: yes"}}, "one line"),
+    ]
+    for args, words in bad:
+        status, body, _ = manager.call("POST", "/api/v1/jobs", {"type": "preheat", "args": args}, token)
+        assert status == 400 and words in body["message"], (args, status, body)
+    status, _, _ = manager.call("POST", "/api/v1/jobs", {"type": "preheat", "args": {
+        "type": "image", "url": "registry.example/team/app:v1", "headers": {"X-Trace": "a\tb"}}}, token)
+    assert status == 201, "a reference and a tab in a header value are fine"

@@ -2,6 +2,7 @@
 seed peers by a preheat job, and a later pull through a dfdaemon's mirror costs the
 registry no blob GETs at all."""
 
+import json
 import os
 import sys
 import time
@@ -121,6 +122,9 @@ def test_private_image_preheat_with_and_without_the_right_credentials(tmp_path, 
         url = f"http://{reg.address}/v2/private/app/manifests/v1"
         job = cluster.preheat({"type": "image", "url": url, "username": "carol", "password": "pa55word"})
         assert job["state"] == "SUCCESS", job
+        assert job["args"]["password"] == "******" and "pa55word" not in json.dumps(job), "answers mask the password"
+        listed = cluster.manager.call("GET", "/api/v1/jobs", token=cluster.token)[1]
+        assert "pa55word" not in json.dumps(listed)
         assert len(job["result"]["tasks"]) == 2
         job = cluster.preheat({"type": "image", "url": url, "username": "carol", "password": "wrong"})
         assert job["state"] == "FAILURE"

@@ -14,19 +14,36 @@ public enum Secrets {
         return Array(out.prefix(Int(length)))
     }
 
-    /// PBKDF2-HMAC-SHA256: a slow, salted password hash.
+    /// PBKDF2-HMAC-SHA256, kept to verify password hashes stored before scrypt.
     public static func pbkdf2SHA256(password: String, salt: [UInt8], iterations: Int, length: Int = 32) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: length)
-        let pw = Array(password.utf8)
-        pw.withUnsafeBufferPointer { p in
+        withCString(password) { pc, count in
             salt.withUnsafeBufferPointer { s in
-                p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: max(p.count, 1)) { pc in
-                    _ = PKCS5_PBKDF2_HMAC(pc, Int32(p.count), s.baseAddress, Int32(s.count), Int32(iterations),
-                                          EVP_sha256(), Int32(length), &out)
-                }
+                _ = PKCS5_PBKDF2_HMAC(pc, Int32(count), s.baseAddress, Int32(s.count), Int32(iterations),
+                                      EVP_sha256(), Int32(length), &out)
             }
         }
         return out
+    }
+
+    /// scrypt (RFC 7914) from OpenSSL: a salted password hash that is slow and needs
+    /// `128 * r * 2^logN` bytes of memory per guess. Nil if OpenSSL refuses the parameters.
+    public static func scrypt(password: String, salt: [UInt8], logN: Int, r: Int, p: Int, length: Int = 32) -> [UInt8]? {
+        guard (1...20).contains(logN), (1...32).contains(r), (1...16).contains(p) else { return nil }
+        var out = [UInt8](repeating: 0, count: length)
+        let n = UInt64(1) << UInt64(logN)
+        let memory = 128 * UInt64(r) * (n + UInt64(p) + 2) + (1 << 20)
+        let ok = withCString(password) { pc, count in
+            salt.withUnsafeBufferPointer { s in
+                EVP_PBE_scrypt(pc, count, s.baseAddress, s.count, n, UInt64(r), UInt64(p), memory, &out, length)
+            }
+        }
+        return ok == 1 ? out : nil
+    }
+
+    /// The UTF-8 bytes of `text` with their count; the pointer is valid even when empty.
+    static func withCString<R>(_ text: String, _ body: (UnsafePointer<CChar>, Int) -> R) -> R {
+        text.withCString { body($0, text.utf8.count) }
     }
 
     /// Cryptographically strong random bytes.

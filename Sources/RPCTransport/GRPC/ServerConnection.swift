@@ -131,6 +131,12 @@ final class ServerConnection: HTTP2ConnectionLogic {
 
     func http2Session(_ session: HTTP2Session, goAwayReceived lastStreamID: Int32, errorCode: UInt32) {}
     func http2SessionPingAcked(_ session: HTTP2Session) { handler?.pingAcked() }
+    func http2SessionSettingsReceived(_ session: HTTP2Session) { handler?.handshakeCompleted() }
+
+    func http2Session(_ session: HTTP2Session, headersTooLargeFor streamID: Int32, size: Int) {
+        Self.trailersOnly(session, streamID, RPCError(code: .resourceExhausted,
+                                                      message: "request headers of \(size) bytes exceed the server's limit"))
+    }
 
     // MARK: - Calls from handler tasks (on the loop)
 

@@ -5,6 +5,12 @@ import Logging
 protocol HTTP2ConnectionLogic: HTTP2SessionDelegate {
     func connectionActive(_ handler: HTTP2ConnectionHandler)
     func connectionClosed(_ handler: HTTP2ConnectionHandler)
+    /// Calls in progress; a connection with none may be closed as idle.
+    var activeStreamCount: Int { get }
+}
+
+extension HTTP2ConnectionLogic {
+    var activeStreamCount: Int { 0 }
 }
 
 /// A NIO handler that feeds bytes into an nghttp2 session and writes back whatever it
@@ -23,6 +29,14 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
     private var keepaliveTask: Scheduled<Void>?
     private var keepaliveTimeoutTask: Scheduled<Void>?
     private var awaitingPingAck = false
+    /// Set before the channel is active. The peer's SETTINGS must arrive within
+    /// `handshakeTimeout` of the connection opening.
+    var handshakeTimeout: Duration?
+    private var handshakeTask: Scheduled<Void>?
+    /// With no call open and nothing received for `idleTimeout`, the connection ends.
+    var idleTimeout: Duration?
+    private var idleTask: Scheduled<Void>?
+    private var lastActivity = NIODeadline.now()
 
     init(session: HTTP2Session, logic: any HTTP2ConnectionLogic, logger: Logger) {
         self.session = session
@@ -50,6 +64,38 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
         logic.connectionActive(self)
         flush()
         scheduleKeepalive(context)
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        if let handshakeTimeout {
+            handshakeTask = context.eventLoop.scheduleTask(in: handshakeTimeout.timeAmount) {
+                let handler = bound.value
+                handler.logger.debug("no HTTP/2 SETTINGS within \(handshakeTimeout); closing")
+                handler.close()
+            }
+        }
+        scheduleIdleCheck(context, at: .now() + (idleTimeout?.timeAmount ?? .zero))
+    }
+
+    /// The peer's SETTINGS arrived: the connection is established.
+    func handshakeCompleted() {
+        handshakeTask?.cancel()
+        handshakeTask = nil
+    }
+
+    private func scheduleIdleCheck(_ context: ChannelHandlerContext, at deadline: NIODeadline) {
+        guard let idleTimeout, !closed else { return }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        idleTask = context.eventLoop.scheduleTask(deadline: deadline) {
+            let handler = bound.value
+            guard !handler.closed, let ctx = handler.context else { return }
+            let quietUntil = handler.lastActivity + idleTimeout.timeAmount
+            if handler.logic.activeStreamCount == 0 && quietUntil <= .now() {
+                handler.logger.debug("idle for \(idleTimeout); closing")
+                handler.session.submitGoAway(errorCode: 0)
+                handler.closeAfterFlush()
+            } else {
+                handler.scheduleIdleCheck(ctx, at: max(quietUntil, .now() + (idleTimeout / 4).timeAmount))
+            }
+        }
     }
 
     private func scheduleKeepalive(_ context: ChannelHandlerContext) {
@@ -84,6 +130,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
+        if idleTimeout != nil { lastActivity = .now() }
         do {
             try buffer.withUnsafeReadableBytes { try session.receive($0) }
         } catch {
@@ -108,6 +155,8 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
         closed = true
         keepaliveTask?.cancel()
         keepaliveTimeoutTask?.cancel()
+        handshakeTask?.cancel()
+        idleTask?.cancel()
         logic.connectionClosed(self)
         context.fireChannelInactive()
     }

@@ -13,10 +13,16 @@ protocol HTTP2SessionDelegate: AnyObject {
     func http2SessionPingAcked(_ session: HTTP2Session)
     /// The peer's SETTINGS (not an ACK) arrived; a client is ready to open streams then.
     func http2SessionSettingsReceived(_ session: HTTP2Session)
+    /// A header block larger than our SETTINGS_MAX_HEADER_LIST_SIZE arrived; its fields
+    /// were dropped. `size` counts as RFC 9113 does (name + value + 32 per field).
+    func http2Session(_ session: HTTP2Session, headersTooLargeFor streamID: Int32, size: Int)
 }
 
 extension HTTP2SessionDelegate {
     func http2SessionSettingsReceived(_ session: HTTP2Session) {}
+    func http2Session(_ session: HTTP2Session, headersTooLargeFor streamID: Int32, size: Int) {
+        session.resetStream(streamID, errorCode: UInt32(NGHTTP2_REFUSED_STREAM.rawValue))
+    }
 }
 
 /// What a data provider read produced.
@@ -45,6 +51,9 @@ final class HTTP2Session {
     private var session: OpaquePointer?
     unowned(unsafe) var delegate: (any HTTP2SessionDelegate)?
     private var pendingHeaders: [Int32: [(String, String)]] = [:]
+    /// Bytes of each header block being received, to enforce `maxHeaderListSize`.
+    private var pendingHeaderSize: [Int32: Int] = [:]
+    private let maxHeaderListSize: Int
     private(set) var isProcessing = false
     let role: Role
 
@@ -53,10 +62,14 @@ final class HTTP2Session {
         var initialWindowSize: UInt32 = 1 << 20
         var connectionWindowSize: Int32 = 16 << 20
         var maxHeaderListSize: UInt32 = 16 << 10
+        /// The largest frame payload we accept (SETTINGS_MAX_FRAME_SIZE, 16 KiB–16 MiB);
+        /// nghttp2 ends the connection with FRAME_SIZE_ERROR on a larger one.
+        var maxFrameSize: UInt32 = 16 << 10
     }
 
     init(role: Role, settings: Settings = Settings()) throws {
         self.role = role
+        self.maxHeaderListSize = Int(settings.maxHeaderListSize)
         var callbacks: OpaquePointer?
         nghttp2_session_callbacks_new(&callbacks)
         defer { nghttp2_session_callbacks_del(callbacks) }
@@ -79,6 +92,8 @@ final class HTTP2Session {
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: settings.maxConcurrentStreams),
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: settings.initialWindowSize),
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: settings.maxHeaderListSize),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_FRAME_SIZE.rawValue),
+                                   value: min(max(settings.maxFrameSize, 16 << 10), (16 << 20) - 1)),
         ]
         if role == .client { iv.removeFirst() }
         nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &iv, iv.count)
@@ -224,10 +239,20 @@ final class HTTP2Session {
         nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
             guard let me = HTTP2Session.instance(userData), let frame else { return 0 }
             me.pendingHeaders[frame.pointee.hd.stream_id] = []
+            me.pendingHeaderSize[frame.pointee.hd.stream_id] = 0
             return 0
         }
         nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLen, value, valueLen, _, userData in
             guard let me = HTTP2Session.instance(userData), let frame, let name, let value else { return 0 }
+            let streamID = frame.pointee.hd.stream_id
+            let size = (me.pendingHeaderSize[streamID] ?? 0) + nameLen + valueLen + 32
+            me.pendingHeaderSize[streamID] = size
+            // Past the limit the fields are dropped (the block must still be decoded to keep
+            // HPACK state in step); the delegate hears of it when the block ends.
+            guard size <= me.maxHeaderListSize else {
+                me.pendingHeaders[streamID] = nil
+                return 0
+            }
             let n = String(decoding: UnsafeBufferPointer(start: name, count: nameLen), as: UTF8.self)
             let v = String(decoding: UnsafeBufferPointer(start: value, count: valueLen), as: UTF8.self)
             me.pendingHeaders[frame.pointee.hd.stream_id, default: []].append((n, v))
@@ -239,6 +264,12 @@ final class HTTP2Session {
             let endStream = hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
             switch UInt32(hd.type) {
             case NGHTTP2_HEADERS.rawValue:
+                let size = me.pendingHeaderSize.removeValue(forKey: hd.stream_id) ?? 0
+                guard size <= me.maxHeaderListSize else {
+                    me.pendingHeaders[hd.stream_id] = nil
+                    delegate.http2Session(me, headersTooLargeFor: hd.stream_id, size: size)
+                    return 0
+                }
                 let headers = me.pendingHeaders.removeValue(forKey: hd.stream_id) ?? []
                 delegate.http2Session(me, headersFor: hd.stream_id, headers, endStream: endStream)
             case NGHTTP2_DATA.rawValue:
@@ -267,6 +298,7 @@ final class HTTP2Session {
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
             guard let me = HTTP2Session.instance(userData) else { return 0 }
             me.pendingHeaders.removeValue(forKey: streamID)
+            me.pendingHeaderSize.removeValue(forKey: streamID)
             me.delegate?.http2Session(me, streamClosed: streamID, errorCode: errorCode)
             return 0
         }

@@ -12,11 +12,26 @@ final class PrefaceSniffer: ChannelInboundHandler, RemovableChannelHandler {
     private var buffered: ByteBuffer?
     private let onHTTP2: (ChannelHandlerContext) throws -> Void
     private let onOther: (ChannelHandlerContext) throws -> Void
+    /// A client that has not shown which protocol it speaks by then is dropped.
+    private let timeout: Duration?
+    private var deadline: Scheduled<Void>?
 
     init(onHTTP2: @escaping (ChannelHandlerContext) throws -> Void,
-         onOther: @escaping (ChannelHandlerContext) throws -> Void) {
+         onOther: @escaping (ChannelHandlerContext) throws -> Void,
+         timeout: Duration? = nil) {
         self.onHTTP2 = onHTTP2
         self.onOther = onOther
+        self.timeout = timeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        guard let timeout else { return }
+        let channel = context.channel
+        deadline = context.eventLoop.scheduleTask(in: timeout.timeAmount) { channel.close(promise: nil) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -1,0 +1,49 @@
+import RPCTransport
+
+/// The `rpc:` section every component's config shares: limits on what one client may
+/// make its gRPC server hold. Each has a default; each can be lowered or raised.
+public struct RPCLimits: Sendable, Equatable {
+    public var maxConcurrentStreams: UInt32 = 100
+    public var maxHeaderListSize: UInt32 = 16 << 10
+    public var maxFrameSize: UInt32 = 16 << 10
+    public var initialWindowSize: UInt32 = 1 << 20
+    public var connectionWindowSize: UInt32 = 16 << 20
+    public var maxReceiveMessageSize: Int = 4 << 20
+    public var handshakeTimeout: Duration? = .seconds(10)
+    public var idleTimeout: Duration?
+
+    public init() {}
+
+    /// Reads `rpc.*` over the defaults. A duration of 0 turns that timeout off.
+    public mutating func load(_ y: YAMLConfig) throws {
+        func positive(_ key: String, _ range: ClosedRange<Int>) throws -> Int? {
+            guard let v = try y.int("rpc.\(key)") else { return nil }
+            guard range.contains(v) else { throw ConfigError("\(y.path): rpc.\(key) must be in \(range.lowerBound)...\(range.upperBound)") }
+            return v
+        }
+        if let v = try positive("maxConcurrentStreams", 1...100_000) { maxConcurrentStreams = UInt32(v) }
+        if let v = try positive("maxHeaderListSize", 1024...(16 << 20)) { maxHeaderListSize = UInt32(v) }
+        if let v = try positive("maxFrameSize", (16 << 10)...((16 << 20) - 1)) { maxFrameSize = UInt32(v) }
+        if let v = try positive("initialWindowSize", 1...Int(Int32.max)) { initialWindowSize = UInt32(v) }
+        if let v = try positive("connectionWindowSize", (64 << 10)...Int(Int32.max)) { connectionWindowSize = UInt32(v) }
+        if let v = try positive("maxReceiveMessageSize", 1...(1 << 30)) { maxReceiveMessageSize = v }
+        if let v = try y.duration("rpc.handshakeTimeout") { handshakeTimeout = v > .zero ? v : nil }
+        if let v = try y.duration("rpc.idleTimeout") { idleTimeout = v > .zero ? v : nil }
+    }
+}
+
+extension RPCServerConfiguration {
+    /// This configuration with `limits` applied.
+    public func limited(by limits: RPCLimits) -> RPCServerConfiguration {
+        var c = self
+        c.maxConcurrentStreams = limits.maxConcurrentStreams
+        c.maxHeaderListSize = limits.maxHeaderListSize
+        c.maxFrameSize = limits.maxFrameSize
+        c.initialWindowSize = limits.initialWindowSize
+        c.connectionWindowSize = Int32(clamping: limits.connectionWindowSize)
+        c.maxReceiveMessageSize = limits.maxReceiveMessageSize
+        c.handshakeTimeout = limits.handshakeTimeout
+        c.idleTimeout = limits.idleTimeout
+        return c
+    }
+}

@@ -1,0 +1,16 @@
+/// What one HTTP/1.1 client may make the server hold. NIO's parser stops any head at
+/// 80 KiB; these are the (lower) limits we enforce, each with its own answer.
+public struct HTTPLimits: Sendable, Equatable {
+    /// Longest request target (the URI); longer gets 414.
+    public var maxURILength = 8 << 10
+    /// Total bytes of header names and values; more gets 431.
+    public var maxHeaderBytes = 32 << 10
+    /// Request bodies are read and dropped (GET and HEAD are what is served); a longer one
+    /// gets 413 and the connection is closed.
+    public var maxBodyBytes = 1 << 20
+    /// Time a client has to send a whole request head (and drain its body), on a new
+    /// connection or between keep-alive requests; then the connection is closed.
+    public var requestTimeout: Duration = .seconds(60)
+
+    public init() {}
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds `dragonfly-fuzz` with libFuzzer and AddressSanitizer (LeakSanitizer included) in
+# its own scratch path and runs each target for a bounded time from the committed seeds
+# in Tests/Fuzz/corpus. Any crash, sanitizer report or leak fails; the input that caused
+# it is kept under $DF_ARTIFACTS/fuzz/ (or a temporary directory) and its path printed.
+#
+#   tools/fuzz.sh                       # every target, FUZZ_SECONDS (default 30) each
+#   FUZZ_SECONDS=3600 tools/fuzz.sh h2  # one target, longer
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+seconds=${FUZZ_SECONDS:-30}
+scratch=${FUZZ_SCRATCH:-.build-fuzz}
+if [ $# -gt 0 ]; then targets=("$@"); else targets=(h2 grpc http1 config taskid); fi
+artifacts=${DF_ARTIFACTS:-$(mktemp -d /tmp/dragonfly-artifacts-XXXXXX)}/fuzz
+mkdir -p "$artifacts"
+
+lock=()
+if command -v flock >/dev/null; then lock=(flock /tmp/swift-build.lock); fi
+echo "fuzz: building with -sanitize=fuzzer,address in $scratch"
+if ! "${lock[@]}" swift build --product dragonfly-fuzz --scratch-path "$scratch" \
+        -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address > "$scratch.log" 2>&1; then
+    grep -E "error" "$scratch.log" | head -40 || tail -40 "$scratch.log"
+    exit 1
+fi
+bin="$scratch/debug/dragonfly-fuzz"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failed=0
+for target in "${targets[@]}"; do
+    # New inputs go to a scratch corpus; the committed seeds are only read.
+    mkdir -p "$work/$target"
+    if ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0 "$bin" "$target" \
+            -max_total_time="$seconds" -timeout=10 -rss_limit_mb=3072 -max_len=65536 -print_final_stats=1 \
+            -artifact_prefix="$artifacts/$target-" "$work/$target" "Tests/Fuzz/corpus/$target" > "$work/$target.log" 2>&1; then
+        runs=$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$work/$target.log" | grep -Eo '[0-9]+$' || echo "?")
+        cov=$(grep -Eo 'cov: [0-9]+' "$work/$target.log" | tail -1 || true)
+        echo "fuzz $target: ${seconds}s, $runs inputs, $cov, no crashes or leaks"
+    else
+        echo "fuzz $target: FAILED" >&2
+        grep -E "ERROR|SUMMARY|Fatal error|panic|crash-|leak-|timeout-" "$work/$target.log" | head -20 >&2 || tail -40 "$work/$target.log" >&2
+        ls "$artifacts"/"$target"-* 2>/dev/null | sed 's/^/  input kept at /' >&2 || true
+        failed=1
+    fi
+done
+exit $failed
