@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (README and CI): set up, check generated code is current, build
-# once, run the Swift unit tests, the leak check, and the integration tests against
-# real programs (grpcio, h2load/nghttp, the official dragonfly-api descriptors).
+# once, run the Swift unit tests, the leak check, the fuzz targets for a bounded time, and
+# the integration tests against real programs (grpcio, h2load/nghttp, skopeo, chromium…).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -28,9 +28,13 @@ swift test --skip-build 2>&1 | tail -n 25
 echo "== leak check"
 bash tools/leak-check.sh
 
-echo "== integration tests"
-# Screenshots of the web console and other artifacts a reviewer may want to look at.
+# Screenshots of the web console, fuzz crash inputs and the like, kept for a reviewer.
 export DF_ARTIFACTS=${DF_ARTIFACTS:-$(mktemp -d /tmp/dragonfly-artifacts-XXXXXX)}
+
+echo "== fuzzing (libFuzzer + AddressSanitizer, ${FUZZ_SECONDS:=20} s a target)"
+FUZZ_SECONDS=$FUZZ_SECONDS bash tools/fuzz.sh
+
+echo "== integration tests"
 DF_REQUIRE_BINARIES=1 DF_BIN_DIR="$root/.build/debug" .venv/bin/python -m pytest Tests/integration -q -p no:cacheprovider
 echo "== artifacts in $DF_ARTIFACTS"
 find "$DF_ARTIFACTS" -type f | sort

@@ -93,6 +93,10 @@ extension Daemon {
             if let outcome {
                 do { try outcome.get() } catch {
                     log.error("download failed: \(error)")
+                    if error.code == .resourceExhausted {
+                        // A task that cannot fit must not keep the space it took from the next one.
+                        try? await store.delete(taskID: taskID)
+                    }
                     throw error
                 }
                 break
@@ -134,7 +138,14 @@ extension Daemon {
                 guard try await !self.missingPieces(plan).isEmpty else { return }
                 if plan.layout.contentLength > 0, let address = self.scheduler(for: plan.taskID) {
                     do {
-                        try await self.downloadThroughScheduler(plan, scheduler: address, report: { _ in })
+                        do {
+                            try await self.downloadThroughScheduler(plan, scheduler: address, report: { _ in })
+                        } catch let error as RPCError where error.code == .notFound && error.message.hasPrefix("host ") {
+                            // The scheduler restarted and forgot this host: announce it, try once more.
+                            plan.log.info("scheduler \(address) does not know this host; announcing it again")
+                            await self.announceHost(to: address)
+                            try await self.downloadThroughScheduler(plan, scheduler: address, report: { _ in })
+                        }
                     } catch {
                         // A pull never fails because Dragonfly did: what is missing comes from the origin.
                         plan.log.warning("P2P failed (\(error)); fetching the rest from the origin")

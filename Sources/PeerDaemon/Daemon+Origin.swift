@@ -51,6 +51,8 @@ extension Daemon {
         let stored: TaskMetadata.Piece
         do {
             stored = try await store.writePiece(taskID: plan.taskID, number: piece.number, bytes: bytes)
+        } catch .noSpace(let what) {
+            throw RPCError(code: .resourceExhausted, message: "no space left in the cache: \(what)")
         } catch {
             throw RPCError(code: .internal, message: "\(error)")
         }

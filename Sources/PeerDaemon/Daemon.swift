@@ -117,16 +117,18 @@ public final class Daemon: Sendable {
     }
 
     func announceHostOnce() async {
-        for address in schedulers {
-            do {
-                let client = Scheduler_V2_SchedulerClient(RPCClient(transport: try channel(address)))
-                var r = Scheduler_V2_AnnounceHostRequest()
-                r.host = hostInfo
-                r.interval = Google_Protobuf_Duration(config.announceInterval)
-                _ = try await client.announceHost(r, options: CallOptions(timeout: .seconds(5)))
-            } catch {
-                logger.debug("announcing host to \(address) failed: \(error)")
-            }
+        for address in schedulers { await announceHost(to: address) }
+    }
+
+    func announceHost(to address: String) async {
+        do {
+            let client = Scheduler_V2_SchedulerClient(RPCClient(transport: try channel(address)))
+            var r = Scheduler_V2_AnnounceHostRequest()
+            r.host = hostInfo
+            r.interval = Google_Protobuf_Duration(config.announceInterval)
+            _ = try await client.announceHost(r, options: CallOptions(timeout: .seconds(5)))
+        } catch {
+            logger.debug("announcing host to \(address) failed: \(error)")
         }
     }
 }

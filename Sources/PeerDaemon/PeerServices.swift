@@ -58,6 +58,9 @@ public struct UploadService: Dfdaemon_V2_DfdaemonUploadProvider {
                 })
             }
             if !wanted.isEmpty && sent.isSuperset(of: wanted) { return }
+            if let m, !m.finished, !daemon.isFetching(request.taskId) {
+                throw RPCError(code: .notFound, message: "task \(request.taskId) is incomplete here and no download of it is running")
+            }
             try await Task.sleep(for: .milliseconds(20))
         }
         throw RPCError(code: .deadlineExceeded, message: "pieces of \(request.taskId) did not arrive in time")
@@ -102,6 +105,11 @@ public struct PieceTransferService: Dfswift_Peer_V1_PieceTransferProvider {
                 }
                 guard ContinuousClock.now < deadline else {
                     throw RPCError(code: .notFound, message: "piece \(request.number) of \(request.taskId) is not here")
+                }
+                // Waiting only makes sense while this peer is still fetching the task: if its
+                // own download failed, the child should look elsewhere now, not at the timeout.
+                guard m.finished || daemon.isFetching(request.taskId) else {
+                    throw RPCError(code: .notFound, message: "piece \(request.number) of \(request.taskId) is not here and no download of it is running")
                 }
                 try await Task.sleep(for: .milliseconds(20))
             }
@@ -172,4 +180,7 @@ extension Daemon {
     }
 
     func endUpload() { uploadsInProgress.withLock { $0 -= 1 } }
+
+    /// True while a fetch of the task's missing pieces is running here.
+    func isFetching(_ taskID: String) -> Bool { inflight.withLock { $0[taskID] != nil } }
 }

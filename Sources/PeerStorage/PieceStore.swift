@@ -76,6 +76,10 @@ public actor PieceStore {
             try data.write(to: metadataURL(m.taskID), options: .atomic)
             chmod(metadataURL(m.taskID).path, 0o600)
         } catch {
+            let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError
+            if (error as NSError).code == NSFileWriteOutOfSpaceError || underlying?.code == Int(ENOSPC) {
+                throw .noSpace("metadata of \(m.taskID)")
+            }
             throw .io("cannot write metadata of \(m.taskID): \(error)")
         }
         cache[m.taskID] = m

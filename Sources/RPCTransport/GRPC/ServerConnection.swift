@@ -43,6 +43,9 @@ final class ServerConnection: HTTP2ConnectionLogic {
         for (_, stream) in all {
             stream.abort(RPCError(code: .cancelled, message: "connection closed"))
         }
+        // The handler owns this logic; holding it back would keep both, and the nghttp2
+        // session, alive for ever (found by the h2 fuzz target's leak check).
+        loopBound = nil
     }
 
     // MARK: - HTTP2SessionDelegate

@@ -52,6 +52,16 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
         if context.channel.isActive { activate(context) }
     }
 
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // The context holds this handler: keeping it too would keep both, the logic and the
+        // nghttp2 session alive after the connection is gone (found by the h2 fuzz target).
+        self.context = nil
+        handshakeTask?.cancel()
+        idleTask?.cancel()
+        keepaliveTask?.cancel()
+        keepaliveTimeoutTask?.cancel()
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         activate(context)
         context.fireChannelActive()

@@ -19,14 +19,21 @@ class Manager:
     def __init__(self, root, database_url=None):
         self.root = Path(root)
         self.database_url = database_url
+        self.ports = (0, 0)
         self.start()
 
     def start(self):
-        args = [binary("manager"), "--grpc-port", "0", "--rest-port", "0", "--listen-ip", "127.0.0.1", "--data-dir", self.root]
+        """Starts (or restarts) the manager; a restart keeps the ports of the first start."""
+        args = [binary("manager"), "--grpc-port", self.ports[0], "--rest-port", self.ports[1], "--listen-ip", "127.0.0.1",
+                "--data-dir", self.root]
         if self.database_url:
             args += ["--database-url", self.database_url]
         env = dict(os.environ, DRAGONFLY_INITIAL_ROOT_PASSWORD=ROOT_PASSWORD)
-        self.server = Server(args, self.root.with_suffix(".log"), env=env)
+        log = self.root.with_suffix(".log")
+        if log.exists():
+            log.rename(log.with_suffix(f".{int(time.time() * 1000)}.log"))
+        self.server = Server(args, log, env=env)
+        self.ports = (self.server.port, self.server.metrics_port)
         self.grpc = self.server.address
         self.rest = f"http://127.0.0.1:{self.server.metrics_port}"
         self.stub = manager_pb2_grpc.ManagerStub(grpc.insecure_channel(self.grpc))
