@@ -73,8 +73,10 @@ let package = Package(
         // The dfdaemon's piece store: content files and per-task metadata.
         .target(name: "PeerStorage", dependencies: ["DragonflyCommon"]),
         // The dfdaemon: downloads (parents, origin), serves pieces, follows the scheduler.
+        // The dfdaemon's configuration (Dragonfly's keys), apart from the engine that uses it.
+        .target(name: "PeerConfig", dependencies: ["DragonflyCommon", "HTTPServing"]),
         .target(name: "PeerDaemon", dependencies: [
-            "PeerStorage", "DragonflyCommon", "GeneratedAPI", "RPCCore", "RPCTransport", "HTTPServing",
+            "PeerConfig", "PeerStorage", "DragonflyCommon", "GeneratedAPI", "RPCCore", "RPCTransport", "HTTPServing",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
@@ -125,8 +127,10 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         // The dfdaemon's registry mirror on port 65001.
+        // Where a mirrored request goes (upstream choice, ranges, blob digests): no HTTP client.
+        .target(name: "MirrorRouting", dependencies: ["PeerConfig", "HTTPServing"]),
         .target(name: "RegistryMirror", dependencies: [
-            "PeerDaemon", "HTTPServing", "DragonflyCommon", "GeneratedAPI", "RegistryClient",
+            "PeerDaemon", "MirrorRouting", "HTTPServing", "DragonflyCommon", "GeneratedAPI", "RegistryClient",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -173,8 +177,8 @@ let package = Package(
         // entry point is C: libFuzzer's driver when linked, else a replayer of files.
         .target(name: "CFuzzMain", path: "Tests/Fuzz/CFuzzMain"),
         .executableTarget(name: "DragonflyFuzz", dependencies: [
-            "CFuzzMain", "RPCTransport", "RPCCore", "GeneratedAPI", "ProtoCore", "HTTPServing", "RegistryMirror",
-            "PeerDaemon", "SchedulerService", "DragonflyCommon",
+            "CFuzzMain", "RPCTransport", "RPCCore", "GeneratedAPI", "ProtoCore", "HTTPServing", "MirrorRouting",
+            "PeerConfig", "SchedulerService", "DragonflyCommon",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -11,6 +11,9 @@ public struct RPCLimits: Sendable, Equatable {
     public var maxReceiveMessageSize: Int = 4 << 20
     public var handshakeTimeout: Duration? = .seconds(10)
     public var idleTimeout: Duration?
+    /// Calls per second per service (nil: unlimited), with bursts of `requestBurst`.
+    public var requestRateLimit: Double?
+    public var requestBurst: Double = 100
 
     public init() {}
 
@@ -29,6 +32,8 @@ public struct RPCLimits: Sendable, Equatable {
         if let v = try positive("maxReceiveMessageSize", 1...(1 << 30)) { maxReceiveMessageSize = v }
         if let v = try y.duration("rpc.handshakeTimeout") { handshakeTimeout = v > .zero ? v : nil }
         if let v = try y.duration("rpc.idleTimeout") { idleTimeout = v > .zero ? v : nil }
+        if let v = try positive("requestRateLimit", 1...10_000_000) { requestRateLimit = Double(v) }
+        if let v = try positive("requestBurst", 1...10_000_000) { requestBurst = Double(v) }
     }
 }
 
@@ -44,6 +49,8 @@ extension RPCServerConfiguration {
         c.maxReceiveMessageSize = limits.maxReceiveMessageSize
         c.handshakeTimeout = limits.handshakeTimeout
         c.idleTimeout = limits.idleTimeout
+        c.requestRateLimit = limits.requestRateLimit
+        c.requestBurst = limits.requestBurst
         return c
     }
 }

@@ -32,6 +32,12 @@ struct InteropServerCommand: AsyncParsableCommand {
     var handshakeTimeout = 10.0
     @Option(help: "Seconds after which a connection with no call and no input is closed (0: never).")
     var idleTimeout = 0.0
+    @Option(help: "Calls per second each service accepts (0: no limit).")
+    var requestRateLimit = 0.0
+    @Option(help: "Calls a service accepts at once before the rate applies.")
+    var requestBurst = 100.0
+    @Option(help: "SETTINGS_INITIAL_WINDOW_SIZE, in bytes.")
+    var initialWindowSize: UInt32 = 1 << 20
 
     func run() async throws {
         var config = RPCServerConfiguration(address: .tcp(host: host, port: port))
@@ -41,6 +47,9 @@ struct InteropServerCommand: AsyncParsableCommand {
         config.maxFrameSize = maxFrameSize
         config.handshakeTimeout = handshakeTimeout > 0 ? .milliseconds(Int64(handshakeTimeout * 1000)) : nil
         config.idleTimeout = idleTimeout > 0 ? .milliseconds(Int64(idleTimeout * 1000)) : nil
+        config.requestRateLimit = requestRateLimit > 0 ? requestRateLimit : nil
+        config.requestBurst = requestBurst
+        config.initialWindowSize = initialWindowSize
         if tls {
             guard let cert, let key else { throw ValidationError("--tls needs --cert and --key") }
             var t = TLSConfiguration(certificateChainFile: cert, privateKeyFile: key, trustRootsFile: clientCA)

@@ -38,6 +38,10 @@ public struct RPCServerConfiguration: Sendable {
     /// A connection with no open call and nothing received for this long is closed with
     /// GOAWAY; nil keeps idle connections.
     public var idleTimeout: Duration?
+    /// Calls per second each service accepts (with bursts of `requestBurst`); more are
+    /// refused with RESOURCE_EXHAUSTED. Nil: no limit.
+    public var requestRateLimit: Double?
+    public var requestBurst: Double = 100
     /// Interval of keepalive PINGs to idle clients; nil disables them.
     public var keepaliveInterval: Duration?
     public var keepaliveTimeout: Duration = .seconds(20)
@@ -58,6 +62,7 @@ public final class RPCServer: Sendable {
     private let logger: Logger
     private let group: any EventLoopGroup
     private let state = Mutex(State())
+    private let rateLimiter: RequestRateLimiter?
 
     private struct State {
         var channel: (any Channel)?
@@ -78,6 +83,7 @@ public final class RPCServer: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.group = group
+        self.rateLimiter = configuration.requestRateLimit.map { RequestRateLimiter(perSecond: $0, burst: configuration.requestBurst) }
     }
 
     /// The names of the services this server routes to.
@@ -113,7 +119,8 @@ public final class RPCServer: Sendable {
         let logic = ServerConnection(
             router: router,
             settings: ServerCallSettings(maxReceiveMessageSize: configuration.maxReceiveMessageSize,
-                                         maxSendMessageSize: configuration.maxSendMessageSize),
+                                         maxSendMessageSize: configuration.maxSendMessageSize,
+                                         rateLimiter: rateLimiter),
             logger: logger, remoteAddress: remote,
             onStreamCountChange: { [weak self] count in self?.streamCountChanged(id, count) })
         var settings = HTTP2Session.Settings()

@@ -125,7 +125,7 @@ public final class MirrorResponder: HTTPResponder {
             }
             download.pieceLength = length
         }
-        if let digest = Self.blobDigest(inPath: URLComponents(string: target.url)?.path ?? "") { download.digest = digest }
+        if let digest = UpstreamResolver.blobDigest(inPath: URLComponents(string: target.url)?.path ?? "") { download.digest = digest }
         var headers: [String: String] = [:]
         for h in request.headers where DirectProxy.isForwardable(h.name) && h.name.lowercased() != "range" {
             headers[h.name] = h.value
@@ -159,14 +159,6 @@ public final class MirrorResponder: HTTPResponder {
     }
 
     /// `sha256:<hex>` from `…/blobs/sha256:<hex>`.
-    static func blobDigest(inPath path: String) -> String? {
-        guard let r = path.range(of: "/blobs/") else { return nil }
-        let digest = path[r.upperBound...]
-        guard digest.hasPrefix("sha256:"), digest.count == 71,
-              digest.dropFirst(7).allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else { return nil }
-        return String(digest)
-    }
-
     private func refuse(_ refusal: MirrorRefusal, _ writer: HTTPResponseWriter, type: String = "proxy") async throws {
         var h = HTTPHeaders()
         h.add(name: "X-Dragonfly-Error-Type", value: type)

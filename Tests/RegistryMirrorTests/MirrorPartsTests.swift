@@ -91,10 +91,10 @@ import RegistryClient
 
     @Test func blobDigestsMustBeWellFormed() {
         let hex = String(repeating: "a", count: 64)
-        #expect(MirrorResponder.blobDigest(inPath: "/v2/x/blobs/sha256:\(hex)") == "sha256:\(hex)")
-        #expect(MirrorResponder.blobDigest(inPath: "/v2/x/blobs/sha256:\(hex.dropLast())") == nil)
-        #expect(MirrorResponder.blobDigest(inPath: "/v2/x/blobs/sha256:\(hex.uppercased())") == nil)
-        #expect(MirrorResponder.blobDigest(inPath: "/v2/x/manifests/sha256:\(hex)") == nil)
+        #expect(UpstreamResolver.blobDigest(inPath: "/v2/x/blobs/sha256:\(hex)") == "sha256:\(hex)")
+        #expect(UpstreamResolver.blobDigest(inPath: "/v2/x/blobs/sha256:\(hex.dropLast())") == nil)
+        #expect(UpstreamResolver.blobDigest(inPath: "/v2/x/blobs/sha256:\(hex.uppercased())") == nil)
+        #expect(UpstreamResolver.blobDigest(inPath: "/v2/x/manifests/sha256:\(hex)") == nil)
     }
 }
 

@@ -122,6 +122,35 @@ def test_streams_over_max_concurrent_streams_are_refused(tmp_path):
     server.stop()
 
 
+def test_calls_over_the_request_rate_are_refused(tmp_path):
+    server = interop(tmp_path, "--request-rate-limit", "5", "--request-burst", "5")
+    conn = connect(server).handshake()
+    answers = [empty_call(conn, 1 + 2 * i) for i in range(12)]
+    statuses = [a["grpc-status"] for a in answers]
+    assert statuses[:5] == ["0"] * 5, "the burst is served"
+    refused = [a for a in answers[5:] if a["grpc-status"] == "8"]
+    assert refused, statuses
+    assert "calls a second" in unquote(refused[0]["grpc-message"])
+    time.sleep(1.2)  # the bucket refills at 5 a second
+    assert empty_call(conn, 25)["grpc-status"] == "0"
+    server.stop()
+
+
+def test_data_beyond_the_flow_control_window_is_refused(tmp_path):
+    server = interop(tmp_path, "--initial-window-size", "65535")
+    conn = connect(server).handshake()
+    conn.frames_until(lambda f: f[0] == SETTINGS and not f[1] & 1)
+    conn.headers(1, grpc_headers("/grpc.testing.TestService/StreamingInputCall"))
+    for _ in range(5):  # 80 KiB on a stream whose window is 64 KiB, without waiting for updates
+        conn.send(frame(DATA, 0, 1, b"\x00" * 16384))
+    frames = conn.frames_until(lambda f: f[0] in (GOAWAY, RST_STREAM))
+    assert frames and frames[-1][0] in (GOAWAY, RST_STREAM), frames
+    payload = frames[-1][3]
+    code = struct.unpack(">I", payload[4:8] if frames[-1][0] == GOAWAY else payload[:4])[0]
+    assert code == 3, "FLOW_CONTROL_ERROR"
+    server.stop()
+
+
 # The dfdaemon's port: HTTP/1.1 (the mirror) and gRPC, with limits from its config file.
 
 DAEMON_LIMITS = """proxy:
@@ -250,3 +279,20 @@ def test_the_manager_rest_side_enforces_header_size_and_idle_time(tmp_path):
     assert time.monotonic() - start < 5
     s.close()
     m.stop()
+
+
+def test_downloads_from_origins_outside_the_allow_list_are_refused(tmp_path):
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "f.bin").write_bytes(os.urandom(100_000))
+    helpers = Path(__file__).parent / "helpers"
+    allowed = Server([sys.executable, helpers / "range_origin.py", "0", tmp_path / "o"], tmp_path / "allowed.log")
+    other = Server([sys.executable, helpers / "range_origin.py", "0", tmp_path / "o"], tmp_path / "other.log")
+    d = daemon(tmp_path, f"download:\n  allowedOrigins:\n    - 127.0.0.1:{allowed.port}\n")
+    ok = run([binary("dfget"), f"http://{allowed.address}/f.bin", "-O", tmp_path / "ok.bin", "--daemon", d.address, "--quiet"])
+    assert ok.returncode == 0 and (tmp_path / "ok.bin").read_bytes() == (tmp_path / "o" / "f.bin").read_bytes(), ok.stderr
+    refused = run([binary("dfget"), f"http://{other.address}/f.bin", "-O", tmp_path / "no.bin", "--daemon", d.address, "--quiet"])
+    assert refused.returncode != 0 and "download.allowedOrigins" in refused.stderr, refused.stderr
+    assert not (tmp_path / "no.bin").exists()
+    assert "GET" not in Path(other.log_path).read_text(), "the refused origin was never contacted"
+    for s in (d, allowed, other):
+        s.stop()

@@ -7,6 +7,7 @@ import ProtoCore
 struct ServerCallSettings: Sendable {
     var maxReceiveMessageSize: Int
     var maxSendMessageSize: Int
+    var rateLimiter: RequestRateLimiter? = nil
 }
 
 /// The server half of gRPC over one HTTP/2 connection: turns streams into handler calls.
@@ -89,6 +90,14 @@ final class ServerConnection: HTTP2ConnectionLogic {
         guard let rpc = router.method(forPath: path) else {
             Self.trailersOnly(session, streamID, router.unimplemented(path: path))
             return
+        }
+        if let limiter = settings.rateLimiter {
+            let service = path.split(separator: "/", omittingEmptySubsequences: true).first.map(String.init) ?? path
+            guard limiter.admit(service) else {
+                Self.trailersOnly(session, streamID, RPCError(
+                    code: .resourceExhausted, message: "\(service) accepts \(Int(limiter.perSecond)) calls a second; try again shortly"))
+                return
+            }
         }
         if let encoding, encoding != "identity", encoding != "gzip", encoding != "deflate" {
             Self.trailersOnly(session, streamID, RPCError(code: .unimplemented, message: "unsupported grpc-encoding \(encoding)"))

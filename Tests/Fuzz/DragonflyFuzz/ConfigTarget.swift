@@ -1,5 +1,5 @@
 import DragonflyCommon
-import PeerDaemon
+import PeerConfig
 import SchedulerService
 
 /// YAML into the dfdaemon's and the scheduler's config loaders: a bad file must be a

@@ -2,8 +2,8 @@ import HTTPServing
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
-import PeerDaemon
-@testable import RegistryMirror
+import MirrorRouting
+import PeerConfig
 
 /// An HTTP/1.1 request as the dfdaemon's port parses it (NIO's decoder, as HTTPServing
 /// configures it), then everything the mirror reads from it before going upstream:
@@ -33,7 +33,7 @@ enum HTTP1Target {
             _ = try? resolver.resolve(request)
             _ = ByteRange.parse(request.headers.first(name: "Range"), length: 1 << 30)
             _ = ByteRange.parse(request.headers.first(name: "Range"), length: 0)
-            _ = MirrorResponder.blobDigest(inPath: request.path)
+            _ = UpstreamResolver.blobDigest(inPath: request.path)
             _ = UpstreamResolver.repository(ofPath: request.path)
             _ = request.queryItems
         }

@@ -1,32 +1,39 @@
 import Foundation
 import HTTPServing
-import PeerDaemon
+import PeerConfig
 
 /// Where a mirrored request goes, and how.
-struct UpstreamTarget: Sendable {
+public struct UpstreamTarget: Sendable {
     /// The URL fetched upstream (the `ns` parameter removed).
-    var url: String
+    public var url: String
     /// `scheme://host[:port]` of the registry.
-    var base: String
-    var insecure: Bool
+    public var base: String
+    public var insecure: Bool
     /// Credentials configured for this registry, if any.
-    var registry: ProxyConfig.Registry?
+    public var registry: ProxyConfig.Registry?
 }
 
 /// A request the mirror will not forward, with the status and reason the client gets.
-struct MirrorRefusal: Error, Sendable {
-    var status: Int
-    var message: String
+public struct MirrorRefusal: Error, Sendable {
+    public var status: Int
+    public var message: String
+
+    public init(status: Int, message: String) {
+        self.status = status
+        self.message = message
+    }
 }
 
 /// Chooses the upstream registry as Dragonfly does: the configured mirror URL by default;
 /// with `dynamic: true`, containerd's `?ns=<registry>` or `X-Dragonfly-Registry` may name
 /// another. Registries neither configured nor allowed by `dynamic` are refused, so the
 /// mirror is not an open proxy.
-struct UpstreamResolver: Sendable {
+public struct UpstreamResolver: Sendable {
     let config: ProxyConfig
 
-    func resolve(_ request: HTTPRequest) throws(MirrorRefusal) -> UpstreamTarget {
+    public init(config: ProxyConfig) { self.config = config }
+
+    public func resolve(_ request: HTTPRequest) throws(MirrorRefusal) -> UpstreamTarget {
         let uri = request.uri
         if uri.hasPrefix("http://") || uri.hasPrefix("https://") {
             // An absolute URI: the client uses us as an HTTP proxy.
@@ -79,18 +86,28 @@ struct UpstreamResolver: Sendable {
     }
 
     /// `scheme://host[:port]` without a trailing slash or path.
-    static func normalized(_ url: String) -> String {
+    public static func normalized(_ url: String) -> String {
         guard let c = URLComponents(string: url), let scheme = c.scheme, c.host != nil else { return url }
         return "\(scheme)://\(c.authority)"
     }
 
     /// The repository a registry path names (`/v2/<name>/blobs/…` → `<name>`), for token scopes.
-    static func repository(ofPath path: String) -> String? {
+    public static func repository(ofPath path: String) -> String? {
         guard path.hasPrefix("/v2/") else { return nil }
         let parts = path.dropFirst(4).split(separator: "/", omittingEmptySubsequences: false)
         guard let marker = parts.lastIndex(where: { ["blobs", "manifests", "tags", "referrers"].contains($0) }), marker > 0 else {
             return nil
         }
         return parts[..<marker].joined(separator: "/")
+    }
+
+    /// The `sha256:…` digest a blob path names, if it is well formed (only those are P2P
+    /// tasks: the digest is what their content is checked against).
+    public static func blobDigest(inPath path: String) -> String? {
+        guard let r = path.range(of: "/blobs/") else { return nil }
+        let digest = path[r.upperBound...]
+        guard digest.hasPrefix("sha256:"), digest.count == 71,
+              digest.dropFirst(7).allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else { return nil }
+        return String(digest)
     }
 }

@@ -1,11 +1,16 @@
 /// One byte range of a known-length body, from a `Range: bytes=…` header.
-struct ByteRange: Sendable, Equatable {
+public struct ByteRange: Sendable, Equatable {
     /// Inclusive bounds.
-    var first: UInt64
-    var last: UInt64
-    var count: UInt64 { last - first + 1 }
+    public var first: UInt64
+    public var last: UInt64
+    public var count: UInt64 { last - first + 1 }
 
-    enum Parsed: Equatable {
+    public init(first: UInt64, last: UInt64) {
+        self.first = first
+        self.last = last
+    }
+
+    public enum Parsed: Equatable, Sendable {
         /// No Range header, or one we answer with the whole body (several ranges, other units).
         case whole
         case range(ByteRange)
@@ -13,7 +18,7 @@ struct ByteRange: Sendable, Equatable {
         case unsatisfiable
     }
 
-    static func parse(_ header: String?, length: UInt64) -> Parsed {
+    public static func parse(_ header: String?, length: UInt64) -> Parsed {
         guard let header, header.hasPrefix("bytes="), !header.contains(",") else { return .whole }
         let spec = header.dropFirst(6).trimmingCharacters(in: .whitespaces)
         let parts = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
