@@ -118,6 +118,7 @@ let package = Package(
         // A small HTTP/1.1 server core: keep-alive, streamed responses with backpressure.
         .target(name: "HTTPServing", dependencies: [
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -46,6 +46,15 @@ struct DFDaemonCommand: AsyncParsableCommand {
     @Option(help: "text or json.")
     var logFormat = "text"
 
+    @Option(help: "PEM certificate chain: serve gRPC over TLS (tls.cert).")
+    var tlsCert: String?
+    @Option(help: "PEM private key of --tls-cert (tls.key).")
+    var tlsKey: String?
+    @Option(help: "CA bundle: require client certificates it signed (mutual TLS), and trust it when calling other components (tls.caCert).")
+    var tlsCa: String?
+    @Option(help: "With TLS, the plaintext port of the registry mirror, /metrics and /healthy (http.port; 0 picks one).")
+    var httpPort: Int?
+
     func run() async throws {
         try LogSetup.bootstrap(level: logLevel, format: logFormat)
         var c = try config.map { try DaemonConfig.load(path: $0) } ?? DaemonConfig()
@@ -58,6 +67,9 @@ struct DFDaemonCommand: AsyncParsableCommand {
         if let unixSocket { c.unixSocket = unixSocket.isEmpty ? nil : unixSocket }
         if let ip { c.ip = ip }
         if let hostname { c.hostname = hostname }
+        if let httpPort { c.httpPort = httpPort }
+        c.tls.override(cert: tlsCert, key: tlsKey, caCert: tlsCa)
+        try c.tls.validate()
         let logger = Logger(label: "dfdaemon")
 
         let store = try PieceStore(directory: c.dataDir)
@@ -69,7 +81,7 @@ struct DFDaemonCommand: AsyncParsableCommand {
         let (_, services) = StandardServices.make(for: [
             DownloadService(daemon: daemon), UploadService(daemon: daemon), PieceTransferService(daemon: daemon),
         ])
-        var tcp = RPCServerConfiguration(address: .tcp(host: c.listenIP, port: c.port)).limited(by: c.rpcLimits)
+        var tcp = RPCServerConfiguration(address: .tcp(host: c.listenIP, port: c.port), tls: c.tls.server).limited(by: c.rpcLimits)
         tcp.maxReceiveMessageSize = 80 << 20
         tcp.maxSendMessageSize = 80 << 20
         let mirror = MirrorResponder(daemon: daemon, operational: http, logger: logger)
@@ -78,6 +90,15 @@ struct DFDaemonCommand: AsyncParsableCommand {
         let server = RPCServer(services: services, configuration: tcp, logger: logger)
         let bound = try await server.start()
         daemon.setBoundPort(bound)
+        // A TLS port carries gRPC only; the HTTP/1.1 side then gets a port of its own.
+        var httpListener: HTTPListener?
+        if tcp.tls != nil {
+            if let port = c.httpPort {
+                httpListener = try await HTTPListener.start(host: c.listenIP, port: port, responder: mirror, limits: httpLimits, logger: logger)
+            } else {
+                logger.warning("gRPC is served over TLS and http.port is not set: no registry mirror or /metrics")
+            }
+        }
 
         var local: RPCServer?
         if let path = c.unixSocket {
@@ -88,7 +109,7 @@ struct DFDaemonCommand: AsyncParsableCommand {
             local = s
         }
         logger.info("dfdaemon \(c.hostID) serving on \(c.listenIP):\(bound)\(c.unixSocket.map { " and unix:\($0)" } ?? ""), schedulers: \(c.schedulers)")
-        print("LISTENING \(bound)")
+        print("LISTENING \(bound)" + (httpListener.map { " METRICS \($0.port)" } ?? ""))
         fflush(nil)
 
         let announcer = Task { await daemon.announceHost() }
@@ -99,7 +120,7 @@ struct DFDaemonCommand: AsyncParsableCommand {
             let announcer = ManagerAnnouncer(address: address, identity: .init(
                 hostname: c.hostname, ip: c.ip, idc: c.idc.isEmpty ? nil : c.idc, location: c.location.isEmpty ? nil : c.location,
                 clusterID: c.seedPeerClusterID, role: .seedPeer(type: "super", port: Int32(bound), downloadPort: Int32(bound))),
-                interval: c.keepAliveInterval, logger: logger)
+                interval: c.keepAliveInterval, tls: c.tls.client, logger: logger)
             seedRegistration = Task { await announcer.run() }
         }
         var discovery: Task<Void, Never>?
@@ -109,6 +130,7 @@ struct DFDaemonCommand: AsyncParsableCommand {
         }
         let gc = Task { await daemon.collectGarbage() }
         await server.runUntilTerminated()
+        await httpListener?.stop()
         announcer.cancel()
         discovery?.cancel()
         seedRegistration?.cancel()

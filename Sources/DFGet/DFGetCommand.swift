@@ -35,6 +35,12 @@ struct DFGetCommand: AsyncParsableCommand {
     var daemon: String?
     @Flag(help: "No progress output.")
     var quiet = false
+    @Option(help: "CA bundle to verify a TLS dfdaemon with (TCP addresses only).")
+    var tlsCa: String?
+    @Option(help: "Client certificate for a dfdaemon that requires one (mutual TLS).")
+    var tlsCert: String?
+    @Option(help: "Private key of --tls-cert.")
+    var tlsKey: String?
 
     func run() async throws {
         let path = URL(fileURLWithPath: output).path
@@ -91,6 +97,9 @@ struct DFGetCommand: AsyncParsableCommand {
     func viaDaemon(_ address: String, _ download: Common_V2_Download, _ progress: ProgressReporter) async -> Outcome {
         guard let channel = try? RPCChannel(configuration: {
             var c = try RPCClientConfiguration.parse(address)
+            if tlsCa != nil || tlsCert != nil {
+                c.secure(with: TLSConfiguration(certificateChainFile: tlsCert, privateKeyFile: tlsKey, trustRootsFile: tlsCa))
+            }
             c.connectTimeout = .seconds(2)
             return c
         }()) else { return .unreachable }

@@ -38,6 +38,13 @@ struct ManagerCommand: AsyncParsableCommand {
     @Option(help: "text or json.")
     var logFormat = "text"
 
+    @Option(help: "PEM certificate chain: serve gRPC over TLS (tls.cert).")
+    var tlsCert: String?
+    @Option(help: "PEM private key of --tls-cert (tls.key).")
+    var tlsKey: String?
+    @Option(help: "CA bundle: require client certificates it signed (mutual TLS), and trust it when calling other components (tls.caCert).")
+    var tlsCa: String?
+
     func run() async throws {
         try LogSetup.bootstrap(level: logLevel, format: logFormat)
         var settings = try config.map { try ManagerConfig.load(path: $0) } ?? ManagerConfig()
@@ -46,6 +53,8 @@ struct ManagerCommand: AsyncParsableCommand {
         if let listenIP { settings.listenIP = listenIP }
         if let dataDir { settings.dataDir = dataDir }
         if let databaseURL { settings.databaseURL = databaseURL }
+        settings.tls.override(cert: tlsCert, key: tlsKey, caCert: tlsCa)
+        try settings.tls.validate()
         let c = settings  // fixed from here on
         let logger = Logger(label: "manager")
         try FileManager.default.createDirectory(atPath: c.dataDir, withIntermediateDirectories: true)
@@ -66,11 +75,11 @@ struct ManagerCommand: AsyncParsableCommand {
         PrometheusMetricsBridge.bootstrap(metrics, help: RPCServerMetrics.help)
 
         let (_, services) = StandardServices.make(for: [ManagerRPCService(store: store, logger: logger)])
-        let grpc = RPCServer(services: services, configuration: RPCServerConfiguration(address: .tcp(host: c.listenIP, port: c.grpcPort))
+        let grpc = RPCServer(services: services, configuration: RPCServerConfiguration(address: .tcp(host: c.listenIP, port: c.grpcPort), tls: c.tls.server)
                                 .limited(by: c.rpcLimits),
                              logger: logger)
         let grpcPort = try await grpc.start()
-        let inspector = ClusterInspector(store: store, metrics: metrics, logger: logger)
+        let inspector = ClusterInspector(store: store, metrics: metrics, tls: c.tls.client, logger: logger)
         let rest = ManagerREST(store: store, signer: signer, metrics: metrics, inspector: inspector)
         let http1 = HTTP1Channel.Configuration(
             idleTimeout: .nanoseconds(Int64(c.restIdleTimeout.components.seconds) * 1_000_000_000),
@@ -85,7 +94,7 @@ struct ManagerCommand: AsyncParsableCommand {
                                   fflush(nil)
                               }, logger: logger)
         let timeout = Double(c.keepAliveTimeout.components.seconds)
-        let preheats = PreheatRunner(store: store, logger: logger)
+        let preheats = PreheatRunner(store: store, tls: c.tls.client, logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await app.runService(gracefulShutdownSignals: []) }
             group.addTask { await preheats.run() }

@@ -11,6 +11,7 @@ struct ManagerConfig: Sendable {
     /// `postgres://…`; nil means the SQLite file `manager.db` in `dataDir`.
     var databaseURL: String?
     var rpcLimits = RPCLimits()
+    var tls = TLSFiles()
     /// The REST side: a connection idle this long is closed; header blocks over
     /// `restMaxHeaderBytes` are refused by the parser.
     var restIdleTimeout: Duration = .seconds(60)
@@ -53,6 +54,7 @@ struct ManagerConfig: Sendable {
         if let v = try y.duration("auth.jwt.timeout") { c.jwtTimeout = v }
         if let v = try y.duration("keepAlive.timeout") { c.keepAliveTimeout = v }
         try c.rpcLimits.load(y)
+        try c.tls.load(y)
         if let v = try y.duration("server.rest.idleTimeout") {
             guard v > .zero else { throw ConfigError("\(path): server.rest.idleTimeout must be positive") }
             c.restIdleTimeout = v

@@ -34,15 +34,19 @@ public struct ManagerAnnouncer: Sendable {
     let interval: Duration
     let logger: Logger
 
-    public init(address: String, identity: Identity, interval: Duration, logger: Logger = Logger(label: "manager.announcer")) {
+    let tls: TLSConfiguration?
+
+    public init(address: String, identity: Identity, interval: Duration, tls: TLSConfiguration? = nil,
+                logger: Logger = Logger(label: "manager.announcer")) {
         self.address = address
         self.identity = identity
         self.interval = interval
+        self.tls = tls
         self.logger = logger
     }
 
     public func run() async {
-        guard let channel = try? RPCChannel(address: address) else {
+        guard let channel = try? RPCChannel(configuration: RPCClientConfiguration.parse(address, tls: tls)) else {
             logger.error("manager address \(address) is not host:port")
             return
         }

@@ -14,15 +14,19 @@ import RPCTransport
 public actor ClusterInspector {
     let store: ManagerStore
     let logger: Logger
-    let channels = RPCChannelPool { config in config.connectTimeout = .seconds(3) }
+    let channels: RPCChannelPool
     let peerTotal: Counter
     let peersNow: Gauge
     /// Host ids seen so far, so `peer_total` counts each peer once.
     var seen: Set<String> = []
 
-    public init(store: ManagerStore, metrics: MetricsRegistry, logger: Logger) {
+    public init(store: ManagerStore, metrics: MetricsRegistry, tls: TLSConfiguration? = nil, logger: Logger) {
         self.store = store
         self.logger = logger
+        channels = RPCChannelPool { config in
+            config.connectTimeout = .seconds(3)
+            if case .tcp = config.target { config.tls = tls }
+        }
         peerTotal = metrics.counter("peer_total", help: "Peers (dfdaemon hosts) the manager has seen through its schedulers")
         peersNow = metrics.gauge("peers", help: "Peers the active schedulers know now")
     }

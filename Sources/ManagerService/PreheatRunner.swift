@@ -16,11 +16,16 @@ public actor PreheatRunner {
     let store: ManagerStore
     let logger: Logger
     let http: HTTPClient
-    let peers = RPCChannelPool { config in config.connectTimeout = .seconds(5) }
+    let peers: RPCChannelPool
 
-    public init(store: ManagerStore, logger: Logger) {
+    /// `tls` is for calls to schedulers and peers that serve TLS.
+    public init(store: ManagerStore, tls: TLSConfiguration? = nil, logger: Logger) {
         self.store = store
         self.logger = logger
+        peers = RPCChannelPool { config in
+            config.connectTimeout = .seconds(5)
+            if case .tcp = config.target { config.tls = tls }
+        }
         var config = HTTPClient.Configuration()
         config.timeout = .init(connect: .seconds(10), read: .seconds(60))
         http = HTTPClient(configuration: config)

@@ -41,8 +41,12 @@ public struct DaemonConfig: Sendable {
     public var gcInterval: Duration = .seconds(60)
     public var proxy = ProxyConfig()
     public var rpcLimits = RPCLimits()
+    public var tls = TLSFiles()
     /// The HTTP/1.1 side of the port (mirror, /metrics): `http.*`.
     public var httpLimits = HTTPLimits()
+    /// With TLS on the shared port, the HTTP/1.1 side (mirror, /metrics) listens here
+    /// in plaintext instead (`http.port`); nil turns it off in that case.
+    public var httpPort: Int?
 
     public init() {}
 
@@ -91,6 +95,8 @@ public struct DaemonConfig: Sendable {
         if let v = try y.string("host.location") { c.location = v }
         try c.proxy.load(y)
         try c.rpcLimits.load(y)
+        try c.tls.load(y)
+        if let v = try y.int("http.port") { c.httpPort = try bounded(v, 0...65535, "http.port", path) }
         if let v = try y.int("http.maxURILength") { c.httpLimits.maxURILength = try bounded(v, 256...(64 << 10), "http.maxURILength", path) }
         if let v = try y.int("http.maxHeaderBytes") { c.httpLimits.maxHeaderBytes = try bounded(v, 1024...(64 << 10), "http.maxHeaderBytes", path) }
         if let v = try y.int("http.maxBodyBytes") { c.httpLimits.maxBodyBytes = try bounded(v, 0...(1 << 30), "http.maxBodyBytes", path) }

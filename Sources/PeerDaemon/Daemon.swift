@@ -20,10 +20,7 @@ public final class Daemon: Sendable {
     public let metrics: MetricsRegistry
     /// Connections to schedulers and parents. Pieces go up to 64 MiB; gRPC's 4 MiB default
     /// would refuse them.
-    private let channels = RPCChannelPool { config in
-        config.connectTimeout = .seconds(3)
-        config.maxReceiveMessageSize = 80 << 20
-    }
+    private let channels: RPCChannelPool
     /// At most one fetch per task; concurrent requests for it follow the same one.
     let inflight = Mutex<[String: FetchJob]>([:])
     /// Piece streams being served to other peers now (`upload.concurrentLimit`).
@@ -42,6 +39,12 @@ public final class Daemon: Sendable {
 
     public init(config: DaemonConfig, store: PieceStore, origin: OriginClient = OriginClient(),
                 metrics: MetricsRegistry, logger: Logger = Logger(label: "dfdaemon")) {
+        let tls = config.tls.client
+        channels = RPCChannelPool { c in
+            c.connectTimeout = .seconds(3)
+            c.maxReceiveMessageSize = 80 << 20
+            c.secure(with: tls)
+        }
         self.config = config
         self.store = store
         self.origin = origin

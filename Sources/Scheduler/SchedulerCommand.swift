@@ -34,6 +34,13 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(help: "text or json.")
     var logFormat = "text"
 
+    @Option(help: "PEM certificate chain: serve gRPC over TLS (tls.cert).")
+    var tlsCert: String?
+    @Option(help: "PEM private key of --tls-cert (tls.key).")
+    var tlsKey: String?
+    @Option(help: "CA bundle: require client certificates it signed (mutual TLS), and trust it when calling other components (tls.caCert).")
+    var tlsCa: String?
+
     func run() async throws {
         try LogSetup.bootstrap(level: logLevel, format: logFormat)
         var c = try config.map { try SchedulerConfig.load(path: $0) } ?? SchedulerConfig()
@@ -43,6 +50,8 @@ struct SchedulerCommand: AsyncParsableCommand {
         if let metricsPort { c.metricsPort = metricsPort }
         if let manager { c.managerAddress = manager }
         if let dataDir { c.dataDir = dataDir }
+        c.tls.override(cert: tlsCert, key: tlsKey, caCert: tlsCa)
+        try c.tls.validate()
         try c.validate()
         try FileManager.default.createDirectory(atPath: c.dataDir, withIntermediateDirectories: true)
         let logger = Logger(label: "scheduler")
@@ -50,12 +59,12 @@ struct SchedulerCommand: AsyncParsableCommand {
         let metrics = SchedulerMetrics(registry: MetricsRegistry(prefix: "dragonfly_scheduler_"))
         PrometheusMetricsBridge.bootstrap(metrics.registry, help: RPCServerMetrics.help)
         let engine = SchedulerEngine(settings: c.settings, metrics: metrics, logger: logger)
-        let seeds = SeedPeerClient()
+        let seeds = SeedPeerClient(tls: c.tls.client)
         await engine.setSeedDownloader { await seeds.download($0) }
         let service = SchedulerRPCService(engine: engine, settings: c.settings, metrics: metrics)
         let (_, services) = StandardServices.make(for: [service, SchedulerInspectService(engine: engine)])
         let server = RPCServer(services: services,
-                               configuration: RPCServerConfiguration(address: .tcp(host: c.listenIP, port: c.port))
+                               configuration: RPCServerConfiguration(address: .tcp(host: c.listenIP, port: c.port), tls: c.tls.server)
                                    .limited(by: c.rpcLimits),
                                logger: logger)
         let grpcPort = try await server.start()
@@ -70,7 +79,7 @@ struct SchedulerCommand: AsyncParsableCommand {
             ManagerAnnouncer(address: address, identity: .init(
                 hostname: c.hostname, ip: c.advertiseIP, idc: c.idc, location: c.location, clusterID: c.schedulerClusterID,
                 role: .scheduler(port: Int32(c.advertisePort ?? grpcPort))),
-                interval: c.keepAliveInterval)
+                interval: c.keepAliveInterval, tls: c.tls.client)
         }.map { a in Task { await a.run() } }
         await server.runUntilTerminated()
         gc.cancel()

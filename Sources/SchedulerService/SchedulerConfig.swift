@@ -19,6 +19,7 @@ public struct SchedulerConfig: Sendable {
     public var keepAliveInterval: Duration = .seconds(5)
     public var idc: String?
     public var rpcLimits = RPCLimits()
+    public var tls = TLSFiles()
     public var location: String?
 
     public init() {}
@@ -70,6 +71,7 @@ public struct SchedulerConfig: Sendable {
         if let v = try y.string("host.idc") { c.idc = v }
         if let v = try y.string("host.location") { c.location = v }
         try c.rpcLimits.load(y)
+        try c.tls.load(y)
         try y.rejectUnknownKeys()
         try c.validate()
         return c

@@ -8,10 +8,12 @@ import Synchronization
 /// Asks a seed peer to fetch a task (`DfdaemonUpload.DownloadTask`) and drains its
 /// progress stream. One channel per seed address, reused.
 public final class SeedPeerClient: Sendable {
-    private let channels = RPCChannelPool()
+    private let channels: RPCChannelPool
     private let logger: Logger
 
-    public init(logger: Logger = Logger(label: "scheduler.seed")) {
+    /// `tls` is for calls to seed peers that serve TLS.
+    public init(tls: TLSConfiguration? = nil, logger: Logger = Logger(label: "scheduler.seed")) {
+        channels = RPCChannelPool { config in if case .tcp = config.target { config.tls = tls } }
         self.logger = logger
     }
 
