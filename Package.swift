@@ -73,6 +73,10 @@ let package = Package(
         // The dfdaemon's piece store: content files and per-task metadata.
         .target(name: "PeerStorage", dependencies: ["DragonflyCommon"]),
         // The dfdaemon: downloads (parents, origin), serves pieces, follows the scheduler.
+        // Command-line options every component shares (TLS, logging).
+        .target(name: "CLICommon", dependencies: [
+            "DragonflyCommon", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         // The dfdaemon's configuration (Dragonfly's keys), apart from the engine that uses it.
         .target(name: "PeerConfig", dependencies: ["DragonflyCommon", "HTTPServing"]),
         .target(name: "PeerDaemon", dependencies: [
@@ -102,7 +106,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "Manager", dependencies: [
-            "ManagerService", "ManagerCore", "SQLStore", "DragonflyCommon", "RPCTransport", "RPCServices",
+            "ManagerService", "ManagerCore", "SQLStore", "DragonflyCommon", "RPCTransport", "RPCServices", "CLICommon",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -138,7 +142,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "DFDaemon", dependencies: [
-            "PeerDaemon", "PeerStorage", "DragonflyCommon", "RPCTransport", "RPCServices", "RegistryMirror", "HTTPServing", "ManagerClient",
+            "PeerDaemon", "PeerStorage", "DragonflyCommon", "RPCTransport", "RPCServices", "RegistryMirror", "HTTPServing", "ManagerClient", "CLICommon",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -157,7 +161,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "Scheduler", dependencies: [
-            "SchedulerService", "SchedulerCore", "ManagerClient", "RPCTransport", "RPCServices", "DragonflyCommon",
+            "SchedulerService", "SchedulerCore", "ManagerClient", "RPCTransport", "RPCServices", "DragonflyCommon", "CLICommon",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

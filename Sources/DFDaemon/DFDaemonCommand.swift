@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLICommon
 import DragonflyCommon
 import Foundation
 import Logging
@@ -41,22 +42,14 @@ struct DFDaemonCommand: AsyncParsableCommand {
     var ip: String?
     @Option(help: "Host name to announce (host.hostname).")
     var hostname: String?
-    @Option(help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel = "info"
-    @Option(help: "text or json.")
-    var logFormat = "text"
+    @OptionGroup var log: LogOptions
 
-    @Option(help: "PEM certificate chain: serve gRPC over TLS (tls.cert).")
-    var tlsCert: String?
-    @Option(help: "PEM private key of --tls-cert (tls.key).")
-    var tlsKey: String?
-    @Option(help: "CA bundle: require client certificates it signed (mutual TLS), and trust it when calling other components (tls.caCert).")
-    var tlsCa: String?
+    @OptionGroup var tls: TLSOptions
     @Option(help: "With TLS, the plaintext port of the registry mirror, /metrics and /healthy (http.port; 0 picks one).")
     var httpPort: Int?
 
     func run() async throws {
-        try LogSetup.bootstrap(level: logLevel, format: logFormat)
+        try log.bootstrap()
         var c = try config.map { try DaemonConfig.load(path: $0) } ?? DaemonConfig()
         if let port { c.port = port }
         if let listenIP { c.listenIP = listenIP }
@@ -68,8 +61,7 @@ struct DFDaemonCommand: AsyncParsableCommand {
         if let ip { c.ip = ip }
         if let hostname { c.hostname = hostname }
         if let httpPort { c.httpPort = httpPort }
-        c.tls.override(cert: tlsCert, key: tlsKey, caCert: tlsCa)
-        try c.tls.validate()
+        c.tls = try tls.applied(to: c.tls)
         let logger = Logger(label: "dfdaemon")
 
         let store = try PieceStore(directory: c.dataDir)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLICommon
 import DragonflyCommon
 import Foundation
 import Hummingbird
@@ -33,28 +34,19 @@ struct ManagerCommand: AsyncParsableCommand {
     var dataDir: String?
     @Option(help: "postgres://user:password@host:5432/dbname: a shared PostgreSQL store instead of SQLite.")
     var databaseURL: String?
-    @Option(help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel = "info"
-    @Option(help: "text or json.")
-    var logFormat = "text"
+    @OptionGroup var log: LogOptions
 
-    @Option(help: "PEM certificate chain: serve gRPC over TLS (tls.cert).")
-    var tlsCert: String?
-    @Option(help: "PEM private key of --tls-cert (tls.key).")
-    var tlsKey: String?
-    @Option(help: "CA bundle: require client certificates it signed (mutual TLS), and trust it when calling other components (tls.caCert).")
-    var tlsCa: String?
+    @OptionGroup var tls: TLSOptions
 
     func run() async throws {
-        try LogSetup.bootstrap(level: logLevel, format: logFormat)
+        try log.bootstrap()
         var settings = try config.map { try ManagerConfig.load(path: $0) } ?? ManagerConfig()
         if let grpcPort { settings.grpcPort = grpcPort }
         if let restPort { settings.restPort = restPort }
         if let listenIP { settings.listenIP = listenIP }
         if let dataDir { settings.dataDir = dataDir }
         if let databaseURL { settings.databaseURL = databaseURL }
-        settings.tls.override(cert: tlsCert, key: tlsKey, caCert: tlsCa)
-        try settings.tls.validate()
+        settings.tls = try tls.applied(to: settings.tls)
         let c = settings  // fixed from here on
         let logger = Logger(label: "manager")
         try FileManager.default.createDirectory(atPath: c.dataDir, withIntermediateDirectories: true)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLICommon
 import DragonflyCommon
 import Foundation
 import Logging
@@ -29,20 +30,12 @@ struct SchedulerCommand: AsyncParsableCommand {
     var manager: String?
     @Option(help: "Directory for the scheduler's files (server.dataDir).")
     var dataDir: String?
-    @Option(help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel = "info"
-    @Option(help: "text or json.")
-    var logFormat = "text"
+    @OptionGroup var log: LogOptions
 
-    @Option(help: "PEM certificate chain: serve gRPC over TLS (tls.cert).")
-    var tlsCert: String?
-    @Option(help: "PEM private key of --tls-cert (tls.key).")
-    var tlsKey: String?
-    @Option(help: "CA bundle: require client certificates it signed (mutual TLS), and trust it when calling other components (tls.caCert).")
-    var tlsCa: String?
+    @OptionGroup var tls: TLSOptions
 
     func run() async throws {
-        try LogSetup.bootstrap(level: logLevel, format: logFormat)
+        try log.bootstrap()
         var c = try config.map { try SchedulerConfig.load(path: $0) } ?? SchedulerConfig()
         if let port { c.port = port }
         if let listenIP { c.listenIP = listenIP; c.metricsIP = listenIP }
@@ -50,8 +43,7 @@ struct SchedulerCommand: AsyncParsableCommand {
         if let metricsPort { c.metricsPort = metricsPort }
         if let manager { c.managerAddress = manager }
         if let dataDir { c.dataDir = dataDir }
-        c.tls.override(cert: tlsCert, key: tlsKey, caCert: tlsCa)
-        try c.tls.validate()
+        c.tls = try tls.applied(to: c.tls)
         try c.validate()
         try FileManager.default.createDirectory(atPath: c.dataDir, withIntermediateDirectories: true)
         let logger = Logger(label: "scheduler")

@@ -14,6 +14,7 @@ from conftest import Server, binary, describe, free_port, run, tool
 
 HELPERS = Path(__file__).parent / "helpers"
 sys.path.insert(0, str(HELPERS))
+from local_cluster import LocalCluster  # noqa: E402
 from manager_proc import Manager, wait_for  # noqa: E402
 from registry import Registry, build_image, push  # noqa: E402
 
@@ -21,36 +22,11 @@ MIB = 1 << 20
 PRIMARY = "127.0.0.1:1"
 
 
-class PreheatCluster:
-    """Manager, a scheduler registered with it, a seed peer and a dfdaemon that know only
-    the manager; the dfdaemon's mirror points at `registry`."""
+class PreheatCluster(LocalCluster):
+    """The local cluster with the dfdaemon's mirror pointing at `registry`."""
 
     def __init__(self, root, registry):
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.manager = Manager(self.root / "manager")
-        self.servers = []
-        self.sched = self.server("sched", [binary("scheduler"), "--port", "0", "--metrics-port", "0", "--listen-ip", "127.0.0.1",
-                                           "--advertise-ip", "127.0.0.1", "--data-dir", self.root / "s", "--manager", self.manager.grpc])
-        self.seed = self.daemon("seed", "--seed-peer")
-        config = self.root / "node.yaml"
-        config.write_text(f"proxy:\n  registryMirror:\n    url: http://{registry.address}\n")
-        self.node = self.daemon("node", "--config", config)
-        self.token = self.manager.sign_in()
-        assert wait_for(lambda: [s["state"] for s in self.manager.call("GET", "/api/v1/seed-peers", token=self.token)[1]] == ["active"])
-        for name in ("seed", "node"):
-            assert wait_for(lambda: "names schedulers" in (self.root / f"{name}.log").read_text()), name
-        time.sleep(0.5)
-
-    def server(self, name, args):
-        s = Server(args, self.root / f"{name}.log")
-        self.servers.append(s)
-        return s
-
-    def daemon(self, name, *extra):
-        return self.server(name, [binary("dfdaemon"), "--port", "0", "--listen-ip", "127.0.0.1", "--hostname", name,
-                                  "--manager", self.manager.grpc, "--data-dir", self.root / name,
-                                  "--unix-socket", self.root / f"{name}.sock", *extra])
+        super().__init__(root, mirror=registry.address, node_args=())
 
     def preheat(self, args, path="/api/v1/jobs", token=None, timeout=120):
         status, job, _ = self.manager.call("POST", path, {"type": "preheat", "args": args}, token or self.token)
@@ -70,11 +46,6 @@ class PreheatCluster:
                         f'[[registry.mirror]]\nlocation = "{self.node.address}"\ninsecure = true\n')
         return run(["skopeo", "--registries-conf", conf, "copy", "--quiet", f"docker://{PRIMARY}/{ref}", f"oci:{out}:pulled"],
                    timeout=300)
-
-    def stop(self):
-        for s in reversed(self.servers):
-            s.stop()
-        self.manager.stop()
 
 
 @pytest.fixture

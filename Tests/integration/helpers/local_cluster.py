@@ -15,10 +15,11 @@ SIZE = 12 * MIB
 
 
 class LocalCluster:
-    """Origin, manager, a scheduler registered with it, a seed peer and a dfdaemon (JSON
-    logs, mirror with a P2P rule) that know only the manager."""
+    """Origin, manager, a scheduler registered with it, a seed peer and a dfdaemon that know
+    only the manager. By default the dfdaemon logs JSON and mirrors the origin with a P2P
+    rule for model.bin; `mirror` points its mirror elsewhere (a registry) instead."""
 
-    def __init__(self, root):
+    def __init__(self, root, mirror=None, node_args=("--log-format", "json", "--log-level", "debug")):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "origin").mkdir()
@@ -32,9 +33,12 @@ class LocalCluster:
                                            "--manager", self.manager.grpc])
         self.seed = self.daemon("seed", "--seed-peer")
         config = self.root / "node.yaml"
-        config.write_text(f"proxy:\n  registryMirror:\n    url: http://{self.origin.address}\n"
-                          "  rules:\n    - regex: 'model\\.bin$'\n")
-        self.node = self.daemon("node", "--config", config, "--log-format", "json", "--log-level", "debug")
+        if mirror:
+            config.write_text(f"proxy:\n  registryMirror:\n    url: http://{mirror}\n")
+        else:
+            config.write_text(f"proxy:\n  registryMirror:\n    url: http://{self.origin.address}\n"
+                              "  rules:\n    - regex: 'model\\.bin$'\n")
+        self.node = self.daemon("node", "--config", config, *node_args)
         self.token = self.manager.sign_in()
         assert wait_for(lambda: [s["state"] for s in self.manager.call("GET", "/api/v1/seed-peers", token=self.token)[1]] == ["active"])
         for name in ("seed", "node"):
