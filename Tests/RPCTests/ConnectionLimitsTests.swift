@@ -96,7 +96,9 @@ final class Gauge: Sendable {
             .connect(host: "127.0.0.1", port: port).get()
         var preface = raw.allocator.buffer(string: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
         preface.writeBytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  // empty SETTINGS
-        try await raw.writeAndFlush(preface)
+        // On a loaded machine the server may already have given up on us before this lands;
+        // that is the behaviour under test too, so a failed write is not a failure.
+        try? await raw.writeAndFlush(preface)
         let start = ContinuousClock.now
         try await raw.closeFuture.get()
         #expect(ContinuousClock.now - start < .seconds(5))
