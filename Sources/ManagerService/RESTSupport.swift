@@ -57,8 +57,16 @@ enum REST {
         return id
     }
 
+    /// Request bodies are JSON documents of a few KiB; a megabyte is plenty.
+    static let maxBodyBytes = 1 << 20
+
     static func body<T: Decodable>(_ type: T.Type, _ request: Request, _ context: ManagerRequestContext) async throws -> T {
-        let buffer = try await request.body.collect(upTo: 1 << 20)
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: maxBodyBytes)
+        } catch is NIOTooManyBytesError {
+            throw HTTPError(.contentTooLarge, message: "the request body is larger than \(maxBodyBytes) bytes")
+        }
         guard buffer.readableBytes > 0 else { throw ManagerError(.invalid, "a JSON body is required") }
         do {
             return try JSONCoding.decoder.decode(T.self, from: Data(buffer.readableBytesView))

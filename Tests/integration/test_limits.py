@@ -273,6 +273,11 @@ def test_the_manager_rest_side_enforces_header_size_and_idle_time(tmp_path):
     assert big.startswith(b"HTTP/1.1 4"), big[:200]
     ok = http1(m.metrics_port, b"GET /healthy HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
     assert ok.startswith(b"HTTP/1.1 200"), ok[:200]
+    body = b'{"name": "root", "password": "' + b"p" * (2 << 20) + b'"}'
+    too_big = http1(m.metrics_port, b"POST /api/v1/users/signin HTTP/1.1\r\nHost: m\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+    assert too_big.startswith(b"HTTP/1.1 413"), too_big[:200]
+    assert b"ppppp" not in too_big, "the refused body is not echoed back"
     s = socket.create_connection(("127.0.0.1", m.metrics_port), timeout=10)
     start = time.monotonic()
     assert s.recv(100) == b"", "an idle REST connection is closed"

@@ -97,9 +97,11 @@ def test_private_image_preheat_with_and_without_the_right_credentials(tmp_path, 
         listed = cluster.manager.call("GET", "/api/v1/jobs", token=cluster.token)[1]
         assert "pa55word" not in json.dumps(listed)
         assert len(job["result"]["tasks"]) == 2
-        job = cluster.preheat({"type": "image", "url": url, "username": "carol", "password": "wrong"})
+        job = cluster.preheat({"type": "image", "url": url, "username": "carol", "password": "wr0ng-s3cret-Pw"})
         assert job["state"] == "FAILURE"
         assert "401" in job["result"]["message"] and "refused" in job["result"]["message"], job
+        assert "wr0ng-s3cret-Pw" not in json.dumps(job), "the failure's error text does not carry the password"
+        assert "wr0ng-s3cret-Pw" not in Path(cluster.manager.server.log_path).read_text()
         job = cluster.preheat({"type": "image", "url": f"http://{reg.address}/v2/private/nothing/manifests/v1",
                                "username": "carol", "password": "pa55word"})
         assert job["state"] == "FAILURE" and "404" in job["result"]["message"], job
