@@ -88,8 +88,14 @@ def test_a_frame_over_max_frame_size_ends_the_connection(tmp_path):
     conn.headers(1, grpc_headers(EMPTY_CALL))
     conn.send(frame(DATA, END_STREAM, 1, body))
     frames = conn.frames_until(lambda f: f[0] == GOAWAY)
-    assert frames and frames[-1][0] == GOAWAY, frames
-    assert struct.unpack(">II", frames[-1][3][:8])[1] == 6, "FRAME_SIZE_ERROR"
+    # The server answers with GOAWAY and closes. It closes with our unread bytes still in
+    # its socket, so the kernel may send a reset that discards the GOAWAY before we read
+    # it; either way the call must get no answer and the connection must end.
+    goaways = [f for f in frames if f[0] == GOAWAY]
+    if goaways:
+        assert struct.unpack(">II", goaways[-1][3][:8])[1] == 6, "FRAME_SIZE_ERROR"
+    assert not any(f[0] == HEADERS and f[2] == 1 for f in frames), "the oversized frame was not accepted"
+    assert conn.closed_within(5), "the connection ends"
     server.stop()
     # Raised to 64 KiB, the same frame is read; its bytes are a valid (if odd) Empty message.
     server = interop(tmp_path, "--max-frame-size", "65536")
