@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "dfdaemon", targets: ["DFDaemon"]),
         .executable(name: "dfget", targets: ["DFGet"]),
         .executable(name: "manager", targets: ["Manager"]),
+        .executable(name: "dragonfly", targets: ["Dragonfly"]),
         .executable(name: "proto-leak-loop", targets: ["ProtoLeakLoop"]),
         .executable(name: "dragonfly-fuzz", targets: ["DragonflyFuzz"]),
     ],
@@ -105,10 +106,29 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .executableTarget(name: "Manager", dependencies: [
-            "ManagerService", "ManagerCore", "SQLStore", "DragonflyCommon", "RPCTransport", "RPCServices", "CLICommon",
+        // Each server assembled from its parts and started, for its own executable and for all-in-one.
+        .target(name: "ManagerNode", dependencies: [
+            "ManagerService", "ManagerCore", "SQLStore", "DragonflyCommon", "RPCTransport", "RPCServices",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "SchedulerNode", dependencies: [
+            "SchedulerService", "SchedulerCore", "ManagerClient", "RPCTransport", "RPCServices", "DragonflyCommon",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "PeerNode", dependencies: [
+            "PeerDaemon", "PeerConfig", "PeerStorage", "RegistryMirror", "HTTPServing", "ManagerClient", "RPCTransport",
+            "RPCServices", "DragonflyCommon",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "Dragonfly", dependencies: [
+            "ManagerNode", "SchedulerNode", "PeerNode", "SchedulerService", "PeerConfig", "DragonflyCommon", "RPCTransport", "CLICommon",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "Manager", dependencies: [
+            "ManagerNode", "DragonflyCommon", "RPCTransport", "CLICommon",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -142,7 +162,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "DFDaemon", dependencies: [
-            "PeerDaemon", "PeerStorage", "DragonflyCommon", "RPCTransport", "RPCServices", "RegistryMirror", "HTTPServing", "ManagerClient", "CLICommon",
+            "PeerNode", "PeerConfig", "DragonflyCommon", "RPCTransport", "CLICommon",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -161,7 +181,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "Scheduler", dependencies: [
-            "SchedulerService", "SchedulerCore", "ManagerClient", "RPCTransport", "RPCServices", "DragonflyCommon", "CLICommon",
+            "SchedulerNode", "SchedulerService", "RPCTransport", "DragonflyCommon", "CLICommon",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

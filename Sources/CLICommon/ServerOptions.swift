@@ -34,3 +34,10 @@ public struct LogOptions: ParsableArguments {
         try LogSetup.bootstrap(level: logLevel, format: logFormat)
     }
 }
+
+/// `--check-config`: the config has been loaded and checked by the caller; say so.
+public enum ConfigCheck {
+    public static func passed() {
+        print("config OK")
+    }
+}

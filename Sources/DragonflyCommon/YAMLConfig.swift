@@ -52,6 +52,14 @@ public final class YAMLConfig {
         }
     }
 
+    /// A map read as a config of its own (`manager:` in the all-in-one file); its keys are
+    /// checked by whoever reads it, with `rejectUnknownKeys` on the section.
+    public func section(_ key: String) throws -> YAMLConfig? {
+        guard let v = raw(key) else { return nil }
+        guard let map = v as? [String: Any] else { throw ConfigError("\(path): \(key) must be a map") }
+        return YAMLConfig(root: map, path: "\(path): \(key)")
+    }
+
     private func raw(_ key: String) -> Any? {
         known.insert(key)
         var node: Any? = root

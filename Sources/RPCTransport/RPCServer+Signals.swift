@@ -7,6 +7,28 @@ extension RPCServer {
     /// Serves until SIGTERM or SIGINT (or until the calling task is cancelled), then shuts
     /// down gracefully (GOAWAY, let calls finish).
     public func runUntilTerminated(gracePeriod: Duration = .seconds(5)) async {
+        await TerminationSignal.wait()
+        await shutdownGracefully(timeout: gracePeriod)
+    }
+
+    /// Serves until the calling task is cancelled, then shuts down gracefully; for a
+    /// process that runs several servers and waits for the signal once itself.
+    public func runUntilCancelled(gracePeriod: Duration = .seconds(5)) async {
+        let stop = StopSignal()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in stop.wait(cont) }
+        } onCancel: {
+            stop.fire()
+        }
+        await shutdownGracefully(timeout: gracePeriod)
+    }
+}
+
+/// SIGTERM and SIGINT, taken over from their default of ending the process. Wait on it in
+/// one place per process: two dispatch sources for one signal do not both see it.
+public enum TerminationSignal {
+    /// Returns at the first SIGTERM or SIGINT, or when the calling task is cancelled.
+    public static func wait() async {
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
         let sources = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0, queue: .global()) }
@@ -23,7 +45,6 @@ extension RPCServer {
             stop.fire()
         }
         for source in sources { source.cancel() }
-        await shutdownGracefully(timeout: gracePeriod)
     }
 }
 

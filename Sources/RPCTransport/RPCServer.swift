@@ -68,7 +68,6 @@ public final class RPCServer: Sendable {
         var channel: (any Channel)?
         var connections: [ObjectIdentifier: ConnectionEntry] = [:]
         var shuttingDown = false
-        var drained: [CheckedContinuation<Void, Never>] = []
     }
 
     struct ConnectionEntry: Sendable {
@@ -170,14 +169,7 @@ public final class RPCServer: Sendable {
     }
 
     private func connectionClosed(_ id: ObjectIdentifier) {
-        let waiters: [CheckedContinuation<Void, Never>] = state.withLock { s in
-            s.connections.removeValue(forKey: id)
-            guard s.shuttingDown && s.connections.isEmpty else { return [] }
-            let w = s.drained
-            s.drained.removeAll()
-            return w
-        }
-        for w in waiters { w.resume() }
+        _ = state.withLock { $0.connections.removeValue(forKey: id) }
     }
 
     /// Stops accepting, sends GOAWAY, lets running calls finish (up to `timeout`), then closes.
@@ -196,31 +188,15 @@ public final class RPCServer: Sendable {
                 }
             }
         }
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
-                    let done = self.state.withLock { s -> Bool in
-                        if s.connections.isEmpty { return true }
-                        s.drained.append(cont)
-                        return false
-                    }
-                    if done { cont.resume() }
-                }
-            }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-            }
-            await group.next()
-            group.cancelAll()
+        // Polled with sleeps in detached tasks: a caller stopping because it was cancelled
+        // (the usual way) still gives running calls their grace period, and a connection that
+        // outlives it cannot keep this waiting.
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline, !state.withLock({ $0.connections.isEmpty }) {
+            await Task.detached { try? await Task.sleep(for: .milliseconds(20)) }.value
         }
         let remaining = state.withLock { Array($0.connections.values) }
         for entry in remaining { entry.handler.execute { $0.close() } }
-        let waiters: [CheckedContinuation<Void, Never>] = state.withLock { s in
-            let w = s.drained
-            s.drained.removeAll()
-            return w
-        }
-        for w in waiters { w.resume() }
     }
 
     /// Serves until the surrounding task is cancelled, then shuts down gracefully.

@@ -247,4 +247,47 @@ func unary(_ channel: RPCChannel, _ path: String, _ message: [UInt8], options: C
         }
         await channel.close()
     }
+
+    /// A call that never ends must not hold shutdown past its grace period (it used to wait
+    /// for the connection forever once the timeout had passed).
+    @Test func gracefulShutdownClosesACallThatOutlivesTheGracePeriod() async throws {
+        let server = RPCServer(services: [RawTestService(events: EventLog())],
+                               configuration: RPCServerConfiguration(address: .tcp(host: "127.0.0.1", port: 0)))
+        let port = try await server.start()
+        let channel = try RPCChannel(address: "127.0.0.1:\(port)")
+        let handle = try await channel.openStream(path: "/test.Raw/Bidi", options: CallOptions())
+        try await handle.send([1, 2])
+        var iterator = handle.responses.makeAsyncIterator()
+        #expect(try await iterator.next() == [2, 1])
+        await server.shutdownGracefully(timeout: .milliseconds(300))
+        do {
+            while try await iterator.next() != nil {}
+            Issue.record("the call ended cleanly, but the server should have cut it off")
+        } catch let error as RPCError {
+            #expect(error.code == .unavailable || error.code == .internal || error.code == .cancelled)
+        }
+        await channel.close()
+    }
+
+    /// Stopping by cancellation (as the all-in-one process does) still lets a running call finish.
+    @Test func cancelledServerStillLetsRunningCallFinish() async throws {
+        let server = RPCServer(services: [RawTestService(events: EventLog())],
+                               configuration: RPCServerConfiguration(address: .tcp(host: "127.0.0.1", port: 0)))
+        let port = try await server.start()
+        let channel = try RPCChannel(address: "127.0.0.1:\(port)")
+        let handle = try await channel.openStream(path: "/test.Raw/Bidi", options: CallOptions())
+        try await handle.send([1, 2])
+        var iterator = handle.responses.makeAsyncIterator()
+        #expect(try await iterator.next() == [2, 1])
+        let serving = Task { await server.runUntilCancelled(gracePeriod: .seconds(20)) }
+        serving.cancel()
+        try await Task.sleep(for: .milliseconds(100))
+        try await handle.send([3, 4])
+        #expect(try await iterator.next() == [4, 3])
+        try await handle.finishSending()
+        #expect(try await iterator.next() == nil)
+        await serving.value
+        await channel.close()
+    }
 }
+

@@ -8,15 +8,12 @@ Environment:
                        interop-server / interop-client, to check the tests themselves
 """
 
+import importlib.util
 import os
-import queue
-import re
 import shutil
 import socket
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -30,7 +27,13 @@ GRPCIO_CLIENT = INTEROP_DIR / "grpcio_client.py"
 sys.path.insert(0, str(INTEROP_DIR))
 import interop_stubs  # noqa: E402
 
-LISTENING = re.compile(r"^LISTENING (\d+)(?: METRICS (\d+))?\s*$")
+# tools/local_cluster.py, the main job's cluster script, is the tests' process handling too;
+# loaded under its own name, as helpers/local_cluster.py is `local_cluster` here.
+_spec = importlib.util.spec_from_file_location("cluster_tools", REPO_ROOT / "tools" / "local_cluster.py")
+cluster_tools = importlib.util.module_from_spec(_spec)
+sys.modules["cluster_tools"] = cluster_tools
+_spec.loader.exec_module(cluster_tools)
+
 REFERENCE_IMPL = os.environ.get("DF_REFERENCE_IMPL") == "1"
 
 
@@ -119,58 +122,19 @@ def shared_tool(name):
     return path
 
 
-class Server:
-    """A server process we started, ready once it printed `LISTENING <port>`."""
+class Server(cluster_tools.Process):
+    """A server process we started, ready once it printed `LISTENING <port>`; a server that
+    does not start fails the test."""
 
     def __init__(self, cmd, log_path, env=None, ready_timeout=30.0):
-        self.cmd = [str(c) for c in cmd]
-        self.log_path = log_path
-        self._log = open(log_path, "w")
-        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=self._log,
-                                     stdin=subprocess.DEVNULL, text=True, env=env)
-        self._lines = queue.Queue()
-        # Drain stdout for the whole life of the process: a full pipe would block it.
-        threading.Thread(target=self._pump, daemon=True).start()
-        self.port = self._wait_listening(ready_timeout)
-        self.address = f"127.0.0.1:{self.port}"
-
-    def _pump(self):
-        for line in self.proc.stdout:
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def _wait_listening(self, timeout):
-        deadline = time.monotonic() + timeout
-        seen = []
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self._lines.get(timeout=left)
-            except queue.Empty:
-                break
-            if line is None:
-                self.stop()
-                pytest.fail(f"{self.cmd} exited ({self.proc.returncode}) before LISTENING;"
-                            f" stdout: {seen}\n{self.log_tail()}")
-            seen.append(line)
-            if match := LISTENING.match(line):
-                # Servers with an operational HTTP port print it after the gRPC one.
-                self.metrics_port = int(match.group(2)) if match.group(2) else None
-                return int(match.group(1))
-        self.stop()
-        pytest.fail(f"{self.cmd} printed no 'LISTENING <port>' in {timeout}s; stdout: {seen}"
-                    f"\n{self.log_tail()}")
-
-    def log_tail(self, lines=40):
-        text = Path(self.log_path).read_text(errors="replace").splitlines()[-lines:]
-        return "--- server stderr (tail)\n" + "\n".join(text)
+        try:
+            super().__init__(cmd, log_path, env=env, ready_timeout=ready_timeout)
+        except cluster_tools.StartFailed as err:
+            pytest.fail(str(err))
 
     def assert_alive(self):
         code = self.proc.poll()
         assert code is None, f"server {self.cmd} died with exit code {code}\n{self.log_tail()}"
-
-    def stop(self):
-        stop_process(self.proc)
-        self._log.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,21 +1,18 @@
 """A manager process for tests: started on free ports, signed in to over REST."""
 
-import json
 import os
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import grpc
 from dragonfly_api import manager_pb2_grpc
 
-from conftest import Server, binary
+from conftest import Server, binary, cluster_tools
 
-ROOT_PASSWORD = "root-password-1"
+ROOT_PASSWORD = cluster_tools.ROOT_PASSWORD
 
 
-class Manager:
+class Manager(cluster_tools.ManagerREST):
     def __init__(self, root, database_url=None):
         self.root = Path(root)
         self.database_url = database_url
@@ -42,34 +39,9 @@ class Manager:
         self.server.stop()
         self.start()
 
-    def call(self, method, path, body=None, token=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.rest + path, data=data, method=method)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        if token:
-            req.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(req, timeout=20) as res:
-                raw = res.read()
-                return res.status, (json.loads(raw) if raw else None), res.headers
-        except urllib.error.HTTPError as err:
-            raw = err.read()
-            return err.code, (json.loads(raw) if raw else None), err.headers
-
-    def sign_in(self, name="root", password=ROOT_PASSWORD):
-        status, body, _ = self.call("POST", "/api/v1/users/signin", {"name": name, "password": password})
-        assert status == 200, body
-        return body["token"]
-
     def stop(self):
         self.server.stop()
 
 
 def wait_for(predicate, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
+    return cluster_tools.wait_for(predicate, timeout)

@@ -5,6 +5,7 @@ Prints `LISTENING <port>` once bound. Usage: range_origin.py PORT DIR [DELAY_SEC
 `/redirect/NAME` answers 307 to `/NAME?sig=<random>`; a name ending `.trunc` is cut short."""
 import http.server
 import os
+import signal
 import sys
 import time
 import uuid
@@ -61,6 +62,8 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         dst.write(data)
 
 
+# SIGTERM is how the cluster script stops everything: a clean exit, not a kill.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), partial(Handler, directory=sys.argv[2]))
 print("LISTENING %d" % server.server_address[1], flush=True)
 server.serve_forever()

@@ -3,26 +3,33 @@ import Foundation
 
 /// The manager's configuration; YAML keys follow Dragonfly's manager config where it has
 /// them (`server.grpc`, `server.rest`, `database`, `auth.jwt`).
-struct ManagerConfig: Sendable {
-    var listenIP = "0.0.0.0"
-    var grpcPort = 65003
-    var restPort = 8080
-    var dataDir = "/var/lib/dragonfly/manager"
+public struct ManagerConfig: Sendable {
+    public var listenIP = "0.0.0.0"
+    public var grpcPort = 65003
+    public var restPort = 8080
+    public var dataDir = "/var/lib/dragonfly/manager"
     /// `postgres://…`; nil means the SQLite file `manager.db` in `dataDir`.
-    var databaseURL: String?
-    var rpcLimits = RPCLimits()
-    var tls = TLSFiles()
+    public var databaseURL: String?
+    public var rpcLimits = RPCLimits()
+    public var tls = TLSFiles()
     /// The REST side: a connection idle this long is closed; header blocks over
     /// `restMaxHeaderBytes` are refused by the parser.
-    var restIdleTimeout: Duration = .seconds(60)
-    var restMaxHeaderBytes = 32 << 10
-    var jwtKey: String?
-    var jwtTimeout: Duration = .seconds(2 * 24 * 3600)
+    public var restIdleTimeout: Duration = .seconds(60)
+    public var restMaxHeaderBytes = 32 << 10
+    public var jwtKey: String?
+    public var jwtTimeout: Duration = .seconds(2 * 24 * 3600)
     /// An instance silent this long is marked inactive even if its stream never closed.
-    var keepAliveTimeout: Duration = .seconds(60)
+    public var keepAliveTimeout: Duration = .seconds(60)
 
-    static func load(path: String) throws -> ManagerConfig {
-        let y = try YAMLConfig(path: path)
+    public init() {}
+
+    public static func load(path: String) throws -> ManagerConfig {
+        try load(YAMLConfig(path: path))
+    }
+
+    /// Reads parsed YAML over the defaults; unknown keys are an error naming the key.
+    public static func load(_ y: YAMLConfig) throws -> ManagerConfig {
+        let path = y.path
         var c = ManagerConfig()
         if let v = try y.int("server.grpc.port.start") ?? y.int("server.grpc.port") { c.grpcPort = v }
         if let v = try y.string("server.grpc.listenIP") { c.listenIP = v }

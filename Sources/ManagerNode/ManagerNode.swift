@@ -1,0 +1,155 @@
+import DragonflyCommon
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import Logging
+import ManagerCore
+import ManagerService
+import NIOCore
+import RPCServices
+import RPCTransport
+import SQLStore
+
+/// A running manager: the gRPC server, the REST server and the background work (preheat
+/// jobs, peer counts, keep-alive expiry), started together so a caller learns the bound
+/// ports before anything else is started against them.
+public final class ManagerNode: Sendable {
+    public let grpcPort: Int
+    public let restPort: Int
+    private let grpc: RPCServer
+    private let rest: Task<Void, any Error>
+    private let store: ManagerStore
+    private let db: any SQLDatabase
+    private let preheats: PreheatRunner
+    private let inspector: ClusterInspector
+    private let keepAliveTimeout: Double
+    private let logger: Logger
+
+    /// Opens the store (creating root on first start), then binds gRPC and REST.
+    /// `metrics` receives the manager's own series (`dragonfly_manager_…`).
+    public static func start(_ c: ManagerConfig, metrics: MetricsRegistry, logger: Logger) async throws -> ManagerNode {
+        try FileManager.default.createDirectory(atPath: c.dataDir, withIntermediateDirectories: true)
+        let db: any SQLDatabase
+        if let url = c.databaseURL {
+            db = try await PostgresDatabase(url: url)
+        } else {
+            db = try SQLiteDatabase(path: (c.dataDir as NSString).appendingPathComponent("manager.db"))
+        }
+        let store = ManagerStore(db: db, logger: logger)
+        let initial = ProcessInfo.processInfo.environment["DRAGONFLY_INITIAL_ROOT_PASSWORD"]
+        if let generated = try await store.prepare(rootPassword: initial) {
+            FileHandle.standardError.write(Data(
+                "manager: created user root with password \(generated) (shown once; set DRAGONFLY_INITIAL_ROOT_PASSWORD to choose it)\n".utf8))
+        }
+        let signer = JWTSigner(key: try jwtKey(c), lifetime: Double(c.jwtTimeout.components.seconds))
+
+        let (_, services) = StandardServices.make(for: [ManagerRPCService(store: store, logger: logger)])
+        let grpc = RPCServer(services: services,
+                             configuration: RPCServerConfiguration(address: .tcp(host: c.listenIP, port: c.grpcPort), tls: c.tls.server)
+                                 .limited(by: c.rpcLimits),
+                             logger: logger)
+        let grpcPort = try await grpc.start()
+        let inspector = ClusterInspector(store: store, metrics: metrics, tls: c.tls.client, logger: logger)
+        let restAPI = ManagerREST(store: store, signer: signer, metrics: metrics, inspector: inspector)
+        let http1 = HTTP1Channel.Configuration(
+            idleTimeout: .nanoseconds(Int64(c.restIdleTimeout.components.seconds) * 1_000_000_000),
+            httpDecoderConfiguration: .init(maxHeaderFieldSize: c.restMaxHeaderBytes, maxHeaderListSize: c.restMaxHeaderBytes,
+                                             maxHeaderFieldCount: 200))
+        // Hummingbird reports its bound port from inside `runService`; the stream carries
+        // it out, or the error that kept the server from starting (a port in use).
+        let (bound, boundSink) = AsyncThrowingStream<Int, any Error>.makeStream()
+        let app = Application(router: restAPI.router(), server: .http1(configuration: http1),
+                              configuration: .init(address: .hostname(c.listenIP, port: c.restPort)),
+                              onServerRunning: { channel in
+                                  boundSink.yield(channel.localAddress?.port ?? c.restPort)
+                              }, logger: logger)
+        let rest = Task {
+            do {
+                try await app.runService(gracefulShutdownSignals: [])
+                boundSink.finish()
+            } catch {
+                boundSink.finish(throwing: error)
+                throw error
+            }
+        }
+        var restPort: Int?
+        do {
+            for try await port in bound { restPort = port; break }
+        } catch {
+            await grpc.shutdownGracefully(timeout: .seconds(1))
+            await db.close()
+            throw StartError("REST server failed to start on \(c.listenIP):\(c.restPort): \(error)")
+        }
+        guard let restPort else {
+            await grpc.shutdownGracefully(timeout: .seconds(1))
+            await db.close()
+            throw StartError("REST server failed: it stopped before it started")
+        }
+        logger.info("manager serving gRPC on \(c.listenIP):\(grpcPort), REST on \(c.listenIP):\(restPort)")
+        return ManagerNode(grpcPort: grpcPort, restPort: restPort, grpc: grpc, rest: rest, store: store, db: db,
+                           preheats: PreheatRunner(store: store, tls: c.tls.client, logger: logger), inspector: inspector,
+                           keepAliveTimeout: Double(c.keepAliveTimeout.components.seconds), logger: logger)
+    }
+
+    private init(grpcPort: Int, restPort: Int, grpc: RPCServer, rest: Task<Void, any Error>, store: ManagerStore, db: any SQLDatabase,
+                 preheats: PreheatRunner, inspector: ClusterInspector, keepAliveTimeout: Double, logger: Logger) {
+        self.grpcPort = grpcPort
+        self.restPort = restPort
+        self.grpc = grpc
+        self.rest = rest
+        self.store = store
+        self.db = db
+        self.preheats = preheats
+        self.inspector = inspector
+        self.keepAliveTimeout = keepAliveTimeout
+        self.logger = logger
+    }
+
+    /// Serves until the calling task is cancelled and, with `stopOnSignal`, until SIGTERM or
+    /// SIGINT. Throws if the REST server fails, which must not leave half a manager running.
+    public func run(stopOnSignal: Bool = true) async throws {
+        let (store, logger, timeout, rest) = (store, logger, keepAliveTimeout, rest)
+        defer { rest.cancel() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await withTaskCancellationHandler { try await rest.value } onCancel: { rest.cancel() } }
+            group.addTask { [preheats] in await preheats.run() }
+            group.addTask { [inspector] in await inspector.syncPeers(every: .seconds(30)) }
+            group.addTask {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .seconds(max(1, timeout / 4)))
+                    if let n = try? await store.expireKeepAlives(olderThan: timeout), n > 0 {
+                        logger.info("\(n) instance(s) silent for \(Int(timeout))s marked inactive")
+                    }
+                }
+            }
+            group.addTask { [grpc] in
+                if stopOnSignal { await grpc.runUntilTerminated() } else { await grpc.runUntilCancelled() }
+            }
+            defer { group.cancelAll() }
+            do {
+                _ = try await group.next()
+            } catch {
+                logger.critical("REST server failed: \(error)")
+                throw error
+            }
+        }
+        await db.close()
+        logger.info("manager stopped")
+    }
+
+    /// The JWT key from the config, else one kept in the data dir so sessions survive restarts.
+    static func jwtKey(_ c: ManagerConfig) throws -> String {
+        if let key = c.jwtKey, !key.isEmpty { return key }
+        let path = (c.dataDir as NSString).appendingPathComponent("jwt.key")
+        if let existing = try? String(contentsOfFile: path, encoding: .utf8), !existing.isEmpty { return existing }
+        let key = Secrets.hex(Secrets.randomBytes(32))
+        FileManager.default.createFile(atPath: path, contents: Data(key.utf8), attributes: [.posixPermissions: 0o600])
+        return key
+    }
+}
+
+/// A manager that could not start; the message says which part and why.
+public struct StartError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,123 @@
+import DragonflyCommon
+import Foundation
+import HTTPServing
+import Logging
+import ManagerClient
+import PeerDaemon
+import PeerStorage
+import RegistryMirror
+import RPCServices
+import RPCTransport
+
+/// A running dfdaemon or seed peer: the shared gRPC/HTTP port (or gRPC over TLS plus a
+/// plaintext HTTP port), the local unix socket, and the background work — announcing to
+/// the scheduler, following the manager, a seed peer's keep-alive, garbage collection.
+public final class PeerNode: Sendable {
+    /// The shared port (gRPC, and HTTP/1.1 unless TLS is on).
+    public let port: Int
+    /// With TLS, the plaintext mirror and /metrics port, if one is configured.
+    public let httpPort: Int?
+    private let config: DaemonConfig
+    private let daemon: Daemon
+    private let server: RPCServer
+    private let httpListener: HTTPListener?
+    private let local: RPCServer?
+    private let mirror: MirrorResponder
+    private let logger: Logger
+
+    /// Opens the cache and binds the ports. `metrics` receives the daemon's series
+    /// (`dragonfly_dfdaemon_…`).
+    public static func start(_ c: DaemonConfig, metrics: MetricsRegistry, logger: Logger) async throws -> PeerNode {
+        let store = try PieceStore(directory: c.dataDir)
+        let daemon = Daemon(config: c, store: store, origin: .forHosts(insecure: c.proxy.insecureHosts),
+                            metrics: metrics, logger: logger)
+        let http = HTTPEndpointServer.operational(metrics: metrics)
+        let (_, services) = StandardServices.make(for: [
+            DownloadService(daemon: daemon), UploadService(daemon: daemon), PieceTransferService(daemon: daemon),
+        ])
+        var tcp = RPCServerConfiguration(address: .tcp(host: c.listenIP, port: c.port), tls: c.tls.server).limited(by: c.rpcLimits)
+        tcp.maxReceiveMessageSize = 80 << 20
+        tcp.maxSendMessageSize = 80 << 20
+        let mirror = MirrorResponder(daemon: daemon, operational: http, logger: logger)
+        let httpLimits = c.httpLimits
+        tcp.otherProtocol = { channel in try HTTPConnection.serve(channel, responder: mirror, limits: httpLimits, logger: logger) }
+        let server = RPCServer(services: services, configuration: tcp, logger: logger)
+        let bound = try await server.start()
+        daemon.setBoundPort(bound)
+        // A TLS port carries gRPC only; the HTTP/1.1 side then gets a port of its own.
+        var httpListener: HTTPListener?
+        var local: RPCServer?
+        do {
+            if tcp.tls != nil {
+                if let port = c.httpPort {
+                    httpListener = try await HTTPListener.start(host: c.listenIP, port: port, responder: mirror, limits: httpLimits, logger: logger)
+                } else {
+                    logger.warning("gRPC is served over TLS and http.port is not set: no registry mirror or /metrics")
+                }
+            }
+            if let path = c.unixSocket {
+                try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                let (_, localServices) = StandardServices.make(for: [DownloadService(daemon: daemon)])
+                let s = RPCServer(services: localServices, configuration: RPCServerConfiguration(address: .unix(path: path)), logger: logger)
+                try await s.start()
+                local = s
+            }
+        } catch {
+            await httpListener?.stop()
+            await server.shutdownGracefully(timeout: .seconds(1))
+            await daemon.close()
+            throw error
+        }
+        logger.info("dfdaemon \(c.hostID) serving on \(c.listenIP):\(bound)\(c.unixSocket.map { " and unix:\($0)" } ?? ""), schedulers: \(c.schedulers)")
+        return PeerNode(port: bound, httpPort: httpListener?.port, config: c, daemon: daemon, server: server,
+                        httpListener: httpListener, local: local, mirror: mirror, logger: logger)
+    }
+
+    private init(port: Int, httpPort: Int?, config: DaemonConfig, daemon: Daemon, server: RPCServer, httpListener: HTTPListener?,
+                 local: RPCServer?, mirror: MirrorResponder, logger: Logger) {
+        self.port = port
+        self.httpPort = httpPort
+        self.config = config
+        self.daemon = daemon
+        self.server = server
+        self.httpListener = httpListener
+        self.local = local
+        self.mirror = mirror
+        self.logger = logger
+    }
+
+    /// Serves until the calling task is cancelled and, with `stopOnSignal`, until SIGTERM or
+    /// SIGINT; then leaves the scheduler and closes.
+    public func run(stopOnSignal: Bool = true) async {
+        let c = config
+        let daemon = daemon
+        let announcer = Task { await daemon.announceHost() }
+        // A seed peer is registered with the manager and kept alive there, like a scheduler.
+        var seedRegistration: Task<Void, Never>?
+        if c.seedPeer, let address = c.managerAddress {
+            let announcer = ManagerAnnouncer(address: address, identity: .init(
+                hostname: c.hostname, ip: c.ip, idc: c.idc.isEmpty ? nil : c.idc, location: c.location.isEmpty ? nil : c.location,
+                clusterID: c.seedPeerClusterID, role: .seedPeer(type: "super", port: Int32(port), downloadPort: Int32(port))),
+                interval: c.keepAliveInterval, tls: c.tls.client, logger: logger)
+            seedRegistration = Task { await announcer.run() }
+        }
+        // Fixed schedulers win; otherwise the manager says which to use.
+        var discovery: Task<Void, Never>?
+        if c.schedulers.isEmpty, let address = c.managerAddress {
+            let refresh = c.schedulerRefreshInterval
+            discovery = Task { await daemon.followManager(address, interval: refresh) }
+        }
+        let gc = Task { await daemon.collectGarbage() }
+        if stopOnSignal { await server.runUntilTerminated() } else { await server.runUntilCancelled() }
+        await httpListener?.stop()
+        announcer.cancel()
+        discovery?.cancel()
+        seedRegistration?.cancel()
+        await daemon.leave()
+        gc.cancel()
+        await local?.shutdownGracefully(timeout: .seconds(1))
+        await daemon.close()
+        await mirror.shutdown()
+        logger.info("dfdaemon stopped")
+    }
+}

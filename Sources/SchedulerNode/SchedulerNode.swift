@@ -1,0 +1,79 @@
+import DragonflyCommon
+import Foundation
+import Logging
+import ManagerClient
+import RPCServices
+import RPCTransport
+import SchedulerCore
+import SchedulerService
+
+/// A running scheduler: gRPC, /metrics and /healthy, garbage collection and, with a
+/// manager address, registration and keep-alive with the manager.
+public final class SchedulerNode: Sendable {
+    public let grpcPort: Int
+    public let metricsPort: Int
+    private let server: RPCServer
+    private let http: HTTPEndpointServer
+    private let engine: SchedulerEngine
+    private let seeds: SeedPeerClient
+    private let announcer: ManagerAnnouncer?
+    private let logger: Logger
+
+    /// Binds both ports. `registry` receives the scheduler's series (`dragonfly_scheduler_…`).
+    public static func start(_ c: SchedulerConfig, registry: MetricsRegistry, logger: Logger) async throws -> SchedulerNode {
+        try c.validate()
+        try FileManager.default.createDirectory(atPath: c.dataDir, withIntermediateDirectories: true)
+        let metrics = SchedulerMetrics(registry: registry)
+        let engine = SchedulerEngine(settings: c.settings, metrics: metrics, logger: logger)
+        let seeds = SeedPeerClient(tls: c.tls.client)
+        await engine.setSeedDownloader { await seeds.download($0) }
+        let service = SchedulerRPCService(engine: engine, settings: c.settings, metrics: metrics)
+        let (_, services) = StandardServices.make(for: [service, SchedulerInspectService(engine: engine)])
+        let server = RPCServer(services: services,
+                               configuration: RPCServerConfiguration(address: .tcp(host: c.listenIP, port: c.port), tls: c.tls.server)
+                                   .limited(by: c.rpcLimits),
+                               logger: logger)
+        let grpcPort = try await server.start()
+        let http = HTTPEndpointServer.operational(metrics: registry)
+        let metricsPort: Int
+        do {
+            metricsPort = try await http.start(host: c.metricsIP, port: c.metricsPort)
+        } catch {
+            await server.shutdownGracefully(timeout: .seconds(1))
+            throw error
+        }
+        logger.info("scheduler serving gRPC on \(c.listenIP):\(grpcPort), metrics on \(c.metricsIP):\(metricsPort)")
+        let announcer = c.managerAddress.map { address in
+            ManagerAnnouncer(address: address, identity: .init(
+                hostname: c.hostname, ip: c.advertiseIP, idc: c.idc, location: c.location, clusterID: c.schedulerClusterID,
+                role: .scheduler(port: Int32(c.advertisePort ?? grpcPort))),
+                interval: c.keepAliveInterval, tls: c.tls.client)
+        }
+        return SchedulerNode(grpcPort: grpcPort, metricsPort: metricsPort, server: server, http: http, engine: engine,
+                             seeds: seeds, announcer: announcer, logger: logger)
+    }
+
+    private init(grpcPort: Int, metricsPort: Int, server: RPCServer, http: HTTPEndpointServer, engine: SchedulerEngine,
+                 seeds: SeedPeerClient, announcer: ManagerAnnouncer?, logger: Logger) {
+        self.grpcPort = grpcPort
+        self.metricsPort = metricsPort
+        self.server = server
+        self.http = http
+        self.engine = engine
+        self.seeds = seeds
+        self.announcer = announcer
+        self.logger = logger
+    }
+
+    /// Serves until the calling task is cancelled and, with `stopOnSignal`, until SIGTERM or SIGINT.
+    public func run(stopOnSignal: Bool = true) async {
+        let gc = Task { [engine] in await engine.runGarbageCollection() }
+        let registration = announcer.map { a in Task { await a.run() } }
+        if stopOnSignal { await server.runUntilTerminated() } else { await server.runUntilCancelled() }
+        gc.cancel()
+        registration?.cancel()
+        await http.stop()
+        await seeds.close()
+        logger.info("scheduler stopped")
+    }
+}
