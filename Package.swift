@@ -81,7 +81,7 @@ let package = Package(
         // The dfdaemon's configuration (Dragonfly's keys), apart from the engine that uses it.
         .target(name: "PeerConfig", dependencies: ["DragonflyCommon", "HTTPServing"]),
         .target(name: "PeerDaemon", dependencies: [
-            "PeerConfig", "PeerStorage", "DragonflyCommon", "GeneratedAPI", "RPCCore", "RPCTransport", "HTTPServing",
+            "PeerConfig", "PeerStorage", "VortexProtocol", "VortexTransport", "DragonflyCommon", "GeneratedAPI", "RPCCore", "RPCTransport", "HTTPServing",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
@@ -106,6 +106,14 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Vortex, the Rust dfdaemon's piece transport: the packet codec, then TCP.
+        .target(name: "VortexProtocol"),
+        .target(name: "VortexTransport", dependencies: [
+            "VortexProtocol",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Each server assembled from its parts and started, for its own executable and for all-in-one.
         .target(name: "ManagerNode", dependencies: [
             "ManagerService", "ManagerCore", "SQLStore", "DragonflyCommon", "RPCTransport", "RPCServices",
@@ -118,7 +126,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "PeerNode", dependencies: [
-            "PeerDaemon", "PeerConfig", "PeerStorage", "RegistryMirror", "HTTPServing", "ManagerClient", "RPCTransport",
+            "PeerDaemon", "PeerConfig", "PeerStorage", "RegistryMirror", "HTTPServing", "ManagerClient", "RPCTransport", "VortexTransport",
             "RPCServices", "DragonflyCommon",
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -203,13 +211,17 @@ let package = Package(
         .target(name: "CFuzzMain", path: "Tests/Fuzz/CFuzzMain"),
         .executableTarget(name: "DragonflyFuzz", dependencies: [
             "CFuzzMain", "RPCTransport", "RPCCore", "GeneratedAPI", "ProtoCore", "HTTPServing", "MirrorRouting",
-            "PeerConfig", "SchedulerService", "DragonflyCommon",
+            "PeerConfig", "SchedulerService", "DragonflyCommon", "VortexProtocol",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ], path: "Tests/Fuzz/DragonflyFuzz", swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
 
+        .testTarget(name: "VortexTests", dependencies: ["VortexProtocol", "VortexTransport",
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "DragonflyCommonTests", dependencies: [
             "DragonflyCommon", .product(name: "CoreMetrics", package: "swift-metrics"),
         ]),

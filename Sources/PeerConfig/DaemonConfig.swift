@@ -44,6 +44,19 @@ public struct DaemonConfig: Sendable {
     public var tls = TLSFiles()
     /// The HTTP/1.1 side of the port (mirror, /metrics): `http.*`.
     public var httpLimits = HTTPLimits()
+    /// The Vortex TCP port other peers fetch piece bytes from (`storage.server.tcpPort`);
+    /// 0 lets the OS choose, which works because the port is advertised in SyncPieces; nil
+    /// (`-1` in the file) turns the Vortex server off.
+    public var vortexPort: Int? = 0
+    /// How this peer fetches piece bytes from parents (`download.protocol`): `grpc` uses our
+    /// piece stream and falls back to Vortex for a parent without it (a Rust dfdaemon); `tcp`
+    /// uses Vortex with every parent that advertises a port.
+    public var downloadProtocol = PieceProtocol.grpc
+
+    public enum PieceProtocol: String, Sendable {
+        case grpc, tcp
+    }
+
     /// With TLS on the shared port, the HTTP/1.1 side (mirror, /metrics) listens here
     /// in plaintext instead (`http.port`); nil turns it off in that case.
     public var httpPort: Int?
@@ -93,6 +106,11 @@ public struct DaemonConfig: Sendable {
         if let v = try y.string("host.hostname") { c.hostname = v }
         if let v = try y.string("host.idc") { c.idc = v }
         if let v = try y.string("host.location") { c.location = v }
+        if let v = try y.int("storage.server.tcpPort") { c.vortexPort = v == -1 ? nil : try bounded(v, 0...65535, "storage.server.tcpPort", path) }
+        if let v = try y.string("download.protocol") {
+            guard let p = PieceProtocol(rawValue: v) else { throw ConfigError("\(path): download.protocol must be grpc or tcp, not \(v)") }
+            c.downloadProtocol = p
+        }
         try c.proxy.load(y)
         try c.rpcLimits.load(y)
         try c.tls.load(y)

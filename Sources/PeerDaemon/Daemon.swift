@@ -34,7 +34,12 @@ public final class Daemon: Sendable {
 
     public var schedulers: [String] { schedulerList.withLock { $0 } }
 
+    /// The Vortex server's port, advertised to children in SyncPieces; nil when it is off.
+    private let vortexListenPort = Mutex<Int?>(nil)
+
     public func setBoundPort(_ port: Int) { boundPort.withLock { $0 = port } }
+    public func setVortexPort(_ port: Int) { vortexListenPort.withLock { $0 = port } }
+    var vortexPort: Int? { vortexListenPort.withLock { $0 } }
     var advertisedPort: Int { boundPort.withLock { $0 } ?? config.port }
 
     public init(config: DaemonConfig, store: PieceStore, origin: OriginClient = OriginClient(),
@@ -81,6 +86,11 @@ public final class Daemon: Sendable {
         let seconds = Double(cost.components.seconds) + Double(cost.components.attoseconds) / 1e18
         metrics.secondsHistogram("download_piece_cost_seconds", buckets: MetricsRegistry.latencyBuckets,
                                  help: "Time to download one piece").record(seconds)
+    }
+
+    /// A piece from a parent, by how its bytes came: `stream` (our piece stream) or `vortex`.
+    func recordParentPiece(transport: String) {
+        metrics.counter("parent_piece_total", [("transport", transport)], help: "Pieces fetched from parents, by transport").increment()
     }
 
     func channel(_ address: String) throws -> RPCChannel { try channels.channel(address) }

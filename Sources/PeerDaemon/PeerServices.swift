@@ -55,6 +55,7 @@ public struct UploadService: Dfdaemon_V2_DfdaemonUploadProvider {
                     $0.offset = p.offset
                     $0.length = p.length
                     $0.ip = daemon.config.ip
+                    $0.tcpPort = daemon.vortexPort.map { Int32($0) }
                 })
             }
             if !wanted.isEmpty && sent.isSuperset(of: wanted) { return }
@@ -80,39 +81,23 @@ public struct PieceTransferService: Dfswift_Peer_V1_PieceTransferProvider {
         // Each child's stream gets its own upload budget.
         let uploadLimit = TokenBucket(bytesPerSecond: daemon.config.perPeerUploadRateLimit)
         for try await request in requests {
-            let deadline = ContinuousClock.now + daemon.config.pieceTimeout
-            while true {
-                // A task this peer does not have at all will not appear by waiting (its store
-                // was wiped, or the scheduler is stale): say so at once.
-                guard let m = try? await daemon.store.metadata(request.taskId) else {
-                    throw RPCError(code: .notFound, message: "task \(request.taskId) is not here")
-                }
-                if let p = m.pieces[request.number] {
-                    let bytes: [UInt8]
-                    do { bytes = try await daemon.store.readPiece(taskID: request.taskId, number: request.number) } catch {
-                        throw RPCError(code: .dataLoss, message: "\(error)")
-                    }
-                    try await uploadLimit.take(bytes.count)
-                    try await responses.write(Dfswift_Peer_V1_PieceResponse.with {
-                        $0.number = p.number
-                        $0.offset = p.offset
-                        $0.length = p.length
-                        $0.digest = p.digest
-                        $0.content = bytes
-                    })
-                    daemon.metrics.counter("upload_traffic_total", help: "Bytes served to other peers").increment(by: Int64(bytes.count))
-                    break
-                }
-                guard ContinuousClock.now < deadline else {
-                    throw RPCError(code: .notFound, message: "piece \(request.number) of \(request.taskId) is not here")
-                }
-                // Waiting only makes sense while this peer is still fetching the task: if its
-                // own download failed, the child should look elsewhere now, not at the timeout.
-                guard m.finished || daemon.isFetching(request.taskId) else {
-                    throw RPCError(code: .notFound, message: "piece \(request.number) of \(request.taskId) is not here and no download of it is running")
-                }
-                try await Task.sleep(for: .milliseconds(20))
+            let (p, bytes): (TaskMetadata.Piece, [UInt8])
+            do {
+                (p, bytes) = try await daemon.waitForPiece(taskID: request.taskId, number: request.number)
+            } catch .notHere(let why) {
+                throw RPCError(code: .notFound, message: why)
+            } catch .unreadable(let why) {
+                throw RPCError(code: .dataLoss, message: why)
             }
+            try await uploadLimit.take(bytes.count)
+            try await responses.write(Dfswift_Peer_V1_PieceResponse.with {
+                $0.number = p.number
+                $0.offset = p.offset
+                $0.length = p.length
+                $0.digest = p.digest
+                $0.content = bytes
+            })
+            daemon.countUpload(bytes.count)
         }
     }
 }
@@ -161,26 +146,4 @@ final class IDBox: Sendable {
     private let ids = Mutex(("", ""))
     func set(_ task: String, _ peer: String) { ids.withLock { $0 = (task, peer) } }
     func get() -> (String, String) { ids.withLock { $0 } }
-}
-
-extension Daemon {
-    /// Takes an upload slot, or refuses as upstream does when the peer is saturated: the
-    /// child then reports the parent and gets another (or goes to the origin).
-    func beginUpload() throws(RPCError) {
-        let limit = config.concurrentUploadLimit
-        let taken = uploadsInProgress.withLock { n -> Bool in
-            guard n < limit else { return false }
-            n += 1
-            return true
-        }
-        guard taken else {
-            metrics.counter("upload_refused_total", help: "Piece streams refused because upload.concurrentLimit was reached").increment()
-            throw RPCError(code: .resourceExhausted, message: "this peer already serves \(limit) uploads (upload.concurrentLimit)")
-        }
-    }
-
-    func endUpload() { uploadsInProgress.withLock { $0 -= 1 } }
-
-    /// True while a fetch of the task's missing pieces is running here.
-    func isFetching(_ taskID: String) -> Bool { inflight.withLock { $0[taskID] != nil } }
 }

@@ -8,6 +8,7 @@ import PeerStorage
 import RegistryMirror
 import RPCServices
 import RPCTransport
+import VortexTransport
 
 /// A running dfdaemon or seed peer: the shared gRPC/HTTP port (or gRPC over TLS plus a
 /// plaintext HTTP port), the local unix socket, and the background work — announcing to
@@ -17,10 +18,13 @@ public final class PeerNode: Sendable {
     public let port: Int
     /// With TLS, the plaintext mirror and /metrics port, if one is configured.
     public let httpPort: Int?
+    /// The Vortex piece port, unless it is turned off.
+    public let vortexPort: Int?
     private let config: DaemonConfig
     private let daemon: Daemon
     private let server: RPCServer
     private let httpListener: HTTPListener?
+    private let vortex: VortexServer?
     private let local: RPCServer?
     private let mirror: MirrorResponder
     private let logger: Logger
@@ -47,7 +51,13 @@ public final class PeerNode: Sendable {
         // A TLS port carries gRPC only; the HTTP/1.1 side then gets a port of its own.
         var httpListener: HTTPListener?
         var local: RPCServer?
+        var vortex: VortexServer?
         do {
+            if let port = c.vortexPort {
+                let server = try await VortexServer.start(host: c.listenIP, port: port, source: VortexUploadSource(daemon: daemon), logger: logger)
+                daemon.setVortexPort(server.port)
+                vortex = server
+            }
             if tcp.tls != nil {
                 if let port = c.httpPort {
                     httpListener = try await HTTPListener.start(host: c.listenIP, port: port, responder: mirror, limits: httpLimits, logger: logger)
@@ -63,20 +73,23 @@ public final class PeerNode: Sendable {
                 local = s
             }
         } catch {
+            await vortex?.stop()
             await httpListener?.stop()
             await server.shutdownGracefully(timeout: .seconds(1))
             await daemon.close()
             throw error
         }
-        logger.info("dfdaemon \(c.hostID) serving on \(c.listenIP):\(bound)\(c.unixSocket.map { " and unix:\($0)" } ?? ""), schedulers: \(c.schedulers)")
-        return PeerNode(port: bound, httpPort: httpListener?.port, config: c, daemon: daemon, server: server,
-                        httpListener: httpListener, local: local, mirror: mirror, logger: logger)
+        logger.info("dfdaemon \(c.hostID) serving on \(c.listenIP):\(bound)\(c.unixSocket.map { " and unix:\($0)" } ?? "")\(vortex.map { ", Vortex on \($0.port)" } ?? ""), schedulers: \(c.schedulers)")
+        return PeerNode(port: bound, httpPort: httpListener?.port, vortexPort: vortex?.port, config: c, daemon: daemon, server: server,
+                        httpListener: httpListener, vortex: vortex, local: local, mirror: mirror, logger: logger)
     }
 
-    private init(port: Int, httpPort: Int?, config: DaemonConfig, daemon: Daemon, server: RPCServer, httpListener: HTTPListener?,
-                 local: RPCServer?, mirror: MirrorResponder, logger: Logger) {
+    private init(port: Int, httpPort: Int?, vortexPort: Int?, config: DaemonConfig, daemon: Daemon, server: RPCServer,
+                 httpListener: HTTPListener?, vortex: VortexServer?, local: RPCServer?, mirror: MirrorResponder, logger: Logger) {
         self.port = port
         self.httpPort = httpPort
+        self.vortexPort = vortexPort
+        self.vortex = vortex
         self.config = config
         self.daemon = daemon
         self.server = server
@@ -110,6 +123,7 @@ public final class PeerNode: Sendable {
         let gc = Task { await daemon.collectGarbage() }
         if stopOnSignal { await server.runUntilTerminated() } else { await server.runUntilCancelled() }
         await httpListener?.stop()
+        await vortex?.stop()
         announcer.cancel()
         discovery?.cancel()
         seedRegistration?.cancel()

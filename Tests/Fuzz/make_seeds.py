@@ -107,10 +107,26 @@ def taskid_seeds():
         write("taskid", name, text)
 
 
+def vortex_seeds():
+    """First byte: bit 0 picks the parser (0 requests, 1 answers), the rest the chunk size."""
+    task = b"0123456789abcdef" * 4
+    request = struct.pack(">BBI", 7, 0, 68) + task + struct.pack(">I", 3)
+    digest, parent = b"crc32:907060870", b"peer-1"
+    metadata = (struct.pack(">IQQI", 3, 12, 5, len(digest)) + digest + struct.pack(">I", len(parent)) + parent
+                + struct.pack(">BQq", 1, 2, 1693152000))
+    piece = struct.pack(">BBI", 9, 1, 4 + len(metadata)) + struct.pack(">I", len(metadata)) + metadata + b"hello"
+    error = struct.pack(">BBI", 1, 255, 10) + b"\x02not found"
+    close = struct.pack(">BBI", 2, 254, 0)
+    write("vortex", "requests", bytes([0x0a]) + request + request + close)
+    write("vortex", "piece", bytes([0x0b]) + piece)
+    write("vortex", "error-close", bytes([0x03]) + error + close)
+
+
 if __name__ == "__main__":
     h2_seeds()
     grpc_seeds()
     http1_seeds()
     config_seeds()
     taskid_seeds()
+    vortex_seeds()
     print(f"seeds written under {OUT}", file=sys.stderr)

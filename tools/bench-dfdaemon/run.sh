@@ -2,7 +2,8 @@
 # dfdaemon benchmark (prints figures; asserts nothing). On 127.0.0.1, release builds:
 #  (a) cache hit: dfget of a 1 GiB task the daemon already holds, vs nginx serving the
 #      same file to curl; ratio = nginx time / our time (>= 1 means we are as fast).
-#  (b) peer to peer: a second dfdaemon fetching the 1 GiB task from the first, MB/s.
+#  (b) peer to peer: a second dfdaemon fetching the 1 GiB task from the first, MB/s, over
+#      our piece stream; and a third (download.protocol: tcp) over Vortex, side by side.
 #  (c) the first dfdaemon's peak RSS while downloading 1 GiB from the origin.
 # SIZE_MIB overrides the size (default 1024). nginx is used when installed.
 set -euo pipefail
@@ -33,6 +34,9 @@ start sched "$bin/scheduler" --listen-ip 127.0.0.1 --port 0 --metrics-port 0 --d
 sched=127.0.0.1:$(awk '{print $2}' "$work/sched.out")
 start a "$bin/dfdaemon" --listen-ip 127.0.0.1 --port 0 --hostname a --scheduler "$sched" --data-dir "$work/a" --unix-socket "$work/a.sock"
 start b "$bin/dfdaemon" --listen-ip 127.0.0.1 --port 0 --hostname b --scheduler "$sched" --data-dir "$work/b" --unix-socket "$work/b.sock"
+printf 'download:\n  protocol: tcp\n' > "$work/c.yaml"
+start c "$bin/dfdaemon" --listen-ip 127.0.0.1 --port 0 --hostname c --scheduler "$sched" --data-dir "$work/c" --unix-socket "$work/c.sock" \
+    --config "$work/c.yaml"
 apid=${pids[2]}
 sleep 0.5
 
@@ -40,7 +44,13 @@ t0=$(now); "$bin/dfget" "http://$origin/big.bin" -O "$work/first.bin" --daemon "
 rss_a=$(awk '/VmHWM/ {print int($2/1024)}' /proc/$apid/status)
 t2=$(now); "$bin/dfget" "http://$origin/big.bin" -O "$work/p2p.bin" --daemon "unix:$work/b.sock" --quiet; t3=$(now)
 t4=$(now); "$bin/dfget" "http://$origin/big.bin" -O "$work/hit.bin" --daemon "unix:$work/a.sock" --quiet; t5=$(now)
-cmp -s "$work/p2p.bin" "$work/origin/big.bin" && cmp -s "$work/hit.bin" "$work/origin/big.bin" || { echo "content differs!" >&2; exit 1; }
+t8=$(now); "$bin/dfget" "http://$origin/big.bin" -O "$work/vortex.bin" --daemon "unix:$work/c.sock" --quiet; t9=$(now)
+cmp -s "$work/p2p.bin" "$work/origin/big.bin" && cmp -s "$work/hit.bin" "$work/origin/big.bin" \
+    && cmp -s "$work/vortex.bin" "$work/origin/big.bin" || { echo "content differs!" >&2; exit 1; }
+c_port=$(awk '{print $2}' "$work/c.out")
+vortex_pieces=$(curl -s "http://127.0.0.1:$c_port/metrics" | awk -F' ' '/^dragonfly_dfdaemon_parent_piece_total\{transport="vortex"\}/ {print $2}')
+[ -n "$vortex_pieces" ] || { echo "dfdaemon c fetched nothing over Vortex" >&2; exit 1; }
+rm -f "$work/vortex.bin" "$work/p2p.bin" "$work/hit.bin" "$work/first.bin"
 
 nginx_s=""
 if command -v nginx >/dev/null; then
@@ -60,10 +70,12 @@ CONF
 fi
 
 first_s=$(echo "$t1 - $t0" | bc -l); p2p_s=$(echo "$t3 - $t2" | bc -l); hit_s=$(echo "$t5 - $t4" | bc -l)
+vortex_s=$(echo "$t9 - $t8" | bc -l)
 printf '\ndfdaemon benchmark, %d MiB task, loopback, release, 2 cores shared by every process\n' "$size_mib"
 printf '%-52s %12s %10s\n' figure value target
 printf '%-52s %10.2f s\n' "first download (origin via dfdaemon a)" "$first_s"
-printf '%-52s %8.0f MB/s\n' "(b) peer to peer, dfdaemon b from a" "$(echo "$size_mib * 1.048576 / $p2p_s" | bc -l)"
+printf '%-52s %8.0f MB/s\n' "(b) peer to peer, dfdaemon b from a, piece stream" "$(echo "$size_mib * 1.048576 / $p2p_s" | bc -l)"
+printf '%-52s %8.0f MB/s\n' "(b) peer to peer, dfdaemon c over Vortex ($vortex_pieces pieces)" "$(echo "$size_mib * 1.048576 / $vortex_s" | bc -l)"
 printf '%-52s %10d MiB %10s\n' "(c) dfdaemon a peak RSS while downloading" "$rss_a" "<= 150"
 printf '%-52s %10.2f s\n' "cache hit: dfget from a (file already held)" "$hit_s"
 if [ -n "$nginx_s" ]; then

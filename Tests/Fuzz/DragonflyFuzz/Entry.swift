@@ -11,12 +11,13 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     case .http1: HTTP1Target.run(bytes)
     case .config: ConfigTarget.run(bytes)
     case .taskid: TaskIDTarget.run(bytes)
+    case .vortex: VortexTarget.run(bytes)
     }
     return 0
 }
 
 enum FuzzTarget: String, CaseIterable {
-    case h2, grpc, http1, config, taskid
+    case h2, grpc, http1, config, taskid, vortex
 
     static let selected: FuzzTarget = {
         let name = ProcessInfo.processInfo.environment["DF_FUZZ_TARGET"] ?? ""

@@ -1,0 +1,117 @@
+import DragonflyCommon
+import Foundation
+import PeerStorage
+import RPCCore
+import Synchronization
+import VortexProtocol
+import VortexTransport
+
+/// Why a piece cannot be served.
+enum PieceWaitError: Error {
+    /// Not here, and not coming: the task is unknown, or its fetch here has stopped, or the
+    /// piece did not arrive within the piece timeout.
+    case notHere(String)
+    /// Recorded as here, but its bytes cannot be read.
+    case unreadable(String)
+}
+
+extension Daemon {
+    /// Takes an upload slot, or refuses as upstream does when the peer is saturated: the
+    /// child then reports the parent and gets another (or goes to the origin).
+    func beginUpload() throws(RPCError) {
+        let limit = config.concurrentUploadLimit
+        let taken = uploadsInProgress.withLock { n -> Bool in
+            guard n < limit else { return false }
+            n += 1
+            return true
+        }
+        guard taken else {
+            metrics.counter("upload_refused_total", help: "Piece streams refused because upload.concurrentLimit was reached").increment()
+            throw RPCError(code: .resourceExhausted, message: "this peer already serves \(limit) uploads (upload.concurrentLimit)")
+        }
+    }
+
+    func endUpload() { uploadsInProgress.withLock { $0 -= 1 } }
+
+    /// True while a fetch of the task's missing pieces is running here.
+    func isFetching(_ taskID: String) -> Bool { inflight.withLock { $0[taskID] != nil } }
+
+    func countUpload(_ bytes: Int) {
+        metrics.counter("upload_traffic_total", help: "Bytes served to other peers").increment(by: Int64(bytes))
+    }
+
+    /// A piece of a task and its bytes. One that is not here yet is waited for while this
+    /// peer is still fetching the task (it may be on its way), up to the piece timeout.
+    func waitForPiece(taskID: String, number: UInt32) async throws(PieceWaitError) -> (TaskMetadata.Piece, [UInt8]) {
+        let deadline = ContinuousClock.now + config.pieceTimeout
+        while true {
+            // A task this peer does not have at all will not appear by waiting (its store
+            // was wiped, or the scheduler is stale): say so at once.
+            guard let m = try? await store.metadata(taskID) else { throw .notHere("task \(taskID) is not here") }
+            if let p = m.pieces[number] {
+                do {
+                    return (p, try await store.readPiece(taskID: taskID, number: number))
+                } catch {
+                    throw .unreadable("\(error)")
+                }
+            }
+            guard number < m.pieceCount || m.pieceCount == 0 else {
+                throw .notHere("task \(taskID) has \(m.pieceCount) pieces; there is no piece \(number)")
+            }
+            guard ContinuousClock.now < deadline else { throw .notHere("piece \(number) of \(taskID) is not here") }
+            // Waiting only makes sense while this peer is still fetching the task: if its
+            // own download failed, the child should look elsewhere now, not at the timeout.
+            guard m.finished || isFetching(taskID) else {
+                throw .notHere("piece \(number) of \(taskID) is not here and no download of it is running")
+            }
+            do { try await Task.sleep(for: .milliseconds(20)) } catch { throw .notHere("cancelled") }
+        }
+    }
+}
+
+/// The dfdaemon's pieces for Vortex children (Rust dfdaemons, or ours with
+/// `download.protocol: tcp`), under the same limits as the piece stream: a connection takes
+/// an upload slot, and its pieces share one `upload.rateLimit` budget.
+public struct VortexUploadSource: VortexPieceSource {
+    let daemon: Daemon
+    public init(daemon: Daemon) { self.daemon = daemon }
+
+    final class Budget: VortexConnectionBudget {
+        let daemon: Daemon
+        let limit: TokenBucket
+        init(_ daemon: Daemon) {
+            self.daemon = daemon
+            limit = TokenBucket(bytesPerSecond: daemon.config.perPeerUploadRateLimit)
+        }
+
+        func willSend(bytes: Int) async throws {
+            try await limit.take(bytes)
+            daemon.countUpload(bytes)
+        }
+
+        func finish() { daemon.endUpload() }
+    }
+
+    public func openConnection() throws -> any VortexConnectionBudget {
+        do {
+            try daemon.beginUpload()
+        } catch {
+            // No resource-exhausted code in Vortex; the message says what it is.
+            throw VortexErrorPacket(code: .internal, message: error.message)
+        }
+        return Budget(daemon)
+    }
+
+    public func piece(taskID: String, number: UInt32) async throws -> VortexPiece {
+        do {
+            let (p, bytes) = try await daemon.waitForPiece(taskID: taskID, number: number)
+            let metadata = PieceContentMetadata(number: p.number, offset: p.offset, length: p.length, digest: p.digest,
+                                                parentID: p.parentID ?? "", createdAt: Int64(Date().timeIntervalSince1970))
+            return VortexPiece(metadata: metadata, content: bytes)
+        } catch .notHere(let why) {
+            throw VortexErrorPacket(code: .notFound, message: why)
+        } catch .unreadable(let why) {
+            throw VortexErrorPacket(code: .internal, message: why)
+        }
+    }
+}

@@ -1,0 +1,124 @@
+import Logging
+import NIOCore
+import NIOPosix
+import VortexProtocol
+
+/// One piece as a parent serves it.
+public struct VortexPiece: Sendable {
+    public var metadata: PieceContentMetadata
+    public var content: [UInt8]
+
+    public init(metadata: PieceContentMetadata, content: [UInt8]) {
+        self.metadata = metadata
+        self.content = content
+    }
+}
+
+/// Where the server's pieces come from. A thrown `VortexErrorPacket` is sent to the child
+/// as it is; any other error is sent as an internal error with its description.
+public protocol VortexPieceSource: Sendable {
+    /// Called once per connection, before its first request is read; the returned value
+    /// sees each piece this connection sends (`willSend`) and its end (`finish`), so the
+    /// source can apply per-connection limits. A thrown `VortexErrorPacket` is the answer to
+    /// the connection's first request, and the connection ends.
+    func openConnection() throws -> any VortexConnectionBudget
+    func piece(taskID: String, number: UInt32) async throws -> VortexPiece
+}
+
+public protocol VortexConnectionBudget: Sendable {
+    /// Waits until `bytes` may be sent, or throws to refuse the piece.
+    func willSend(bytes: Int) async throws
+    func finish()
+}
+
+/// A Vortex TCP listener. Each connection is read in a task of its own: requests are
+/// answered in order (a piece's metadata and bytes, or an error packet) until the child
+/// closes, sends a close packet, or sends bytes that are not a request, which get an
+/// invalid-argument error packet and the end of the connection.
+public final class VortexServer: Sendable {
+    private let channel: any Channel
+    public var port: Int { channel.localAddress?.port ?? 0 }
+
+    private init(channel: any Channel) { self.channel = channel }
+
+    public static func start(host: String, port: Int, source: some VortexPieceSource, logger: Logger,
+                             group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> VortexServer {
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let wrapped = try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    Task {
+                        do {
+                            try await wrapped.executeThenClose { inbound, outbound in
+                                try await serve(inbound, outbound, source: source)
+                            }
+                        } catch {
+                            logger.debug("Vortex connection from \(channel.remoteAddress?.description ?? "?") ended: \(error)")
+                        }
+                    }
+                }
+            }
+        return VortexServer(channel: try await bootstrap.bind(host: host, port: port).get())
+    }
+
+    public func stop() async {
+        try? await channel.close()
+    }
+
+    private static func serve(_ inbound: NIOAsyncChannelInboundStream<ByteBuffer>, _ outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+                              source: some VortexPieceSource) async throws {
+        let budget: any VortexConnectionBudget
+        do {
+            budget = try source.openConnection()
+        } catch {
+            let refusal = error as? VortexErrorPacket ?? VortexErrorPacket(code: .internal, message: "\(error)")
+            // Answer the first request, so a client that writes before it reads sees why.
+            for try await _ in inbound { break }
+            try await outbound.write(ByteBuffer(bytes: refusal.packet()))
+            return
+        }
+        defer { budget.finish() }
+        var parser = VortexRequestParser()
+        for try await chunk in inbound {
+            let requests: [VortexRequestParser.Request]
+            do {
+                requests = try parser.feed(chunk.readableBytesView)
+            } catch {
+                try await outbound.write(ByteBuffer(bytes: VortexErrorPacket(code: .invalidArgument, message: "\(error)").packet()))
+                return
+            }
+            for request in requests {
+                switch request {
+                case .close:
+                    return
+                case .unsupported(let tag):
+                    let message = "tag \(tag.rawValue) is not served here (only download-piece, 0)"
+                    try await outbound.write(ByteBuffer(bytes: VortexErrorPacket(code: .invalidArgument, message: message).packet()))
+                case .downloadPiece(let want):
+                    try await answer(want, outbound, source: source, budget: budget)
+                }
+            }
+        }
+    }
+
+    private static func answer(_ want: DownloadPieceRequest, _ outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+                               source: some VortexPieceSource, budget: any VortexConnectionBudget) async throws {
+        let piece: VortexPiece
+        do {
+            piece = try await source.piece(taskID: want.taskID, number: want.pieceNumber)
+            try await budget.willSend(bytes: piece.content.count)
+        } catch let refusal as VortexErrorPacket {
+            try await outbound.write(ByteBuffer(bytes: refusal.packet()))
+            return
+        } catch {
+            try await outbound.write(ByteBuffer(bytes: VortexErrorPacket(code: .internal, message: "\(error)").packet()))
+            return
+        }
+        var head = ByteBuffer(bytes: piece.metadata.packetHead())
+        head.writeBytes(piece.content)
+        try await outbound.write(head)
+    }
+}

@@ -1,0 +1,182 @@
+"""Vortex, the piece transport of Dragonfly's Rust dfdaemon, against clients and parents
+written in Python from the protocol's published description (helpers/vortex_spec.py)."""
+
+import os
+import re
+import socket
+import struct
+import sys
+import time
+import urllib.request
+import zlib
+from pathlib import Path
+
+import grpc
+import pytest
+from dragonfly_api import dfdaemon_pb2, dfdaemon_pb2_grpc
+
+from conftest import Server, binary, describe, run
+
+HELPERS = Path(__file__).parent / "helpers"
+sys.path.insert(0, str(HELPERS))
+import vortex_spec  # noqa: E402
+from fake_peer import task_id_of  # noqa: E402
+
+MIB = 1 << 20
+PIECE = 4 * MIB
+
+
+class Cluster:
+    def __init__(self, root, files):
+        self.root = root
+        (root / "origin").mkdir()
+        for name, data in files.items():
+            (root / "origin" / name).write_bytes(data)
+        self.servers = [Server([sys.executable, HELPERS / "range_origin.py", "0", root / "origin"], root / "origin.log")]
+        self.origin = self.servers[0]
+        self.sched = self.add(Server([binary("scheduler"), "--port", "0", "--metrics-port", "0", "--listen-ip", "127.0.0.1",
+                                      "--data-dir", root / "sched"], root / "sched.log"))
+
+    def add(self, server):
+        self.servers.append(server)
+        return server
+
+    def daemon(self, name, config=""):
+        path = self.root / f"{name}.yaml"
+        path.write_text(config)
+        return self.add(Server([binary("dfdaemon"), "--port", "0", "--listen-ip", "127.0.0.1", "--hostname", name,
+                                "--scheduler", self.sched.address, "--data-dir", self.root / name,
+                                "--unix-socket", self.root / f"{name}.sock", "--config", path], self.root / f"{name}.log"))
+
+    def url(self, name):
+        return f"http://{self.origin.address}/{name}"
+
+    def dfget(self, daemon, name):
+        out = self.root / f"{daemon}-{name}"
+        res = run([binary("dfget"), self.url(name), "-O", out, "--daemon", f"unix:{self.root}/{daemon}.sock", "--quiet"], timeout=120)
+        assert res.returncode == 0, describe(res) + Path(self.root / f"{daemon}.log").read_text()[-3000:]
+        return out.read_bytes()
+
+    def origin_gets(self, name):
+        return [l for l in Path(self.origin.log_path).read_text().splitlines() if l.startswith(f"GET /{name}")]
+
+    def stop(self):
+        for s in reversed(self.servers):
+            s.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    made = []
+
+    def make(files):
+        c = Cluster(tmp_path, files)
+        made.append(c)
+        return c
+    yield make
+    for c in made:
+        c.stop()
+
+
+def metric(server, name, labels):
+    with urllib.request.urlopen(f"http://{server.address}/metrics", timeout=10) as res:
+        text = res.read().decode()
+    selector = f"{{{labels}}}" if labels else ""
+    m = re.search(rf"^dragonfly_dfdaemon_{name}{re.escape(selector)} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def sync_pieces(daemon, task_id):
+    stub = dfdaemon_pb2_grpc.DfdaemonUploadStub(grpc.insecure_channel(daemon.address))
+    return list(stub.SyncPieces(dfdaemon_pb2.SyncPiecesRequest(host_id="python-spec-client", task_id=task_id), timeout=30))
+
+
+def test_spec_client_fetches_every_piece_from_our_dfdaemon_and_checks_crc32(cluster):
+    data = os.urandom(3 * PIECE - 12345)
+    c = cluster({"f.bin": data})
+    a = c.daemon("a")
+    assert c.dfget("a", "f.bin") == data
+    task = task_id_of(c.url("f.bin"))
+    # The official API says where: SyncPieces carries the peer's ip and its Vortex tcp_port.
+    announced = sync_pieces(a, task)
+    assert [p.number for p in announced] == [0, 1, 2]
+    assert {(p.ip, p.HasField("tcp_port")) for p in announced} == {("127.0.0.1", True)}
+    port = announced[0].tcp_port
+    assert port > 0 and port != a.port
+    for p in announced:
+        meta, content = vortex_spec.fetch_piece("127.0.0.1", port, task, p.number)
+        assert (meta["number"], meta["offset"], meta["length"]) == (p.number, p.offset, p.length)
+        assert content == data[p.offset:p.offset + p.length]
+        assert meta["digest"] == f"crc32:{zlib.crc32(content)}"
+        assert meta["traffic_type"] == 1 and meta["created_at"] > 1_700_000_000
+
+    # A piece that does not exist, and a task that is not here: NotFound error packets.
+    with pytest.raises(vortex_spec.VortexError) as err:
+        vortex_spec.fetch_piece("127.0.0.1", port, task, 99)
+    assert err.value.code == vortex_spec.NOT_FOUND
+    with pytest.raises(vortex_spec.VortexError) as err:
+        vortex_spec.fetch_piece("127.0.0.1", port, "f" * 64, 0)
+    assert err.value.code == vortex_spec.NOT_FOUND and "not here" in err.value.message
+
+    # An oversized length: an InvalidArgument error packet, then the end of the connection.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(struct.pack(">BBI", 1, vortex_spec.DOWNLOAD_PIECE, 0xFFFFFFFF))
+        with pytest.raises(vortex_spec.VortexError) as err:
+            vortex_spec.read_response(s)
+        assert err.value.code == vortex_spec.INVALID_ARGUMENT and "oversized" in err.value.message
+        assert s.recv(1) == b""
+    # A truncated header, then a hang-up; a close packet; the server serves on.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"\x01\x00\x00")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(struct.pack(">BBI", 2, vortex_spec.CLOSE, 0))
+        assert s.recv(1) == b""
+    # Two requests on one connection are both answered, in order.
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(vortex_spec.download_piece(task, 2) + vortex_spec.download_piece(task, 0))
+        assert vortex_spec.read_response(s)[0]["number"] == 2
+        assert vortex_spec.read_response(s)[1] == data[:PIECE]
+    a.assert_alive()
+    assert metric(a, "upload_traffic_total", "") == len(data) + (len(data) - 2 * PIECE) + PIECE
+
+
+def test_our_child_fetches_over_vortex_from_a_parent_without_our_piece_stream(cluster):
+    data = os.urandom(3 * PIECE)
+    c = cluster({"g.bin": data})
+    parent = c.add(Server([sys.executable, HELPERS / "vortex_parent.py", c.sched.address, c.url("g.bin"), c.root / "origin" / "g.bin",
+                           PIECE], c.root / "vortex-parent.log"))
+    b = c.daemon("b")
+    time.sleep(0.3)
+    assert c.dfget("b", "g.bin") == data
+    log = Path(parent.log_path).read_text()
+    assert sorted(re.findall(r"vortex served piece (\d+)", log)) == ["0", "1", "2"], log
+    assert "SyncPieces from 127.0.0.1-b" in log
+    assert c.origin_gets("g.bin") == [], "every byte came from the Vortex parent"
+    assert metric(b, "parent_piece_total", 'transport="vortex"') == 3
+    assert "has no piece stream; fetching from it over Vortex" in Path(b.log_path).read_text()
+
+
+def test_download_protocol_tcp_uses_vortex_between_our_peers_under_the_upload_limit(cluster):
+    data = os.urandom(2 * PIECE + 7)
+    c = cluster({"h.bin": data})
+    a = c.daemon("a", "upload:\n  concurrentLimit: 1\n")
+    b = c.daemon("b", "download:\n  protocol: tcp\n")
+    assert c.dfget("a", "h.bin") == data
+    time.sleep(0.3)
+    assert c.dfget("b", "h.bin") == data
+    assert metric(b, "parent_piece_total", 'transport="vortex"') == 3
+    assert metric(b, "parent_piece_total", 'transport="stream"') == 0
+    assert metric(a, "upload_traffic_total", "") == len(data)
+    assert len(c.origin_gets("h.bin")) == 3, "b's pieces came from a, not the origin"
+
+    # upload.concurrentLimit holds for Vortex connections too: with one held open, the next is refused.
+    port = sync_pieces(a, task_id_of(c.url("h.bin")))[0].tcp_port
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as held:
+        time.sleep(0.3)
+        with pytest.raises(vortex_spec.VortexError) as err:
+            vortex_spec.fetch_piece("127.0.0.1", port, task_id_of(c.url("h.bin")), 0)
+        assert "upload.concurrentLimit" in err.value.message
+        held.sendall(vortex_spec.download_piece(task_id_of(c.url("h.bin")), 2))
+        assert vortex_spec.read_response(held)[1] == data[2 * PIECE:]
+    time.sleep(0.3)
+    assert vortex_spec.fetch_piece("127.0.0.1", port, task_id_of(c.url("h.bin")), 0)[1] == data[:PIECE]
