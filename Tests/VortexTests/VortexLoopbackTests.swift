@@ -40,7 +40,8 @@ final class MemorySource: VortexPieceSource {
     static let task = String(repeating: "ab", count: 32)
 
     @Test func clientFetchesPiecesAndSeesRefusals() async throws {
-        let big = (0..<(64 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        var big = [UInt8](repeating: 0x5a, count: 64 << 20)
+        for i in stride(from: 0, to: big.count, by: 4096) { big[i] = UInt8(truncatingIfNeeded: i >> 12) }
         let source = MemorySource(taskID: Self.task, pieces: [0: Array("hello".utf8), 1: big])
         let server = try await VortexServer.start(host: "127.0.0.1", port: 0, source: source, logger: Logger(label: "vortex"))
         let client = VortexClient()
