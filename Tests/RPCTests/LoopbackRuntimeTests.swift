@@ -221,16 +221,23 @@ func unary(_ channel: RPCChannel, _ path: String, _ message: [UInt8], options: C
         }
     }
 
-    @Test func gracefulShutdownLetsRunningCallFinish() async throws {
-        let events = EventLog()
-        let server = RPCServer(services: [RawTestService(events: events)],
+    /// A server with one bidirectional call open on it, its first message echoed; the
+    /// caller reads on from `handle.responses` (iterators of one stream share its buffer).
+    func bidiCallUnderway() async throws -> (RPCServer, Int, RPCChannel, any RPCClientStreamHandle) {
+        let server = RPCServer(services: [RawTestService(events: EventLog())],
                                configuration: RPCServerConfiguration(address: .tcp(host: "127.0.0.1", port: 0)))
         let port = try await server.start()
         let channel = try RPCChannel(address: "127.0.0.1:\(port)")
         let handle = try await channel.openStream(path: "/test.Raw/Bidi", options: CallOptions())
         try await handle.send([1, 2])
+        var first = handle.responses.makeAsyncIterator()
+        #expect(try await first.next() == [2, 1])
+        return (server, port, channel, handle)
+    }
+
+    @Test func gracefulShutdownLetsRunningCallFinish() async throws {
+        let (server, port, channel, handle) = try await bidiCallUnderway()
         var iterator = handle.responses.makeAsyncIterator()
-        #expect(try await iterator.next() == [2, 1])
         let shutdown = Task { await server.shutdownGracefully(timeout: .seconds(5)) }
         try await Task.sleep(for: .milliseconds(100))
         try await handle.send([3, 4])
@@ -251,14 +258,8 @@ func unary(_ channel: RPCChannel, _ path: String, _ message: [UInt8], options: C
     /// A call that never ends must not hold shutdown past its grace period (it used to wait
     /// for the connection forever once the timeout had passed).
     @Test func gracefulShutdownClosesACallThatOutlivesTheGracePeriod() async throws {
-        let server = RPCServer(services: [RawTestService(events: EventLog())],
-                               configuration: RPCServerConfiguration(address: .tcp(host: "127.0.0.1", port: 0)))
-        let port = try await server.start()
-        let channel = try RPCChannel(address: "127.0.0.1:\(port)")
-        let handle = try await channel.openStream(path: "/test.Raw/Bidi", options: CallOptions())
-        try await handle.send([1, 2])
+        let (server, _, channel, handle) = try await bidiCallUnderway()
         var iterator = handle.responses.makeAsyncIterator()
-        #expect(try await iterator.next() == [2, 1])
         await server.shutdownGracefully(timeout: .milliseconds(300))
         do {
             while try await iterator.next() != nil {}
@@ -271,14 +272,8 @@ func unary(_ channel: RPCChannel, _ path: String, _ message: [UInt8], options: C
 
     /// Stopping by cancellation (as the all-in-one process does) still lets a running call finish.
     @Test func cancelledServerStillLetsRunningCallFinish() async throws {
-        let server = RPCServer(services: [RawTestService(events: EventLog())],
-                               configuration: RPCServerConfiguration(address: .tcp(host: "127.0.0.1", port: 0)))
-        let port = try await server.start()
-        let channel = try RPCChannel(address: "127.0.0.1:\(port)")
-        let handle = try await channel.openStream(path: "/test.Raw/Bidi", options: CallOptions())
-        try await handle.send([1, 2])
+        let (server, _, channel, handle) = try await bidiCallUnderway()
         var iterator = handle.responses.makeAsyncIterator()
-        #expect(try await iterator.next() == [2, 1])
         let serving = Task { await server.runUntilCancelled(gracePeriod: .seconds(20)) }
         serving.cancel()
         try await Task.sleep(for: .milliseconds(100))
