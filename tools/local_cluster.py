@@ -13,6 +13,7 @@ import json
 import os
 import queue
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -27,6 +28,9 @@ RANGE_ORIGIN = REPO / "Tests" / "integration" / "helpers" / "range_origin.py"
 LISTENING = re.compile(r"^LISTENING (\d+)(?: METRICS (\d+))?\s*$")
 MIB = 1 << 20
 ROOT_PASSWORD = "root-password-1"
+# The manager refuses scheduler and seed peer registration without it (README, "Limits and
+# hardening"); all three read it from the environment, which keeps it out of `ps`.
+REGISTRATION_SECRET_VAR = "DRAGONFLY_REGISTRATION_SECRET"
 
 
 class StartFailed(RuntimeError):
@@ -123,9 +127,11 @@ class ManagerREST:
 class ManagerAPI(ManagerREST):
     """The manager process (SQLite in `root`) and its REST API."""
 
-    def __init__(self, bin_dir, root):
+    def __init__(self, bin_dir, root, registration_secret=None):
         self.root = Path(root)
         env = dict(os.environ, DRAGONFLY_INITIAL_ROOT_PASSWORD=ROOT_PASSWORD)
+        if registration_secret:
+            env[REGISTRATION_SECRET_VAR] = registration_secret
         self.server = Process([Path(bin_dir) / "manager", "--grpc-port", 0, "--rest-port", 0, "--listen-ip", "127.0.0.1",
                                "--data-dir", self.root], self.root.with_suffix(".log"), env=env)
         self.grpc = self.server.address
@@ -159,6 +165,9 @@ class LocalCluster:
         (self.root / "origin" / "model.bin").write_bytes(self.content)
         self.servers = []
         self.manager = None
+        # One secret per cluster, shared by the manager, the scheduler and the seed peer.
+        self.registration_secret = os.environ.get(REGISTRATION_SECRET_VAR) or secrets.token_hex(16)
+        self.env = dict(os.environ, **{REGISTRATION_SECRET_VAR: self.registration_secret})
         try:
             self._start(nodes, node_config, node_args)
         except BaseException:
@@ -167,7 +176,7 @@ class LocalCluster:
 
     def _start(self, nodes, node_config, node_args):
         self.origin = self.server("origin", [sys.executable, RANGE_ORIGIN, "0", self.root / "origin"])
-        self.manager = ManagerAPI(self.bin_dir, self.root / "manager")
+        self.manager = ManagerAPI(self.bin_dir, self.root / "manager", self.registration_secret)
         self.sched = self.server("sched", [self.bin_dir / "scheduler", "--port", 0, "--metrics-port", 0, "--listen-ip", "127.0.0.1",
                                            "--advertise-ip", "127.0.0.1", "--data-dir", self.root / "s", "--manager", self.manager.grpc])
         self.seed = self.daemon("seed", "--seed-peer")
@@ -189,7 +198,7 @@ class LocalCluster:
         time.sleep(0.5)  # their first host announcements reach the scheduler
 
     def server(self, name, args):
-        s = Process(args, self.root / f"{name}.log")
+        s = Process(args, self.root / f"{name}.log", env=self.env)
         self.servers.append(s)
         return s
 

@@ -30,6 +30,8 @@ struct DFDaemonCommand: AsyncParsableCommand {
     var scheduler: [String] = []
     @Option(help: "Manager address (scheduler.manager.netAddrs); without --scheduler, the manager says which schedulers to use.")
     var manager: String?
+    @Option(help: "With --seed-peer, the secret the manager requires to register (manager.registrationSecret; default $DRAGONFLY_REGISTRATION_SECRET).")
+    var registrationSecret: String?
     @Option(help: "Directory for cached pieces (storage.dir).")
     var dataDir: String?
     @Flag(help: "Run as a seed peer: the first to fetch from the origin (seedPeer.enable).")
@@ -54,6 +56,7 @@ struct DFDaemonCommand: AsyncParsableCommand {
         if let listenIP { c.listenIP = listenIP }
         if !scheduler.isEmpty { c.schedulers = scheduler }
         if let manager { c.managerAddress = manager }
+        if let registrationSecret { c.managerRegistrationSecret = registrationSecret }
         if let dataDir { c.dataDir = dataDir }
         if seedPeer { c.seedPeer = true }
         if let unixSocket { c.unixSocket = unixSocket.isEmpty ? nil : unixSocket }

@@ -47,6 +47,15 @@ struct AllInOne: AsyncParsableCommand {
         let peerMetrics = MetricsRegistry(prefix: "dragonfly_dfdaemon_")
         PrometheusMetricsBridge.bootstrap(peerMetrics, help: RPCServerMetrics.help)
 
+        // The scheduler and seed peer in here must register, and nothing else should: with
+        // no secret given, one is made for this process alone. A given one (key or
+        // $DRAGONFLY_REGISTRATION_SECRET) lets schedulers elsewhere join this manager too.
+        if c.manager.registrationSecret == nil, !c.manager.openRegistration {
+            let given = ProcessInfo.processInfo.environment[ManagerConfig.registrationSecretVariable].flatMap { $0.isEmpty ? nil : $0 }
+            c.manager.registrationSecret = given ?? Secrets.hex(Secrets.randomBytes(32))
+        }
+        if c.scheduler.managerRegistrationSecret == nil { c.scheduler.managerRegistrationSecret = c.manager.registrationSecret }
+        if c.seedPeer.managerRegistrationSecret == nil { c.seedPeer.managerRegistrationSecret = c.manager.registrationSecret }
         let manager = try await ManagerNode.start(c.manager, metrics: MetricsRegistry(prefix: "dragonfly_manager_"),
                                                   logger: Logger(label: "manager"))
         let managerAddress = AllInOneConfig.localAddress(c.manager.listenIP, manager.grpcPort)

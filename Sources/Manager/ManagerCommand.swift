@@ -31,6 +31,11 @@ struct ManagerCommand: AsyncParsableCommand {
     var dataDir: String?
     @Option(help: "postgres://user:password@host:5432/dbname: a shared PostgreSQL store instead of SQLite.")
     var databaseURL: String?
+    @Option(help: ArgumentHelp("Secret schedulers and seed peers present to register (security.registrationSecret).",
+                               discussion: "Default: $DRAGONFLY_REGISTRATION_SECRET, which keeps it out of the process list."))
+    var registrationSecret: String?
+    @Flag(help: "Let anyone who reaches the gRPC port register schedulers and seed peers (security.openRegistration).")
+    var openRegistration = false
     @OptionGroup var log: LogOptions
 
     @OptionGroup var tls: TLSOptions
@@ -44,6 +49,11 @@ struct ManagerCommand: AsyncParsableCommand {
         if let listenIP { c.listenIP = listenIP }
         if let dataDir { c.dataDir = dataDir }
         if let databaseURL { c.databaseURL = databaseURL }
+        if let secret = registrationSecret ?? c.registrationSecret ?? ProcessInfo.processInfo.environment[ManagerConfig.registrationSecretVariable],
+           !secret.isEmpty {
+            c.registrationSecret = secret
+        }
+        if openRegistration { c.openRegistration = true }
         c.tls = try tls.applied(to: c.tls)
 
         let metrics = MetricsRegistry(prefix: "dragonfly_manager_")

@@ -1,3 +1,4 @@
+import Foundation
 import GeneratedAPI
 import Logging
 import RPCCore
@@ -35,14 +36,32 @@ public struct ManagerAnnouncer: Sendable {
     let logger: Logger
 
     let tls: TLSConfiguration?
+    /// Sent with registration and keep-alive; the manager refuses both without it unless
+    /// it verifies our client certificate instead.
+    let registrationSecret: String?
 
+    /// The metadata key and environment variable the manager's RegistrationGuard reads;
+    /// spelled again here because this client does not link the manager.
+    public static let registrationSecretKey = "x-dragonfly-registration-secret"
+    public static let registrationSecretVariable = "DRAGONFLY_REGISTRATION_SECRET"
+
+    /// `registrationSecret` nil falls back to `$DRAGONFLY_REGISTRATION_SECRET`, so a secret
+    /// can be given to a container without appearing in its command line.
     public init(address: String, identity: Identity, interval: Duration, tls: TLSConfiguration? = nil,
-                logger: Logger = Logger(label: "manager.announcer")) {
+                registrationSecret: String? = nil, logger: Logger = Logger(label: "manager.announcer")) {
         self.address = address
         self.identity = identity
         self.interval = interval
         self.tls = tls
+        let secret = registrationSecret ?? ProcessInfo.processInfo.environment[Self.registrationSecretVariable]
+        self.registrationSecret = secret?.isEmpty == false ? secret : nil
         self.logger = logger
+    }
+
+    var metadata: Metadata {
+        var m = Metadata()
+        if let registrationSecret { m.add(Self.registrationSecretKey, registrationSecret) }
+        return m
     }
 
     public func run() async {
@@ -56,7 +75,7 @@ public struct ManagerAnnouncer: Sendable {
             do {
                 try await register(client)
                 logger.info("registered with manager \(address) in cluster \(identity.clusterID)")
-                let call = try await client.keepAlive()
+                let call = try await client.keepAlive(options: CallOptions(metadata: metadata))
                 while !Task.isCancelled {
                     var ping = Manager_V2_KeepAliveRequest()
                     ping.sourceType = sourceType
@@ -69,6 +88,12 @@ public struct ManagerAnnouncer: Sendable {
                 call.cancel()
             } catch {
                 if Task.isCancelled { return }
+                if let refused = error as? RPCError, refused.code == .permissionDenied || refused.code == .unauthenticated {
+                    // Not an outage: retrying will not help until someone fixes the secret.
+                    logger.error("manager \(address) refused registration: \(refused.message); retrying in \(interval)")
+                    try? await Task.sleep(for: interval)
+                    continue
+                }
                 logger.warning("manager \(address) unavailable (\(error)); carrying on, retrying in \(interval)")
                 try? await Task.sleep(for: interval)
             }
@@ -81,7 +106,7 @@ public struct ManagerAnnouncer: Sendable {
     }
 
     private func register(_ client: Manager_V2_ManagerClient) async throws {
-        let options = CallOptions(timeout: .seconds(10))
+        let options = CallOptions(timeout: .seconds(10), metadata: metadata)
         switch identity.role {
         case .scheduler(let port):
             var update = Manager_V2_UpdateSchedulerRequest()

@@ -1,3 +1,4 @@
+import DragonflyCommon
 import Foundation
 
 /// Any JSON document: cluster configs, scopes and job arguments are free-form objects.
@@ -77,30 +78,33 @@ public enum JSONCoding {
 }
 
 extension JSONValue {
-    /// The same value with secrets masked, for answers and the console: `password`,
-    /// `token` and `secret` keys anywhere, and `Authorization` headers.
+    /// The same value with credentials masked, for answers and the console: the value of
+    /// every key `LogRedaction.isCredentialName` flags (Authorization, Cookie, X-Api-Key,
+    /// anything naming a token, secret, password, key or auth), anywhere in the document,
+    /// and the signature parameters and password of every URL-looking string. A value
+    /// stored for the job runner stays whole; only what is shown is masked.
     public func maskingSecrets() -> JSONValue {
         switch self {
         case .object(let o):
             var out: [String: JSONValue] = [:]
             for (k, v) in o {
-                let key = k.lowercased()
-                let secret = key == "password" || key == "token" || key.hasSuffix("secret") || key == "authorization"
-                    || key == "proxy-authorization"
-                out[k] = secret && v != .null ? .string("******") : v.maskingSecrets()
+                out[k] = LogRedaction.isCredentialName(k) && v != .null ? .string(LogRedaction.mask) : v.maskingSecrets()
             }
             return .object(out)
         case .array(let a): return .array(a.map { $0.maskingSecrets() })
+        case .string(let s) where s.contains("?") || s.contains("@"): return .string(LogRedaction.maskingCredentials(inURL: s))
         default: return self
         }
     }
 }
 
 extension JobRecord {
-    /// The job as the REST API shows it: arguments without their secrets.
+    /// The job as the REST API shows it: arguments and result without their secrets (a
+    /// result can echo a URL or a header back).
     public func maskingSecrets() -> JobRecord {
         var job = self
         job.args = args.maskingSecrets()
+        job.result = result.maskingSecrets()
         return job
     }
 }

@@ -9,6 +9,12 @@ public struct JWTSigner: Sendable {
         public var role: String
         public var exp: Int64
         public var orig_iat: Int64
+        /// Names this token alone, so signing out can revoke it; nil in tokens signed
+        /// before revocation existed.
+        public var jti: String?
+
+        /// What a revocation is recorded under.
+        public var tokenID: String { jti ?? "\(id):\(orig_iat)" }
     }
 
     let key: [UInt8]
@@ -22,7 +28,7 @@ public struct JWTSigner: Sendable {
     public func sign(_ user: UserRecord, now: Date = Date()) -> (token: String, expires: Date) {
         let expires = now.addingTimeInterval(lifetime)
         let claims = Claims(id: user.id, name: user.name, role: user.role, exp: Int64(expires.timeIntervalSince1970),
-                            orig_iat: Int64(now.timeIntervalSince1970))
+                            orig_iat: Int64(now.timeIntervalSince1970), jti: Secrets.hex(Secrets.randomBytes(16)))
         let header = Self.base64URL(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8))
         let payload = Self.base64URL(Array((try? JSONCoding.encoder.encode(claims)) ?? Data()))
         let input = header + "." + payload

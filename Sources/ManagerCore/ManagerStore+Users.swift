@@ -6,6 +6,13 @@ public enum UserRole: String, Codable, Sendable {
     case root, guest
 }
 
+/// Bounds on what sign-up and sign-in take, so a request cannot store or hash megabytes.
+public enum UserLimits {
+    public static let maxNameBytes = 256
+    public static let maxPasswordBytes = 1024
+    public static let maxEmailBytes = 254
+}
+
 extension ManagerStore {
     /// scrypt's cost: 2^15 iterations of 8-block mixing (32 MiB a guess), about 0.1 s here.
     static let scryptLogN = 15, scryptR = 8, scryptP = 1
@@ -53,8 +60,19 @@ extension ManagerStore {
     }
 
     public func createUser(name: String, password: String, email: String, role: UserRole) async throws -> UserRecord {
-        guard !name.isEmpty, name.count <= 64 else { throw ManagerError(.invalid, "name must be 1-64 characters") }
-        guard password.count >= 8 else { throw ManagerError(.invalid, "password must be at least 8 characters") }
+        guard !name.isEmpty, name.count <= 64, name.utf8.count <= UserLimits.maxNameBytes else {
+            throw ManagerError(.invalid, "name must be 1-64 characters")
+        }
+        guard password.count >= 8, password.utf8.count <= UserLimits.maxPasswordBytes else {
+            throw ManagerError(.invalid, "password must be 8-\(UserLimits.maxPasswordBytes) bytes")
+        }
+        // RFC 5321's limit on a forward path; anything longer is not an address.
+        guard email.utf8.count <= UserLimits.maxEmailBytes else {
+            throw ManagerError(.invalid, "email must be at most \(UserLimits.maxEmailBytes) characters")
+        }
+        guard !(name + email).unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw ManagerError(.invalid, "name and email must not contain control characters")
+        }
         return UserRecord(row: try await insert("users", [
             ("name", .text(name)), ("email", .text(email)), ("password_hash", .text(Self.hashPassword(password))),
             ("role", .text(role.rawValue)),
@@ -70,12 +88,18 @@ extension ManagerStore {
         UserRecord(row: try await row("users", id: id, what: "user"))
     }
 
+    /// A hash of nothing anyone knows, checked when the name is unknown so that answer
+    /// costs the same scrypt as a wrong password: timing must not tell which names exist.
+    static let decoyHash = hashPassword(Secrets.hex(Secrets.randomBytes(16)))
+
     /// The user, when the name and password match an enabled account.
     public func authenticate(name: String, password: String) async throws -> UserRecord? {
-        guard let row = try await db.query("SELECT * FROM users WHERE name = $1", [.text(name)]).first,
-              row.string("state") == "enable", Self.passwordMatches(password, stored: row.string("password_hash")) else {
-            return nil
-        }
+        let row = try await db.query("SELECT * FROM users WHERE name = $1", [.text(name)]).first
+        // The hash is checked before the state for the same reason: a disabled account
+        // must cost what any other does.
+        let stored = row?.string("password_hash") ?? Self.decoyHash
+        let matches = Self.passwordMatches(password, stored: stored)
+        guard let row, matches, row.string("state") == "enable" else { return nil }
         let user = UserRecord(row: row)
         if !Self.isCurrentHash(row.string("password_hash")) {
             // The password is known right now: store it under the current hash.
@@ -83,6 +107,19 @@ extension ManagerStore {
                                [.text(Self.hashPassword(password)), SQLValue(user.id)])
         }
         return user
+    }
+
+    // MARK: - Signed-out sessions
+
+    /// Refuses the session's token from now until it would have expired anyway.
+    public func revokeSession(_ claims: JWTSigner.Claims) async throws {
+        try await db.query("DELETE FROM revoked_tokens WHERE expires_at < $1", [.int(Self.now)])
+        try await db.query("INSERT INTO revoked_tokens (token_id, expires_at) VALUES ($1, $2) ON CONFLICT (token_id) DO NOTHING",
+                           [.text(claims.tokenID), .int(claims.exp)])
+    }
+
+    public func isRevoked(_ claims: JWTSigner.Claims) async throws -> Bool {
+        try await !db.query("SELECT token_id FROM revoked_tokens WHERE token_id = $1", [.text(claims.tokenID)]).isEmpty
     }
 
     // MARK: - Personal access tokens

@@ -64,5 +64,10 @@ enum Schema {
               created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
             """,
         ]),
+        // Signed-out session tokens until they expire; kept in the store so a restart (or
+        // another manager on the same database) does not accept them again.
+        Migration(version: 2, [
+            "CREATE TABLE revoked_tokens (token_id TEXT PRIMARY KEY, expires_at BIGINT NOT NULL)",
+        ]),
     ]
 }

@@ -20,6 +20,14 @@ public struct ManagerConfig: Sendable {
     public var jwtTimeout: Duration = .seconds(2 * 24 * 3600)
     /// An instance silent this long is marked inactive even if its stream never closed.
     public var keepAliveTimeout: Duration = .seconds(60)
+    /// What schedulers and seed peers present to register (`security.registrationSecret`).
+    /// Not needed when gRPC is served with mutual TLS; without either, registration is
+    /// refused unless `openRegistration` says anyone may.
+    public var registrationSecret: String?
+    public var openRegistration = false
+    /// Where the manager, schedulers and seed peers look when no flag or key names the
+    /// secret: an environment variable stays out of the process list.
+    public static let registrationSecretVariable = "DRAGONFLY_REGISTRATION_SECRET"
 
     public init() {}
 
@@ -60,6 +68,8 @@ public struct ManagerConfig: Sendable {
         if let v = try y.string("auth.jwt.key") { c.jwtKey = v }
         if let v = try y.duration("auth.jwt.timeout") { c.jwtTimeout = v }
         if let v = try y.duration("keepAlive.timeout") { c.keepAliveTimeout = v }
+        if let v = try y.string("security.registrationSecret"), !v.isEmpty { c.registrationSecret = v }
+        if let v = try y.bool("security.openRegistration") { c.openRegistration = v }
         try c.rpcLimits.load(y)
         try c.tls.load(y)
         if let v = try y.duration("server.rest.idleTimeout") {

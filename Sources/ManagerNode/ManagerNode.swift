@@ -28,7 +28,13 @@ public final class ManagerNode: Sendable {
     /// Opens the store (creating root on first start), then binds gRPC and REST.
     /// `metrics` receives the manager's own series (`dragonfly_manager_…`).
     public static func start(_ c: ManagerConfig, metrics: MetricsRegistry, logger: Logger) async throws -> ManagerNode {
-        try FileManager.default.createDirectory(atPath: c.dataDir, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: c.dataDir, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        // An existing dir is tightened too; where we are not its owner (a mounted volume)
+        // that fails, and the files' own 0600 still keeps others out.
+        if chmod(c.dataDir, 0o700) != 0 {
+            logger.warning("could not make \(c.dataDir) private (mode 0700): \(String(cString: strerror(errno)))")
+        }
         let db: any SQLDatabase
         if let url = c.databaseURL {
             db = try await PostgresDatabase(url: url)
@@ -43,7 +49,10 @@ public final class ManagerNode: Sendable {
         }
         let signer = JWTSigner(key: try jwtKey(c), lifetime: Double(c.jwtTimeout.components.seconds))
 
-        let (_, services) = StandardServices.make(for: [ManagerRPCService(store: store, logger: logger)])
+        let registration = RegistrationGuard(secret: c.registrationSecret, mutualTLS: c.tls.server?.requireClientCertificate == true,
+                                             open: c.openRegistration)
+        if registration.policy == .open { logger.warning("\(registration.summary)") } else { logger.info("\(registration.summary)") }
+        let (_, services) = StandardServices.make(for: [ManagerRPCService(store: store, registration: registration, logger: logger)])
         let grpc = RPCServer(services: services,
                              configuration: RPCServerConfiguration(address: .tcp(host: c.listenIP, port: c.grpcPort), tls: c.tls.server)
                                  .limited(by: c.rpcLimits),

@@ -15,7 +15,10 @@ struct Authenticator: RouterMiddleware {
         if let token = Self.bearer(request) {
             if let claims = signer.verify(token) {
                 let user = try? await store.user(claims.id)
-                if let user, user.state == "enable" { context.user = user }
+                if let user, user.state == "enable", try await !store.isRevoked(claims) {
+                    context.user = user
+                    context.session = claims
+                }
             } else if let (pat, owner) = try await store.lookUpToken(token) {
                 context.user = owner
                 context.tokenScopes = pat.scopes

@@ -142,7 +142,8 @@ public actor ClusterInspector {
             PeerView(id: $0.id, host_id: $0.hostId, hostname: $0.hostname, ip: $0.ip, state: $0.state,
                      finished_pieces: $0.finishedPieceCount, back_to_source: $0.backToSource, updated_at: date($0.updatedAt))
         }
-        return TaskView(id: t.id, url: t.url, state: t.state, content_length: t.contentLength, piece_count: t.pieceCount,
+        // Anyone signed in sees this list, and a task's URL can be a presigned one.
+        return TaskView(id: t.id, url: LogRedaction.maskingCredentials(inURL: t.url), state: t.state, content_length: t.contentLength, piece_count: t.pieceCount,
                         peers: peers, created_at: date(t.createdAt), updated_at: date(t.updatedAt), scheduler: scheduler)
     }
 }

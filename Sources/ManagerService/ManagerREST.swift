@@ -61,21 +61,33 @@ public struct ManagerREST: Sendable {
         let store = self.store, signer = self.signer, signIns = self.signIns
         api.post("users/signin") { request, context in
             let body = try await REST.body(SignIn.self, request, context)
-            if let wait = await signIns.retryAfter(body.name) {
-                throw ManagerError(.tooManyRequests, "too many failed sign-ins for \(body.name); try again in \(wait) s",
-                                   retryAfterSeconds: wait)
+            // Longer than any account can have: refused before it costs a hash.
+            guard body.name.utf8.count <= UserLimits.maxNameBytes, body.password.utf8.count <= UserLimits.maxPasswordBytes else {
+                throw ManagerError(.invalid, "name or password too long")
+            }
+            if let refusal = await signIns.refusal(name: body.name, client: context.clientIP) {
+                let whose: String
+                switch refusal {
+                case .name: whose = "for \(body.name)"
+                case .client: whose = "from \(context.clientIP)"
+                }
+                throw ManagerError(.tooManyRequests, "too many failed sign-ins \(whose); try again in \(refusal.seconds) s",
+                                   retryAfterSeconds: refusal.seconds)
             }
             guard let user = try await store.authenticate(name: body.name, password: body.password) else {
-                await signIns.failed(body.name)
+                await signIns.failed(name: body.name, client: context.clientIP)
                 throw ManagerError(.unauthorized, "wrong name or password")
             }
-            await signIns.succeeded(body.name)
+            await signIns.succeeded(name: body.name)
             let (token, expires) = signer.sign(user)
             var h = HTTPFields()
             h[.setCookie] = "jwt=\(token); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(signer.lifetime))"
             return try REST.json(SignInAnswer(code: 200, token: token, expire: expires), headers: h)
         }
-        api.post("users/signout") { _, _ in
+        // Revokes the session's token, not just the cookie: a copy of it (a script, a
+        // proxy log) must stop working too.
+        api.post("users/signout") { _, context in
+            if let session = context.session { try await store.revokeSession(session) }
             var h = HTTPFields()
             h[.setCookie] = "jwt=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
             return Response(status: .noContent, headers: h)

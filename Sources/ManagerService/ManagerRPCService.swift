@@ -9,15 +9,18 @@ import RPCCore
 public struct ManagerRPCService: Manager_V2_ManagerProvider {
     let store: ManagerStore
     let logger: Logger
+    let registration: RegistrationGuard
 
-    public init(store: ManagerStore, logger: Logger) {
+    public init(store: ManagerStore, registration: RegistrationGuard, logger: Logger) {
         self.store = store
+        self.registration = registration
         self.logger = logger
     }
 
     // MARK: - Schedulers
 
     public func updateScheduler(_ request: Manager_V2_UpdateSchedulerRequest, context: RPCServerContext) async throws -> Manager_V2_Scheduler {
+        try registration.authorize(context, "a scheduler")
         var input = SchedulerInput()
         input.hostname = request.hostname
         input.ip = request.ip
@@ -64,6 +67,7 @@ public struct ManagerRPCService: Manager_V2_ManagerProvider {
     // MARK: - Seed peers
 
     public func updateSeedPeer(_ request: Manager_V2_UpdateSeedPeerRequest, context: RPCServerContext) async throws -> Manager_V2_SeedPeer {
+        try registration.authorize(context, "a seed peer")
         var input = SeedPeerInput()
         input.hostname = request.hostname
         input.type = request.type.isEmpty ? nil : request.type
@@ -94,6 +98,7 @@ public struct ManagerRPCService: Manager_V2_ManagerProvider {
     }
 
     public func deleteSeedPeer(_ request: Manager_V2_DeleteSeedPeerRequest, context: RPCServerContext) async throws -> Google_Protobuf_Empty {
+        try registration.authorize(context, "a seed peer")
         guard let record = try await mapErrors({
             try await store.seedPeer(hostname: request.hostname, ip: request.ip, clusterID: request.seedPeerClusterId)
         }) else {
@@ -123,6 +128,8 @@ public struct ManagerRPCService: Manager_V2_ManagerProvider {
     /// A scheduler or seed peer is active while this stream lives; when it ends, however it
     /// ends, the instance becomes inactive.
     public func keepAlive(_ requests: RPCStream<Manager_V2_KeepAliveRequest>, context: RPCServerContext) async throws -> Google_Protobuf_Empty {
+        // Before the first message: keeping an instance alive is what sends dfdaemons to it.
+        try registration.authorize(context, "a keep-alive")
         var last: (InstanceKind, String, String, UInt64)?
         defer {
             if let (kind, hostname, ip, cluster) = last {

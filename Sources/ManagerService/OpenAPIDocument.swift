@@ -54,7 +54,9 @@ enum OpenAPIDocument {
         "User": object(["id": id, "name": string, "email": string, "role": ["type": "string", "enum": ["root", "guest"]],
                         "state": string, "created_at": dateTime]),
         "SignIn": object(["name": string, "password": string], required: ["name", "password"]),
-        "SignUp": object(["name": string, "password": ["type": "string", "minLength": 8], "email": string], required: ["name", "password"]),
+        "SignUp": object(["name": ["type": "string", "minLength": 1, "maxLength": 64],
+                          "password": ["type": "string", "minLength": 8, "maxLength": 1024],
+                          "email": ["type": "string", "maxLength": 254]], required: ["name", "password"]),
         "SignInAnswer": object(["code": ["type": "integer"], "token": string, "expire": dateTime]),
         "Token": object(["id": id, "name": string, "bio": string, "scopes": array(["type": "string", "enum": ["job", "cluster", "preheat"]]),
                          "state": string, "expired_at": dateTime, "user_id": id, "created_at": dateTime,
@@ -130,7 +132,7 @@ enum OpenAPIDocument {
         p.merge(crud("/api/v1/seed-peers", "SeedPeer", input: "SeedPeerInput", patch: "SeedPeerPatch")) { a, _ in a }
         p["/api/v1/users/signin"] = ["post": operation("sign in", ok: "200", ref("SignInAnswer"), body: "SignIn", secured: false)]
         p["/api/v1/users/signup"] = ["post": operation("sign up as a guest", ok: "201", ref("User"), body: "SignUp", secured: false)]
-        p["/api/v1/users/signout"] = ["post": operation("sign out (clears the session cookie)", ok: "204", nil, secured: false)]
+        p["/api/v1/users/signout"] = ["post": operation("sign out: revokes the session token and clears its cookie", ok: "204", nil, secured: false)]
         p["/api/v1/users/me"] = ["get": operation("the signed-in user", ok: "200", ref("User"))]
         p["/api/v1/scheduler-clusters/{id}/hosts"] = [
             "get": operation("hosts the cluster's active schedulers know", ok: "200", array(ref("Host")), idParam: true),

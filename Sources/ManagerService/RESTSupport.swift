@@ -9,8 +9,16 @@ public struct ManagerRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     var user: UserRecord?
     var tokenScopes: [String]?
+    /// The signed-in session's token, so signing out can revoke exactly it.
+    var session: JWTSigner.Claims?
+    /// The peer's IP as the socket reports it; forwarded-for headers are ignored, since
+    /// anyone can send them and sign-in limits are keyed on this.
+    let clientIP: String
 
-    public init(source: Source) { coreContext = .init(source: source) }
+    public init(source: Source) {
+        coreContext = .init(source: source)
+        clientIP = source.channel.remoteAddress?.ipAddress ?? "unknown"
+    }
 
     /// The caller, or 401.
     func requireUser() throws -> UserRecord {

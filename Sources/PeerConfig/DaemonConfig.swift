@@ -16,6 +16,9 @@ public struct DaemonConfig: Sendable {
     public var seedPeerClusterID: UInt64 = 1
     /// How often a seed peer tells the manager it is alive (seedPeer.keepAlive.interval).
     public var keepAliveInterval: Duration = .seconds(5)
+    /// What a seed peer presents to the manager to register (manager.registrationSecret);
+    /// nil falls back to $DRAGONFLY_REGISTRATION_SECRET.
+    public var managerRegistrationSecret: String?
     public var seedPeer = false
     public var ip = "127.0.0.1"
     public var hostname = ProcessInfo.processInfo.hostName
@@ -86,6 +89,7 @@ public struct DaemonConfig: Sendable {
         if let v = try y.strings("scheduler.manager.netAddrs") { c.managerAddress = v.first }
         if let v = try y.duration("scheduler.manager.refreshInterval") { c.schedulerRefreshInterval = v }
         if let v = try y.string("manager.addr") { c.managerAddress = v.isEmpty ? nil : v }
+        if let v = try y.string("manager.registrationSecret"), !v.isEmpty { c.managerRegistrationSecret = v }
         if let v = try y.duration("scheduler.announceInterval") { c.announceInterval = v }
         if let v = try y.bool("seedPeer.enable") { c.seedPeer = v }
         if let v = try y.int("seedPeer.clusterID") { c.seedPeerClusterID = UInt64(max(1, v)) }

@@ -111,7 +111,7 @@ public final class PeerNode: Sendable {
             let announcer = ManagerAnnouncer(address: address, identity: .init(
                 hostname: c.hostname, ip: c.ip, idc: c.idc.isEmpty ? nil : c.idc, location: c.location.isEmpty ? nil : c.location,
                 clusterID: c.seedPeerClusterID, role: .seedPeer(type: "super", port: Int32(port), downloadPort: Int32(port))),
-                interval: c.keepAliveInterval, tls: c.tls.client, logger: logger)
+                interval: c.keepAliveInterval, tls: c.tls.client, registrationSecret: c.managerRegistrationSecret, logger: logger)
             seedRegistration = Task { await announcer.run() }
         }
         // Fixed schedulers win; otherwise the manager says which to use.

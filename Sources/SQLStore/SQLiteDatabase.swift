@@ -1,5 +1,8 @@
 import CSQLite
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An SQLite file: the manager's zero-setup store. WAL mode, foreign keys on, and a busy
 /// timeout so a second process reading the same file waits instead of failing.
@@ -9,6 +12,7 @@ public final class SQLiteDatabase: SQLDatabase {
     private let statements: SerializedStatements
 
     public init(path: String) throws {
+        Self.restrictPermissions(path)
         var db: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         guard sqlite3_open_v2(path, &db, flags, nil) == SQLITE_OK, let db else {
@@ -25,6 +29,19 @@ public final class SQLiteDatabase: SQLDatabase {
         self.connection = connection
         statements = SerializedStatements(dialect: .sqlite) { sql, parameters in
             try await connection.run { try $0.run(sql, parameters) }
+        }
+    }
+
+    /// The store holds password hashes and tokens: only its owner may read it. SQLite makes
+    /// the -wal and -shm files with the mode of the database file, so creating that one
+    /// 0600 (whatever the umask) covers all three; files left by an older version are
+    /// tightened too.
+    static func restrictPermissions(_ path: String) {
+        guard !path.isEmpty, path != ":memory:", !path.hasPrefix("file:") else { return }
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if fd >= 0 { _ = Glibc.close(fd) }
+        for file in [path, path + "-wal", path + "-shm", path + "-journal"] {
+            _ = chmod(file, 0o600)
         }
     }
 

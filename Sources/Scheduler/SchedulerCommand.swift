@@ -28,6 +28,8 @@ struct SchedulerCommand: AsyncParsableCommand {
     var metricsPort: Int?
     @Option(help: "Manager gRPC address host:port (manager.addr); without it the scheduler runs standalone.")
     var manager: String?
+    @Option(help: "Secret the manager requires to register (manager.registrationSecret; default $DRAGONFLY_REGISTRATION_SECRET).")
+    var registrationSecret: String?
     @Option(help: "Directory for the scheduler's files (server.dataDir).")
     var dataDir: String?
     @OptionGroup var log: LogOptions
@@ -43,6 +45,7 @@ struct SchedulerCommand: AsyncParsableCommand {
         if let advertiseIP { c.advertiseIP = advertiseIP }
         if let metricsPort { c.metricsPort = metricsPort }
         if let manager { c.managerAddress = manager }
+        if let registrationSecret { c.managerRegistrationSecret = registrationSecret }
         if let dataDir { c.dataDir = dataDir }
         c.tls = try tls.applied(to: c.tls)
 

@@ -47,7 +47,7 @@ public final class SchedulerNode: Sendable {
             ManagerAnnouncer(address: address, identity: .init(
                 hostname: c.hostname, ip: c.advertiseIP, idc: c.idc, location: c.location, clusterID: c.schedulerClusterID,
                 role: .scheduler(port: Int32(c.advertisePort ?? grpcPort))),
-                interval: c.keepAliveInterval, tls: c.tls.client)
+                interval: c.keepAliveInterval, tls: c.tls.client, registrationSecret: c.managerRegistrationSecret)
         }
         return SchedulerNode(grpcPort: grpcPort, metricsPort: metricsPort, server: server, http: http, engine: engine,
                              seeds: seeds, announcer: announcer, logger: logger)

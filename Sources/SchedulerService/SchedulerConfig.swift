@@ -17,6 +17,9 @@ public struct SchedulerConfig: Sendable {
     public var managerAddress: String?
     public var schedulerClusterID: UInt64 = 1
     public var keepAliveInterval: Duration = .seconds(5)
+    /// Presented to the manager to register (manager.registrationSecret); nil falls back to
+    /// $DRAGONFLY_REGISTRATION_SECRET.
+    public var managerRegistrationSecret: String?
     public var idc: String?
     public var rpcLimits = RPCLimits()
     public var tls = TLSFiles()
@@ -68,6 +71,7 @@ public struct SchedulerConfig: Sendable {
         if let v = try y.string("manager.addr"), !v.isEmpty { c.managerAddress = v }
         if let v = try y.int("manager.schedulerClusterID") { c.schedulerClusterID = UInt64(max(1, v)) }
         if let v = try y.duration("manager.keepAlive.interval") { c.keepAliveInterval = v }
+        if let v = try y.string("manager.registrationSecret"), !v.isEmpty { c.managerRegistrationSecret = v }
         if let v = try y.string("host.idc") { c.idc = v }
         if let v = try y.string("host.location") { c.location = v }
         try c.rpcLimits.load(y)

@@ -36,6 +36,10 @@ _spec.loader.exec_module(cluster_tools)
 
 REFERENCE_IMPL = os.environ.get("DF_REFERENCE_IMPL") == "1"
 
+# Every manager a test starts refuses scheduler and seed peer registration without a
+# secret; the ones started here, and the schedulers and seed peers, inherit this one.
+os.environ.setdefault(cluster_tools.REGISTRATION_SECRET_VAR, "integration-tests-registration-secret")
+
 
 def _repo_path(value):
     path = Path(value)
