@@ -9,6 +9,7 @@ import json
 import os
 import statistics
 import stat
+import subprocess
 import sys
 import time
 import uuid
@@ -193,6 +194,32 @@ def test_with_nothing_configured_registration_is_off_unless_opted_in(tmp_path):
     finally:
         opened.stop()
     assert "OPEN to anyone" in (tmp_path / "open.log").read_text()
+
+
+def test_with_mutual_tls_a_client_certificate_suffices(tmp_path):
+    made = subprocess.run(["bash", Path(__file__).resolve().parents[2] / "tools" / "make-test-ca.sh", tmp_path / "ca", "manager", "client"],
+                          capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    ca = tmp_path / "ca"
+    env = {k: v for k, v in os.environ.items() if k != "DRAGONFLY_REGISTRATION_SECRET"}
+    env["DRAGONFLY_INITIAL_ROOT_PASSWORD"] = ROOT_PASSWORD
+    m = Server([binary("manager"), "--grpc-port", "0", "--rest-port", "0", "--listen-ip", "127.0.0.1", "--data-dir", tmp_path / "m",
+                "--tls-cert", ca / "manager.pem", "--tls-key", ca / "manager.key", "--tls-ca", ca / "ca.pem"], tmp_path / "m.log", env=env)
+    try:
+        assert "client certificates (mutual TLS)" in (tmp_path / "m.log").read_text()
+        creds = grpc.ssl_channel_credentials(root_certificates=(ca / "ca.pem").read_bytes(),
+                                             private_key=(ca / "client.key").read_bytes(),
+                                             certificate_chain=(ca / "client.pem").read_bytes())
+        stub = manager_pb2_grpc.ManagerStub(grpc.secure_channel(f"localhost:{m.port}", creds))
+        assert stub.UpdateScheduler(scheduler_request("cert-scheduler", "10.0.0.2"), timeout=10).hostname == "cert-scheduler"
+        # Without a certificate there is no connection to call on at all.
+        bare = manager_pb2_grpc.ManagerStub(grpc.secure_channel(
+            f"localhost:{m.port}", grpc.ssl_channel_credentials(root_certificates=(ca / "ca.pem").read_bytes())))
+        with pytest.raises(grpc.RpcError) as refused:
+            bare.UpdateScheduler(scheduler_request("evil-scheduler", "10.6.6.6"), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        m.stop()
 
 
 def test_our_scheduler_with_a_wrong_secret_stays_out(manager, tmp_path):
