@@ -127,7 +127,7 @@ let package = Package(
         ]),
         .target(name: "PeerNode", dependencies: [
             "PeerDaemon", "PeerConfig", "PeerStorage", "RegistryMirror", "HTTPServing", "ManagerClient", "RPCTransport", "VortexTransport",
-            "RPCServices", "DragonflyCommon",
+            "RPCServices", "RPCCore", "DragonflyCommon",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "Dragonfly", dependencies: [
@@ -163,7 +163,7 @@ let package = Package(
         // Where a mirrored request goes (upstream choice, ranges, blob digests): no HTTP client.
         .target(name: "MirrorRouting", dependencies: ["PeerConfig", "HTTPServing"]),
         .target(name: "RegistryMirror", dependencies: [
-            "PeerDaemon", "MirrorRouting", "HTTPServing", "DragonflyCommon", "GeneratedAPI", "RegistryClient",
+            "PeerDaemon", "PeerConfig", "MirrorRouting", "HTTPServing", "DragonflyCommon", "GeneratedAPI", "RegistryClient",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -211,7 +211,7 @@ let package = Package(
         .target(name: "CFuzzMain", path: "Tests/Fuzz/CFuzzMain"),
         .executableTarget(name: "DragonflyFuzz", dependencies: [
             "CFuzzMain", "RPCTransport", "RPCCore", "GeneratedAPI", "ProtoCore", "HTTPServing", "MirrorRouting",
-            "PeerConfig", "SchedulerService", "DragonflyCommon", "VortexProtocol",
+            "PeerConfig", "SchedulerService", "SchedulerCore", "DragonflyCommon", "VortexProtocol",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -227,7 +227,7 @@ let package = Package(
         ]),
         .testTarget(name: "RegistryMirrorTests", dependencies: ["RegistryMirror", "RegistryClient", "PeerDaemon", "HTTPServing"]),
         .testTarget(name: "ManagerTests", dependencies: ["ManagerCore", "SQLStore", "DragonflyCommon"]),
-        .testTarget(name: "PeerDaemonTests", dependencies: ["PeerDaemon"]),
+        .testTarget(name: "PeerDaemonTests", dependencies: ["PeerDaemon", "PeerConfig", "DragonflyCommon"]),
         .testTarget(name: "PeerStorageTests", dependencies: ["PeerStorage", "DragonflyCommon"]),
         .testTarget(name: "SchedulerTests", dependencies: ["SchedulerCore", "DragonflyCommon", "GeneratedAPI", "RPCCore"]),
         .testTarget(name: "ProtoJSONTests", dependencies: ["ProtoJSON"]),

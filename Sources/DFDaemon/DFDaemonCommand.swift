@@ -13,9 +13,10 @@ struct DFDaemonCommand: AsyncParsableCommand {
         commandName: "dfdaemon",
         abstract: "Dragonfly peer: downloads pieces from parents or the origin, caches them and serves them to others.",
         discussion: """
-        One port serves gRPC (dfdaemon.v2.DfdaemonDownload, dfdaemon.v2.DfdaemonUpload, piece transfer, \
-        health, reflection) and HTTP/1.1 (/metrics, /healthy); DfdaemonDownload is also served on a \
-        unix socket for local clients such as dfget.
+        One port serves gRPC (dfdaemon.v2.DfdaemonUpload, piece transfer, health, reflection) and \
+        HTTP/1.1 (the registry mirror, /metrics, /healthy). dfdaemon.v2.DfdaemonDownload, which writes \
+        files and deletes tasks, is served to local clients such as dfget on the unix socket, and on \
+        the TCP port only with mutual TLS and --download-over-tcp.
         """)
 
     @Option(help: "YAML config file (Dragonfly's dfdaemon keys).")
@@ -42,6 +43,10 @@ struct DFDaemonCommand: AsyncParsableCommand {
     var ip: String?
     @Option(help: "Host name to announce (host.hostname).")
     var hostname: String?
+    @Flag(help: "Also serve DfdaemonDownload on the TCP port (download.server.allowTCP); needs mutual TLS.")
+    var downloadOverTcp = false
+    @Option(help: "A directory local clients may have downloads written under (repeatable; download.allowedOutputDirs).")
+    var allowedOutputDir: [String] = []
     @OptionGroup var log: LogOptions
 
     @OptionGroup var tls: TLSOptions
@@ -64,6 +69,9 @@ struct DFDaemonCommand: AsyncParsableCommand {
         if let hostname { c.hostname = hostname }
         if let httpPort { c.httpPort = httpPort }
         c.tls = try tls.applied(to: c.tls)
+        if downloadOverTcp { c.downloadOverTCP = true }
+        if !allowedOutputDir.isEmpty { c.allowedOutputDirs = allowedOutputDir }
+        try c.checkDownloadOverTCP("flags")
 
         let metrics = MetricsRegistry(prefix: "dragonfly_dfdaemon_")
         PrometheusMetricsBridge.bootstrap(metrics, help: RPCServerMetrics.help)

@@ -43,7 +43,11 @@ struct DFGetCommand: AsyncParsableCommand {
     var tlsKey: String?
 
     func run() async throws {
-        let path = URL(fileURLWithPath: output).path
+        // The daemon writes only to absolute paths without `..` or symlinked directories: the
+        // directory is made here, as the user, and named as the file system knows it.
+        let requested = URL(fileURLWithPath: output).standardizedFileURL
+        try? FileManager.default.createDirectory(at: requested.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let path = requested.deletingLastPathComponent().resolvingSymlinksInPath().appendingPathComponent(requested.lastPathComponent).path
         let expected: ContentDigest?
         do { expected = try digest.map { try ContentDigest(parsing: $0) } } catch {
             FileHandle.standardError.write(Data("dfget: \(error)\n".utf8))

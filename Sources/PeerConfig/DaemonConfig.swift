@@ -36,6 +36,17 @@ public struct DaemonConfig: Sendable {
     public var concurrentUploadLimit = 50
     /// Hosts this daemon may fetch from (empty: any).
     public var allowedOrigins = OriginAllowList()
+    /// Which addresses origins may have (`download.refusePrivateOrigins`,
+    /// `download.allowLinkLocalOrigins`).
+    public var originAddresses = OriginAddressPolicy()
+    /// The one policy for every URL this daemon fetches.
+    public var originPolicy: OriginPolicy { OriginPolicy(allowList: allowedOrigins, addresses: originAddresses) }
+    /// Where local clients may have finished downloads written (`download.allowedOutputDirs`).
+    public var allowedOutputDirs = ["/tmp", "/var/tmp", "/home", "/root", "/mnt", "/data"]
+    /// Serve `dfdaemon.v2.DfdaemonDownload` (it writes files and deletes tasks) on the TCP
+    /// port too (`download.server.allowTCP`); only with mutual TLS. Otherwise it is on the
+    /// unix socket alone, as upstream serves it.
+    public var downloadOverTCP = false
     public var backToSourceRateLimit: Double = 0
     /// GC starts freeing least recently used tasks when the store holds more than this.
     public var diskGCThreshold: UInt64?
@@ -94,17 +105,29 @@ public struct DaemonConfig: Sendable {
         if let v = try y.bool("seedPeer.enable") { c.seedPeer = v }
         if let v = try y.int("seedPeer.clusterID") { c.seedPeerClusterID = UInt64(max(1, v)) }
         if let v = try y.duration("seedPeer.keepAlive.interval") { c.keepAliveInterval = v }
-        if let v = try y.int("download.pieceSize") { c.pieceLength = UInt64(v) }
+        if let v = try y.int("download.pieceSize") {
+            let range = Int(PieceLayout.allowedPieceLengths.lowerBound)...Int(PieceLayout.allowedPieceLengths.upperBound)
+            c.pieceLength = UInt64(try bounded(v, range, "download.pieceSize", path))
+        }
         if let v = try y.int("download.concurrentPieceCount") { c.concurrentPieceCount = max(1, v) }
         if let v = try y.duration("download.pieceTimeout") { c.pieceTimeout = v }
         if let v = try y.string("download.totalRateLimit") { c.totalDownloadRateLimit = try rate(v, "download.totalRateLimit", path) }
         if let v = try y.string("download.perPeerRateLimit") { c.perPeerUploadRateLimit = try rate(v, "download.perPeerRateLimit", path) }
         if let v = try y.strings("download.allowedOrigins") { c.allowedOrigins = OriginAllowList(v) }
+        if let v = try y.bool("download.refusePrivateOrigins") { c.originAddresses.refusePrivate = v }
+        if let v = try y.bool("download.allowLinkLocalOrigins") { c.originAddresses.allowLinkLocal = v }
+        if let v = try y.strings("download.allowedOutputDirs") {
+            guard v.allSatisfy({ $0.hasPrefix("/") && !$0.split(separator: "/").contains("..") }) else {
+                throw ConfigError("\(path): download.allowedOutputDirs must be absolute directories")
+            }
+            c.allowedOutputDirs = v
+        }
+        if let v = try y.bool("download.server.allowTCP") { c.downloadOverTCP = v }
         if let v = try y.int("upload.concurrentLimit") { c.concurrentUploadLimit = try bounded(v, 1...100_000, "upload.concurrentLimit", path) }
         if let v = try y.string("upload.rateLimit") { c.perPeerUploadRateLimit = try rate(v, "upload.rateLimit", path) }
         if let v = try y.string("download.backToSourceRateLimit") { c.backToSourceRateLimit = try rate(v, "download.backToSourceRateLimit", path) }
-        if let v = try y.string("storage.diskGCThreshold") { c.diskGCThreshold = UInt64(try rate(v, "storage.diskGCThreshold", path)) }
-        if let v = try y.int("storage.diskGCThresholdPercent") { c.diskGCThresholdPercent = Double(v) }
+        if let v = try y.string("storage.diskGCThreshold") { c.diskGCThreshold = UInt64(clamping: Int64(min(try rate(v, "storage.diskGCThreshold", path), 1e18))) }
+        if let v = try y.int("storage.diskGCThresholdPercent") { c.diskGCThresholdPercent = Double(try bounded(v, 1...100, "storage.diskGCThresholdPercent", path)) }
         if let v = try y.duration("gc.interval") { c.gcInterval = v }
         if let v = try y.string("host.ip") { c.ip = v }
         if let v = try y.string("host.hostname") { c.hostname = v }
@@ -127,7 +150,17 @@ public struct DaemonConfig: Sendable {
             c.httpLimits.requestTimeout = v
         }
         try y.rejectUnknownKeys()
+        try c.checkDownloadOverTCP(path)
         return c
+    }
+
+    /// The download service writes files as the daemon's user: over TCP only to clients
+    /// that prove who they are.
+    public func checkDownloadOverTCP(_ path: String) throws {
+        guard downloadOverTCP else { return }
+        guard tls.server != nil, tls.caCert != nil else {
+            throw ConfigError("\(path): download.server.allowTCP needs mutual TLS (tls.cert, tls.key and tls.caCert)")
+        }
     }
 
     /// "8Mi", "100MB", "1Gi" or plain bytes.

@@ -17,14 +17,38 @@ struct DownloadPlan: Sendable {
     let log: Logger
 }
 
+/// Who asked for a download; it decides what the request may do.
+public enum DownloadCaller: Sendable {
+    /// A local client (dfget) on the unix socket, or over mutual TLS where that is allowed:
+    /// the only caller that may name an output path.
+    case local
+    /// The scheduler or the manager through the upload service (a seed peer's fetch, a
+    /// preheat): the fetch goes on when the caller hangs up.
+    case cluster
+    /// The registry mirror, for a client pulling through it.
+    case mirror
+}
+
 extension Daemon {
     /// Downloads a task and reports progress: first `started` (length and piece list),
-    /// then each piece as it lands. Writes `output_path` when the request names one.
-    public func download(_ request: Common_V2_Download,
+    /// then each piece as it lands. Writes `output_path` when a local caller names one.
+    public func download(_ request: Common_V2_Download, caller: DownloadCaller,
                          started: @Sendable (Dfdaemon_V2_DownloadTaskStartedResponse, String, String) async throws -> Void,
                          piece report: @escaping PieceReport) async throws {
-        if let refusal = config.allowedOrigins.refusal(for: request.url) {
+        if let refusal = await config.originPolicy.refusal(for: request.url) {
             throw RPCError(code: .permissionDenied, message: refusal)
+        }
+        // Checked before anything is fetched: a refused path costs the origin nothing.
+        let output: OutputTarget?
+        if caller == .local, let path = request.outputPath, !path.isEmpty {
+            let target = try OutputTarget.check(path, allowed: config.allowedOutputDirs)
+            try target.preflight()
+            output = target
+        } else {
+            output = nil
+        }
+        if let requested = request.pieceLength, !PieceLayout.allowedPieceLengths.contains(requested) {
+            throw RPCError(code: .invalidArgument, message: "piece_length \(requested) is outside \(PieceLayout.allowedPieceLengths) bytes")
         }
         let taskID: String
         do {
@@ -39,15 +63,17 @@ extension Daemon {
         }
         let peerID = PeerIdentity.peerID(ip: config.ip, hostname: config.hostname, seed: config.seedPeer)
 
-        // A complete local copy is served at once, after re-checking every piece: an output
-        // hard-linked to the store could have been edited since.
+        // A complete local copy is served at once, after re-checking every piece (an output
+        // hard-linked to the store could have been edited since) and the digest the caller
+        // gave, if any.
         if let m = try? await store.metadata(taskID), m.finished, await verifiesIntact(m) {
+            if let contentDigest { try await checkDigest(taskID, contentDigest, url: request.url) }
             try await started(startedResponse(m, finished: true), taskID, peerID)
             for p in m.pieces.values.sorted(by: { $0.number < $1.number }) {
                 try await report(Common_V2_Piece(p, traffic: .localPeer))
             }
             metrics.counter("download_task_total", [("type", "local")], help: "Tasks downloaded, by where the bytes came from").increment()
-            try await writeOutput(request, taskID: taskID)
+            try output?.write(from: contentPath(taskID))
             return
         }
 
@@ -55,9 +81,14 @@ extension Daemon {
         do {
             info = try await origin.head(request.url, headers: request.requestHeader)
         } catch let error as OriginError {
-            throw backendError(error)
+            throw error.refused ? RPCError(code: .permissionDenied, message: error.message) : backendError(error)
         }
-        let layout = PieceLayout(contentLength: info.contentLength, pieceLength: request.pieceLength ?? config.pieceLength)
+        let layout: PieceLayout
+        do {
+            layout = try PieceLayout.checked(contentLength: info.contentLength, requestedPieceLength: request.pieceLength ?? config.pieceLength)
+        } catch {
+            throw RPCError(code: .invalidArgument, message: error.description)
+        }
         let meta: TaskMetadata
         do {
             meta = try await store.open(taskID: taskID, url: request.url, contentLength: layout.contentLength, pieceLength: layout.pieceLength)
@@ -76,7 +107,10 @@ extension Daemon {
         let began = ContinuousClock.now
         let plan = DownloadPlan(taskID: taskID, peerID: peerID, download: request, layout: layout,
                                 headers: request.requestHeader, log: log)
-        let job = sharedFetch(plan)
+        // A fetch nobody waits for any more is stopped, unless the cluster asked for it (a
+        // seed peer's fetch, a preheat): one client must not leave the origin busy for nothing.
+        let job = sharedFetch(plan, keepWithoutWaiters: caller == .cluster || config.seedPeer)
+        defer { job.leave() }
         // Every requester follows the store: pieces are reported as they land, whoever
         // fetched them, so concurrent requests for one task share one download.
         var reported = Set(meta.pieces.keys)
@@ -103,15 +137,31 @@ extension Daemon {
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        if let failure = await finishStored(taskID, contentDigest) {
-            log.error("download failed: \(failure)")
-            throw RPCError(code: .internal, message: failure)
-        }
+        if let contentDigest { try await checkDigest(taskID, contentDigest, url: request.url) }
         log.info("download finished", metadata: ["source": "\(fromOrigin ? "back_to_source" : "peers")",
                                                  "cost": "\(ContinuousClock.now - began)"])
         metrics.counter("download_task_total", [("type", fromOrigin ? "back_to_source" : "p2p")],
                         help: "Tasks downloaded, by where the bytes came from").increment()
-        try await writeOutput(request, taskID: taskID)
+        try output?.write(from: contentPath(taskID))
+    }
+
+    func contentPath(_ taskID: String) -> String { store.directory.appendingPathComponent("content/\(taskID)").path }
+
+    /// Fails this request when the task's content does not match `digest`. The task stays:
+    /// its pieces match what the origin sent, and another client's request (or a later one
+    /// with the right digest) must not lose them because this caller named a wrong digest.
+    /// Unless the URL's path names that digest (a registry blob): then the content is wrong
+    /// for everyone, and is dropped so a repaired origin is fetched afresh.
+    func checkDigest(_ taskID: String, _ digest: ContentDigest, url: String) async throws {
+        do {
+            try await store.verify(taskID: taskID, contentDigest: digest)
+        } catch {
+            logger.warning("task \(taskID): \(error)")
+            if let path = URLComponents(string: url)?.path, path.lowercased().contains(digest.description.lowercased()) {
+                try? await store.delete(taskID: taskID)
+            }
+            throw RPCError(code: .internal, message: "\(error)")
+        }
     }
 
     /// True when every stored piece still matches its digest; otherwise the task is
@@ -128,14 +178,17 @@ extension Daemon {
     }
 
     /// The fetch of a task's missing pieces, started once however many ask for the task.
-    func sharedFetch(_ plan: DownloadPlan) -> FetchJob {
+    /// The caller is counted as waiting on it until it calls `leave()`.
+    func sharedFetch(_ plan: DownloadPlan, keepWithoutWaiters: Bool) -> FetchJob {
         inflight.withLock { map in
-            if let job = map[plan.taskID] { return job }
-            let job = FetchJob()
+            if let job = map[plan.taskID], job.join(keepWithoutWaiters: keepWithoutWaiters) { return job }
+            let job = FetchJob(keepWithoutWaiters: keepWithoutWaiters)
             map[plan.taskID] = job
             job.start {
-                defer { _ = self.inflight.withLock { $0.removeValue(forKey: plan.taskID) } }
-                guard try await !self.missingPieces(plan).isEmpty else { return }
+                defer { self.inflight.withLock { if $0[plan.taskID] === job { $0.removeValue(forKey: plan.taskID) } } }
+                // The job, not a waiter, marks the task complete: a fetch that goes on after its
+                // caller left (a seed's, a preheat) must still end up served to others.
+                guard try await !self.missingPieces(plan).isEmpty else { return try await self.markFinished(plan.taskID) }
                 if plan.layout.contentLength > 0, let address = self.scheduler(for: plan.taskID) {
                     do {
                         do {
@@ -147,29 +200,25 @@ extension Daemon {
                             try await self.downloadThroughScheduler(plan, scheduler: address, report: { _ in })
                         }
                     } catch {
+                        try Task.checkCancellation()
                         // A pull never fails because Dragonfly did: what is missing comes from the origin.
                         plan.log.warning("P2P failed (\(error)); fetching the rest from the origin")
                     }
                 }
                 try await self.fetchFromOrigin(plan, pieces: self.missingPieces(plan), report: { _ in }, onPiece: nil)
+                try await self.markFinished(plan.taskID)
             }
             return job
         }
     }
 
-    /// Marks the task complete; a content digest mismatch drops the task so no one is
-    /// served it. Returns the failure, if any.
-    func finishStored(_ taskID: String, _ digest: ContentDigest?) async -> String? {
-        let result: Result<Void, StorageError>
+    /// Marks the task complete, so it is served from the cache from now on.
+    func markFinished(_ taskID: String) async throws {
         do {
-            try await store.finish(taskID: taskID, contentDigest: digest)
-            result = .success(())
+            try await store.finish(taskID: taskID)
         } catch {
-            result = .failure(error)
+            throw RPCError(code: .internal, message: error.description)
         }
-        guard case .failure(let error) = result else { return nil }
-        if error.isDigestMismatch { try? await store.delete(taskID: taskID) }
-        return error.description
     }
 
     func missingPieces(_ plan: DownloadPlan) async throws -> [PieceLayout.Piece] {
@@ -202,43 +251,59 @@ extension Daemon {
         let json = (try? JSONSerialization.data(withJSONObject: details, options: [.sortedKeys])).map { [UInt8]($0) }
         return RPCError(code: .internal, message: error.description, details: json)
     }
-
-    /// Puts the finished content at `output_path` through a temporary name and a rename, so
-    /// a reader never sees half a file: a hard link when the store shares the file system
-    /// (as the Rust client does; the store re-verifies digests, so later edits to the output
-    /// are caught before anything is served), otherwise a copy.
-    func writeOutput(_ request: Common_V2_Download, taskID: String) async throws {
-        guard let output = request.outputPath, !output.isEmpty else { return }
-        let source = store.directory.appendingPathComponent("content/\(taskID)").path
-        let temporary = output + ".dfget-\(UUID().uuidString.prefix(8))"
-        let fm = FileManager.default
-        do {
-            try fm.createDirectory(atPath: (output as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            if link(source, temporary) != 0 {
-                try fm.copyItem(atPath: source, toPath: temporary)
-            }
-            if rename(temporary, output) != 0 { throw RPCError(code: .internal, message: "cannot move into \(output)") }
-        } catch {
-            try? fm.removeItem(atPath: temporary)
-            throw RPCError(code: .internal, message: "cannot write \(output): \(error)")
-        }
-    }
 }
 
-/// One running fetch and, once it ends, how it ended.
+/// One running fetch, who waits on it, and, once it ends, how it ended.
 final class FetchJob: Sendable {
-    private let result = Mutex<Result<Void, RPCError>?>(nil)
+    private struct State {
+        var result: Result<Void, RPCError>?
+        var task: Task<Void, Never>?
+        var waiters = 1
+        var keepWithoutWaiters: Bool
+        var cancelled = false
+    }
+    private let state: Mutex<State>
 
-    var outcome: Result<Void, RPCError>? { result.withLock { $0 } }
+    init(keepWithoutWaiters: Bool) { state = Mutex(State(keepWithoutWaiters: keepWithoutWaiters)) }
+
+    var outcome: Result<Void, RPCError>? { state.withLock { $0.result } }
+
+    /// Counts one more waiter; false when the job was already stopped (start another).
+    func join(keepWithoutWaiters: Bool) -> Bool {
+        state.withLock { s in
+            guard !s.cancelled else { return false }
+            s.waiters += 1
+            if keepWithoutWaiters { s.keepWithoutWaiters = true }
+            return true
+        }
+    }
+
+    /// A waiter is gone; the last one stops the fetch unless it is to be kept.
+    func leave() {
+        let stop: Task<Void, Never>? = state.withLock { s in
+            s.waiters -= 1
+            guard s.waiters <= 0, !s.keepWithoutWaiters, s.result == nil else { return nil }
+            s.cancelled = true
+            return s.task
+        }
+        stop?.cancel()
+    }
 
     func start(_ body: @escaping @Sendable () async throws -> Void) {
-        Task {
+        let task = Task {
+            let result: Result<Void, RPCError>
             do {
                 try await body()
-                result.withLock { $0 = .success(()) }
+                result = .success(())
             } catch {
-                result.withLock { $0 = .failure(RPCError.wrapping(error)) }
+                result = .failure(RPCError.wrapping(error))
             }
+            state.withLock { $0.result = result }
         }
+        let cancelNow = state.withLock { s in
+            s.task = task
+            return s.cancelled
+        }
+        if cancelNow { task.cancel() }
     }
 }

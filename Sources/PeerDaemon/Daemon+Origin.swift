@@ -31,7 +31,7 @@ extension Daemon {
             do {
                 return try await origin.get(plan.download.url, headers: plan.headers, offset: piece.offset, length: piece.length)
             } catch let error as OriginError {
-                let transient = error.statusCode.map { $0 >= 500 } ?? !error.message.contains("bytes")
+                let transient = !error.refused && (error.statusCode.map { $0 >= 500 } ?? !error.message.contains("bytes"))
                 if !transient || attempt == 3 { throw backendError(error) }
             } catch {
                 if attempt == 3 { throw backendError(OriginError(message: "\(error)")) }
@@ -45,8 +45,8 @@ extension Daemon {
     private func fetchOnePieceFromOrigin(_ plan: DownloadPlan, _ piece: PieceLayout.Piece, report: PieceReport,
                                          onPiece: (@Sendable (Common_V2_Piece) async -> Void)?) async throws {
         let start = ContinuousClock.now
-        try await backToSourceLimit.take(Int(piece.length))
-        try await downloadLimit.take(Int(piece.length))
+        try await backToSourceLimit.take(Int(clamping: piece.length))
+        try await downloadLimit.take(Int(clamping: piece.length))
         let bytes = try await getWithRetries(plan, piece)
         let stored: TaskMetadata.Piece
         do {

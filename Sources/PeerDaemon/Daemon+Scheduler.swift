@@ -19,6 +19,9 @@ extension Daemon {
         download.actualPieceLength = plan.layout.pieceLength
         download.actualPieceCount = UInt64(plan.layout.pieceCount)
         download.outputPath = nil
+        // The scheduler shows tasks to any client and hands them to seed peers: a login
+        // stays here. A seed that needs one fails, and this peer fetches from the origin.
+        download.requestHeader = download.requestHeader.filter { !LogRedaction.isCredentialName($0.key) }
         try await session.send(.registerPeerRequest(Scheduler_V2_RegisterPeerRequest.with { $0.download = download }))
 
         var started = false

@@ -4,6 +4,7 @@ import Foundation
 import NIOCore
 import NIOSSL
 import NIOHTTP1
+import PeerConfig
 
 /// What the origin said about the content before we fetch it.
 public struct OriginInfo: Sendable {
@@ -15,35 +16,45 @@ public struct OriginInfo: Sendable {
 public struct OriginError: Error, CustomStringConvertible, Sendable {
     public var message: String
     public var statusCode: Int?
+    /// The origin policy refused the URL or a redirect: nothing was fetched.
+    public var refused = false
     public var description: String { statusCode.map { "origin answered \($0): \(message)" } ?? message }
 }
 
 /// Fetches from the origin (back to source): HEAD for the length, ranged GETs per piece.
-/// Redirects are followed; TLS is verified, except towards hosts configured as insecure.
+/// Redirects are followed here, not by the HTTP client, so that every hop is checked
+/// against the origin policy and credentials are not handed to another host. TLS is
+/// verified, except towards hosts configured as insecure.
 public struct OriginClient: Sendable {
     let verified: HTTPClient
     let unverified: HTTPClient?
     let insecureHosts: Set<String>
     let timeout: TimeAmount
+    let policy: OriginPolicy
+    static let maxRedirects = 5
+
+    /// A verifying client that leaves redirects to us; shared like `HTTPClient.shared`.
+    public static let noRedirects = HTTPClient(configuration: .init(redirectConfiguration: .disallow))
 
     /// `insecureHosts` are `host[:port]` names whose certificates are not checked (a
     /// registry configured `insecure: true`); `unverified` must then be a client that
-    /// does not verify.
-    public init(client: HTTPClient = .shared, unverified: HTTPClient? = nil, insecureHosts: Set<String> = [],
-                timeout: Duration = .seconds(120)) {
+    /// does not verify. Both clients must not follow redirects themselves.
+    public init(client: HTTPClient = OriginClient.noRedirects, unverified: HTTPClient? = nil, insecureHosts: Set<String> = [],
+                timeout: Duration = .seconds(120), policy: OriginPolicy = OriginPolicy()) {
         self.verified = client
         self.unverified = unverified
         self.insecureHosts = insecureHosts
+        self.policy = policy
         self.timeout = .nanoseconds(timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
     }
 
     /// The shared verifying client, plus a non-verifying one when some hosts are insecure.
-    public static func forHosts(insecure hosts: Set<String>) -> OriginClient {
-        guard !hosts.isEmpty else { return OriginClient() }
-        var config = HTTPClient.Configuration()
+    public static func forHosts(insecure hosts: Set<String>, policy: OriginPolicy = OriginPolicy()) -> OriginClient {
+        guard !hosts.isEmpty else { return OriginClient(policy: policy) }
+        var config = HTTPClient.Configuration(redirectConfiguration: .disallow)
         config.tlsConfiguration = .makeClientConfiguration()
         config.tlsConfiguration?.certificateVerification = .none
-        return OriginClient(unverified: HTTPClient(configuration: config), insecureHosts: hosts)
+        return OriginClient(unverified: HTTPClient(configuration: config), insecureHosts: hosts, policy: policy)
     }
 
     /// Shuts down the client this value made (the shared one lives on).
@@ -58,21 +69,49 @@ public struct OriginClient: Sendable {
         return unverified
     }
 
-    public func head(_ url: String, headers: [String: String]) async throws -> OriginInfo {
-        var request = HTTPClientRequest(url: url)
-        request.method = .HEAD
-        for (k, v) in headers where k.lowercased() != "range" { request.headers.add(name: k, value: v) }
-        let response: HTTPClientResponse
-        do {
-            response = try await client(for: url).execute(request, timeout: timeout)
-        } catch {
-            throw OriginError(message: "cannot reach \(url): \(error)")
+    /// Sends the request, following up to `maxRedirects` redirects; each target must pass the
+    /// policy, and credentials go only to the host they were given for.
+    func execute(_ url: String, method: HTTPMethod, headers: [String: String], range: String?) async throws -> HTTPClientResponse {
+        var current = url
+        var sendCredentials = true
+        let firstAuthority = URLComponents(string: url)?.authority.lowercased()
+        for _ in 0...Self.maxRedirects {
+            if let why = await policy.refusal(for: current) {
+                throw OriginError(message: "refused: \(why)", statusCode: nil, refused: true)
+            }
+            var request = HTTPClientRequest(url: current)
+            request.method = method
+            for (k, v) in headers where k.lowercased() != "range" {
+                if !sendCredentials && LogRedaction.isCredentialName(k) { continue }
+                request.headers.add(name: k, value: v)
+            }
+            if let range { request.headers.replaceOrAdd(name: "Range", value: range) }
+            let response: HTTPClientResponse
+            do {
+                response = try await client(for: current).execute(request, timeout: timeout)
+            } catch {
+                throw OriginError(message: "cannot reach \(LogRedaction.url(current)): \(error)")
+            }
+            guard [301, 302, 303, 307, 308].contains(Int(response.status.code)) else { return response }
+            guard let location = response.headers.first(name: "location"),
+                  let next = URL(string: location, relativeTo: URL(string: current))?.absoluteURL.absoluteString else {
+                throw OriginError(message: "redirect without a usable Location", statusCode: Int(response.status.code))
+            }
+            _ = try? await response.body.collect(upTo: 64 << 10)
+            current = next
+            // A redirect to another host (object storage, a CDN) carries its own signature.
+            if URLComponents(string: next)?.authority.lowercased() != firstAuthority { sendCredentials = false }
         }
+        throw OriginError(message: "more than \(Self.maxRedirects) redirects from \(LogRedaction.url(url))")
+    }
+
+    public func head(_ url: String, headers: [String: String]) async throws -> OriginInfo {
+        let response = try await execute(url, method: .HEAD, headers: headers, range: nil)
         guard (200..<300).contains(Int(response.status.code)) else {
             throw OriginError(message: response.status.reasonPhrase, statusCode: Int(response.status.code))
         }
         guard let text = response.headers.first(name: "content-length"), let length = UInt64(text) else {
-            throw OriginError(message: "origin gave no Content-Length for \(url)")
+            throw OriginError(message: "origin gave no Content-Length for \(LogRedaction.url(url))")
         }
         var h: [String: String] = [:]
         for header in response.headers { h[header.name] = header.value }
@@ -82,23 +121,24 @@ public struct OriginClient: Sendable {
     /// Exactly `length` bytes from `offset`, or an error: a short or long answer is never
     /// taken as the piece.
     public func get(_ url: String, headers: [String: String], offset: UInt64, length: UInt64) async throws -> [UInt8] {
-        var request = HTTPClientRequest(url: url)
-        for (k, v) in headers where k.lowercased() != "range" { request.headers.add(name: k, value: v) }
-        request.headers.replaceOrAdd(name: "Range", value: "bytes=\(offset)-\(offset + length - 1)")
-        let response = try await client(for: url).execute(request, timeout: timeout)
+        guard length > 0, length <= UInt64(Int32.max), offset <= UInt64.max - length else {
+            throw OriginError(message: "piece of \(length) bytes at \(offset) cannot be fetched")
+        }
+        let response = try await execute(url, method: .GET, headers: headers, range: "bytes=\(offset)-\(offset + length - 1)")
         let code = Int(response.status.code)
         guard code == 206 || (code == 200 && offset == 0) else {
             throw OriginError(message: "ranged GET failed", statusCode: code)
         }
+        let wanted = Int(length)
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(Int(length))
+        bytes.reserveCapacity(wanted)
         do {
             for try await var chunk in response.body {
                 bytes += chunk.readBytes(length: chunk.readableBytes) ?? []
-                if bytes.count >= Int(length) {
+                if bytes.count >= wanted {
                     // A 200 carries the whole file: take our piece and stop reading.
-                    if code == 200 { return Array(bytes.prefix(Int(length))) }
-                    if bytes.count > Int(length) {
+                    if code == 200 { return Array(bytes.prefix(wanted)) }
+                    if bytes.count > wanted {
                         throw OriginError(message: "origin sent more than the \(length) bytes asked for")
                     }
                 }
@@ -108,7 +148,7 @@ public struct OriginClient: Sendable {
         } catch {
             throw OriginError(message: "origin body ended after \(bytes.count) of \(length) bytes (truncated?): \(error)")
         }
-        guard bytes.count == Int(length) else {
+        guard bytes.count == wanted else {
             throw OriginError(message: "origin sent \(bytes.count) bytes for a \(length)-byte piece (truncated?)")
         }
         return bytes

@@ -11,7 +11,7 @@ public struct DownloadService: Dfdaemon_V2_DfdaemonDownloadProvider {
 
     public func downloadTask(_ request: Dfdaemon_V2_DownloadTaskRequest, responses: RPCWriter<Dfdaemon_V2_DownloadTaskResponse>,
                              context: RPCServerContext) async throws {
-        try await streamDownload(daemon, request, responses)
+        try await streamDownload(daemon, request, responses, caller: .local)
     }
 
     public func statTask(_ request: Dfdaemon_V2_StatTaskRequest, context: RPCServerContext) async throws -> Common_V2_Task {
@@ -29,10 +29,11 @@ public struct UploadService: Dfdaemon_V2_DfdaemonUploadProvider {
     let daemon: Daemon
     public init(daemon: Daemon) { self.daemon = daemon }
 
-    /// A seed peer asked by the scheduler to fetch a task does it like any download.
+    /// A seed peer asked by the scheduler (or the manager, for a preheat) to fetch a task
+    /// does it like any download, but never writes it anywhere but the cache.
     public func downloadTask(_ request: Dfdaemon_V2_DownloadTaskRequest, responses: RPCWriter<Dfdaemon_V2_DownloadTaskResponse>,
                              context: RPCServerContext) async throws {
-        try await streamDownload(daemon, request, responses)
+        try await streamDownload(daemon, request, responses, caller: .cluster)
     }
 
     public func statTask(_ request: Dfdaemon_V2_StatTaskRequest, context: RPCServerContext) async throws -> Common_V2_Task {
@@ -103,12 +104,12 @@ public struct PieceTransferService: Dfswift_Peer_V1_PieceTransferProvider {
 }
 
 func streamDownload(_ daemon: Daemon, _ request: Dfdaemon_V2_DownloadTaskRequest,
-                    _ responses: RPCWriter<Dfdaemon_V2_DownloadTaskResponse>) async throws {
+                    _ responses: RPCWriter<Dfdaemon_V2_DownloadTaskResponse>, caller: DownloadCaller) async throws {
     guard let download = request.download, !download.url.isEmpty else {
         throw RPCError(code: .invalidArgument, message: "missing download")
     }
     let ids = IDBox()
-    try await daemon.download(download, started: { started, taskID, peerID in
+    try await daemon.download(download, caller: caller, started: { started, taskID, peerID in
         ids.set(taskID, peerID)
         try await responses.write(Dfdaemon_V2_DownloadTaskResponse.with {
             $0.hostId = daemon.config.hostID
@@ -131,7 +132,8 @@ func localTaskView(_ daemon: Daemon, _ taskID: String) async throws -> Common_V2
     guard let m = try? await daemon.store.metadata(taskID) else { throw RPCError(code: .notFound, message: "task \(taskID) not found") }
     return Common_V2_Task.with { t in
         t.id = m.taskID
-        t.url = m.url
+        // Any TCP client may ask: a signed URL's signature is not theirs to see.
+        t.url = LogRedaction.maskingCredentials(inURL: m.url)
         t.contentLength = m.contentLength
         t.pieceCount = m.pieceCount
         t.state = m.finished ? "Succeeded" : "Running"

@@ -6,6 +6,7 @@ import ManagerClient
 import PeerDaemon
 import PeerStorage
 import RegistryMirror
+import RPCCore
 import RPCServices
 import RPCTransport
 import VortexTransport
@@ -33,12 +34,14 @@ public final class PeerNode: Sendable {
     /// (`dragonfly_dfdaemon_…`).
     public static func start(_ c: DaemonConfig, metrics: MetricsRegistry, logger: Logger) async throws -> PeerNode {
         let store = try PieceStore(directory: c.dataDir)
-        let daemon = Daemon(config: c, store: store, origin: .forHosts(insecure: c.proxy.insecureHosts),
+        let daemon = Daemon(config: c, store: store, origin: .forHosts(insecure: c.proxy.insecureHosts, policy: c.originPolicy),
                             metrics: metrics, logger: logger)
         let http = HTTPEndpointServer.operational(metrics: metrics)
-        let (_, services) = StandardServices.make(for: [
-            DownloadService(daemon: daemon), UploadService(daemon: daemon), PieceTransferService(daemon: daemon),
-        ])
+        // The download service writes files and deletes tasks: on TCP only for clients with
+        // a certificate from our CA, and only when asked for.
+        var tcpServices: [any RPCServiceProvider] = [UploadService(daemon: daemon), PieceTransferService(daemon: daemon)]
+        if c.downloadOverTCP && c.tls.server?.requireClientCertificate == true { tcpServices.insert(DownloadService(daemon: daemon), at: 0) }
+        let (_, services) = StandardServices.make(for: tcpServices)
         var tcp = RPCServerConfiguration(address: .tcp(host: c.listenIP, port: c.port), tls: c.tls.server).limited(by: c.rpcLimits)
         tcp.maxReceiveMessageSize = 80 << 20
         tcp.maxSendMessageSize = 80 << 20

@@ -41,6 +41,12 @@ public actor PieceStore {
     @discardableResult
     public func open(taskID: String, url: String, contentLength: UInt64, pieceLength: UInt64) throws(StorageError) -> TaskMetadata {
         try Self.validate(taskID)
+        // Lengths come from origins and clients (the daemon checked them too): a piece count
+        // the metadata can hold, and offsets that fit in off_t.
+        guard pieceLength > 0, contentLength <= UInt64(Int64.max),
+              PieceLayout(contentLength: contentLength, pieceLength: pieceLength).exactPieceCount <= PieceLayout.maxPieceCount else {
+            throw .io("refusing a task of \(contentLength) bytes in pieces of \(pieceLength)")
+        }
         if let m = try? metadata(taskID), m.contentLength == contentLength, m.pieceLength == pieceLength {
             return m
         }
@@ -169,6 +175,25 @@ public actor PieceStore {
         }
         m.finished = true
         try persist(m)
+    }
+
+    /// Checks a finished task's content against `contentDigest` without changing the task.
+    /// The content's digest per algorithm is remembered, so later checks cost nothing.
+    public func verify(taskID: String, contentDigest: ContentDigest) throws(StorageError) {
+        var m = try metadata(taskID)
+        let algorithm = contentDigest.algorithm.rawValue
+        let actual: String
+        if let known = m.knownDigests?[algorithm] {
+            actual = known
+        } else {
+            guard m.isComplete else { throw .io("task \(taskID) has \(m.pieces.count) of \(m.pieceCount) pieces") }
+            actual = try digestOfContent(m, contentDigest.algorithm).encoded
+            m.knownDigests = (m.knownDigests ?? [:]).merging([algorithm: actual]) { _, new in new }
+            cache[taskID] = m
+        }
+        guard actual == contentDigest.encoded else {
+            throw .digestMismatch(piece: nil, expected: contentDigest.description, actual: "\(algorithm):\(actual)")
+        }
     }
 
     private func digestOfContent(_ m: TaskMetadata, _ algorithm: ContentDigest.Algorithm) throws(StorageError) -> ContentDigest {

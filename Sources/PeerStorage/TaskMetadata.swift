@@ -1,3 +1,4 @@
+import DragonflyCommon
 import Foundation
 
 /// What the store remembers about a task, persisted as JSON beside its content file so a
@@ -19,11 +20,13 @@ public struct TaskMetadata: Codable, Equatable, Sendable {
     public var pieces: [UInt32: Piece] = [:]
     public var responseHeader: [String: String] = [:]
     public var finished = false
+    /// The content's digest by algorithm (`sha256` → hex), once computed for a check.
+    public var knownDigests: [String: String]?
     public var createdAt: Date
     public var accessedAt: Date
 
     public var pieceCount: UInt32 {
-        pieceLength == 0 ? 0 : UInt32((contentLength + pieceLength - 1) / pieceLength)
+        pieceLength == 0 ? 0 : PieceLayout(contentLength: contentLength, pieceLength: pieceLength).pieceCount
     }
 
     public var isComplete: Bool { pieces.count == Int(pieceCount) }

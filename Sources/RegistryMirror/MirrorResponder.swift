@@ -26,7 +26,7 @@ public final class MirrorResponder: HTTPResponder {
         self.logger = logger
         resolver = UpstreamResolver(config: config)
         proxy = DirectProxy(clients: clients)
-        authenticator = RegistryAuthenticator(clients: clients)
+        authenticator = RegistryAuthenticator(clients: clients, policy: daemon.config.originPolicy)
         // Patterns were checked when the config was loaded.
         rules = config.rules.compactMap { rule in (try? NSRegularExpression(pattern: rule.regex)).map { (rule, $0) } }
     }
@@ -58,6 +58,11 @@ public final class MirrorResponder: HTTPResponder {
         }
         let target: UpstreamTarget
         do { target = try resolver.resolve(request) } catch { return try await refuse(error, writer) }
+        // One origin policy for every path that fetches: what a peer may not download, a
+        // mirror client may not reach through us either.
+        if let why = await daemon.config.originPolicy.refusal(for: target.url) {
+            return try await refuse(MirrorRefusal(status: 403, message: "refused: \(why)"), writer)
+        }
 
         if request.method == .GET, request.headers.first(name: "X-Dragonfly-Use-P2P")?.lowercased() != "false",
            let rule = matchingRule(target.url) {
@@ -119,8 +124,9 @@ public final class MirrorResponder: HTTPResponder {
         download.filteredQueryParams = rule.filteredQueryParams + (request.headers.first(name: "X-Dragonfly-Filtered-Query-Params")?
             .split(whereSeparator: { $0 == "&" || $0 == "," }).map { $0.trimmingCharacters(in: .whitespaces) } ?? [])
         if let text = request.headers.first(name: "X-Dragonfly-Piece-Length") {
-            guard let length = UInt64(text), length > 0 else {
-                try await refuse(MirrorRefusal(status: 400, message: "X-Dragonfly-Piece-Length must be a positive number of bytes"), writer)
+            let allowed = PieceLayout.allowedPieceLengths
+            guard let length = UInt64(text), allowed.contains(length) else {
+                try await refuse(MirrorRefusal(status: 400, message: "X-Dragonfly-Piece-Length must be \(allowed.lowerBound)...\(allowed.upperBound) bytes"), writer)
                 return true
             }
             download.pieceLength = length

@@ -38,7 +38,7 @@ actor P2PBlobResponse {
     /// could not start (the caller can still answer another way), or after, when it failed.
     func serve(_ download: Common_V2_Download) async throws {
         do {
-            try await daemon.download(download, started: { response, taskID, _ in
+            try await daemon.download(download, caller: .mirror, started: { response, taskID, _ in
                 try await self.begin(response, taskID: taskID)
             }, piece: { piece in
                 try await self.land(piece.number)
@@ -87,8 +87,8 @@ actor P2PBlobResponse {
         }
         headers.replaceOrAdd(name: "Content-Length", value: empty ? "0" : String(range.count))
         let pieceLength = r.pieces.first?.length ?? 1
-        next = UInt32(range.first / max(pieceLength, 1))
-        last = UInt32(range.last / max(pieceLength, 1))
+        next = UInt32(clamping: range.first / max(pieceLength, 1))
+        last = UInt32(clamping: range.last / max(pieceLength, 1))
         started = true
         try await writer.writeHead(status, headers: headers)
     }

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import DragonflyCommon
 import Foundation
+import PeerConfig
 import NIOCore
 import PeerDaemon
 import RegistryClient
@@ -14,7 +15,14 @@ actor RegistryAuthenticator {
     private var challenges: [String: AuthChallenge?] = [:]
     private var tokens: [String: (value: String, expires: ContinuousClock.Instant)] = [:]
 
-    init(clients: UpstreamClients) { self.clients = clients }
+    /// Token realms are named by the registry; the credentials sent there must not go to a
+    /// host the origin policy refuses.
+    private let policy: OriginPolicy
+
+    init(clients: UpstreamClients, policy: OriginPolicy) {
+        self.clients = clients
+        self.policy = policy
+    }
 
     /// The `Authorization` value for a request to `target`, or nil when the registry has
     /// no credentials configured or asks for none.
@@ -61,6 +69,9 @@ actor RegistryAuthenticator {
 
     private func fetchToken(_ challenge: AuthChallenge, scope: String?, basic: String,
                             target: UpstreamTarget) async throws -> (String, Int) {
+        if let why = await policy.refusal(for: challenge.parameters["realm"] ?? "") {
+            throw MirrorRefusal(status: 502, message: "registry \(target.base) names a token realm that is refused: \(why)")
+        }
         do {
             return try await RegistryToken.fetch(challenge, scope: scope, basic: basic,
                                                  client: clients.client(insecure: target.insecure))

@@ -177,7 +177,7 @@ def daemon(tmp_path, config_text):
     config = tmp_path / "dfdaemon.yaml"
     config.write_text(config_text)
     return Server([binary("dfdaemon"), "--config", config, "--port", "0", "--listen-ip", "127.0.0.1",
-                   "--data-dir", tmp_path / "data", "--unix-socket", ""], tmp_path / "daemon.log")
+                   "--data-dir", tmp_path / "data", "--unix-socket", tmp_path / "daemon.sock"], tmp_path / "daemon.log")
 
 
 def http1(port, raw, wait=5):
@@ -299,9 +299,11 @@ def test_downloads_from_origins_outside_the_allow_list_are_refused(tmp_path):
     allowed = Server([sys.executable, helpers / "range_origin.py", "0", tmp_path / "o"], tmp_path / "allowed.log")
     other = Server([sys.executable, helpers / "range_origin.py", "0", tmp_path / "o"], tmp_path / "other.log")
     d = daemon(tmp_path, f"download:\n  allowedOrigins:\n    - 127.0.0.1:{allowed.port}\n")
-    ok = run([binary("dfget"), f"http://{allowed.address}/f.bin", "-O", tmp_path / "ok.bin", "--daemon", d.address, "--quiet"])
+    ok = run([binary("dfget"), f"http://{allowed.address}/f.bin", "-O", tmp_path / "ok.bin", "--daemon", f"unix:{tmp_path}/daemon.sock",
+              "--quiet"])
     assert ok.returncode == 0 and (tmp_path / "ok.bin").read_bytes() == (tmp_path / "o" / "f.bin").read_bytes(), ok.stderr
-    refused = run([binary("dfget"), f"http://{other.address}/f.bin", "-O", tmp_path / "no.bin", "--daemon", d.address, "--quiet"])
+    refused = run([binary("dfget"), f"http://{other.address}/f.bin", "-O", tmp_path / "no.bin", "--daemon",
+                   f"unix:{tmp_path}/daemon.sock", "--quiet"])
     assert refused.returncode != 0 and "download.allowedOrigins" in refused.stderr, refused.stderr
     assert not (tmp_path / "no.bin").exists()
     assert "GET" not in Path(other.log_path).read_text(), "the refused origin was never contacted"

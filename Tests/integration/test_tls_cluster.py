@@ -59,7 +59,8 @@ def test_cluster_over_mutual_tls(tmp_path, certs):
                             "--advertise-ip", "127.0.0.1", "--data-dir", tmp_path / "s", "--manager", manager.address,
                             *tls(certs, "scheduler")])
         daemons = {}
-        for name, extra in (("seed", ["--seed-peer"]), ("node", [])):
+        # The node serves DfdaemonDownload over TCP to clients with a certificate (mutual TLS).
+        for name, extra in (("seed", ["--seed-peer"]), ("node", ["--download-over-tcp"])):
             daemons[name] = start(name, [binary("dfdaemon"), "--port", "0", "--listen-ip", "127.0.0.1", "--ip", "127.0.0.1",
                                          "--hostname", name, "--manager", manager.address, "--data-dir", tmp_path / name,
                                          "--unix-socket", "", "--http-port", "0", *extra, *tls(certs, name)])

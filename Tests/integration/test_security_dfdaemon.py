@@ -1,0 +1,493 @@
+"""The dfdaemon's trust boundary, attacked as an anonymous client on loopback would (issue 17):
+who may write files, hostile piece lengths, the origin policy on every fetch path and every
+redirect hop, digests on cache hits, credentials kept from the scheduler, and downloads that
+nobody waits for. Each test performs the attack and asserts the refusal, then that the daemon
+still serves."""
+
+import http.server
+import os
+import socket
+import sys
+import threading
+import time
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+import pytest
+import yaml
+from dragonfly_api import common_pb2, dfdaemon_pb2, dfdaemon_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
+from google.protobuf import empty_pb2
+
+from conftest import Server, binary, run
+
+HELPERS = Path(__file__).parent / "helpers"
+MIB = 1 << 20
+REPO = Path(__file__).resolve().parents[2]
+
+
+def origin(tmp_path, files, name="origin", delay=None):
+    root = tmp_path / name
+    root.mkdir(exist_ok=True)
+    for file, data in files.items():
+        (root / file).write_bytes(data)
+    args = [sys.executable, HELPERS / "range_origin.py", "0", root] + ([str(delay)] if delay else [])
+    return Server(args, tmp_path / f"{name}.log")
+
+
+def gets(server):
+    return [line for line in Path(server.log_path).read_text(errors="replace").splitlines() if line.startswith("GET")]
+
+
+def daemon(tmp_path, config="", *extra, name="d"):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(config)
+    return Server([binary("dfdaemon"), "--config", path, "--port", "0", "--listen-ip", "127.0.0.1",
+                   "--hostname", name, "--data-dir", tmp_path / f"{name}-data", "--unix-socket", tmp_path / f"{name}.sock",
+                   *extra], tmp_path / f"{name}.log")
+
+
+def download_request(url, **fields):
+    return dfdaemon_pb2.DownloadTaskRequest(download=common_pb2.Download(url=url, type=common_pb2.STANDARD, **fields))
+
+
+def refused(call, code):
+    with pytest.raises(grpc.RpcError) as err:
+        call()
+    assert err.value.code() == code, (err.value.code(), err.value.details())
+    return err.value.details()
+
+
+def healthy_download(d, url, expected, out):
+    """The daemon still serves after an attack: a normal download over its socket."""
+    res = run([binary("dfget"), url, "-O", out, "--daemon", f"unix:{d.log_path.parent}/{d.log_path.stem}.sock", "--quiet"],
+              timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert Path(out).read_bytes() == expected
+    d.assert_alive()
+
+
+class RedirectingOrigin:
+    """Answers every request with a redirect to `target` and records the headers it got."""
+
+    def __init__(self, target):
+        seen = self.seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def redirect(self):
+                seen.append(dict(self.headers))
+                self.send_response(302)
+                self.send_header("Location", target + self.path)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_HEAD = redirect
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# 1. Who may write files ---------------------------------------------------------------------
+
+def test_tcp_clients_cannot_reach_the_download_service_or_write_files(tmp_path):
+    data = os.urandom(MIB)
+    o = origin(tmp_path, {"f.bin": data})
+    d = daemon(tmp_path, f"download:\n  allowedOutputDirs: [{tmp_path}/out]\n")
+    victim = tmp_path / "out" / "victim"
+    url = f"http://{o.address}/f.bin"
+    with grpc.insecure_channel(d.address) as channel:
+        download = dfdaemon_pb2_grpc.DfdaemonDownloadStub(channel)
+        refused(lambda: list(download.DownloadTask(download_request(url, output_path=str(victim)), timeout=30)),
+                grpc.StatusCode.UNIMPLEMENTED)
+        refused(lambda: download.DeleteTask(dfdaemon_pb2.DeleteTaskRequest(task_id="a" * 64), timeout=10),
+                grpc.StatusCode.UNIMPLEMENTED)
+        # The upload service (for the scheduler and the manager) downloads into the cache only.
+        upload = dfdaemon_pb2_grpc.DfdaemonUploadStub(channel)
+        answers = list(upload.DownloadTask(download_request(url, output_path=str(victim)), timeout=30))
+        assert answers and answers[0].WhichOneof("response") == "download_task_started_response"
+    assert not victim.exists(), "the upload service wrote a file a remote client named"
+    assert not (tmp_path / "out").exists()
+    healthy_download(d, url, data, tmp_path / "out" / "ok.bin")
+    for s in (d, o):
+        s.stop()
+
+
+def test_output_paths_outside_the_allowed_directories_or_through_symlinks_are_refused(tmp_path):
+    data = os.urandom(MIB)
+    o = origin(tmp_path, {"f.bin": data})
+    allowed = tmp_path / "out"
+    (allowed / "sub").mkdir(parents=True)
+    secret_dir = tmp_path / "secret"
+    secret_dir.mkdir()
+    (secret_dir / "keep").write_text("untouched")
+    os.symlink(secret_dir, allowed / "link")            # a symlinked directory below the allowed one
+    os.symlink(secret_dir / "keep", allowed / "file-link")  # an existing entry that is a symlink
+    d = daemon(tmp_path, f"download:\n  allowedOutputDirs: [{allowed}]\n")
+    url = f"http://{o.address}/f.bin"
+    with grpc.insecure_channel(f"unix:{tmp_path}/d.sock") as channel:
+        stub = dfdaemon_pb2_grpc.DfdaemonDownloadStub(channel)
+        for path in (secret_dir / "new", "relative/out.bin", f"{allowed}/../secret/keep", f"{allowed}/link/keep",
+                     f"{allowed}/file-link", "/etc/dragonfly-test-should-not-exist", str(allowed)):
+            why = refused(lambda: list(stub.DownloadTask(download_request(url, output_path=str(path)), timeout=30)),
+                          grpc.StatusCode.PERMISSION_DENIED)
+            assert "output path" in why, why
+        assert not Path("/etc/dragonfly-test-should-not-exist").exists()
+        assert (secret_dir / "keep").read_text() == "untouched"
+        assert sorted(os.listdir(secret_dir)) == ["keep"]
+        assert gets(o) == [], "a refused path cost the origin nothing"
+        # Inside the allowed directory, including one made on the way, it works.
+        list(stub.DownloadTask(download_request(url, output_path=str(allowed / "sub" / "new" / "f.bin")), timeout=30))
+    assert (allowed / "sub" / "new" / "f.bin").read_bytes() == data
+    for s in (d, o):
+        s.stop()
+
+
+def test_download_over_tcp_needs_mutual_tls(tmp_path):
+    res = run([binary("dfdaemon"), "--port", "0", "--download-over-tcp", "--data-dir", tmp_path / "d", "--unix-socket", ""],
+              timeout=30)
+    assert res.returncode != 0 and "mutual TLS" in res.stderr, res.stderr
+
+
+# 2. Hostile piece lengths -------------------------------------------------------------------
+
+def test_hostile_piece_lengths_are_refused_and_the_daemon_keeps_serving(tmp_path):
+    data = os.urandom(MIB)
+    o = origin(tmp_path, {"f.bin": data})
+    d = daemon(tmp_path, f"proxy:\n  registryMirror:\n    url: http://{o.address}\n")
+    url = f"http://{o.address}/f.bin"
+    with grpc.insecure_channel(f"unix:{tmp_path}/d.sock") as local, grpc.insecure_channel(d.address) as remote:
+        for stub in (dfdaemon_pb2_grpc.DfdaemonDownloadStub(local), dfdaemon_pb2_grpc.DfdaemonUploadStub(remote)):
+            for length in (2**64 - 1, 2**63, 1, 0x1000, (64 << 20) + 1):
+                why = refused(lambda: list(stub.DownloadTask(download_request(url, piece_length=length), timeout=30)),
+                              grpc.StatusCode.INVALID_ARGUMENT)
+                assert "piece" in why, why
+    for length in ("18446744073709551615", "1", "99999999999999999999999", "-4"):
+        status, body = mirror_get(d.port, f"/v2/x/blobs/sha256:{'a' * 64}", {"X-Dragonfly-Piece-Length": length})
+        assert status == 400 and b"Piece-Length" in body, (length, body[:300])
+    assert gets(o) == [], "no refused request reached the origin"
+    healthy_download(d, url, data, tmp_path / "ok.bin")
+    for s in (d, o):
+        s.stop()
+
+
+def test_an_origin_claiming_an_enormous_length_is_refused(tmp_path):
+    class Liar(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_HEAD(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(2**64 - 1))
+            self.end_headers()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Liar)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    d = daemon(tmp_path)
+    try:
+        with grpc.insecure_channel(f"unix:{tmp_path}/d.sock") as channel:
+            stub = dfdaemon_pb2_grpc.DfdaemonDownloadStub(channel)
+            for length in (None, 4 << 20):
+                fields = {"piece_length": length} if length else {}
+                why = refused(lambda: list(stub.DownloadTask(download_request(
+                    f"http://127.0.0.1:{server.server_address[1]}/huge", **fields), timeout=30)),
+                    grpc.StatusCode.INVALID_ARGUMENT)
+                assert "pieces" in why, why
+        d.assert_alive()
+    finally:
+        server.shutdown()
+        server.server_close()
+        d.stop()
+
+
+def mirror_get(port, path, headers=None, absolute=None):
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    target = absolute or path
+    lines = [f"GET {target} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    s.close()
+    return int(data.split(b" ", 2)[1]), data
+
+
+# 4. One origin policy for every fetch --------------------------------------------------------
+
+def test_a_redirect_from_an_allowed_origin_to_another_host_is_refused(tmp_path):
+    data = os.urandom(MIB)
+    other = origin(tmp_path, {"f.bin": data}, name="other")
+    hop = RedirectingOrigin(f"http://{other.address}")
+    d = daemon(tmp_path, f"download:\n  allowedOrigins: [\"{hop.address}\"]\n")
+    try:
+        with grpc.insecure_channel(f"unix:{tmp_path}/d.sock") as channel:
+            stub = dfdaemon_pb2_grpc.DfdaemonDownloadStub(channel)
+            why = refused(lambda: list(stub.DownloadTask(download_request(f"http://{hop.address}/f.bin"), timeout=30)),
+                          grpc.StatusCode.PERMISSION_DENIED)
+            assert "allowedOrigins" in why, why
+        assert hop.seen, "the allowed origin was asked"
+        assert Path(other.log_path).read_text().count("HEAD") == 0 and gets(other) == [], "the redirect target was never contacted"
+        d.assert_alive()
+    finally:
+        hop.close()
+        for s in (d, other):
+            s.stop()
+
+
+class RecordingFileOrigin:
+    """Serves one file (Range honoured) and records the headers of every request."""
+
+    def __init__(self, data):
+        seen = self.seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def answer(self, body):
+                seen.append(dict(self.headers))
+                first, last = 0, len(data) - 1
+                if rng := self.headers.get("Range"):
+                    a, b = rng.split("=", 1)[1].split("-")
+                    first, last = int(a), min(int(b), len(data) - 1)
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {first}-{last}/{len(data)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(last - first + 1))
+                self.end_headers()
+                if body:
+                    self.wfile.write(data[first:last + 1])
+
+            def do_GET(self):
+                self.answer(True)
+
+            def do_HEAD(self):
+                self.answer(False)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_credentials_are_not_sent_to_the_host_a_redirect_names(tmp_path):
+    data = os.urandom(MIB)
+    other = RecordingFileOrigin(data)
+    hop = RedirectingOrigin(f"http://{other.address}")
+    d = daemon(tmp_path)
+    try:
+        res = run([binary("dfget"), f"http://{hop.address}/f.bin", "-O", tmp_path / "f.out", "--daemon", f"unix:{tmp_path}/d.sock",
+                   "-H", "Authorization: Bearer hop-only-secret", "-H", "Accept: application/x-test", "--quiet"], timeout=60)
+        assert res.returncode == 0, res.stderr
+        assert (tmp_path / "f.out").read_bytes() == data
+        assert any(h.get("Authorization") == "Bearer hop-only-secret" for h in hop.seen), "the first host got the login"
+        assert other.seen, "the redirect was followed"
+        assert all("hop-only-secret" not in str(h) for h in other.seen), other.seen
+        assert all(h.get("Accept") == "application/x-test" for h in other.seen), "other headers still go"
+    finally:
+        hop.close()
+        other.close()
+        d.stop()
+
+
+def test_refuse_private_origins_refuses_loopback_on_every_path(tmp_path):
+    data = os.urandom(MIB)
+    o = origin(tmp_path, {"f.bin": data})
+    d = daemon(tmp_path, "download:\n  refusePrivateOrigins: true\n"
+                         "proxy:\n  registryMirror:\n    url: http://127.0.0.1:9\n    dynamic: true\n")
+    with grpc.insecure_channel(f"unix:{tmp_path}/d.sock") as channel:
+        stub = dfdaemon_pb2_grpc.DfdaemonDownloadStub(channel)
+        for url in (f"http://{o.address}/f.bin", f"http://localhost:{o.port}/f.bin", f"http://127.1:{o.port}/f.bin",
+                    f"http://[::ffff:127.0.0.1]:{o.port}/f.bin", f"http://2130706433:{o.port}/f.bin", "file:///etc/passwd"):
+            why = refused(lambda: list(stub.DownloadTask(download_request(url), timeout=30)), grpc.StatusCode.PERMISSION_DENIED)
+            assert "private" in why or "http(s)" in why, (url, why)
+    # The mirror: a P2P blob, a manifest through the direct proxy, and an absolute-form request.
+    for path, absolute in ((f"/v2/x/blobs/sha256:{'b' * 64}?ns={o.address}", None),
+                           (f"/v2/x/manifests/latest?ns={o.address}", None),
+                           (None, f"http://{o.address}/f.bin")):
+        status, body = mirror_get(d.port, path, absolute=absolute)
+        assert status == 403 and b"private" in body, (path, absolute, body[:300])
+    assert gets(o) == [] and "HEAD" not in Path(o.log_path).read_text(), "no refused request reached the origin"
+    for s in (d, o):
+        s.stop()
+
+
+def test_the_mirror_honours_the_allow_list_for_dynamic_upstreams(tmp_path):
+    data = os.urandom(MIB)
+    allowed = origin(tmp_path, {"f.bin": data}, name="allowed")
+    other = origin(tmp_path, {"f.bin": data}, name="other")
+    d = daemon(tmp_path, f"download:\n  allowedOrigins: [\"{allowed.address}\"]\n"
+                         f"proxy:\n  registryMirror:\n    url: http://{allowed.address}\n    dynamic: true\n")
+    for path, absolute in ((f"/v2/x/manifests/latest?ns={other.address}", None), (None, f"http://{other.address}/f.bin")):
+        status, body = mirror_get(d.port, path, absolute=absolute)
+        assert status == 403 and b"allowedOrigins" in body, body[:300]
+    assert gets(other) == [] and "HEAD" not in Path(other.log_path).read_text(), "the other host was never contacted"
+    for s in (d, allowed, other):
+        s.stop()
+
+
+def test_shipped_examples_do_not_make_the_mirror_an_open_proxy():
+    for path in (REPO / "docker" / "dfdaemon.yaml",):
+        config = yaml.safe_load(path.read_text())
+        assert config["proxy"]["registryMirror"].get("dynamic", False) is False, path
+
+
+# 5. Digests on cache hits -------------------------------------------------------------------
+
+def test_a_digest_is_checked_on_cache_hits_and_a_wrong_one_deletes_nothing(tmp_path):
+    import hashlib
+    data = os.urandom(5 * MIB)
+    o = origin(tmp_path, {"f.bin": data})
+    d = daemon(tmp_path)
+    url = f"http://{o.address}/f.bin"
+    sock = f"unix:{tmp_path}/d.sock"
+    right = "sha256:" + hashlib.sha256(data).hexdigest()
+    wrong = "sha256:" + hashlib.sha256(b"something else").hexdigest()
+
+    # A first request with a wrong digest fails, but the pieces it fetched stay.
+    res = run([binary("dfget"), url, "-O", tmp_path / "a.out", "--daemon", sock, "--digest", wrong, "--quiet"], timeout=60)
+    assert res.returncode == 3, res.stderr
+    fetched = len(gets(o))
+    assert fetched == 2
+    # A cache hit with the wrong digest: refused, exit 3, nothing fetched, nothing deleted.
+    res = run([binary("dfget"), url, "-O", tmp_path / "b.out", "--daemon", sock, "--digest", wrong, "--quiet"], timeout=60)
+    assert res.returncode == 3 and "digest" in res.stderr, res.stderr
+    assert not (tmp_path / "b.out").exists()
+    # The right digest, and no digest, are served from the cache.
+    for extra in (["--digest", right], []):
+        res = run([binary("dfget"), url, "-O", tmp_path / "c.out", "--daemon", sock, "--quiet", *extra], timeout=60)
+        assert res.returncode == 0 and (tmp_path / "c.out").read_bytes() == data, res.stderr
+    assert len(gets(o)) == fetched, "the wrong-digest requests deleted nothing"
+    for s in (d, o):
+        s.stop()
+
+
+# 6. Credentials stay on the peer that owns them ------------------------------------------------
+
+class RecordingScheduler(scheduler_pb2_grpc.SchedulerServicer):
+    """A scheduler that records what peers register and sends each back to the origin."""
+
+    def __init__(self):
+        self.registered = []
+
+    def AnnounceHost(self, request, context):
+        return empty_pb2.Empty()
+
+    def DeleteHost(self, request, context):
+        return empty_pb2.Empty()
+
+    def AnnouncePeer(self, requests, context):
+        for r in requests:
+            if r.WhichOneof("request") == "register_peer_request":
+                self.registered.append(r.register_peer_request.download)
+                yield scheduler_pb2.AnnouncePeerResponse(need_back_to_source_response=scheduler_pb2.NeedBackToSourceResponse(
+                    description="recording scheduler"))
+            elif r.WhichOneof("request") in ("download_peer_back_to_source_finished_request", "download_peer_back_to_source_failed_request"):
+                return
+
+
+def test_request_credentials_never_reach_the_scheduler(tmp_path):
+    data = os.urandom(MIB)
+    o = origin(tmp_path, {"f.bin": data})
+    recorder = RecordingScheduler()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    scheduler_pb2_grpc.add_SchedulerServicer_to_server(recorder, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    d = daemon(tmp_path, "", "--scheduler", f"127.0.0.1:{port}")
+    try:
+        res = run([binary("dfget"), f"http://{o.address}/f.bin", "-O", tmp_path / "f.out", "--daemon", f"unix:{tmp_path}/d.sock",
+                   "-H", "Authorization: Bearer node-only", "-H", "Cookie: session=node-only", "-H", "X-Api-Key: node-only",
+                   "-H", "Accept: application/x-test", "--quiet"], timeout=60)
+        assert res.returncode == 0, res.stderr
+        assert len(recorder.registered) == 1, "the download was registered with the scheduler"
+        sent = recorder.registered[0]
+        assert "node-only" not in str(sent), sent
+        assert sent.request_header.get("Accept") == "application/x-test", "headers that are not credentials still go"
+    finally:
+        d.stop()
+        server.stop(0)
+        o.stop()
+
+
+# 8. Downloads nobody waits for ------------------------------------------------------------------
+
+def test_a_download_the_client_abandons_stops_fetching(tmp_path):
+    data = os.urandom(40 * MIB)
+    o = origin(tmp_path, {"f.bin": data}, delay=1.5)
+    d = daemon(tmp_path, "download:\n  concurrentPieceCount: 2\n")
+    url = f"http://{o.address}/f.bin"
+    with grpc.insecure_channel(f"unix:{tmp_path}/d.sock") as channel:
+        stub = dfdaemon_pb2_grpc.DfdaemonDownloadStub(channel)
+        call = stub.DownloadTask(download_request(url, piece_length=4 * MIB), timeout=120)
+        first = next(call)
+        assert first.WhichOneof("response") == "download_task_started_response"
+        call.cancel()
+    # Wait until the fetch is stopped: the origin's GET count stays put for 4 s.
+    deadline = time.monotonic() + 30
+    last, stable_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        n = len(gets(o))
+        if n != last:
+            last, stable_since = n, time.monotonic()
+        elif time.monotonic() - stable_since > 4:
+            break
+        time.sleep(0.2)
+    assert last < 10, f"the abandoned download went on: {last} of 10 pieces fetched"
+    d.assert_alive()
+    for s in (d, o):
+        s.stop()
+
+
+def test_a_download_the_cluster_asked_for_goes_on_when_the_caller_leaves(tmp_path):
+    data = os.urandom(12 * MIB)
+    o = origin(tmp_path, {"f.bin": data}, delay=0.5)
+    d = daemon(tmp_path)
+    url = f"http://{o.address}/f.bin"
+    with grpc.insecure_channel(d.address) as channel:
+        upload = dfdaemon_pb2_grpc.DfdaemonUploadStub(channel)
+        call = upload.DownloadTask(download_request(url, piece_length=4 * MIB), timeout=120)
+        first = next(call)
+        task_id = first.task_id
+        call.cancel()
+        deadline = time.monotonic() + 60
+        state = None
+        while time.monotonic() < deadline:
+            try:
+                state = upload.StatTask(dfdaemon_pb2.StatTaskRequest(task_id=task_id), timeout=10).state
+            except grpc.RpcError:
+                state = None
+            if state == "Succeeded":
+                break
+            time.sleep(0.2)
+        assert state == "Succeeded", "a preheat or seed fetch finishes without its caller"
+    for s in (d, o):
+        s.stop()
+
+
+def test_a_tasks_signed_url_is_masked_for_anyone_who_asks(tmp_path):
+    data = os.urandom(MIB)
+    o = origin(tmp_path, {"f.bin": data})
+    d = daemon(tmp_path)
+    url = f"http://{o.address}/f.bin?X-Amz-Signature=sig-secret-123&X-Amz-Credential=cred-secret-456&part=7"
+    with grpc.insecure_channel(f"unix:{tmp_path}/d.sock") as local, grpc.insecure_channel(d.address) as remote:
+        answers = list(dfdaemon_pb2_grpc.DfdaemonDownloadStub(local).DownloadTask(download_request(url), timeout=30))
+        task_id = answers[0].task_id
+        for stub in (dfdaemon_pb2_grpc.DfdaemonUploadStub(remote), dfdaemon_pb2_grpc.DfdaemonDownloadStub(local)):
+            task = stub.StatTask(dfdaemon_pb2.StatTaskRequest(task_id=task_id), timeout=10)
+            assert "sig-secret-123" not in task.url and "cred-secret-456" not in task.url, task.url
+            assert task.url.startswith(f"http://{o.address}/f.bin?") and "part=7" in task.url, task.url
+    for s in (d, o):
+        s.stop()
