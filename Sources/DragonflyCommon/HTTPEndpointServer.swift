@@ -39,14 +39,21 @@ public final class HTTPEndpointServer: Sendable {
         ])
     }
 
+    /// A connection that sends nothing for this long is closed.
+    public static let idleTimeout: TimeAmount = .seconds(60)
+
     @discardableResult
     public func start(host: String, port: Int) async throws -> Int {
         let routes = self.routes
         let ch = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.pipeline.configureHTTPServerPipeline().flatMap {
-                    channel.pipeline.addHandler(EndpointHandler(routes: routes))
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    // A kept-alive scraper that goes quiet must not hold its connection for ever.
+                    try sync.addHandler(IdleStateHandler(readTimeout: Self.idleTimeout))
+                    try sync.configureHTTPServerPipeline()
+                    try sync.addHandler(EndpointHandler(routes: routes))
                 }
             }
             .bind(host: host, port: port).get()
@@ -68,6 +75,14 @@ final class EndpointHandler: ChannelInboundHandler {
     private var request: HTTPRequestHead?
 
     init(routes: [String: HTTPEndpointServer.Route]) { self.routes = routes }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {

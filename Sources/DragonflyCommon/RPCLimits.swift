@@ -10,7 +10,18 @@ public struct RPCLimits: Sendable, Equatable {
     public var connectionWindowSize: UInt32 = 16 << 20
     public var maxReceiveMessageSize: Int = 4 << 20
     public var handshakeTimeout: Duration? = .seconds(10)
-    public var idleTimeout: Duration?
+    /// A connection with no call for this long gets GOAWAY and is closed.
+    public var idleTimeout: Duration? = .seconds(300)
+    /// Server PINGs at this interval; no answer within `keepaliveTimeout` closes the connection.
+    public var keepaliveInterval: Duration? = .seconds(120)
+    public var keepaliveTimeout: Duration = .seconds(20)
+    /// Connections at once from one IP address (nil: no limit). A node keeps a handful; 1024
+    /// leaves room for a NAT or proxy in front of many nodes and for test_load.py's 200
+    /// short-lived loopback clients (up to ~370 open at once on a busy machine, as closes
+    /// lag), while a flood from one address stops at ~20 MB of connection state.
+    public var maxConnectionsPerIP: Int? = 1024
+    /// Connections at once in all; nil: the open-file limit less a tenth.
+    public var maxConnections: Int?
     /// Calls per second per service (nil: unlimited), with bursts of `requestBurst`.
     public var requestRateLimit: Double?
     public var requestBurst: Double = 100
@@ -32,6 +43,17 @@ public struct RPCLimits: Sendable, Equatable {
         if let v = try positive("maxReceiveMessageSize", 1...(1 << 30)) { maxReceiveMessageSize = v }
         if let v = try y.duration("rpc.handshakeTimeout") { handshakeTimeout = v > .zero ? v : nil }
         if let v = try y.duration("rpc.idleTimeout") { idleTimeout = v > .zero ? v : nil }
+        if let v = try y.duration("rpc.keepaliveInterval") { keepaliveInterval = v > .zero ? v : nil }
+        if let v = try y.duration("rpc.keepaliveTimeout") {
+            guard v > .zero else { throw ConfigError("\(y.path): rpc.keepaliveTimeout must be positive") }
+            keepaliveTimeout = v
+        }
+        // 0 turns the per-address limit off, as it does the timeouts.
+        if let v = try y.int("rpc.maxConnectionsPerIP") {
+            guard (0...10_000_000).contains(v) else { throw ConfigError("\(y.path): rpc.maxConnectionsPerIP must be in 0...10000000") }
+            maxConnectionsPerIP = v > 0 ? v : nil
+        }
+        if let v = try positive("maxConnections", 1...10_000_000) { maxConnections = v }
         if let v = try positive("requestRateLimit", 1...10_000_000) { requestRateLimit = Double(v) }
         if let v = try positive("requestBurst", 1...10_000_000) { requestBurst = Double(v) }
     }
@@ -49,6 +71,10 @@ extension RPCServerConfiguration {
         c.maxReceiveMessageSize = limits.maxReceiveMessageSize
         c.handshakeTimeout = limits.handshakeTimeout
         c.idleTimeout = limits.idleTimeout
+        c.keepaliveInterval = limits.keepaliveInterval
+        c.keepaliveTimeout = limits.keepaliveTimeout
+        c.maxConnectionsPerIP = limits.maxConnectionsPerIP
+        c.maxConnections = limits.maxConnections
         c.requestRateLimit = limits.requestRateLimit
         c.requestBurst = limits.requestBurst
         return c

@@ -74,18 +74,44 @@ public enum HTTPConnection {
                 return
             }
             if !head.isKeepAlive || tunnel {
-                // Closing now would drop whatever the writer still holds (the tail of a
-                // large body). The client closes once it has read the whole response, as
-                // `Connection: close` asks; wait for that, for a while.
-                let closer = Task {
-                    try await Task.sleep(for: .seconds(30))
-                    try? await channel.close()
-                }
-                while (try? await parts.next()) != nil {}
-                closer.cancel()
+                try await closeAfterResponse(channel, &parts, limits: limits)
                 return
             }
         }
+    }
+
+    /// How long a client may keep sending after the response that ended its connection.
+    static let lingerTime: Duration = .seconds(2)
+
+    /// Ends a connection whose response said `Connection: close`. A full close at once would
+    /// drop what NIO still holds to write (the tail of a large body); waiting for the client
+    /// to close first left the socket open 30 s with clients that wait for the server, as
+    /// HTTP/1.1 has the server close. So: half-close, which NIO carries out after the last
+    /// queued byte, giving the client its end of file at once; then read and drop whatever it
+    /// still sends, briefly, because closing a socket with unread input sends a reset that
+    /// can destroy the response in the client's receive buffer; then close.
+    private static func closeAfterResponse(_ channel: any Channel,
+                                           _ parts: inout NIOAsyncChannelInboundStream<HTTPServerRequestPart>.AsyncIterator,
+                                           limits: HTTPLimits) async throws {
+        // A client that stops reading would keep the half-close pending for ever.
+        let stalled = Task {
+            try await Task.sleep(for: limits.requestTimeout)
+            try? await channel.close()
+        }
+        defer { stalled.cancel() }
+        do {
+            try await channel.close(mode: .output)
+        } catch {
+            try? await channel.close()
+            return
+        }
+        let lingering = Task {
+            try await Task.sleep(for: lingerTime)
+            try? await channel.close()
+        }
+        defer { lingering.cancel() }
+        while (try? await parts.next()) != nil {}
+        try? await channel.close()
     }
 
     /// The answer to a request over the limits, if it is.

@@ -58,7 +58,8 @@ public struct RPCServerMethod: Sendable {
     static func decoding<M: ProtoMessage>(_ stream: RPCStream<[UInt8]>, as: M.Type) -> RPCStream<M> {
         stream.map { bytes in
             do { return try M(serializedBytes: bytes) } catch {
-                throw RPCError(code: .internal, message: "cannot decode request as \(M.protoMessageName)")
+                // The client sent bytes that are not this message: its fault, not ours.
+                throw RPCError(code: .invalidArgument, message: "cannot decode request as \(M.protoMessageName)")
             }
         }
     }

@@ -170,6 +170,12 @@ public final class RPCChannel: RPCClientTransport {
         }
     }
 
+    /// Keepalive PINGs the server acknowledged on the current connection; for tests.
+    func keepalivePingsAcked() async -> Int {
+        guard let future = current.withLock({ $0 }), let loop = try? await future.get() else { return 0 }
+        return (try? await loop.eventLoop.submit { loop.handlerOnLoop.pingsAcked }.get()) ?? 0
+    }
+
     /// Closes the connection; calls in flight fail with UNAVAILABLE.
     public func close() async {
         let future = current.withLock { f -> EventLoopFuture<LoopBoundHandler>? in

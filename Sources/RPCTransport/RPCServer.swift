@@ -35,15 +35,25 @@ public struct RPCServerConfiguration: Sendable {
     /// A client must finish its TLS handshake and send the HTTP/2 preface and SETTINGS
     /// within this, or it is dropped (slow-loris clients hold no connection for long).
     public var handshakeTimeout: Duration? = .seconds(10)
-    /// A connection with no open call and nothing received for this long is closed with
-    /// GOAWAY; nil keeps idle connections.
-    public var idleTimeout: Duration?
+    /// A connection with no call open, and none started or ended for this long, is closed
+    /// with GOAWAY (PINGs and other control frames do not count as use). Idle connections
+    /// otherwise pile up until the process runs out of descriptors. Nil keeps them.
+    public var idleTimeout: Duration? = .seconds(300)
+    /// Connections open at once from one IP address; one more is closed as soon as it is
+    /// accepted. Nil: no per-address limit. Unix-socket clients have no address and are
+    /// not counted against it.
+    public var maxConnectionsPerIP: Int? = 1024
+    /// Connections open at once in all; nil: derived from the open-file limit, leaving a
+    /// tenth of it for everything else (see `ConnectionGate.defaultTotal`).
+    public var maxConnections: Int?
     /// Calls per second each service accepts (with bursts of `requestBurst`); more are
     /// refused with RESOURCE_EXHAUSTED. Nil: no limit.
     public var requestRateLimit: Double?
     public var requestBurst: Double = 100
-    /// Interval of keepalive PINGs to idle clients; nil disables them.
-    public var keepaliveInterval: Duration?
+    /// Interval of keepalive PINGs to every client; one not acknowledged within
+    /// `keepaliveTimeout` closes the connection, so a peer that vanished (no FIN or RST ever
+    /// arrives) does not hold it. Nil disables them.
+    public var keepaliveInterval: Duration? = .seconds(120)
     public var keepaliveTimeout: Duration = .seconds(20)
     /// Configures a plaintext connection whose first bytes are not the HTTP/2 preface (an
     /// HTTP/1.1 server sharing the port); without it such connections are closed.
@@ -63,6 +73,7 @@ public final class RPCServer: Sendable {
     private let group: any EventLoopGroup
     private let state = Mutex(State())
     private let rateLimiter: RequestRateLimiter?
+    private let gate: ConnectionGate
 
     private struct State {
         var channel: (any Channel)?
@@ -83,7 +94,12 @@ public final class RPCServer: Sendable {
         self.logger = logger
         self.group = group
         self.rateLimiter = configuration.requestRateLimit.map { RequestRateLimiter(perSecond: $0, burst: configuration.requestBurst) }
+        self.gate = ConnectionGate(perIP: configuration.maxConnectionsPerIP,
+                                   total: configuration.maxConnections ?? ConnectionGate.defaultTotal)
     }
+
+    /// Connections open now (admitted and not yet closed).
+    public var openConnections: Int { gate.openConnections }
 
     /// The names of the services this server routes to.
     public var serviceNames: [String] { router.serviceNames }
@@ -113,6 +129,17 @@ public final class RPCServer: Sendable {
     }
 
     private func configureConnection(_ channel: any Channel, tls: TLSContext?) throws {
+        let ip = channel.remoteAddress?.ipAddress
+        if let refusal = gate.admit(ip) {
+            // Thrown before any handler exists: NIO closes the socket and nothing else is done.
+            logger.debug("refusing a connection: \(refusal)")
+            throw refusal
+        }
+        HeapTrimmer.opened()
+        channel.closeFuture.whenComplete { [gate] _ in
+            gate.release(ip)
+            HeapTrimmer.closed()
+        }
         let remote = channel.remoteAddress?.description ?? "unknown"
         let id = ObjectIdentifier(channel)
         let logic = ServerConnection(

@@ -2,7 +2,7 @@ import Testing
 import NIOCore
 import NIOPosix
 import RPCCore
-import RPCTransport
+@testable import RPCTransport
 
 /// A service whose one method records how many calls run at once.
 struct ConcurrencyProbe: RPCServiceProvider {
@@ -119,6 +119,7 @@ final class Gauge: Sendable {
         #expect(try await iterator.next() == [2, 1])
         // Many keepalive rounds pass; an unanswered one would have closed the connection.
         try await Task.sleep(for: .milliseconds(600))
+        #expect(await channel.keepalivePingsAcked() > 0, "no keepalive PING was sent and acknowledged")
         try await handle.send([3, 4])
         #expect(try await iterator.next() == [4, 3])
         try await handle.finishSending()

@@ -57,6 +57,8 @@ final class ServerConnection: HTTP2ConnectionLogic {
             if endStream { existing.inboundEnded() }
             return
         }
+        // A new call, even one refused below, is use: the connection is not idle.
+        handler?.noteCallActivity()
         var method = "", path = "", contentType = ""
         var timeout: String?, encoding: String?
         for (name, value) in headers {
@@ -128,6 +130,8 @@ final class ServerConnection: HTTP2ConnectionLogic {
 
     func http2Session(_ session: HTTP2Session, streamClosed streamID: Int32, errorCode: UInt32) {
         guard let stream = streams.removeValue(forKey: streamID) else { return }
+        // Idle time counts from the end of the last call.
+        handler?.noteCallActivity()
         onStreamCountChange(streams.count)
         if !stream.isFinished {
             stream.abort(RPCError(code: .cancelled, message: "stream reset by client (HTTP/2 error \(errorCode))"))

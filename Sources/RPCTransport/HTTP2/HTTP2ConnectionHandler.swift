@@ -33,7 +33,9 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
     /// `handshakeTimeout` of the connection opening.
     var handshakeTimeout: Duration?
     private var handshakeTask: Scheduled<Void>?
-    /// With no call open and nothing received for `idleTimeout`, the connection ends.
+    /// With no call open and none started or ended for `idleTimeout`, the connection ends.
+    /// Only calls count: a client's PING acks (our keepalive) or a stream of SETTINGS and
+    /// WINDOW_UPDATEs would otherwise keep an unused connection for ever.
     var idleTimeout: Duration?
     private var idleTask: Scheduled<Void>?
     private var lastActivity = NIODeadline.now()
@@ -83,6 +85,11 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
             }
         }
         scheduleIdleCheck(context, at: .now() + (idleTimeout?.timeAmount ?? .zero))
+    }
+
+    /// The logic saw a call start or end: the connection is in use.
+    func noteCallActivity() {
+        lastActivity = .now()
     }
 
     /// The peer's SETTINGS arrived: the connection is established.
@@ -140,7 +147,6 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
-        if idleTimeout != nil { lastActivity = .now() }
         do {
             try buffer.withUnsafeReadableBytes { try session.receive($0) }
         } catch {

@@ -22,8 +22,10 @@ def grpc_headers(path, extra=()):
 
 
 class Connection:
-    def __init__(self, host, port, timeout=10):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, host, port, timeout=10, source=None):
+        # `source`: a local address to connect from (another loopback address, say).
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.encoder, self.decoder = hpack.Encoder(), hpack.Decoder()
         self.decoder.max_header_list_size = 1 << 20
         self.buffer = b""
