@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import DragonflyCommon
 import Foundation
 import GeneratedAPI
 import Logging
@@ -17,6 +18,15 @@ public actor PreheatRunner {
     let logger: Logger
     let http: HTTPClient
     let peers: RPCChannelPool
+    /// Which addresses the manager fetches manifests and tokens from: never link-local or
+    /// cloud-metadata ones, where a job's URL could otherwise read instance credentials.
+    let originPolicy = OriginAddressPolicy()
+
+    static func refusal(of url: String, under policy: OriginAddressPolicy) async -> String? {
+        guard let c = URLComponents(string: url), let scheme = c.scheme?.lowercased(), scheme == "http" || scheme == "https",
+              let host = c.host, !host.isEmpty else { return "not an http(s) URL with a host" }
+        return await policy.refusal(forHost: host)
+    }
 
     /// `tls` is for calls to schedulers and peers that serve TLS.
     public init(store: ManagerStore, tls: TLSConfiguration? = nil, logger: Logger) {
@@ -26,7 +36,8 @@ public actor PreheatRunner {
             config.connectTimeout = .seconds(5)
             if case .tcp = config.target { config.tls = tls }
         }
-        var config = HTTPClient.Configuration()
+        // Redirects are not followed: every URL the manager fetches passes `originPolicy`.
+        var config = HTTPClient.Configuration(redirectConfiguration: .disallow)
         config.timeout = .init(connect: .seconds(10), read: .seconds(60))
         http = HTTPClient(configuration: config)
     }
@@ -84,7 +95,8 @@ public actor PreheatRunner {
         case .file:
             downloads = args.urls.map { ($0, nil) }
         case .image:
-            let resolver = ImageResolver(client: http)
+            let policy = originPolicy
+            let resolver = ImageResolver(client: http, check: { url in await Self.refusal(of: url, under: policy) })
             for url in args.urls {
                 let image = try ImageReference.parse(url)
                 let resolved = try await resolver.resolve(image, platform: args.platform, username: args.username,

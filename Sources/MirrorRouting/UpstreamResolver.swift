@@ -62,6 +62,9 @@ public struct UpstreamResolver: Sendable {
         return try allowed(base, url: url)
     }
 
+    /// The names Docker Hub's registry goes by: a mirror of one is a mirror of all.
+    static let dockerHubHosts: Set<String> = ["docker.io", "index.docker.io", "registry-1.docker.io"]
+
     /// `docker.io` is served by `registry-1.docker.io`; a bare host takes the scheme of the
     /// matching configured registry, else HTTPS.
     func baseURL(forNamed named: String) -> String {
@@ -77,7 +80,8 @@ public struct UpstreamResolver: Sendable {
     private func allowed(_ base: String, url: String) throws(MirrorRefusal) -> UpstreamTarget {
         let host = URLComponents(string: base)?.authority ?? base
         let registry = config.registries.first { URLComponents(string: $0.url)?.authority == host }
-        let isMirror = URLComponents(string: config.registryMirrorURL)?.authority == host
+        let mirrorHost = URLComponents(string: config.registryMirrorURL)?.authority ?? ""
+        let isMirror = Self.dockerHubHosts.contains(mirrorHost) ? Self.dockerHubHosts.contains(host) : mirrorHost == host
         guard isMirror || registry != nil || config.dynamic else {
             throw MirrorRefusal(status: 403, message: "registry \(host) is not configured on this mirror (set proxy.registryMirror.dynamic or add it to proxy.registries)")
         }

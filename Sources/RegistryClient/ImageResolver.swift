@@ -19,8 +19,16 @@ public struct ImageResolver: Sendable {
     ].joined(separator: ", ")
 
     let client: HTTPClient
+    /// Nil when a URL may be fetched, otherwise why not: asked before every manifest and
+    /// token request, so a registry cannot send the caller (and its login) to a host the
+    /// caller's origin policy refuses.
+    public typealias URLCheck = @Sendable (String) async -> String?
+    let check: URLCheck
 
-    public init(client: HTTPClient) { self.client = client }
+    public init(client: HTTPClient, check: @escaping URLCheck = { _ in nil }) {
+        self.client = client
+        self.check = check
+    }
 
     public func resolve(_ image: ImageReference, platform: String = "linux/amd64", username: String? = nil, password: String? = nil,
                         headers: [String: String] = [:]) async throws -> Resolved {
@@ -56,6 +64,7 @@ public struct ImageResolver: Sendable {
     /// GETs a manifest, logging in once when answered 401.
     private func fetch(_ url: String, headers: [String: String], authorization: inout String?, basic: String?,
                        scope: String) async throws -> [String: Any] {
+        if let why = await check(url) { throw RegistryError("refused \(url): \(why)") }
         for attempt in 0..<2 {
             var request = HTTPClientRequest(url: url)
             request.headers.add(name: "Accept", value: Self.accept)
@@ -75,6 +84,9 @@ public struct ImageResolver: Sendable {
                     guard let basic else { throw RegistryError("\(url) needs a login and none was given", statusCode: 401) }
                     authorization = basic
                 case "bearer":
+                    if let realm = challenge.parameters["realm"], let why = await check(realm) {
+                        throw RegistryError("\(url) names a token realm that is refused: \(why)")
+                    }
                     authorization = "Bearer " + (try await RegistryToken.fetch(challenge, scope: scope, basic: basic, client: client).token)
                 default:
                     throw RegistryError("\(url) asks for \(challenge.scheme) authentication", statusCode: 401)

@@ -79,6 +79,16 @@ import RegistryClient
         #expect(h.url == "http://other:80/v2/a/tags/list")
     }
 
+    @Test func aDockerHubMirrorTakesContainerdsDockerIONamespaceWithoutDynamic() throws {
+        var hub = ProxyConfig()
+        hub.registryMirrorURL = "https://index.docker.io"
+        let t = try UpstreamResolver(config: hub).resolve(request("/v2/library/busybox/manifests/1?ns=docker.io"))
+        #expect(t.url == "https://registry-1.docker.io/v2/library/busybox/manifests/1")
+        #expect(throws: MirrorRefusal.self) {
+            try UpstreamResolver(config: hub).resolve(request("/v2/a/manifests/v1?ns=quay.io"))
+        }
+    }
+
     @Test func onlyTheRegistryAPIIsMirrored() {
         #expect(throws: MirrorRefusal.self) { try UpstreamResolver(config: config).resolve(request("/etc/passwd")) }
     }
