@@ -23,7 +23,7 @@ public enum DownloadCaller: Sendable {
     /// the only caller that may name an output path.
     case local
     /// The scheduler or the manager through the upload service (a seed peer's fetch, a
-    /// preheat): the fetch goes on when the caller hangs up.
+    /// preheat): may not name an output path.
     case cluster
     /// The registry mirror, for a client pulling through it.
     case mirror
@@ -107,9 +107,10 @@ extension Daemon {
         let began = ContinuousClock.now
         let plan = DownloadPlan(taskID: taskID, peerID: peerID, download: request, layout: layout,
                                 headers: request.requestHeader, log: log)
-        // A fetch nobody waits for any more is stopped, unless the cluster asked for it (a
-        // seed peer's fetch, a preheat): one client must not leave the origin busy for nothing.
-        let job = sharedFetch(plan, keepWithoutWaiters: caller == .cluster || config.seedPeer)
+        // A fetch nobody waits for any more is stopped: one client must not leave the origin
+        // busy for nothing. A seed peer's fetches go on, since the cluster counts on them (the
+        // scheduler's seed trigger, a preheat); elsewhere the manager's preheat waits to the end.
+        let job = sharedFetch(plan, keepWithoutWaiters: config.seedPeer)
         defer { job.leave() }
         // Every requester follows the store: pieces are reported as they land, whoever
         // fetched them, so concurrent requests for one task share one download.

@@ -424,37 +424,44 @@ def test_request_credentials_never_reach_the_scheduler(tmp_path):
 
 # 8. Downloads nobody waits for ------------------------------------------------------------------
 
-def test_a_download_the_client_abandons_stops_fetching(tmp_path):
-    data = os.urandom(40 * MIB)
-    o = origin(tmp_path, {"f.bin": data}, delay=1.5)
-    d = daemon(tmp_path, "download:\n  concurrentPieceCount: 2\n")
-    url = f"http://{o.address}/f.bin"
-    with grpc.insecure_channel(f"unix:{tmp_path}/d.sock") as channel:
-        stub = dfdaemon_pb2_grpc.DfdaemonDownloadStub(channel)
-        call = stub.DownloadTask(download_request(url, piece_length=4 * MIB), timeout=120)
-        first = next(call)
-        assert first.WhichOneof("response") == "download_task_started_response"
-        call.cancel()
-    # Wait until the fetch is stopped: the origin's GET count stays put for 4 s.
-    deadline = time.monotonic() + 30
+def wait_until_origin_is_quiet(o, quiet_for=4, limit=30):
+    """The origin's GET count once it has stayed put for `quiet_for` seconds."""
+    deadline = time.monotonic() + limit
     last, stable_since = -1, time.monotonic()
     while time.monotonic() < deadline:
         n = len(gets(o))
         if n != last:
             last, stable_since = n, time.monotonic()
-        elif time.monotonic() - stable_since > 4:
-            break
+        elif time.monotonic() - stable_since > quiet_for:
+            return last
         time.sleep(0.2)
-    assert last < 10, f"the abandoned download went on: {last} of 10 pieces fetched"
+    raise AssertionError(f"the origin never went quiet: {last} GETs")
+
+
+@pytest.mark.parametrize("service", ["download-on-socket", "upload-on-tcp"])
+def test_a_download_the_client_abandons_stops_fetching(tmp_path, service):
+    data = os.urandom(40 * MIB)
+    o = origin(tmp_path, {"f.bin": data}, delay=1.5)
+    d = daemon(tmp_path, "download:\n  concurrentPieceCount: 2\n")
+    url = f"http://{o.address}/f.bin"
+    address = f"unix:{tmp_path}/d.sock" if service == "download-on-socket" else d.address
+    stub_type = dfdaemon_pb2_grpc.DfdaemonDownloadStub if service == "download-on-socket" else dfdaemon_pb2_grpc.DfdaemonUploadStub
+    with grpc.insecure_channel(address) as channel:
+        call = stub_type(channel).DownloadTask(download_request(url, piece_length=4 * MIB), timeout=120)
+        first = next(call)
+        assert first.WhichOneof("response") == "download_task_started_response"
+        call.cancel()
+    fetched = wait_until_origin_is_quiet(o)
+    assert fetched < 10, f"the abandoned download went on: {fetched} of 10 pieces fetched"
     d.assert_alive()
     for s in (d, o):
         s.stop()
 
 
-def test_a_download_the_cluster_asked_for_goes_on_when_the_caller_leaves(tmp_path):
+def test_a_seed_peers_download_goes_on_when_the_caller_leaves(tmp_path):
     data = os.urandom(12 * MIB)
     o = origin(tmp_path, {"f.bin": data}, delay=0.5)
-    d = daemon(tmp_path)
+    d = daemon(tmp_path, "", "--seed-peer")
     url = f"http://{o.address}/f.bin"
     with grpc.insecure_channel(d.address) as channel:
         upload = dfdaemon_pb2_grpc.DfdaemonUploadStub(channel)
