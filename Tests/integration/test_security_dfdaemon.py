@@ -67,24 +67,25 @@ def healthy_download(d, url, expected, out):
     d.assert_alive()
 
 
-class RedirectingOrigin:
-    """Answers every request with a redirect to `target` and records the headers it got."""
+class InProcessOrigin:
+    """An HTTP server in this process whose `respond(handler, body)` answers HEAD and GET;
+    the headers of every request are kept in `seen`."""
 
-    def __init__(self, target):
-        seen = self.seen = []
+    def __init__(self):
+        outer = self
+        self.seen = []
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def log_message(self, *args):
                 pass
 
-            def redirect(self):
-                seen.append(dict(self.headers))
-                self.send_response(302)
-                self.send_header("Location", target + self.path)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+            def do_GET(self):
+                outer.seen.append(dict(self.headers))
+                outer.respond(self, True)
 
-            do_GET = do_HEAD = redirect
+            def do_HEAD(self):
+                outer.seen.append(dict(self.headers))
+                outer.respond(self, False)
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.address = f"127.0.0.1:{self.server.server_address[1]}"
@@ -93,6 +94,20 @@ class RedirectingOrigin:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class RedirectingOrigin(InProcessOrigin):
+    """Answers every request with a redirect to `target`."""
+
+    def __init__(self, target):
+        self.target = target
+        super().__init__()
+
+    def respond(self, h, body):
+        h.send_response(302)
+        h.send_header("Location", self.target + h.path)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
 
 
 # 1. Who may write files ---------------------------------------------------------------------
@@ -179,17 +194,13 @@ def test_hostile_piece_lengths_are_refused_and_the_daemon_keeps_serving(tmp_path
 
 
 def test_an_origin_claiming_an_enormous_length_is_refused(tmp_path):
-    class Liar(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
+    class Liar(InProcessOrigin):
+        def respond(self, h, body):
+            h.send_response(200)
+            h.send_header("Content-Length", str(2**64 - 1))
+            h.end_headers()
 
-        def do_HEAD(self):
-            self.send_response(200)
-            self.send_header("Content-Length", str(2**64 - 1))
-            self.end_headers()
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Liar)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    liar = Liar()
     d = daemon(tmp_path)
     try:
         with grpc.insecure_channel(f"unix:{tmp_path}/d.sock") as channel:
@@ -197,13 +208,12 @@ def test_an_origin_claiming_an_enormous_length_is_refused(tmp_path):
             for length in (None, 4 << 20):
                 fields = {"piece_length": length} if length else {}
                 why = refused(lambda: list(stub.DownloadTask(download_request(
-                    f"http://127.0.0.1:{server.server_address[1]}/huge", **fields), timeout=30)),
+                    f"http://{liar.address}/huge", **fields), timeout=30)),
                     grpc.StatusCode.INVALID_ARGUMENT)
                 assert "pieces" in why, why
         d.assert_alive()
     finally:
-        server.shutdown()
-        server.server_close()
+        liar.close()
         d.stop()
 
 
@@ -242,44 +252,26 @@ def test_a_redirect_from_an_allowed_origin_to_another_host_is_refused(tmp_path):
             s.stop()
 
 
-class RecordingFileOrigin:
-    """Serves one file (Range honoured) and records the headers of every request."""
+class RecordingFileOrigin(InProcessOrigin):
+    """Serves one file, Range honoured."""
 
     def __init__(self, data):
-        seen = self.seen = []
+        self.data = data
+        super().__init__()
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def answer(self, body):
-                seen.append(dict(self.headers))
-                first, last = 0, len(data) - 1
-                if rng := self.headers.get("Range"):
-                    a, b = rng.split("=", 1)[1].split("-")
-                    first, last = int(a), min(int(b), len(data) - 1)
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {first}-{last}/{len(data)}")
-                else:
-                    self.send_response(200)
-                self.send_header("Content-Length", str(last - first + 1))
-                self.end_headers()
-                if body:
-                    self.wfile.write(data[first:last + 1])
-
-            def do_GET(self):
-                self.answer(True)
-
-            def do_HEAD(self):
-                self.answer(False)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def respond(self, h, body):
+        first, last = 0, len(self.data) - 1
+        if rng := h.headers.get("Range"):
+            a, b = rng.split("=", 1)[1].split("-")
+            first, last = int(a), min(int(b), len(self.data) - 1)
+            h.send_response(206)
+            h.send_header("Content-Range", f"bytes {first}-{last}/{len(self.data)}")
+        else:
+            h.send_response(200)
+        h.send_header("Content-Length", str(last - first + 1))
+        h.end_headers()
+        if body:
+            h.wfile.write(self.data[first:last + 1])
 
 
 def test_credentials_are_not_sent_to_the_host_a_redirect_names(tmp_path):
