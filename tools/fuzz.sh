@@ -12,7 +12,7 @@ cd "$root"
 
 seconds=${FUZZ_SECONDS:-30}
 scratch=${FUZZ_SCRATCH:-.build-fuzz}
-if [ $# -gt 0 ]; then targets=("$@"); else targets=(h2 grpc http1 config taskid vortex); fi
+if [ $# -gt 0 ]; then targets=("$@"); else targets=(h2 grpc http1 config taskid vortex scheduler layout); fi
 artifacts=${DF_ARTIFACTS:-$(mktemp -d /tmp/dragonfly-artifacts-XXXXXX)}/fuzz
 mkdir -p "$artifacts"
 

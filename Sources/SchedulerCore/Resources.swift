@@ -1,3 +1,4 @@
+import DragonflyCommon
 import GeneratedAPI
 import RPCCore
 
@@ -38,7 +39,9 @@ final class HostRecord {
 
 final class TaskRecord {
     let id: String
-    var download: Common_V2_Download
+    /// Only what may be shown to any client (see `keptByScheduler`): the scheduler answers
+    /// StatTask, candidate parents and the console from it, none of which may leak secrets.
+    private(set) var download: Common_V2_Download
     /// -1 while unknown.
     var contentLength: Int64
     var pieceLength: UInt64
@@ -57,7 +60,7 @@ final class TaskRecord {
 
     init(id: String, download: Common_V2_Download, backToSourceLimit: Int, now: ContinuousClock.Instant) {
         self.id = id
-        self.download = download
+        self.download = download.keptByScheduler
         // An absent length is unknown, not empty: only a reported 0 makes the task EMPTY.
         self.contentLength = download.actualContentLength.map { Int64(clamping: $0) } ?? -1
         self.pieceLength = download.actualPieceLength ?? download.pieceLength ?? 0
@@ -72,6 +75,14 @@ final class TaskRecord {
     func touch(_ now: ContinuousClock.Instant) {
         updatedAt = now
         updatedWall = .now()
+    }
+
+    /// A later registration's URL and headers replace the earlier ones, as Dragonfly does.
+    func adopt(_ other: Common_V2_Download) {
+        let kept = other.keptByScheduler
+        download.url = kept.url
+        download.filteredQueryParams = kept.filteredQueryParams
+        download.requestHeader = kept.requestHeader
     }
 
     var canBackToSource: Bool {
@@ -102,6 +113,9 @@ final class PeerRecord {
     var cost: Duration = .zero
     var stream: PeerStream?
     var concurrentPieceCount: UInt32
+    /// What each edge from a parent added to that parent's host, so releasing the edge takes
+    /// back exactly that even after the task's lengths changed (keyed by parent peer id).
+    var parentClaims: [String: EdgeClaim] = [:]
     var blockParents: Set<String> = []
     var needBackToSource = false
     let createdAt: ContinuousClock.Instant
@@ -127,6 +141,34 @@ final class PeerRecord {
     func touch(_ now: ContinuousClock.Instant) {
         updatedAt = now
         updatedWall = .now()
+    }
+}
+
+/// One parent→child edge's share of the parent host's upload bookkeeping.
+struct EdgeClaim {
+    var bandwidth: UInt64
+    var pieceCount: Int
+    var contentLength: UInt64
+}
+
+extension Common_V2_Download {
+    /// The download as the scheduler may keep it: the URL with signing parameters masked
+    /// (`LogRedaction.maskingCredentials`), no credential headers (`isCredentialName`), no
+    /// object-storage, HDFS or model-hub credentials. The seed peer that must fetch the
+    /// origin is handed the registering peer's own download at once and nothing is kept of
+    /// it, so these never sit in the scheduler's memory or answers.
+    var keptByScheduler: Common_V2_Download {
+        var d = self
+        d.url = LogRedaction.maskingCredentials(inURL: url)
+        d.requestHeader = requestHeader.filter { !LogRedaction.isCredentialName($0.key) }
+        d.objectStorage = nil
+        d.hdfs = nil
+        d.huggingFace = nil
+        d.modelScope = nil
+        d.openCsg = nil
+        d.certificateChain = []
+        d.outputPath = nil
+        return d
     }
 }
 

@@ -20,7 +20,8 @@ extension SchedulerEngine {
     /// Adds the reporter's unwanted parents to its blocklist before it is scheduled again.
     public func reschedule(peerID: String, excluding parents: [String]) throws(RPCError) {
         let peer = try peer(peerID)
-        peer.blockParents.formUnion(parents)
+        // Only peers that exist can be parents; anything else would only grow the set.
+        peer.blockParents.formUnion(parents.filter { peers[$0] != nil })
     }
 
     public func downloadFinished(peerID: String, backToSource: Bool) throws(RPCError) {
@@ -48,9 +49,16 @@ extension SchedulerEngine {
     /// A piece arrived at the peer, from a parent or from the origin.
     public func pieceFinished(peerID: String, piece: Common_V2_Piece, backToSource: Bool) throws(RPCError) {
         let peer = try peer(peerID)
-        peer.finishedPieces.insert(piece.number)
+        let task = tasks[peer.taskID]
+        // Beyond a known piece count a number is a lie; keeping it would let one stream grow
+        // the peer's and the task's piece tables without bound.
+        if let task, task.totalPieceCount > 0, piece.number >= UInt32(task.totalPieceCount) {
+            throw RPCError(code: .invalidArgument, message: "piece \(piece.number) is beyond the task's \(task.totalPieceCount) pieces")
+        }
+        if peer.finishedPieces.count < ReportBounds.maxTrackedPieces { peer.finishedPieces.insert(piece.number) }
         if let cost = piece.cost {
-            let nanos = Double(cost.seconds) * 1e9 + Double(cost.nanos)
+            // A negative cost would make every later piece look slow and the parent bad.
+            let nanos = max(0, Double(cost.seconds) * 1e9 + Double(cost.nanos))
             peer.pieceCosts.append(nanos)
             metrics.pieceCost.record(nanos / 1e9)
         }
@@ -59,11 +67,17 @@ extension SchedulerEngine {
         let (_, taskType, hostType) = labels(peer)
         let traffic = backToSource ? "BACK_TO_SOURCE" : (piece.trafficType?.description ?? "REMOTE_PEER")
         metrics.pieceCounter("download_piece_finished_total", trafficType: traffic, taskType: taskType, hostType: hostType).increment()
-        metrics.traffic(type: traffic, taskType: taskType, hostType: hostType).increment(by: Int64(clamping: piece.length))
-        guard let task = tasks[peer.taskID] else { return }
+        metrics.traffic(type: traffic, taskType: taskType, hostType: hostType).increment(by: Int64(min(piece.length, ReportBounds.maxCountedPieceLength)))
+        guard let task else { return }
         if backToSource {
             peer.backToSourcePieces += 1
-            task.pieces[piece.number] = piece
+            // StatTask lists where pieces are, not their bytes; a reporter that sends content
+            // along must not make the scheduler hold it.
+            var kept = piece
+            kept.content = nil
+            if task.pieces.count < ReportBounds.maxTrackedPieces || task.pieces[piece.number] != nil {
+                task.pieces[piece.number] = kept
+            }
             if task.pieceLength == 0 { task.pieceLength = piece.length }
         } else if let parentID = piece.parentId, let parent = peers[parentID] {
             // A parent that serves pieces is alive: keep it and its host from GC.
@@ -84,8 +98,10 @@ extension SchedulerEngine {
         metrics.pieceCounter("download_piece_finished_failure_total", trafficType: traffic, taskType: taskType, hostType: hostType).increment()
         tasks[peer.taskID]?.touch(now)
         guard !backToSource, temporary, let parentID, !parentID.isEmpty else { return false }
-        peer.blockParents.insert(parentID)
-        if let parent = peers[parentID] { hosts[parent.hostID]?.uploadFailedCount += 1 }
+        if let parent = peers[parentID] {
+            peer.blockParents.insert(parentID)
+            if let host = hosts[parent.hostID] { host.uploadFailedCount = host.uploadFailedCount.saturatingAdd(1) }
+        }
         return peer.state == .running || peer.state == .receivedNormal
     }
 

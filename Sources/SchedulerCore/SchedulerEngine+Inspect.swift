@@ -30,7 +30,7 @@ extension SchedulerEngine {
             p.ip = host.info.ip
         }
         p.state = peer.state.rawValue
-        p.finishedPieceCount = UInt32(peer.finishedPieces.count)
+        p.finishedPieceCount = UInt32(clamping: peer.finishedPieces.count)
         p.backToSource = peer.state == .backToSource || peer.backToSourcePieces > 0
         p.updatedAt = peer.updatedWall
         return p

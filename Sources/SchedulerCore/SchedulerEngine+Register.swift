@@ -18,12 +18,15 @@ extension SchedulerEngine {
     public func registerPeer(hostID: String, taskID: String, peerID: String, download: Common_V2_Download,
                              stream: PeerStream) throws(RPCError) -> RegisterOutcome {
         guard let host = hosts[hostID] else { throw RPCError(code: .notFound, message: "host \(hostID) not found") }
+        // A peer id names one download on one host; reusing it elsewhere would graft a peer
+        // of one task onto another task's state.
+        if let existing = peers[peerID], existing.taskID != taskID || existing.hostID != hostID {
+            throw RPCError(code: .invalidArgument, message: "peer \(peerID) is already registered for another task or host")
+        }
         let task: TaskRecord
         if let existing = tasks[taskID] {
             task = existing
-            task.download.url = download.url
-            task.download.filteredQueryParams = download.filteredQueryParams
-            task.download.requestHeader = download.requestHeader
+            task.adopt(download)
             if task.contentLength < 0, let length = download.actualContentLength {
                 task.contentLength = Int64(clamping: length)
                 task.totalPieceCount = download.actualPieceCount.map { Int32(clamping: $0) } ?? task.totalPieceCount
@@ -69,7 +72,9 @@ extension SchedulerEngine {
         return .schedule
     }
 
-    /// Dragonfly's priority rules for a task no seed has yet.
+    /// Dragonfly's priority rules for a task no seed has yet. The seed is handed the
+    /// registering peer's own download, credentials included, since it must fetch the
+    /// origin as that peer would; the task record keeps none of them.
     func triggerSeed(_ address: String, task: TaskRecord, download: Common_V2_Download,
                      priority: Common_V2_Priority) throws(RPCError) {
         switch priority {

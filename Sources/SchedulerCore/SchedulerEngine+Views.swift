@@ -31,7 +31,7 @@ extension SchedulerEngine {
         t.pieceCount = UInt32(max(0, task.totalPieceCount))
         t.sizeScope = task.sizeScope
         t.state = task.state.rawValue
-        t.peerCount = UInt32(task.dag.count)
+        t.peerCount = UInt32(clamping: task.dag.count)
         t.createdAt = task.createdWall
         t.updatedAt = task.updatedWall
         if withPieces { t.pieces = task.pieces.keys.sorted().compactMap { task.pieces[$0] } }

@@ -33,7 +33,8 @@ public actor SchedulerEngine {
 
     // MARK: - Hosts
 
-    public func announceHost(_ info: Common_V2_Host, interval: Duration?) {
+    public func announceHost(_ info: Common_V2_Host, interval rawInterval: Duration?) {
+        let interval = rawInterval.map { Swift.min(Swift.max($0, .zero), ReportBounds.maxAnnounceInterval) }
         let type = HostType(rawValue: info.type) ?? .normal
         metrics.announceHost.increment()
         if let host = hosts[info.id] {
@@ -110,27 +111,32 @@ public actor SchedulerEngine {
         }
     }
 
+    /// Gives back exactly what `claimEdge` took for this edge; an edge never claimed (its
+    /// host was unknown then) gives back nothing.
     func releaseEdge(parentHostOf parent: PeerRecord, child: PeerRecord, task: TaskRecord) {
-        guard let host = hosts[parent.hostID] else { return }
-        host.concurrentUploadCount = max(0, host.concurrentUploadCount - 1)
-        host.txBandwidth = host.txBandwidth >= peakBandwidth(child, task) ? host.txBandwidth - peakBandwidth(child, task) : 0
-        host.concurrentUploadPieceCount = max(0, host.concurrentUploadPieceCount - Int(child.concurrentPieceCount))
-        let length = UInt64(max(0, task.contentLength))
-        host.uploadContentLength = host.uploadContentLength >= length ? host.uploadContentLength - length : 0
+        guard let claim = child.parentClaims.removeValue(forKey: parent.id), let host = hosts[parent.hostID] else { return }
+        host.concurrentUploadCount = host.concurrentUploadCount.flooredSubtract(1)
+        host.txBandwidth = host.txBandwidth.flooredSubtract(claim.bandwidth)
+        host.concurrentUploadPieceCount = host.concurrentUploadPieceCount.flooredSubtract(claim.pieceCount)
+        host.uploadContentLength = host.uploadContentLength.flooredSubtract(claim.contentLength)
     }
 
     func claimEdge(parentHostOf parent: PeerRecord, child: PeerRecord, task: TaskRecord) {
         guard let host = hosts[parent.hostID] else { return }
-        host.uploadCount += 1
-        host.concurrentUploadCount += 1
-        host.txBandwidth += peakBandwidth(child, task)
-        host.concurrentUploadPieceCount += Int(child.concurrentPieceCount)
-        host.uploadContentLength += UInt64(max(0, task.contentLength))
+        let claim = EdgeClaim(bandwidth: peakBandwidth(child, task), pieceCount: Int(child.concurrentPieceCount),
+                              contentLength: UInt64(max(0, task.contentLength)))
+        child.parentClaims[parent.id] = claim
+        host.uploadCount = host.uploadCount.saturatingAdd(1)
+        host.concurrentUploadCount = host.concurrentUploadCount.saturatingAdd(1)
+        host.txBandwidth = host.txBandwidth.saturatingAdd(claim.bandwidth)
+        host.concurrentUploadPieceCount = host.concurrentUploadPieceCount.saturatingAdd(claim.pieceCount)
+        host.uploadContentLength = host.uploadContentLength.saturatingAdd(claim.contentLength)
     }
 
-    /// Bits/s a child may pull at its peak: piece length × concurrent pieces × 8.
+    /// Bits/s a child may pull at its peak: piece length × concurrent pieces × 8, saturated
+    /// (a wrapped product would make a hostile child look idle, a trapping one kill us).
     func peakBandwidth(_ child: PeerRecord, _ task: TaskRecord) -> UInt64 {
-        task.pieceLength &* UInt64(child.concurrentPieceCount) &* 8
+        task.pieceLength.saturatingMultiply(UInt64(child.concurrentPieceCount)).saturatingMultiply(8)
     }
 
     // MARK: - Events

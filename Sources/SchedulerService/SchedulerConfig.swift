@@ -84,6 +84,9 @@ public struct SchedulerConfig: Sendable {
     public func validate() throws {
         let s = settings
         guard (0...65535).contains(port) else { throw ConfigError("server.port \(port) is out of range") }
+        // The manager is told this port as an Int32, which would trap on a larger number.
+        if let p = advertisePort, !(0...65535).contains(p) { throw ConfigError("server.advertisePort \(p) is out of range") }
+        guard (0...65535).contains(metricsPort) else { throw ConfigError("metrics.addr port \(metricsPort) is out of range") }
         guard s.backToSourceCount > 0 else { throw ConfigError("scheduler.backToSourceCount must be positive") }
         guard s.retryBackToSourceLimit > 0 else { throw ConfigError("scheduler.retryBackToSourceLimit must be positive") }
         guard s.retryLimit > 0 else { throw ConfigError("scheduler.retryLimit must be positive") }

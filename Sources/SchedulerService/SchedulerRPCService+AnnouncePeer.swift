@@ -14,8 +14,7 @@ extension SchedulerRPCService {
         defer { metrics.concurrentSchedule.decrement() }
         do {
             for try await request in requests {
-                if case .registerPeerRequest = request.request { registeredPeer = request.peerId }
-                if try await handle(request, responses) == .endStream { break }
+                if try await handle(request, responses, registered: &registeredPeer) == .endStream { break }
             }
             if let id = registeredPeer { await engine.detachStream(peerID: id) }
         } catch {
@@ -30,8 +29,12 @@ extension SchedulerRPCService {
 
     enum Continuation { case keepReading, endStream }
 
+    /// `registered` is set once this stream's registration was accepted: only then does a
+    /// failing stream fail the peer. A refused registration naming another stream's peer id
+    /// must not take that peer down.
     func handle(_ request: Scheduler_V2_AnnouncePeerRequest,
-                _ responses: RPCWriter<Scheduler_V2_AnnouncePeerResponse>) async throws -> Continuation {
+                _ responses: RPCWriter<Scheduler_V2_AnnouncePeerResponse>,
+                registered: inout String?) async throws -> Continuation {
         let peerID = request.peerId
         guard !peerID.isEmpty else { throw RPCError(code: .invalidArgument, message: "peer_id is required") }
         switch request.request {
@@ -42,6 +45,7 @@ extension SchedulerRPCService {
             let start = ContinuousClock.now
             let outcome = try await engine.registerPeer(hostID: request.hostId, taskID: request.taskId, peerID: peerID,
                                                         download: download, stream: responses)
+            registered = peerID
             switch outcome {
             case .emptyTask:
                 var r = Scheduler_V2_AnnouncePeerResponse()

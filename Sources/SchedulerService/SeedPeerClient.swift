@@ -1,3 +1,4 @@
+import DragonflyCommon
 import GeneratedAPI
 import Logging
 import RPCCore
@@ -25,9 +26,9 @@ public final class SeedPeerClient: Sendable {
             let call = try await client.downloadTask(r)
             var responses = 0
             for try await _ in call.responses { responses += 1 }
-            logger.debug("seed peer \(request.address) finished \(request.download.url) after \(responses) progress messages")
+            logger.debug("seed peer \(request.address) finished \(LogRedaction.url(request.download.url)) after \(responses) progress messages")
         } catch {
-            logger.warning("seed peer \(request.address) could not fetch \(request.download.url): \(error)")
+            logger.warning("seed peer \(request.address) could not fetch \(LogRedaction.url(request.download.url)): \(error)")
         }
     }
 

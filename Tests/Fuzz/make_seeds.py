@@ -122,6 +122,45 @@ def vortex_seeds():
     write("vortex", "error-close", bytes([0x03]) + error + close)
 
 
+def scheduler_seeds():
+    # Steps as Tests/Fuzz/DragonflyFuzz/SchedulerTarget.swift decodes them: peer byte,
+    # operation byte, operands. A number byte below 224 picks an edge value, edges[b % 14]:
+    # 1 is 1, 6 is 2**60, 7 is 2**63, 9 is 2**64-1, 10 is 2**63-1, 11 is 2**32-1.
+    def host(n):
+        # id, type, port, disable_shared, max_tx, tx, max_rx, idc?, location?, memory, used%, no interval
+        return bytes([0, 0, n, 0, 0, 0, 9, 0, 9, 0, 1, 9, 0, 1])
+
+    def register(peer, host_n, piece_length, count=None, length=10, task=0):
+        b = [peer, 1, 1, 1, 1, piece_length, 1, piece_length, 1, length, 0]
+        b += [1, count] if count is not None else [0]
+        b += [0, 0, 0, host_n, task]   # no range, no need_back_to_source, LEVEL0
+        return bytes(b)
+
+    hosts = b"".join(host(n) for n in range(4))
+    # Issue 17 item 3: a parent with piece_length 2**60 goes back to source; children with
+    # one concurrent piece each are given it as their parent.
+    attack = hosts + register(0, 0, 6) + bytes([0, 3]) + register(1, 1, 6, 1) + register(2, 2, 6, 1) + register(3, 3, 6, 11)
+    write("scheduler", "huge-piece-length", attack)
+    pieces = bytes([0, 4, 0, 0, 3, 0, 9, 9, 1]) + bytes([0, 4, 9, 7, 9, 1, 1, 7, 7, 0])
+    write("scheduler", "pieces-finish-gc", attack + pieces + bytes([1, 6, 0, 2, 7, 1, 0, 13, 48, 0, 10, 0, 3, 12, 0, 0, 0, 1]))
+    write("scheduler", "two-tasks", hosts + register(0, 0, 3, length=9) + register(1, 1, 7, 9, length=7, task=1)
+          + bytes([1, 8, 0, 1, 9, 0, 14]))
+
+
+def layout_seeds():
+    # Content length and piece length (big-endian u64), then a Range header.
+    cases = {
+        "small-4mib": (10 << 20, 4 << 20, "bytes=0-99"),
+        "exact-pieces": (16 << 20, 4 << 20, "bytes=4194304-"),
+        "default-rule": (1 << 30, 3, "bytes=-100"),
+        "huge-length": (2**64 - 1, 2**64 - 1, "bytes=18446744073709551614-"),
+        "one-byte-pieces": (5 << 30, 1, "bytes=1-0"),
+        "empty": (0, 4 << 20, ""),
+    }
+    for name, (length, piece, header) in cases.items():
+        write("layout", name, struct.pack(">QQ", length, piece) + header.encode())
+
+
 if __name__ == "__main__":
     h2_seeds()
     grpc_seeds()
@@ -129,4 +168,6 @@ if __name__ == "__main__":
     config_seeds()
     taskid_seeds()
     vortex_seeds()
+    scheduler_seeds()
+    layout_seeds()
     print(f"seeds written under {OUT}", file=sys.stderr)

@@ -12,12 +12,14 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     case .config: ConfigTarget.run(bytes)
     case .taskid: TaskIDTarget.run(bytes)
     case .vortex: VortexTarget.run(bytes)
+    case .scheduler: SchedulerTarget.run(bytes)
+    case .layout: LayoutTarget.run(bytes)
     }
     return 0
 }
 
 enum FuzzTarget: String, CaseIterable {
-    case h2, grpc, http1, config, taskid, vortex
+    case h2, grpc, http1, config, taskid, vortex, scheduler, layout
 
     static let selected: FuzzTarget = {
         let name = ProcessInfo.processInfo.environment["DF_FUZZ_TARGET"] ?? ""
