@@ -1,3 +1,5 @@
+import Foundation
+
 /// What may be logged of values that can carry credentials.
 public enum LogRedaction {
     /// A URL without its user-info and query: signed URLs carry their signature in the
@@ -42,9 +44,10 @@ extension LogRedaction {
     public static let mask = "******"
 
     /// The URL with its credentials masked but its shape kept, for people to recognise:
-    /// the password of `user:password@`, and the value of every query parameter that
-    /// `isCredentialName` flags. Text that is not a URL with a query or user-info comes
-    /// back unchanged.
+    /// the whole user-info (`user:password@`, and `token@`, where services put a token as
+    /// the user name), and the value of every query parameter whose name, percent-decoded,
+    /// `isCredentialName` flags. Text that is not a URL with a query or user-info comes back
+    /// unchanged.
     public static func maskingCredentials(inURL text: String) -> String {
         var s = Substring(text)
         var head = Substring("")
@@ -53,9 +56,7 @@ extension LogRedaction {
             s = s[r.upperBound...]
             let authorityEnd = s.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? s.endIndex
             if let at = s[..<authorityEnd].lastIndex(of: "@") {
-                let userInfo = s[..<at]
-                let user = userInfo.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-                head += user + (userInfo.contains(":") ? ":" + mask : "") + "@"
+                head += mask + "@"
                 s = s[s.index(after: at)...]
             }
         }
@@ -63,7 +64,8 @@ extension LogRedaction {
         let fragmentStart = s[q...].firstIndex(of: "#") ?? s.endIndex
         let query = s[s.index(after: q)..<fragmentStart].split(separator: "&", omittingEmptySubsequences: false).map { pair -> String in
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard parts.count == 2, isCredentialName(String(parts[0])) else { return String(pair) }
+            let name = String(parts[0]).replacingOccurrences(of: "+", with: " ")
+            guard parts.count == 2, isCredentialName(name.removingPercentEncoding ?? name) else { return String(pair) }
             return parts[0] + "=" + mask
         }.joined(separator: "&")
         return String(head + s[...q]) + query + String(s[fragmentStart...])

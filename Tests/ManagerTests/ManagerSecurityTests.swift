@@ -60,7 +60,10 @@ import Testing
         #expect(LogRedaction.maskingCredentials(inURL: url)
             == "https://b.s3.amazonaws.com/o?X-Amz-Algorithm=AWS4&X-Amz-Credential=******&X-Amz-Signature=******&X-Amz-Security-Token=******&v=1#f")
         #expect(LogRedaction.maskingCredentials(inURL: "https://u:pw@h/p?X-Goog-Signature=s&Signature=z&sig=q")
-            == "https://u:******@h/p?X-Goog-Signature=******&Signature=******&sig=******")
+            == "https://******@h/p?X-Goog-Signature=******&Signature=******&sig=******")
+        // A token as the user name, and a parameter name hidden by percent-encoding.
+        #expect(LogRedaction.maskingCredentials(inURL: "https://ghp_token@h/p?%73ig=q&X%2DAmz%2DSignature=r")
+            == "https://******@h/p?%73ig=******&X%2DAmz%2DSignature=******")
         #expect(LogRedaction.maskingCredentials(inURL: "http://h/plain") == "http://h/plain")
         #expect(LogRedaction.maskingCredentials(inURL: "no url? at all") == "no url? at all")
     }
