@@ -316,6 +316,61 @@ def test_refuse_private_origins_refuses_loopback_on_every_path(tmp_path):
         s.stop()
 
 
+REDIRECTOR = """
+import http.server, sys
+class Handler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+    def answer(self):
+        self.send_response(302)
+        self.send_header("Location", sys.argv[1])
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    do_GET = do_HEAD = answer
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(f"LISTENING {server.server_address[1]}", flush=True)
+server.serve_forever()
+"""
+
+
+def test_link_local_and_metadata_addresses_are_refused_directly_and_through_redirects(tmp_path):
+    # The daemon runs in a network namespace of its own that holds only loopback: were a
+    # refusal to fail, the connection still could not leave this machine.
+    d = Server(["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', binary("dfdaemon"), "--port", "0",
+                "--listen-ip", "127.0.0.1", "--hostname", "d", "--data-dir", tmp_path / "d-data",
+                "--unix-socket", tmp_path / "d.sock"], tmp_path / "d.log")
+    script = tmp_path / "redirector.py"
+    script.write_text(REDIRECTOR)
+    hop = Server(["nsenter", f"--net=/proc/{d.proc.pid}/ns/net", sys.executable, script,
+                  "http://169.254.169.254/latest/meta-data/iam/security-credentials/"], tmp_path / "hop.log")
+    try:
+        with grpc.insecure_channel(f"unix:{tmp_path}/d.sock") as channel:
+            stub = dfdaemon_pb2_grpc.DfdaemonDownloadStub(channel)
+            for url in ("http://169.254.169.254/latest/meta-data/", "http://[fd00:ec2::254]/latest/meta-data/",
+                        "http://[::ffff:169.254.169.254]/", "http://100.100.100.200/latest/meta-data/",
+                        "http://2852039166/", f"http://127.0.0.1:{hop.port}/f.bin"):
+                why = refused(lambda: list(stub.DownloadTask(download_request(url), timeout=30)), grpc.StatusCode.PERMISSION_DENIED)
+                assert "link-local" in why, (url, why)
+        d.assert_alive()
+    finally:
+        hop.stop()
+        d.stop()
+    # Allowed explicitly, the same request is attempted (and fails: the namespace has no route).
+    config = tmp_path / "open.yaml"
+    config.write_text("download:\n  allowLinkLocalOrigins: true\n")
+    d = Server(["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', binary("dfdaemon"), "--config", config,
+                "--port", "0", "--listen-ip", "127.0.0.1", "--hostname", "open", "--data-dir", tmp_path / "open-data",
+                "--unix-socket", tmp_path / "open.sock"], tmp_path / "open.log")
+    try:
+        with grpc.insecure_channel(f"unix:{tmp_path}/open.sock") as channel:
+            stub = dfdaemon_pb2_grpc.DfdaemonDownloadStub(channel)
+            with pytest.raises(grpc.RpcError) as err:
+                list(stub.DownloadTask(download_request("http://169.254.169.254/latest/meta-data/"), timeout=30))
+            assert err.value.code() != grpc.StatusCode.PERMISSION_DENIED and "link-local" not in err.value.details()
+    finally:
+        d.stop()
+
+
 def test_the_mirror_honours_the_allow_list_for_dynamic_upstreams(tmp_path):
     data = os.urandom(MIB)
     allowed = origin(tmp_path, {"f.bin": data}, name="allowed")
