@@ -29,10 +29,16 @@ public struct DaemonConfig: Sendable {
     public var pieceTimeout: Duration = .seconds(120)
     public var announceInterval: Duration = .seconds(30)
     public var taskExpireTime: Duration = .seconds(6 * 3600)
-    /// Bytes/s; 0 is unlimited.
+    /// Bytes/s; 0 is unlimited. All downloads of this daemon together (`download.totalRateLimit`).
     public var totalDownloadRateLimit: Double = 0
-    public var perPeerUploadRateLimit: Double = 0
-    /// Children served at once; one more gets RESOURCE_EXHAUSTED and looks elsewhere.
+    /// Each task's download (`download.perPeerRateLimit`: per peer task, as upstream means it).
+    public var perTaskDownloadRateLimit: Double = 0
+    /// All uploads of this daemon together, piece stream and Vortex alike (`upload.rateLimit`).
+    public var uploadRateLimit: Double = 0
+    /// What the scheduler is told this host can send, bits/s (`upload.bandwidth`); without
+    /// it, `upload.rateLimit` when set, else 10 Gbit/s.
+    public var uploadBandwidth: Double?
+    /// Children (hosts) served at once; one more gets RESOURCE_EXHAUSTED and looks elsewhere.
     public var concurrentUploadLimit = 50
     /// Hosts this daemon may fetch from (empty: any).
     public var allowedOrigins = OriginAllowList()
@@ -112,7 +118,7 @@ public struct DaemonConfig: Sendable {
         if let v = try y.int("download.concurrentPieceCount") { c.concurrentPieceCount = max(1, v) }
         if let v = try y.duration("download.pieceTimeout") { c.pieceTimeout = v }
         if let v = try y.string("download.totalRateLimit") { c.totalDownloadRateLimit = try rate(v, "download.totalRateLimit", path) }
-        if let v = try y.string("download.perPeerRateLimit") { c.perPeerUploadRateLimit = try rate(v, "download.perPeerRateLimit", path) }
+        if let v = try y.string("download.perPeerRateLimit") { c.perTaskDownloadRateLimit = try rate(v, "download.perPeerRateLimit", path) }
         if let v = try y.strings("download.allowedOrigins") { c.allowedOrigins = OriginAllowList(v) }
         if let v = try y.bool("download.refusePrivateOrigins") { c.originAddresses.refusePrivate = v }
         if let v = try y.bool("download.allowLinkLocalOrigins") { c.originAddresses.allowLinkLocal = v }
@@ -124,7 +130,8 @@ public struct DaemonConfig: Sendable {
         }
         if let v = try y.bool("download.server.allowTCP") { c.downloadOverTCP = v }
         if let v = try y.int("upload.concurrentLimit") { c.concurrentUploadLimit = try bounded(v, 1...100_000, "upload.concurrentLimit", path) }
-        if let v = try y.string("upload.rateLimit") { c.perPeerUploadRateLimit = try rate(v, "upload.rateLimit", path) }
+        if let v = try y.string("upload.rateLimit") { c.uploadRateLimit = try rate(v, "upload.rateLimit", path) }
+        if let v = try y.string("upload.bandwidth") { c.uploadBandwidth = try rate(v, "upload.bandwidth", path) }
         if let v = try y.string("download.backToSourceRateLimit") { c.backToSourceRateLimit = try rate(v, "download.backToSourceRateLimit", path) }
         if let v = try y.string("storage.diskGCThreshold") { c.diskGCThreshold = UInt64(clamping: Int64(min(try rate(v, "storage.diskGCThreshold", path), 1e18))) }
         if let v = try y.int("storage.diskGCThresholdPercent") { c.diskGCThresholdPercent = Double(try bounded(v, 1...100, "storage.diskGCThresholdPercent", path)) }

@@ -15,6 +15,8 @@ struct DownloadPlan: Sendable {
     let headers: [String: String]
     /// The daemon's logger with the task and peer ids, for every line about this download.
     let log: Logger
+    /// This task's download budget (`download.perPeerRateLimit`), from parents and origin alike.
+    let limit: TokenBucket
 }
 
 /// Who asked for a download; it decides what the request may do.
@@ -106,7 +108,8 @@ extension Daemon {
                                                 "content_length": "\(layout.contentLength)", "pieces_stored": "\(meta.pieces.count)"])
         let began = ContinuousClock.now
         let plan = DownloadPlan(taskID: taskID, peerID: peerID, download: request, layout: layout,
-                                headers: request.requestHeader, log: log)
+                                headers: request.requestHeader, log: log,
+                                limit: TokenBucket(bytesPerSecond: config.perTaskDownloadRateLimit))
         // A fetch nobody waits for any more is stopped: one client must not leave the origin
         // busy for nothing. A seed peer's fetches go on, since the cluster counts on them (the
         // scheduler's seed trigger, a preheat); elsewhere the manager's preheat waits to the end.

@@ -47,6 +47,7 @@ extension Daemon {
         let start = ContinuousClock.now
         try await backToSourceLimit.take(Int(clamping: piece.length))
         try await downloadLimit.take(Int(clamping: piece.length))
+        try await plan.limit.take(Int(clamping: piece.length))
         let bytes = try await getWithRetries(plan, piece)
         let stored: TaskMetadata.Piece
         do {

@@ -119,6 +119,7 @@ extension Daemon {
                       transport: String, since start: ContinuousClock.Instant, report: PieceReport,
                       onPiece: @Sendable (Common_V2_Piece) async -> Void) async throws {
         try await downloadLimit.take(bytes.count)
+        try await plan.limit.take(bytes.count)
         let stored = try await store.writePiece(taskID: plan.taskID, number: number, bytes: bytes, expectedDigest: digest,
                                                 parentID: parent.id)
         recordPiece(source: "peer", bytes: bytes.count, cost: ContinuousClock.now - start)

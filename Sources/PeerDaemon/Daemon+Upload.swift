@@ -16,27 +16,35 @@ enum PieceWaitError: Error {
 }
 
 extension Daemon {
-    /// Takes an upload slot, or refuses as upstream does when the peer is saturated: the
-    /// child then reports the parent and gets another (or goes to the origin).
-    func beginUpload() throws(RPCError) {
+    /// Takes an upload slot for `child` (its IP address), or refuses as upstream does when
+    /// the peer already serves `upload.concurrentLimit` other hosts: the child then reports
+    /// the parent and gets another (or goes to the origin). A child already being served
+    /// may open more streams.
+    func beginUpload(child: String) throws(RPCError) {
         let limit = config.concurrentUploadLimit
-        let taken = uploadsInProgress.withLock { n -> Bool in
-            guard n < limit else { return false }
-            n += 1
+        let taken = uploadsByChild.withLock { children -> Bool in
+            guard children[child] != nil || children.count < limit else { return false }
+            children[child, default: 0] += 1
             return true
         }
         guard taken else {
             metrics.counter("upload_refused_total", help: "Piece streams refused because upload.concurrentLimit was reached").increment()
-            throw RPCError(code: .resourceExhausted, message: "this peer already serves \(limit) uploads (upload.concurrentLimit)")
+            throw RPCError(code: .resourceExhausted, message: "this peer already serves \(limit) hosts (upload.concurrentLimit)")
         }
     }
 
-    func endUpload() { uploadsInProgress.withLock { $0 -= 1 } }
+    func endUpload(child: String) {
+        uploadsByChild.withLock { children in
+            guard let n = children[child] else { return }
+            if n <= 1 { children.removeValue(forKey: child) } else { children[child] = n - 1 }
+        }
+    }
 
     /// True while a fetch of the task's missing pieces is running here.
     func isFetching(_ taskID: String) -> Bool { inflight.withLock { $0[taskID] != nil } }
 
     func countUpload(_ bytes: Int) {
+        traffic.sent(bytes)
         metrics.counter("upload_traffic_total", help: "Bytes served to other peers").increment(by: Int64(bytes))
     }
 
@@ -78,28 +86,29 @@ public struct VortexUploadSource: VortexPieceSource {
 
     final class Budget: VortexConnectionBudget {
         let daemon: Daemon
-        let limit: TokenBucket
-        init(_ daemon: Daemon) {
+        let child: String
+        init(_ daemon: Daemon, child: String) {
             self.daemon = daemon
-            limit = TokenBucket(bytesPerSecond: daemon.config.perPeerUploadRateLimit)
+            self.child = child
         }
 
         func willSend(bytes: Int) async throws {
-            try await limit.take(bytes)
+            try await daemon.uploadLimit.take(bytes)
             daemon.countUpload(bytes)
         }
 
-        func finish() { daemon.endUpload() }
+        func finish() { daemon.endUpload(child: child) }
     }
 
-    public func openConnection() throws -> any VortexConnectionBudget {
+    public func openConnection(from host: String?) throws -> any VortexConnectionBudget {
+        let child = host ?? "local"
         do {
-            try daemon.beginUpload()
+            try daemon.beginUpload(child: child)
         } catch {
             // No resource-exhausted code in Vortex; the message says what it is.
             throw VortexErrorPacket(code: .internal, message: error.message)
         }
-        return Budget(daemon)
+        return Budget(daemon, child: child)
     }
 
     public func piece(taskID: String, number: UInt32) async throws -> VortexPiece {

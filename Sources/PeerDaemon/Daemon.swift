@@ -23,9 +23,14 @@ public final class Daemon: Sendable {
     private let channels: RPCChannelPool
     /// At most one fetch per task; concurrent requests for it follow the same one.
     let inflight = Mutex<[String: FetchJob]>([:])
-    /// Piece streams being served to other peers now (`upload.concurrentLimit`).
-    let uploadsInProgress = Mutex(0)
+    /// Upload streams and connections being served now, by child host (its IP address):
+    /// `upload.concurrentLimit` counts the hosts.
+    let uploadsByChild = Mutex<[String: Int]>([:])
+    /// One budget for every upload (`upload.rateLimit`).
+    let uploadLimit: TokenBucket
     let downloadLimit: TokenBucket
+    /// Bytes moved, for the load this host announces.
+    let traffic = TrafficMeter()
     let backToSourceLimit: TokenBucket
     /// The port other peers reach us on; known once the server has bound (port 0 picks one).
     private let boundPort = Mutex<Int?>(nil)
@@ -56,6 +61,7 @@ public final class Daemon: Sendable {
         self.metrics = metrics
         self.logger = logger
         self.downloadLimit = TokenBucket(bytesPerSecond: config.totalDownloadRateLimit)
+        self.uploadLimit = TokenBucket(bytesPerSecond: config.uploadRateLimit)
         self.backToSourceLimit = TokenBucket(bytesPerSecond: config.backToSourceRateLimit)
         self.schedulerList = Mutex(config.schedulers)
     }
@@ -74,6 +80,14 @@ public final class Daemon: Sendable {
             h.network = Common_V2_Network.with { n in
                 n.idc = config.idc.isEmpty ? nil : config.idc
                 n.location = config.location.isEmpty ? nil : config.location
+                // The scheduler's evaluator weighs parents by this load (60 % of the score).
+                let rates = traffic.rates()
+                n.maxTxBandwidth = UInt64(min(config.uploadBandwidth ?? (config.uploadRateLimit > 0 ? config.uploadRateLimit * 8 : 10e9), 1e15))
+                n.txBandwidth = rates.txBitsPerSecond
+                n.rxBandwidth = rates.rxBitsPerSecond
+                let uploads = uploadsByChild.withLock { $0.values.reduce(0, +) }
+                n.uploadTcpConnectionCount = UInt32(clamping: uploads)
+                n.tcpConnectionCount = UInt32(clamping: uploads)
             }
         }
     }
@@ -81,6 +95,7 @@ public final class Daemon: Sendable {
     /// Counts a piece that arrived: bytes by source (`peer` or `back_to_source`), pieces, and
     /// how long it took.
     func recordPiece(source: String, bytes: Int, cost: Duration) {
+        traffic.received(bytes)
         metrics.counter("download_traffic_total", [("type", source)], help: "Bytes downloaded, by source").increment(by: Int64(bytes))
         metrics.counter("download_piece_total", [("type", source)], help: "Pieces downloaded, by source").increment()
         let seconds = Double(cost.components.seconds) + Double(cost.components.attoseconds) / 1e18

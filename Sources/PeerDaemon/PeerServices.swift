@@ -77,10 +77,9 @@ public struct PieceTransferService: Dfswift_Peer_V1_PieceTransferProvider {
 
     public func downloadPieces(_ requests: RPCStream<Dfswift_Peer_V1_PieceRequest>, responses: RPCWriter<Dfswift_Peer_V1_PieceResponse>,
                                context: RPCServerContext) async throws {
-        try daemon.beginUpload()
-        defer { daemon.endUpload() }
-        // Each child's stream gets its own upload budget.
-        let uploadLimit = TokenBucket(bytesPerSecond: daemon.config.perPeerUploadRateLimit)
+        let child = context.peerHost ?? "local"
+        try daemon.beginUpload(child: child)
+        defer { daemon.endUpload(child: child) }
         for try await request in requests {
             let (p, bytes): (TaskMetadata.Piece, [UInt8])
             do {
@@ -90,7 +89,7 @@ public struct PieceTransferService: Dfswift_Peer_V1_PieceTransferProvider {
             } catch .unreadable(let why) {
                 throw RPCError(code: .dataLoss, message: why)
             }
-            try await uploadLimit.take(bytes.count)
+            try await daemon.uploadLimit.take(bytes.count)
             try await responses.write(Dfswift_Peer_V1_PieceResponse.with {
                 $0.number = p.number
                 $0.offset = p.offset

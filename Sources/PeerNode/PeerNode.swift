@@ -43,7 +43,8 @@ public final class PeerNode: Sendable {
         if c.downloadOverTCP && c.tls.server?.requireClientCertificate == true { tcpServices.insert(DownloadService(daemon: daemon), at: 0) }
         let (_, services) = StandardServices.make(for: tcpServices)
         var tcp = RPCServerConfiguration(address: .tcp(host: c.listenIP, port: c.port), tls: c.tls.server).limited(by: c.rpcLimits)
-        tcp.maxReceiveMessageSize = 80 << 20
+        // Requests are small (rpc.maxReceiveMessageSize, 4 MiB by default); answers carry
+        // pieces of up to 64 MiB.
         tcp.maxSendMessageSize = 80 << 20
         let mirror = MirrorResponder(daemon: daemon, operational: http, logger: logger)
         let httpLimits = c.httpLimits

@@ -15,6 +15,8 @@ public final class RPCServerContext: Sendable {
     public let deadline: ContinuousClock.Instant?
     /// The remote address, for logs.
     public let peer: String
+    /// The remote IP address; nil on a unix socket. Who the caller is, for limits per host.
+    public let peerHost: String?
 
     private struct Outgoing {
         var initial = Metadata()
@@ -22,11 +24,12 @@ public final class RPCServerContext: Sendable {
     }
     private let outgoing = Mutex(Outgoing())
 
-    public init(path: String, requestMetadata: Metadata, deadline: ContinuousClock.Instant?, peer: String) {
+    public init(path: String, requestMetadata: Metadata, deadline: ContinuousClock.Instant?, peer: String, peerHost: String? = nil) {
         self.path = path
         self.requestMetadata = requestMetadata
         self.deadline = deadline
         self.peer = peer
+        self.peerHost = peerHost
     }
 
     /// Metadata sent with the response headers; only effective before the first message.

@@ -147,7 +147,7 @@ public final class RPCServer: Sendable {
             settings: ServerCallSettings(maxReceiveMessageSize: configuration.maxReceiveMessageSize,
                                          maxSendMessageSize: configuration.maxSendMessageSize,
                                          rateLimiter: rateLimiter),
-            logger: logger, remoteAddress: remote,
+            logger: logger, remoteAddress: remote, remoteHost: ip,
             onStreamCountChange: { [weak self] count in self?.streamCountChanged(id, count) })
         var settings = HTTP2Session.Settings()
         settings.maxConcurrentStreams = configuration.maxConcurrentStreams

@@ -21,7 +21,8 @@ public protocol VortexPieceSource: Sendable {
     /// sees each piece this connection sends (`willSend`) and its end (`finish`), so the
     /// source can apply per-connection limits. A thrown `VortexErrorPacket` is the answer to
     /// the connection's first request, and the connection ends.
-    func openConnection() throws -> any VortexConnectionBudget
+    /// `host` is the child's IP address.
+    func openConnection(from host: String?) throws -> any VortexConnectionBudget
     func piece(taskID: String, number: UInt32) async throws -> VortexPiece
 }
 
@@ -53,7 +54,7 @@ public final class VortexServer: Sendable {
                     Task {
                         do {
                             try await wrapped.executeThenClose { inbound, outbound in
-                                try await serve(inbound, outbound, source: source)
+                                try await serve(inbound, outbound, source: source, from: channel.remoteAddress?.ipAddress)
                             }
                         } catch {
                             logger.debug("Vortex connection from \(channel.remoteAddress?.description ?? "?") ended: \(error)")
@@ -69,10 +70,10 @@ public final class VortexServer: Sendable {
     }
 
     private static func serve(_ inbound: NIOAsyncChannelInboundStream<ByteBuffer>, _ outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
-                              source: some VortexPieceSource) async throws {
+                              source: some VortexPieceSource, from host: String?) async throws {
         let budget: any VortexConnectionBudget
         do {
-            budget = try source.openConnection()
+            budget = try source.openConnection(from: host)
         } catch {
             let refusal = error as? VortexErrorPacket ?? VortexErrorPacket(code: .internal, message: "\(error)")
             // Answer the first request, so a client that writes before it reads sees why.

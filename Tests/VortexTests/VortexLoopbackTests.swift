@@ -25,7 +25,7 @@ final class MemorySource: VortexPieceSource {
         func finish() { source.finished.withLock { $0 += 1 } }
     }
 
-    func openConnection() throws -> any VortexConnectionBudget { Budget(self) }
+    func openConnection(from host: String?) throws -> any VortexConnectionBudget { Budget(self) }
 
     func piece(taskID: String, number: UInt32) async throws -> VortexPiece {
         guard taskID == self.taskID, let bytes = pieces[number] else {

@@ -17,17 +17,19 @@ final class ServerConnection: HTTP2ConnectionLogic {
     private let settings: ServerCallSettings
     private let logger: Logger
     private let remoteAddress: String
+    private let remoteHost: String?
     private var streams: [Int32: ServerStream] = [:]
     private(set) weak var handler: HTTP2ConnectionHandler?
     private var loopBound: LoopBoundHandler?
     private let onStreamCountChange: @Sendable (Int) -> Void
 
-    init(router: RPCRouter, settings: ServerCallSettings, logger: Logger, remoteAddress: String,
+    init(router: RPCRouter, settings: ServerCallSettings, logger: Logger, remoteAddress: String, remoteHost: String? = nil,
          onStreamCountChange: @escaping @Sendable (Int) -> Void = { _ in }) {
         self.router = router
         self.settings = settings
         self.logger = logger
         self.remoteAddress = remoteAddress
+        self.remoteHost = remoteHost
         self.onStreamCountChange = onStreamCountChange
     }
 
@@ -88,7 +90,7 @@ final class ServerConnection: HTTP2ConnectionLogic {
             deadline = .now + d
         }
         let context = RPCServerContext(path: path, requestMetadata: MetadataCoding.metadata(from: headers),
-                                       deadline: deadline, peer: remoteAddress)
+                                       deadline: deadline, peer: remoteAddress, peerHost: remoteHost)
         guard let rpc = router.method(forPath: path) else {
             Self.trailersOnly(session, streamID, router.unimplemented(path: path))
             return
