@@ -58,7 +58,9 @@ public final class PeerNode: Sendable {
         var vortex: VortexServer?
         do {
             if let port = c.vortexPort {
-                let server = try await VortexServer.start(host: c.listenIP, port: port, source: VortexUploadSource(daemon: daemon), logger: logger)
+                let limits = VortexServer.Limits(idleTimeout: c.rpcLimits.idleTimeout, maxConnectionsPerIP: c.rpcLimits.maxConnectionsPerIP)
+                let server = try await VortexServer.start(host: c.listenIP, port: port, source: VortexUploadSource(daemon: daemon),
+                                                          logger: logger, limits: limits)
                 daemon.setVortexPort(server.port)
                 vortex = server
             }

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 import VortexProtocol
 
 /// One piece as a parent serves it.
@@ -42,14 +43,39 @@ public final class VortexServer: Sendable {
 
     private init(channel: any Channel) { self.channel = channel }
 
-    public static func start(host: String, port: Int, source: some VortexPieceSource, logger: Logger,
+    /// What one client may make the server hold: every port a node opens to the cluster is
+    /// a target for connection floods.
+    public struct Limits: Sendable {
+        /// A connection that neither sends nor receives for this long is closed; nil keeps it.
+        public var idleTimeout: Duration?
+        /// Connections from one address at once; one more is closed as soon as it is accepted.
+        public var maxConnectionsPerIP: Int?
+
+        public init(idleTimeout: Duration? = .seconds(300), maxConnectionsPerIP: Int? = 1024) {
+            self.idleTimeout = idleTimeout
+            self.maxConnectionsPerIP = maxConnectionsPerIP
+        }
+    }
+
+    public static func start(host: String, port: Int, source: some VortexPieceSource, logger: Logger, limits: Limits = Limits(),
                              group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> VortexServer {
+        let perAddress = ConnectionsByAddress()
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                let address = channel.remoteAddress?.ipAddress ?? ""
+                guard perAddress.admit(address, limit: limits.maxConnectionsPerIP) else {
+                    logger.debug("Vortex: refusing a connection from \(address): \(limits.maxConnectionsPerIP ?? 0) already open")
+                    return channel.eventLoop.makeFailedFuture(ConnectionRefused())
+                }
+                channel.closeFuture.whenComplete { _ in perAddress.release(address) }
+                return channel.eventLoop.makeCompletedFuture {
+                    if let idle = limits.idleTimeout {
+                        let amount = TimeAmount.nanoseconds(Int64(clamping: idle.components.seconds) &* 1_000_000_000 &+ idle.components.attoseconds / 1_000_000_000)
+                        try channel.pipeline.syncOperations.addHandlers([IdleStateHandler(allTimeout: amount), CloseWhenIdle()])
+                    }
                     let wrapped = try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                     Task {
                         do {
@@ -121,5 +147,43 @@ public final class VortexServer: Sendable {
         var head = ByteBuffer(bytes: piece.metadata.packetHead())
         head.writeBytes(piece.content)
         try await outbound.write(head)
+    }
+}
+
+/// Refused at accept: NIO closes the socket before any work is done for it.
+struct ConnectionRefused: Error {}
+
+/// Open connections by remote address, for `Limits.maxConnectionsPerIP`.
+final class ConnectionsByAddress: Sendable {
+    private let counts = Mutex<[String: Int]>([:])
+
+    func admit(_ address: String, limit: Int?) -> Bool {
+        counts.withLock { counts in
+            let open = counts[address, default: 0]
+            if let limit, open >= limit { return false }
+            counts[address] = open + 1
+            return true
+        }
+    }
+
+    func release(_ address: String) {
+        counts.withLock { counts in
+            guard let open = counts[address] else { return }
+            if open <= 1 { counts.removeValue(forKey: address) } else { counts[address] = open - 1 }
+        }
+    }
+}
+
+/// Closes the connection on the idle event `IdleStateHandler` sends.
+final class CloseWhenIdle: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 }

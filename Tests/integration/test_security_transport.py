@@ -262,3 +262,45 @@ def test_connection_limits_out_of_range_are_config_errors(tmp_path):
         res = run([binary("scheduler"), "--config", config, "--port", "0", "--metrics-port", "0",
                    "--data-dir", tmp_path / "s"], timeout=30)
         assert res.returncode != 0 and key in res.stderr, (text, res.stderr)
+
+
+def test_the_vortex_port_caps_connections_per_address_and_closes_idle_ones(tmp_path):
+    import re
+    d = daemon(tmp_path, "rpc:\n  maxConnectionsPerIP: 3\n  idleTimeout: 1s\n")
+    found = re.search(r"Vortex on (\d+)", Path(d.log_path).read_text())
+    assert found, Path(d.log_path).read_text()[-2000:]
+    port = int(found.group(1))
+    held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+    # A fourth from the same address is closed at once, before it sends anything...
+    extra = socket.create_connection(("127.0.0.1", port), timeout=10)
+    extra.settimeout(5)
+    start = time.monotonic()
+    try:
+        assert extra.recv(100) == b"", "a connection over the cap gets nothing"
+    except ConnectionResetError:
+        pass
+    assert time.monotonic() - start < 2
+    extra.close()
+    # ...while one from another address is served (it sends a close packet and is let go).
+    other = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=("127.0.0.2", 0))
+    other.sendall(bytes([0, 254, 0, 0, 0, 0]))
+    other.settimeout(5)
+    assert other.recv(100) == b""
+    other.close()
+    # The idle ones are closed after rpc.idleTimeout, which frees the address's slots.
+    for c in held:
+        c.settimeout(5)
+        start = time.monotonic()
+        try:
+            assert c.recv(100) == b""
+        except ConnectionResetError:
+            pass
+        assert time.monotonic() - start < 4, "an idle Vortex connection was kept"
+        c.close()
+    again = socket.create_connection(("127.0.0.1", port), timeout=10)
+    again.settimeout(0.5)
+    with pytest.raises(socket.timeout):
+        again.recv(100)  # admitted: nothing to read, and not closed
+    again.close()
+    d.assert_alive()
+    d.stop()
