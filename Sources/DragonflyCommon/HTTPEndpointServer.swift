@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import RPCTransport
 import Synchronization
 
 /// A small HTTP/1.1 server for operational endpoints (`/metrics`, `/healthy`).
@@ -41,14 +42,21 @@ public final class HTTPEndpointServer: Sendable {
 
     /// A connection that sends nothing for this long is closed.
     public static let idleTimeout: TimeAmount = .seconds(60)
+    /// Scrapers and probes need a few connections; a flood from one address is closed at
+    /// accept, so it cannot use up the descriptors of the server this endpoint belongs to.
+    public static let maxConnectionsPerIP = 64
 
     @discardableResult
     public func start(host: String, port: Int) async throws -> Int {
         let routes = self.routes
+        let gate = ConnectionGate(perIP: Self.maxConnectionsPerIP, total: ConnectionGate.defaultTotal)
         let ch = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                let ip = channel.remoteAddress?.ipAddress
+                if let refusal = gate.admit(ip) { return channel.eventLoop.makeFailedFuture(refusal) }
+                channel.closeFuture.whenComplete { _ in gate.release(ip) }
+                return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     // A kept-alive scraper that goes quiet must not hold its connection for ever.
                     try sync.addHandler(IdleStateHandler(readTimeout: Self.idleTimeout))

@@ -7,13 +7,13 @@ import Synchronization
 /// Admission of accepted connections: at most `perIP` open from one address and `total`
 /// open in all. It is asked before any handler or nghttp2 session exists, so a refused
 /// connection costs the server an accept and a close, nothing more.
-final class ConnectionGate: Sendable {
-    struct Refusal: Error, CustomStringConvertible {
-        let description: String
+public final class ConnectionGate: Sendable {
+    public struct Refusal: Error, CustomStringConvertible {
+        public let description: String
     }
 
-    let perIP: Int?
-    let total: Int
+    public let perIP: Int?
+    public let total: Int
     private let state = Mutex(State())
 
     private struct State {
@@ -21,14 +21,14 @@ final class ConnectionGate: Sendable {
         var byIP: [String: Int] = [:]
     }
 
-    init(perIP: Int?, total: Int) {
+    public init(perIP: Int?, total: Int) {
         self.perIP = perIP
         self.total = total
     }
 
     /// Counts a connection from `ip` (nil for a unix socket, which has no address to
     /// limit) in, or says why it is refused. An admitted one must be `release`d once.
-    func admit(_ ip: String?) -> Refusal? {
+    public func admit(_ ip: String?) -> Refusal? {
         state.withLock { s in
             if s.open >= total {
                 return Refusal(description: "\(s.open) connections open, the limit is \(total)")
@@ -43,7 +43,7 @@ final class ConnectionGate: Sendable {
         }
     }
 
-    func release(_ ip: String?) {
+    public func release(_ ip: String?) {
         state.withLock { s in
             s.open -= 1
             guard let ip, perIP != nil, let mine = s.byIP[ip] else { return }
@@ -58,7 +58,7 @@ final class ConnectionGate: Sendable {
     /// its own outbound connections): the soft open-file limit less a tenth, at least 64.
     /// Past it a new client is closed at once instead of waiting in the backlog for an
     /// `accept` that keeps failing with EMFILE.
-    static var defaultTotal: Int {
+    public static var defaultTotal: Int {
         #if canImport(Glibc)
         var limit = rlimit()
         if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 {

@@ -304,3 +304,24 @@ def test_the_vortex_port_caps_connections_per_address_and_closes_idle_ones(tmp_p
     again.close()
     d.assert_alive()
     d.stop()
+
+
+def test_the_metrics_port_caps_connections_per_address(tmp_path):
+    s = scheduler(tmp_path, "")
+    held = [socket.create_connection(("127.0.0.1", s.metrics_port), timeout=10) for _ in range(64)]
+    extra = socket.create_connection(("127.0.0.1", s.metrics_port), timeout=10)
+    extra.settimeout(5)
+    try:
+        extra.sendall(b"GET /healthy HTTP/1.1\r\nHost: s\r\n\r\n")
+        assert extra.recv(100) == b"", "a 65th connection from one address is closed without an answer"
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    extra.close()
+    other = socket.create_connection(("127.0.0.1", s.metrics_port), timeout=10, source_address=("127.0.0.2", 0))
+    other.sendall(b"GET /healthy HTTP/1.1\r\nHost: s\r\nConnection: close\r\n\r\n")
+    assert other.recv(100).startswith(b"HTTP/1.1 200"), "another address is served"
+    other.close()
+    for c in held:
+        c.close()
+    s.assert_alive()
+    s.stop()
