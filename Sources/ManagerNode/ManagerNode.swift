@@ -60,7 +60,9 @@ public final class ManagerNode: Sendable {
         let grpcPort = try await grpc.start()
         let inspector = ClusterInspector(store: store, metrics: metrics, tls: c.tls.client, logger: logger)
         let restAPI = ManagerREST(store: store, signer: signer, metrics: metrics, inspector: inspector)
+        let restGate = ConnectionGate(perIP: c.rpcLimits.maxConnectionsPerIP, total: ConnectionGate.defaultTotal)
         let http1 = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [ConnectionCapHandler(gate: restGate)],
             idleTimeout: .nanoseconds(Int64(c.restIdleTimeout.components.seconds) * 1_000_000_000),
             httpDecoderConfiguration: .init(maxHeaderFieldSize: c.restMaxHeaderBytes, maxHeaderListSize: c.restMaxHeaderBytes,
                                              maxHeaderFieldCount: 200))

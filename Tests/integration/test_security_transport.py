@@ -4,6 +4,7 @@ memory given back after a connection flood, a prompt close after `Connection: cl
 INVALID_ARGUMENT for a request that is not its message. Every loop is bounded in count
 and time; every wait is on an event (a frame, an end of file) with a timeout."""
 
+import os
 import resource
 import socket
 import struct
@@ -325,3 +326,44 @@ def test_the_metrics_port_caps_connections_per_address(tmp_path):
         c.close()
     s.assert_alive()
     s.stop()
+
+
+def test_the_manager_rest_port_caps_connections_per_address(tmp_path):
+    config = tmp_path / "manager.yaml"
+    config.write_text("rpc:\n  maxConnectionsPerIP: 5\n")
+    m = Server([binary("manager"), "--config", config, "--grpc-port", "0", "--rest-port", "0", "--listen-ip", "127.0.0.1",
+                "--data-dir", tmp_path / "m"], tmp_path / "manager.log",
+               env=dict(os.environ, DRAGONFLY_INITIAL_ROOT_PASSWORD="transport-password"))
+    held = [socket.create_connection(("127.0.0.1", m.metrics_port), timeout=10) for _ in range(5)]
+    for c in held:  # each is served: the cap counts them
+        c.sendall(b"GET /healthy HTTP/1.1\r\nHost: m\r\n\r\n")
+        assert c.recv(100).startswith(b"HTTP/1.1 200")
+    extra = socket.create_connection(("127.0.0.1", m.metrics_port), timeout=10)
+    extra.settimeout(5)
+    try:
+        extra.sendall(b"GET /healthy HTTP/1.1\r\nHost: m\r\n\r\n")
+        assert extra.recv(100) == b"", "a sixth connection from one address is closed without an answer"
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    extra.close()
+    other = socket.create_connection(("127.0.0.1", m.metrics_port), timeout=10, source_address=("127.0.0.2", 0))
+    other.sendall(b"GET /healthy HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
+    assert other.recv(100).startswith(b"HTTP/1.1 200"), "another address is served"
+    other.close()
+    held.pop().close()
+    deadline, served = time.monotonic() + 10, False
+    while not served and time.monotonic() < deadline:
+        again = socket.create_connection(("127.0.0.1", m.metrics_port), timeout=10)
+        again.settimeout(2)
+        try:
+            again.sendall(b"GET /healthy HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
+            served = again.recv(100).startswith(b"HTTP/1.1 200")
+        except (ConnectionResetError, BrokenPipeError, socket.timeout):
+            pass
+        again.close()
+        time.sleep(0.1)
+    assert served, "a slot freed by a closed connection is given again"
+    for c in held:
+        c.close()
+    m.assert_alive()
+    m.stop()
