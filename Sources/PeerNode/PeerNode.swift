@@ -66,7 +66,9 @@ public final class PeerNode: Sendable {
             }
             if tcp.tls != nil {
                 if let port = c.httpPort {
-                    httpListener = try await HTTPListener.start(host: c.listenIP, port: port, responder: mirror, limits: httpLimits, logger: logger)
+                    let gate = ConnectionGate(perIP: c.rpcLimits.maxConnectionsPerIP, total: ConnectionGate.defaultTotal)
+                    httpListener = try await HTTPListener.start(host: c.listenIP, port: port, responder: mirror, limits: httpLimits,
+                                                                admission: gate, logger: logger)
                 } else {
                     logger.warning("gRPC is served over TLS and http.port is not set: no registry mirror or /metrics")
                 }
@@ -140,4 +142,10 @@ public final class PeerNode: Sendable {
         await mirror.shutdown()
         logger.info("dfdaemon stopped")
     }
+}
+
+/// The transport's per-address gate admits the mirror's own port's connections too.
+extension ConnectionGate: ConnectionAdmission {
+    public func refusal(for ip: String?) -> (any Error)? { admit(ip) }
+    public func closed(_ ip: String?) { release(ip) }
 }

@@ -367,3 +367,33 @@ def test_the_manager_rest_port_caps_connections_per_address(tmp_path):
         c.close()
     m.assert_alive()
     m.stop()
+
+
+def test_a_tls_dfdaemons_plain_mirror_port_caps_connections_per_address(tmp_path):
+    import subprocess
+    repo = Path(__file__).resolve().parents[2]
+    made = subprocess.run(["bash", repo / "tools" / "make-test-ca.sh", tmp_path / "ca", "node"], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    config = tmp_path / "dfdaemon.yaml"
+    config.write_text("rpc:\n  maxConnectionsPerIP: 3\n")
+    d = Server([binary("dfdaemon"), "--config", config, "--port", "0", "--listen-ip", "127.0.0.1", "--data-dir", tmp_path / "data",
+                "--unix-socket", "", "--http-port", "0", "--tls-cert", tmp_path / "ca" / "node.pem",
+                "--tls-key", tmp_path / "ca" / "node.key"], tmp_path / "daemon.log")
+    port = d.metrics_port
+    assert port, "the TLS dfdaemon printed its plaintext HTTP port"
+    held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+    for c in held:
+        c.sendall(b"GET /healthy HTTP/1.1\r\nHost: d\r\n\r\n")
+        assert c.recv(100).startswith(b"HTTP/1.1 200")
+    extra = socket.create_connection(("127.0.0.1", port), timeout=10)
+    extra.settimeout(5)
+    try:
+        extra.sendall(b"GET /healthy HTTP/1.1\r\nHost: d\r\n\r\n")
+        assert extra.recv(100) == b"", "a fourth connection from one address is closed without an answer"
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    extra.close()
+    for c in held:
+        c.close()
+    d.assert_alive()
+    d.stop()
