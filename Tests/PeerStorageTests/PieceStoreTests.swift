@@ -76,7 +76,7 @@ func pieceBytes(_ n: Int) -> [UInt8] { Array(content[(n * 4096)..<min(content.co
         }
     }
 
-    @Test func bytesCorruptedOnDiskAreNeverServed() async throws {
+    @Test func bytesCorruptedOnDiskFailAVerifyingReadAndAreSentUncheckedOtherwise() async throws {
         let dir = temporaryDirectory()
         let store = try PieceStore(directory: dir)
         try await store.open(taskID: taskID, url: "u", contentLength: 10_240, pieceLength: 4096)
@@ -86,6 +86,11 @@ func pieceBytes(_ n: Int) -> [UInt8] { Array(content[(n * 4096)..<min(content.co
         handle.write(Data([0x00, 0x01, 0x02]))
         try handle.close()
         await #expect(throws: StorageError.self) { try await store.readPiece(taskID: taskID, number: 1) }
+        // A read for an upload is not hashed again: the child checks the bytes against the
+        // recorded digest that travels with them, and refuses these.
+        let sent = try await store.readPiece(taskID: taskID, number: 1, verifying: false)
+        #expect(sent.count == 4096 && sent != pieceBytes(1))
+        #expect(PieceDigest.of(sent) != (try await store.metadata(taskID).pieces[1]?.digest))
     }
 
     @Test func wholeContentDigestMismatchKeepsTheTaskUnfinished() async throws {

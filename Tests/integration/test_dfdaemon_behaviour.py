@@ -309,7 +309,7 @@ def test_daemon_metrics_are_valid_prometheus_text(make_cluster):
 
 
 def test_edited_output_does_not_poison_the_cache(make_cluster):
-    # Outputs are hard links into the store when possible; an edit to one must not be
+    # Outputs are copies of the store, never hard links into it: an edit to one must not be
     # handed to the next requester.
     data = os.urandom(2 * MIB)
     c = make_cluster({"f.bin": data})
