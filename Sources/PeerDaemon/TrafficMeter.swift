@@ -15,8 +15,13 @@ final class TrafficMeter: Sendable {
     }
     private let state = Mutex(State())
 
-    func sent(_ bytes: Int) { state.withLock { $0.sent &+= UInt64(clamping: bytes) } }
-    func received(_ bytes: Int) { state.withLock { $0.received &+= UInt64(clamping: bytes) } }
+    func sent(_ bytes: Int) { state.withLock { $0.sent = Self.saturatingSum($0.sent, bytes) } }
+    func received(_ bytes: Int) { state.withLock { $0.received = Self.saturatingSum($0.received, bytes) } }
+
+    private static func saturatingSum(_ total: UInt64, _ bytes: Int) -> UInt64 {
+        let (sum, overflow) = total.addingReportingOverflow(UInt64(clamping: bytes))
+        return overflow ? .max : sum
+    }
 
     /// The rates over the period just ended, which starts the next one. Asked again within a
     /// second (one announcement to each of several schedulers), it gives the same rates.

@@ -73,7 +73,8 @@ public final class VortexServer: Sendable {
                 channel.closeFuture.whenComplete { _ in perAddress.release(address) }
                 return channel.eventLoop.makeCompletedFuture {
                     if let idle = limits.idleTimeout {
-                        let amount = TimeAmount.nanoseconds(Int64(clamping: idle.components.seconds) &* 1_000_000_000 &+ idle.components.attoseconds / 1_000_000_000)
+                        let (nanos, overflow) = Int64(clamping: idle.components.seconds).multipliedReportingOverflow(by: 1_000_000_000)
+                        let amount = TimeAmount.nanoseconds(overflow ? .max : nanos)
                         try channel.pipeline.syncOperations.addHandlers([IdleStateHandler(allTimeout: amount), CloseWhenIdle()])
                     }
                     let wrapped = try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
