@@ -120,9 +120,21 @@ def test_skopeo_pulls_byte_identical_layers_through_p2p(image, registry, mirror_
     assert blob(out, big["layer"]) == big["layer_blob"]
     assert blob(out, big["config"]) == blob(layout, big["config"])
     assert_each_byte_fetched_once(registry, big["layer"], len(big["layer_blob"]))
-    metrics = urllib.request.urlopen(f"http://{a.address}/metrics", timeout=10).read().decode()
+    metrics = metrics_showing(a, 'dragonfly_dfdaemon_proxy_request_total{type="direct",result="success"}')
+    mirror_log = [line for line in Path(a.log_path).read_text().splitlines() if "mirror " in line]
     assert 'dragonfly_dfdaemon_proxy_request_total{type="p2p",result="success"} 2' in metrics, metrics
-    assert 'dragonfly_dfdaemon_proxy_request_total{type="direct",result="success"}' in metrics
+    assert 'dragonfly_dfdaemon_proxy_request_total{type="direct",result="success"}' in metrics, "\n".join(mirror_log[-20:])
+
+
+def metrics_showing(daemon, needle, timeout=5):
+    """The daemon's metrics once they show `needle` (a request is counted just after its
+    response went out), or as they are when `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        metrics = urllib.request.urlopen(f"http://{daemon.address}/metrics", timeout=10).read().decode()
+        if needle in metrics or time.monotonic() > deadline:
+            return metrics
+        time.sleep(0.1)
 
 
 def test_two_daemons_pull_one_image_the_registry_serves_each_blob_once(image, tmp_path, mirror_for):

@@ -397,3 +397,30 @@ def test_a_tls_dfdaemons_plain_mirror_port_caps_connections_per_address(tmp_path
         c.close()
     d.assert_alive()
     d.stop()
+
+
+def test_a_large_body_ended_by_connection_close_arrives_whole(tmp_path):
+    # The half-close that ends a `Connection: close` response must come after the last
+    # queued byte, however much the async writer still held when the responder returned.
+    import hashlib
+    body = os.urandom(24 << 20)
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    blobs = tmp_path / "o" / "v2" / "x" / "blobs"
+    blobs.mkdir(parents=True)
+    (blobs / digest).write_bytes(body)
+    o = Server([sys.executable, Path(__file__).parent / "helpers" / "range_origin.py", "0", tmp_path / "o"], tmp_path / "o.log")
+    d = daemon(tmp_path, f"proxy:\n  registryMirror:\n    url: http://{o.address}\n")
+    for attempt in range(4):
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=30)
+        s.sendall(f"GET /v2/x/blobs/{digest} HTTP/1.1\r\nHost: m\r\nX-Dragonfly-Use-P2P: false\r\n"
+                  "Connection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(1 << 20):
+            data += chunk
+        s.close()
+        head, _, got = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head[:200]
+        assert len(got) == len(body) and got == body, f"attempt {attempt}: {len(got)} of {len(body)} bytes"
+    d.assert_alive()
+    for p in (d, o):
+        p.stop()
