@@ -23,7 +23,13 @@ if ! swift build --build-tests > .build-log.txt 2>&1; then
 fi
 
 echo "== Swift tests"
-swift test --skip-build 2>&1 | tail -n 25
+# The whole log is kept; a failure shows every failed expectation, not just the summary.
+if ! swift test --skip-build > .swift-test-log.txt 2>&1; then
+    grep -E "✘|recorded an issue|Expectation failed|error:|failed" .swift-test-log.txt | head -60
+    tail -n 5 .swift-test-log.txt
+    exit 1
+fi
+tail -n 25 .swift-test-log.txt
 
 echo "== leak check"
 bash tools/leak-check.sh

@@ -124,9 +124,25 @@ public final class RPCChannel: RPCClientTransport {
     }
 
     public func openStream(path: String, options: CallOptions) async throws -> any RPCClientStreamHandle {
+        // A connection going away (the server's idle timeout, a GOAWAY) refuses the stream
+        // before anything is sent: open it on a fresh connection, as gRPC's transparent
+        // retry does, a bounded number of times.
+        var attempts = 0
+        while true {
+            do {
+                return try await openStreamOnce(path: path, options: options)
+            } catch let error as RPCError where error.code == .unavailable && error.message == ClientConnection.closingMessage {
+                attempts += 1
+                if attempts >= 3 { throw error }
+            }
+        }
+    }
+
+    private func openStreamOnce(path: String, options: CallOptions) async throws -> ClientStreamHandle {
         let loop: LoopBoundHandler
+        let future = connection()
         do {
-            loop = try await connection().get()
+            loop = try await future.get()
         } catch {
             throw RPCError(code: .unavailable, message: "cannot connect to \(configuration.target): \(error)")
         }
@@ -151,7 +167,13 @@ public final class RPCChannel: RPCClientTransport {
                     return
                 }
                 do {
-                    let stream = try logic.open(requestHeaders, maxReceiveMessageSize: maxReceive)
+                    let stream: ClientStream
+                    do {
+                        stream = try logic.open(requestHeaders, maxReceiveMessageSize: maxReceive)
+                    } catch {
+                        if (error as? RPCError)?.message == ClientConnection.closingMessage { self.forget(future) }
+                        throw error
+                    }
                     let bound = NIOLoopBound(stream, eventLoop: loop.eventLoop)
                     let handle = ClientStreamHandle(loop: loop, stream: bound, inbound: stream.inbound, compress: compress,
                                                     maxSendMessageSize: maxSend)

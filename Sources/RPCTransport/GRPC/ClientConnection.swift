@@ -42,9 +42,13 @@ final class ClientConnection: HTTP2ConnectionLogic {
         for (_, s) in all { s.complete(RPCError(code: .unavailable, message: "connection closed"), trailers: Metadata()) }
     }
 
+    /// The refusal of a stream on a connection that is going away: nothing reached the
+    /// server, so the channel may open the stream on a new connection instead.
+    static let closingMessage = "connection is closing"
+
     func open(_ headers: [(String, String)], maxReceiveMessageSize: Int) throws(RPCError) -> ClientStream {
         guard !isDraining, let handler else {
-            throw RPCError(code: .unavailable, message: "connection is closing")
+            throw RPCError(code: .unavailable, message: Self.closingMessage)
         }
         let id = handler.session.submitRequest(headers)
         guard id > 0 else {
