@@ -26,13 +26,29 @@ MIB = 1 << 20
 REPO = Path(__file__).resolve().parents[2]
 
 
+STARTED = []
+
+
+@pytest.fixture(autouse=True)
+def stop_what_a_test_left():
+    """A test that fails midway still stops the servers it started."""
+    yield
+    while STARTED:
+        STARTED.pop().stop()
+
+
+def started(server):
+    STARTED.append(server)
+    return server
+
+
 def origin(tmp_path, files, name="origin", delay=None):
     root = tmp_path / name
     root.mkdir(exist_ok=True)
     for file, data in files.items():
         (root / file).write_bytes(data)
     args = [sys.executable, HELPERS / "range_origin.py", "0", root] + ([str(delay)] if delay else [])
-    return Server(args, tmp_path / f"{name}.log")
+    return started(Server(args, tmp_path / f"{name}.log"))
 
 
 def gets(server):
@@ -42,9 +58,9 @@ def gets(server):
 def daemon(tmp_path, config="", *extra, name="d"):
     path = tmp_path / f"{name}.yaml"
     path.write_text(config)
-    return Server([binary("dfdaemon"), "--config", path, "--port", "0", "--listen-ip", "127.0.0.1",
-                   "--hostname", name, "--data-dir", tmp_path / f"{name}-data", "--unix-socket", tmp_path / f"{name}.sock",
-                   *extra], tmp_path / f"{name}.log")
+    return started(Server([binary("dfdaemon"), "--config", path, "--port", "0", "--listen-ip", "127.0.0.1",
+                           "--hostname", name, "--data-dir", tmp_path / f"{name}-data", "--unix-socket", tmp_path / f"{name}.sock",
+                           *extra], tmp_path / f"{name}.log"))
 
 
 def download_request(url, **fields):
