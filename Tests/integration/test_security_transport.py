@@ -37,6 +37,29 @@ def daemon(tmp_path, config_text):
                    "--data-dir", tmp_path / "data", "--unix-socket", ""], tmp_path / "daemon.log")
 
 
+HEALTHY = b"GET /healthy HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+def closed_without_answer(port, why):
+    """Connects to `port`, sends a request and asserts the server hangs up without a word."""
+    extra = socket.create_connection(("127.0.0.1", port), timeout=10)
+    extra.settimeout(5)
+    try:
+        extra.sendall(HEALTHY)
+        assert extra.recv(100) == b"", why
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    extra.close()
+
+
+def served_from_another_address(port):
+    """A request from 127.0.0.2 (another client address) is answered 200."""
+    other = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=("127.0.0.2", 0))
+    other.sendall(b"GET /healthy HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert other.recv(100).startswith(b"HTTP/1.1 200"), "another address is served"
+    other.close()
+
+
 def call_status(conn, stream, path, body=b""):
     """grpc-status of one unary call made with raw frames: `body` is sent as one message."""
     conn.headers(stream, grpc_headers(path))
@@ -310,18 +333,8 @@ def test_the_vortex_port_caps_connections_per_address_and_closes_idle_ones(tmp_p
 def test_the_metrics_port_caps_connections_per_address(tmp_path):
     s = scheduler(tmp_path, "")
     held = [socket.create_connection(("127.0.0.1", s.metrics_port), timeout=10) for _ in range(64)]
-    extra = socket.create_connection(("127.0.0.1", s.metrics_port), timeout=10)
-    extra.settimeout(5)
-    try:
-        extra.sendall(b"GET /healthy HTTP/1.1\r\nHost: s\r\n\r\n")
-        assert extra.recv(100) == b"", "a 65th connection from one address is closed without an answer"
-    except (ConnectionResetError, BrokenPipeError):
-        pass
-    extra.close()
-    other = socket.create_connection(("127.0.0.1", s.metrics_port), timeout=10, source_address=("127.0.0.2", 0))
-    other.sendall(b"GET /healthy HTTP/1.1\r\nHost: s\r\nConnection: close\r\n\r\n")
-    assert other.recv(100).startswith(b"HTTP/1.1 200"), "another address is served"
-    other.close()
+    closed_without_answer(s.metrics_port, "a 65th connection from one address is closed without an answer")
+    served_from_another_address(s.metrics_port)
     for c in held:
         c.close()
     s.assert_alive()
@@ -338,18 +351,8 @@ def test_the_manager_rest_port_caps_connections_per_address(tmp_path):
     for c in held:  # each is served: the cap counts them
         c.sendall(b"GET /healthy HTTP/1.1\r\nHost: m\r\n\r\n")
         assert c.recv(100).startswith(b"HTTP/1.1 200")
-    extra = socket.create_connection(("127.0.0.1", m.metrics_port), timeout=10)
-    extra.settimeout(5)
-    try:
-        extra.sendall(b"GET /healthy HTTP/1.1\r\nHost: m\r\n\r\n")
-        assert extra.recv(100) == b"", "a sixth connection from one address is closed without an answer"
-    except (ConnectionResetError, BrokenPipeError):
-        pass
-    extra.close()
-    other = socket.create_connection(("127.0.0.1", m.metrics_port), timeout=10, source_address=("127.0.0.2", 0))
-    other.sendall(b"GET /healthy HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
-    assert other.recv(100).startswith(b"HTTP/1.1 200"), "another address is served"
-    other.close()
+    closed_without_answer(m.metrics_port, "a sixth connection from one address is closed without an answer")
+    served_from_another_address(m.metrics_port)
     held.pop().close()
     deadline, served = time.monotonic() + 10, False
     while not served and time.monotonic() < deadline:
@@ -385,14 +388,7 @@ def test_a_tls_dfdaemons_plain_mirror_port_caps_connections_per_address(tmp_path
     for c in held:
         c.sendall(b"GET /healthy HTTP/1.1\r\nHost: d\r\n\r\n")
         assert c.recv(100).startswith(b"HTTP/1.1 200")
-    extra = socket.create_connection(("127.0.0.1", port), timeout=10)
-    extra.settimeout(5)
-    try:
-        extra.sendall(b"GET /healthy HTTP/1.1\r\nHost: d\r\n\r\n")
-        assert extra.recv(100) == b"", "a fourth connection from one address is closed without an answer"
-    except (ConnectionResetError, BrokenPipeError):
-        pass
-    extra.close()
+    closed_without_answer(port, "a fourth connection from one address is closed without an answer")
     for c in held:
         c.close()
     d.assert_alive()
