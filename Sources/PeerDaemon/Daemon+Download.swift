@@ -120,6 +120,8 @@ extension Daemon {
         var reported = Set(meta.pieces.keys)
         var fromOrigin = false
         while true {
+            // Looked at before the state, so a change in between still wakes the wait below.
+            let seen = store.changes.version(taskID)
             let outcome = job.outcome
             if let m = try? await store.metadata(taskID) {
                 for p in m.pieces.values.sorted(by: { $0.number < $1.number }) where !reported.contains(p.number) {
@@ -139,7 +141,9 @@ extension Daemon {
                 }
                 break
             }
-            try await Task.sleep(for: .milliseconds(20))
+            // Woken by a landed piece or the fetch's end; the timeout only bounds a missed case.
+            await store.changes.wait(taskID, after: seen, timeout: .seconds(5))
+            try Task.checkCancellation()
         }
         if let contentDigest { try await checkDigest(taskID, contentDigest, url: request.url) }
         log.info("download finished", metadata: ["source": "\(fromOrigin ? "back_to_source" : "peers")",
@@ -175,7 +179,8 @@ extension Daemon {
             if let job = map[plan.taskID], job.join(keepWithoutWaiters: keepWithoutWaiters) { return job }
             let job = FetchJob(keepWithoutWaiters: keepWithoutWaiters)
             map[plan.taskID] = job
-            job.start {
+            let changes = store.changes
+            job.start(onEnd: { changes.signal(plan.taskID) }) {
                 defer { self.inflight.withLock { if $0[plan.taskID] === job { $0.removeValue(forKey: plan.taskID) } } }
                 // The job, not a waiter, marks the task complete: a fetch that goes on after its
                 // caller left (a seed's, a preheat) must still end up served to others.
@@ -280,7 +285,8 @@ final class FetchJob: Sendable {
         stop?.cancel()
     }
 
-    func start(_ body: @escaping @Sendable () async throws -> Void) {
+    /// Runs `body`; `onEnd` is called once its outcome is recorded, to wake the waiters.
+    func start(onEnd: @escaping @Sendable () -> Void, _ body: @escaping @Sendable () async throws -> Void) {
         let task = Task {
             let result: Result<Void, RPCError>
             do {
@@ -290,6 +296,7 @@ final class FetchJob: Sendable {
                 result = .failure(RPCError.wrapping(error))
             }
             state.withLock { $0.result = result }
+            onEnd()
         }
         let cancelNow = state.withLock { s in
             s.task = task

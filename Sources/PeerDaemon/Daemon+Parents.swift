@@ -6,34 +6,18 @@ import Synchronization
 import VortexProtocol
 import VortexTransport
 
-/// Pieces still to fetch, handed out to one worker per parent.
-final class PieceQueue: Sendable {
-    private let state: Mutex<[PieceLayout.Piece]>
-    init(_ pieces: [PieceLayout.Piece]) { state = Mutex(pieces.reversed()) }
-    func take() -> PieceLayout.Piece? { state.withLock { $0.popLast() } }
-    func giveBack(_ p: PieceLayout.Piece) { state.withLock { $0.append(p) } }
-    /// The next piece that `isWanted` accepts, leaving the others in order.
-    func take(where isWanted: (PieceLayout.Piece) -> Bool) -> PieceLayout.Piece? {
-        state.withLock { pieces in
-            guard let i = pieces.lastIndex(where: isWanted) else { return nil }
-            return pieces.remove(at: i)
-        }
-    }
-    var isEmpty: Bool { state.withLock { $0.isEmpty } }
-}
-
 extension Daemon {
-    /// Fetches what it can from `parents`, one worker and one PieceTransfer stream per
-    /// parent. A parent that fails or sends a bad piece is dropped and its piece goes to the
+    /// Fetches what it can from `parents`: several workers per parent (up to
+    /// `download.concurrentPieceCount` in all), each with a pipelined stream, take pieces
+    /// from one queue as they are free, so each piece goes to a parent that is free and
+    /// fast. A parent that fails or sends a bad piece is dropped and its pieces go to the
     /// others. Returns the parents that failed.
     func fetchFromParents(_ plan: DownloadPlan, parents: [Common_V2_Peer], report: @escaping PieceReport,
                           onPiece: @escaping @Sendable (Common_V2_Piece) async -> Void,
                           onParentFailed: @escaping @Sendable (String, UInt32) async -> Void) async throws -> [String] {
         let queue = PieceQueue(try await missingPieces(plan))
-        // Several streams per parent up to concurrentPieceCount in all; workers take the
-        // next piece when free, so a faster (less loaded) parent serves more pieces.
         let perParent = max(1, config.concurrentPieceCount / max(1, parents.count))
-        let links = parents.map { VortexParentLink(parentID: $0.id) }
+        let links = parents.map { VortexParentLink(parentID: $0.id, changes: queue.changes) }
         defer { links.forEach { $0.stop() } }
         return await withTaskGroup(of: (String, UInt32)?.self) { group in
             for (parent, link) in zip(parents, links) {
@@ -76,6 +60,8 @@ extension Daemon {
         case noPieceStream
     }
 
+    /// Requests pieces on one PieceTransfer stream, `pipelineDepth` ahead of the answers
+    /// (the parent answers in order), so the parent never waits for this peer's next request.
     private func streamWorker(_ plan: DownloadPlan, _ parent: Common_V2_Peer, address: String, _ queue: PieceQueue,
                               report: PieceReport, onPiece: @Sendable (Common_V2_Piece) async -> Void) async -> StreamOutcome {
         let call: RPCCall<Dfswift_Peer_V1_PieceRequest, Dfswift_Peer_V1_PieceResponse>
@@ -89,10 +75,42 @@ extension Daemon {
         defer { call.cancel() }
         // Iterators of an RPCStream share its buffer, so a copy can wait under a timeout.
         let responses = call.responses.makeAsyncIterator()
-        while let piece = queue.take() {
-            let start = ContinuousClock.now
+        var asked: [(piece: PieceLayout.Piece, at: ContinuousClock.Instant)] = []
+        var lastAnswer = ContinuousClock.now
+        func giveBackAll() { for (p, _) in asked { queue.failed(p, by: parent.id) } }
+        while true {
+            var idleUntil: Duration?
+            while asked.count < Self.pipelineDepth {
+                let seen = queue.changes.version("")
+                switch queue.take(for: parent.id) {
+                case .piece(let piece):
+                    do {
+                        try await call.send(Dfswift_Peer_V1_PieceRequest.with { $0.taskId = plan.taskID; $0.number = piece.number })
+                    } catch {
+                        queue.failed(piece, by: parent.id)
+                        giveBackAll()
+                        plan.log.info("parent \(parent.id) refused a request: \(error)")
+                        return .failed(piece.number)
+                    }
+                    asked.append((piece, .now))
+                    continue
+                case .finished:
+                    if asked.isEmpty { return .done }
+                case .wait(let wakeAfter):
+                    if asked.isEmpty {
+                        await queue.changes.wait("", after: seen, timeout: wakeAfter)
+                        if Task.isCancelled { return .done }
+                        idleUntil = wakeAfter
+                    }
+                }
+                break
+            }
+            if idleUntil != nil { continue }
+            guard let (piece, askedAt) = asked.first else { continue }
+            // A piece's time runs from when the parent could start on it: its request's, or
+            // the previous answer's, whichever came later.
+            let start = max(askedAt, lastAnswer)
             do {
-                try await call.send(Dfswift_Peer_V1_PieceRequest.with { $0.taskId = plan.taskID; $0.number = piece.number })
                 let next: Dfswift_Peer_V1_PieceResponse? = try await withTimeout(config.pieceTimeout) {
                     var it = responses
                     return try await it.next()
@@ -101,27 +119,40 @@ extension Daemon {
                     throw RPCError(code: .unavailable, message: "parent ended the stream")
                 }
                 guard answer.number == piece.number else { throw RPCError(code: .internal, message: "parent sent the wrong piece") }
-                try await keep(plan, piece.number, answer.content, digest: answer.digest, from: parent, transport: "stream",
+                asked.removeFirst()
+                lastAnswer = .now
+                try await keep(plan, piece, answer.content, digest: answer.digest, from: parent, queue: queue, transport: "stream",
                                since: start, report: report, onPiece: onPiece)
             } catch {
-                queue.giveBack(piece)
+                // The piece that failed (it may have left `asked` already) and all behind it.
+                queue.failed(piece, by: parent.id)
+                giveBackAll()
                 if let rpc = error as? RPCError, rpc.code == .unimplemented { return .noPieceStream }
                 plan.log.info("parent \(parent.id) failed piece \(piece.number): \(error)")
                 return .failed(piece.number)
             }
         }
-        return .done
     }
 
+    /// Requests in flight on one piece stream: one being answered, one queued behind it.
+    static let pipelineDepth = 2
+
     /// Stores a piece a parent sent (the store checks the parent's digest against the bytes
-    /// before keeping them), counts it, and reports it.
-    private func keep(_ plan: DownloadPlan, _ number: UInt32, _ bytes: [UInt8], digest: String, from parent: Common_V2_Peer,
-                      transport: String, since start: ContinuousClock.Instant, report: PieceReport,
+    /// before keeping them), counts it, and reports it, unless another parent's copy of it
+    /// arrived first.
+    private func keep(_ plan: DownloadPlan, _ piece: PieceLayout.Piece, _ bytes: [UInt8], digest: String, from parent: Common_V2_Peer,
+                      queue: PieceQueue, transport: String, since start: ContinuousClock.Instant, report: PieceReport,
                       onPiece: @Sendable (Common_V2_Piece) async -> Void) async throws {
+        if queue.isDone(piece.number) {
+            // The end game's losing copy: already here, nothing to store or report.
+            queue.completed(piece, by: parent.id, elapsed: ContinuousClock.now - start)
+            return
+        }
         try await downloadLimit.take(bytes.count)
         try await plan.limit.take(bytes.count)
-        let stored = try await store.writePiece(taskID: plan.taskID, number: number, bytes: bytes, expectedDigest: digest,
+        let stored = try await store.writePiece(taskID: plan.taskID, number: piece.number, bytes: bytes, expectedDigest: digest,
                                                 parentID: parent.id)
+        guard queue.completed(piece, by: parent.id, elapsed: ContinuousClock.now - start) else { return }
         recordPiece(source: "peer", bytes: bytes.count, cost: ContinuousClock.now - start)
         recordParentPiece(transport: transport)
         let reported = Common_V2_Piece(stored, traffic: .remotePeer, cost: ContinuousClock.now - start)
@@ -149,11 +180,11 @@ extension Daemon {
                     try await client.downloadPiece(host: host, port: port, taskID: plan.taskID, number: piece.number,
                                                    expectedLength: piece.length)
                 }
-                try await keep(plan, piece.number, got.content, digest: got.metadata.digest, from: parent, transport: "vortex",
+                try await keep(plan, piece, got.content, digest: got.metadata.digest, from: parent, queue: queue, transport: "vortex",
                                since: start, report: report, onPiece: onPiece)
             } catch {
                 plan.log.info("parent \(parent.id) failed piece \(piece.number) over Vortex: \(error)")
-                queue.giveBack(piece)
+                queue.failed(piece, by: parent.id)
                 return (parent.id, piece.number)
             }
         }

@@ -53,6 +53,7 @@ extension Daemon {
     func waitForPiece(taskID: String, number: UInt32) async throws(PieceWaitError) -> (TaskMetadata.Piece, [UInt8]) {
         let deadline = ContinuousClock.now + config.pieceTimeout
         while true {
+            let seen = store.changes.version(taskID)
             // A task this peer does not have at all will not appear by waiting (its store
             // was wiped, or the scheduler is stale): say so at once.
             guard let m = try? await store.metadata(taskID) else { throw .notHere("task \(taskID) is not here") }
@@ -72,7 +73,9 @@ extension Daemon {
             guard m.finished || isFetching(taskID) else {
                 throw .notHere("piece \(number) of \(taskID) is not here and no download of it is running")
             }
-            do { try await Task.sleep(for: .milliseconds(20)) } catch { throw .notHere("cancelled") }
+            // Woken when a piece lands or the task's fetch ends.
+            await store.changes.wait(taskID, after: seen, timeout: deadline - ContinuousClock.now)
+            if Task.isCancelled { throw .notHere("cancelled") }
         }
     }
 }

@@ -47,6 +47,7 @@ public struct UploadService: Dfdaemon_V2_DfdaemonUploadProvider {
         var sent: Set<UInt32> = []
         let deadline = ContinuousClock.now + daemon.config.pieceTimeout
         while ContinuousClock.now < deadline {
+            let seen = daemon.store.changes.version(request.taskId)
             let m = try? await daemon.store.metadata(request.taskId)
             if let m, wanted.isEmpty { wanted = Set(0..<m.pieceCount) }
             for p in (m?.pieces.values.sorted { $0.number < $1.number } ?? []) where wanted.contains(p.number) && !sent.contains(p.number) {
@@ -63,7 +64,8 @@ public struct UploadService: Dfdaemon_V2_DfdaemonUploadProvider {
             if let m, !m.finished, !daemon.isFetching(request.taskId) {
                 throw RPCError(code: .notFound, message: "task \(request.taskId) is incomplete here and no download of it is running")
             }
-            try await Task.sleep(for: .milliseconds(20))
+            await daemon.store.changes.wait(request.taskId, after: seen, timeout: deadline - ContinuousClock.now)
+            try Task.checkCancellation()
         }
         throw RPCError(code: .deadlineExceeded, message: "pieces of \(request.taskId) did not arrive in time")
     }

@@ -1,5 +1,6 @@
 import DragonflyCommon
 import GeneratedAPI
+import PeerStorage
 import RPCCore
 import Synchronization
 
@@ -13,13 +14,20 @@ final class VortexParentLink: Sendable {
         var endpoint: (host: String, port: Int)?
         /// Why the stream ended, when it did.
         var ended: String?
+        /// The parent closed the stream itself, having announced all it has.
+        var endedCleanly = false
         var reader: Task<Void, Never>?
     }
 
     private let state = Mutex(State())
     let parentID: String
+    /// The download's queue signal: what this link learns wakes the workers waiting on it.
+    private let changes: ChangeSignal
 
-    init(parentID: String) { self.parentID = parentID }
+    init(parentID: String, changes: ChangeSignal) {
+        self.parentID = parentID
+        self.changes = changes
+    }
 
     /// Starts reading the parent's SyncPieces, once, however many workers ask.
     func start(_ daemon: Daemon, address: String, taskID: String) {
@@ -43,34 +51,49 @@ final class VortexParentLink: Sendable {
                             s.endpoint = (piece.ip.isEmpty ? hostOf(address) : piece.ip, Int(port))
                         }
                     }
+                    changes.signal("")
                 }
-                state.withLock { $0.ended = "its SyncPieces stream ended" }
+                state.withLock {
+                    $0.ended = "its SyncPieces stream ended"
+                    $0.endedCleanly = true
+                }
             } catch {
                 state.withLock { $0.ended = "SyncPieces failed: \(error)" }
             }
+            changes.signal("")
         }
         state.withLock { $0.reader = task }
     }
 
     /// The next piece to fetch from this parent and where, once the parent has announced one
-    /// that is still wanted; nil when nothing is left to fetch. Throws when the parent has no
+    /// that is still wanted; nil when every piece has arrived. Throws when the parent has no
     /// Vortex port, its stream ended without the pieces, or nothing came within `timeout`.
     func next(from queue: PieceQueue, timeout: Duration) async throws -> (PieceLayout.Piece, host: String, port: Int)? {
         let deadline = ContinuousClock.now + timeout
         while true {
-            let found = state.withLock { s -> (PieceLayout.Piece, String, Int)? in
-                guard let endpoint = s.endpoint, let piece = queue.take(where: { s.announced.contains($0.number) }) else { return nil }
-                return (piece, endpoint.host, endpoint.port)
+            let seen = changes.version("")
+            let (announced, endpoint, ended, cleanly) = state.withLock { ($0.announced, $0.endpoint, $0.ended, $0.endedCleanly) }
+            if let endpoint {
+                switch queue.take(for: parentID, where: { announced.contains($0.number) }) {
+                case .piece(let piece): return (piece, endpoint.host, endpoint.port)
+                case .finished: return nil
+                // All it has is handed out or here: nothing more will come from this parent.
+                case .wait where cleanly: return nil
+                case .wait: break
+                }
+            } else if queue.isFinished {
+                return nil
             }
-            if let found { return found }
-            if queue.isEmpty { return nil }
-            let (ended, hasAnnounced, hasEndpoint) = state.withLock { ($0.ended, !$0.announced.isEmpty, $0.endpoint != nil) }
-            if hasAnnounced && !hasEndpoint { throw RPCError(code: .unimplemented, message: "parent \(parentID) advertises no Vortex port") }
+            if !announced.isEmpty && endpoint == nil { throw RPCError(code: .unimplemented, message: "parent \(parentID) advertises no Vortex port") }
             if let ended { throw RPCError(code: .unavailable, message: "parent \(parentID): \(ended)") }
-            guard ContinuousClock.now < deadline else {
+            let now = ContinuousClock.now
+            guard now < deadline else {
                 throw RPCError(code: .deadlineExceeded, message: "parent \(parentID) announced no wanted piece in time")
             }
-            try await Task.sleep(for: .milliseconds(20))
+            // Woken by an announcement, a piece handed back or landed; at most a second apart
+            // so a held piece can be taken over when it is due.
+            await changes.wait("", after: seen, timeout: min(deadline - now, .seconds(1)))
+            try Task.checkCancellation()
         }
     }
 

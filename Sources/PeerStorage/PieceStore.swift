@@ -1,19 +1,42 @@
 import DragonflyCommon
 import Foundation
+import NIOPosix
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Task content on disk, piece by piece: `content/<task>` holds the bytes at their
-/// offsets, `metadata/<task>.json` which pieces are there and their digests. A piece is
-/// recorded only after its bytes are written and match its digest, and every read is
-/// checked against the recorded digest, so a corrupt byte is never handed out.
-public actor PieceStore {
-    public nonisolated let directory: URL
-    private var cache: [String: TaskMetadata] = [:]
+/// Task content on disk, piece by piece: `content/<task>` holds the bytes at their offsets,
+/// `metadata/<task>.json` the task (and, once it is finished, all its pieces), and
+/// `metadata/<task>.log` the pieces of an unfinished task as they arrive. A piece is
+/// recorded only after its bytes are written and match its digest.
+///
+/// Reads and writes run on a thread pool, never on the caller's executor, and never behind
+/// one another: the only shared state is the task index, a small structure under a lock
+/// that each write merges its piece into. Waiters learn of new pieces from `changes`.
+public final class PieceStore: Sendable {
+    public let directory: URL
+    /// Signalled with the task id whenever one of its pieces lands, it finishes or is deleted.
+    public let changes = ChangeSignal()
+    private let pool: NIOThreadPool
+    private let syncEvery: UInt64
 
-    public init(directory: String) throws {
+    private struct Entry {
+        var meta: TaskMetadata
+        /// Appends the pieces of an unfinished task; nil once it is finished.
+        var log: PieceLog?
+        /// Changes when the task is opened afresh or deleted, so a write that started
+        /// against an older incarnation is not merged into the new one.
+        var generation: UInt64
+    }
+    private let tasks = Mutex<[String: Entry]>([:])
+    private let nextGeneration = Atomic<UInt64>(0)
+
+    /// `syncEvery`: bytes of content stored between syncs of a task's content and piece log.
+    public init(directory: String, threadPool: NIOThreadPool = .singleton, syncEvery: UInt64 = 64 << 20) throws {
         self.directory = URL(fileURLWithPath: directory)
+        self.pool = threadPool
+        self.syncEvery = max(1, syncEvery)
         // Cached content is whatever any task fetched, possibly private: only the daemon's
         // user may read it. (A data directory that exists already keeps its mode.)
         let fm = FileManager.default
@@ -25,8 +48,9 @@ public actor PieceStore {
         }
     }
 
-    private func contentPath(_ task: String) -> String { directory.appendingPathComponent("content/\(task)").path }
-    private func metadataURL(_ task: String) -> URL { directory.appendingPathComponent("metadata/\(task).json") }
+    func contentPath(_ task: String) -> String { directory.appendingPathComponent("content/\(task)").path }
+    private func headerPath(_ task: String) -> String { directory.appendingPathComponent("metadata/\(task).json").path }
+    private func logPath(_ task: String) -> String { directory.appendingPathComponent("metadata/\(task).log").path }
 
     /// Task ids become file names, so only the hex ids Dragonfly makes are accepted.
     static func validate(_ task: String) throws(StorageError) {
@@ -35,11 +59,23 @@ public actor PieceStore {
         }
     }
 
+    /// Runs blocking file work on the pool. Everything the body touches is owned by it: no
+    /// pointer or buffer is shared with the caller across the wait.
+    private func onPool<T: Sendable>(_ body: @escaping @Sendable () throws(StorageError) -> T) async throws(StorageError) -> T {
+        do {
+            return try await pool.runIfActive { try body() }
+        } catch let error as StorageError {
+            throw error
+        } catch {
+            throw .io("\(error)")
+        }
+    }
+
     // MARK: - Tasks
 
     /// Finds or creates the task; an existing one keeps its pieces if the layout agrees.
     @discardableResult
-    public func open(taskID: String, url: String, contentLength: UInt64, pieceLength: UInt64) throws(StorageError) -> TaskMetadata {
+    public func open(taskID: String, url: String, contentLength: UInt64, pieceLength: UInt64) async throws(StorageError) -> TaskMetadata {
         try Self.validate(taskID)
         // Lengths come from origins and clients (the daemon checked them too): a piece count
         // the metadata can hold, and offsets that fit in off_t.
@@ -47,40 +83,97 @@ public actor PieceStore {
               PieceLayout(contentLength: contentLength, pieceLength: pieceLength).exactPieceCount <= PieceLayout.maxPieceCount else {
             throw .io("refusing a task of \(contentLength) bytes in pieces of \(pieceLength)")
         }
-        if let m = try? metadata(taskID), m.contentLength == contentLength, m.pieceLength == pieceLength {
+        if let m = try? await metadata(taskID), m.contentLength == contentLength, m.pieceLength == pieceLength {
             return m
         }
-        let fd = Glibc.open(contentPath(taskID), O_CREAT | O_RDWR, 0o600)
-        guard fd >= 0 else { throw .io("cannot create content file: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        // Sparse: space is taken as pieces arrive; running out shows up as ENOSPC on write.
-        guard ftruncate(fd, off_t(contentLength)) == 0 else { throw .io("cannot size content file: \(String(cString: strerror(errno)))") }
         let now = Date()
-        let m = TaskMetadata(taskID: taskID, url: url, contentLength: contentLength, pieceLength: pieceLength,
-                             createdAt: now, accessedAt: now)
-        try persist(m)
-        return m
+        let fresh = TaskMetadata(taskID: taskID, url: url, contentLength: contentLength, pieceLength: pieceLength,
+                                 createdAt: now, accessedAt: now)
+        let content = contentPath(taskID), header = headerPath(taskID), log = logPath(taskID)
+        let old = tasks.withLock { $0.removeValue(forKey: taskID) }
+        old?.log?.close()
+        try await onPool { () throws(StorageError) in
+            let fd = Glibc.open(content, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw .io("cannot create content file: \(String(cString: strerror(errno)))") }
+            defer { Glibc.close(fd) }
+            // Sparse: space is taken as pieces arrive; running out shows up as ENOSPC on write.
+            guard ftruncate(fd, off_t(contentLength)) == 0 else { throw .io("cannot size content file: \(String(cString: strerror(errno)))") }
+            try PieceLog.create(path: log)
+            try Self.writeHeader(fresh, to: header)
+        }
+        let generation = nextGeneration.wrappingAdd(1, ordering: .relaxed).newValue
+        let entry = Entry(meta: fresh, log: PieceLog(path: log, syncEvery: syncEvery), generation: generation)
+        let kept = tasks.withLock { t -> Entry in
+            // Another open may have won the race; its incarnation stands.
+            if let existing = t[taskID] { return existing }
+            t[taskID] = entry
+            return entry
+        }
+        changes.signal(taskID)
+        return kept.meta
     }
 
-    public func metadata(_ taskID: String) throws(StorageError) -> TaskMetadata {
+    /// A snapshot of what the store knows of the task.
+    public func metadata(_ taskID: String) async throws(StorageError) -> TaskMetadata {
+        try await entry(taskID).meta
+    }
+
+    private func entry(_ taskID: String) async throws(StorageError) -> Entry {
         try Self.validate(taskID)
-        if let m = cache[taskID] { return m }
-        guard let data = try? Data(contentsOf: metadataURL(taskID)) else { throw .unknownTask(taskID) }
-        do {
-            let m = try JSONDecoder().decode(TaskMetadata.self, from: data)
-            cache[taskID] = m
-            return m
-        } catch {
-            throw .corruptMetadata("\(taskID): \(error)")
+        if let e = tasks.withLock({ $0[taskID] }) { return e }
+        let loaded = try await load(taskID)
+        return tasks.withLock { t in
+            if let existing = t[taskID] { return existing }
+            t[taskID] = loaded
+            return loaded
         }
     }
 
-    private func persist(_ m: TaskMetadata) throws(StorageError) {
+    /// Reads a task from disk: a finished task's header lists its pieces; an unfinished one's
+    /// pieces are those in the header (older stores wrote them there) and its log. Logged
+    /// pieces after the last sync are read back and kept only if they match their digest.
+    private func load(_ taskID: String) async throws(StorageError) -> Entry {
+        let header = headerPath(taskID), log = logPath(taskID), content = contentPath(taskID)
+        let meta = try await onPool { () throws(StorageError) -> TaskMetadata in
+            guard let data = FileManager.default.contents(atPath: header) else { throw .unknownTask(taskID) }
+            var m: TaskMetadata
+            do { m = try JSONDecoder().decode(TaskMetadata.self, from: data) } catch {
+                throw .corruptMetadata("\(taskID): \(error)")
+            }
+            guard m.taskID == taskID, m.pieceLength > 0,
+                  PieceLayout(contentLength: m.contentLength, pieceLength: m.pieceLength).exactPieceCount <= PieceLayout.maxPieceCount else {
+                throw .corruptMetadata("\(taskID): impossible layout")
+            }
+            if m.finished { return m }
+            // Stores from before the piece log kept every piece in the header; appends need the file.
+            let created = Glibc.open(log, O_CREAT | O_WRONLY | O_APPEND | O_CLOEXEC, 0o600)
+            if created >= 0 { Glibc.close(created) }
+            let layout = PieceLayout(contentLength: m.contentLength, pieceLength: m.pieceLength)
+            let logged = PieceLog.read(path: log, maxBytes: 64 << 20) ?? PieceLog.Contents()
+            func record(_ e: PieceLog.Entry) {
+                guard let slot = layout.piece(e.number) else { return }
+                m.pieces[e.number] = TaskMetadata.Piece(number: e.number, offset: slot.offset, length: slot.length,
+                                                        digest: e.digest, parentID: e.parentID)
+            }
+            logged.synced.forEach(record)
+            for e in logged.unsynced where m.pieces[e.number] == nil {
+                guard let slot = layout.piece(e.number),
+                      let bytes = try? Self.readBytes(content, offset: slot.offset, length: slot.length),
+                      PieceDigest.of(bytes) == e.digest else { continue }
+                record(e)
+            }
+            return m
+        }
+        let generation = nextGeneration.wrappingAdd(1, ordering: .relaxed).newValue
+        return Entry(meta: meta, log: meta.finished ? nil : PieceLog(path: log, syncEvery: syncEvery), generation: generation)
+    }
+
+    private static func writeHeader(_ m: TaskMetadata, to path: String) throws(StorageError) {
         do {
             let data = try JSONEncoder().encode(m)
-            // Write-then-rename: a crash leaves the old metadata or the new, never half.
-            try data.write(to: metadataURL(m.taskID), options: .atomic)
-            chmod(metadataURL(m.taskID).path, 0o600)
+            // Write-then-rename: a crash leaves the old header or the new, never half.
+            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+            chmod(path, 0o600)
         } catch {
             let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError
             if (error as NSError).code == NSFileWriteOutOfSpaceError || underlying?.code == Int(ENOSPC) {
@@ -88,42 +181,82 @@ public actor PieceStore {
             }
             throw .io("cannot write metadata of \(m.taskID): \(error)")
         }
-        cache[m.taskID] = m
     }
 
     // MARK: - Pieces
 
     /// Stores a piece after checking its length and, when given, the digest the sender
-    /// reported. Returns the recorded piece.
+    /// reported. Returns the recorded piece. A piece that is already here is not written
+    /// again (a reader may be sending it): the copy that arrived second is only checked.
     @discardableResult
     public func writePiece(taskID: String, number: UInt32, bytes: [UInt8], expectedDigest: String? = nil,
-                           parentID: String? = nil) throws(StorageError) -> TaskMetadata.Piece {
-        var m = try metadata(taskID)
-        let layout = PieceLayout(contentLength: m.contentLength, pieceLength: m.pieceLength)
+                           parentID: String? = nil) async throws(StorageError) -> TaskMetadata.Piece {
+        let e = try await entry(taskID)
+        let layout = PieceLayout(contentLength: e.meta.contentLength, pieceLength: e.meta.pieceLength)
         guard let slot = layout.piece(number) else { throw .unknownPiece(task: taskID, number: number) }
         guard UInt64(bytes.count) == slot.length else {
             throw .wrongLength(piece: number, expected: slot.length, got: bytes.count)
         }
-        let digest = PieceDigest.of(bytes)
-        if let expectedDigest, !expectedDigest.isEmpty, expectedDigest != digest {
-            throw .digestMismatch(piece: number, expected: expectedDigest, actual: digest)
+        let expected = expectedDigest.flatMap { $0.isEmpty ? nil : $0 }
+        if let existing = e.meta.pieces[number] {
+            if let expected, expected != existing.digest {
+                throw .digestMismatch(piece: number, expected: expected, actual: existing.digest)
+            }
+            return existing
         }
-        try pwriteAll(taskID, bytes, at: slot.offset)
+        guard let log = e.log else { throw .io("task \(taskID) is finished; piece \(number) should be here") }
+        let path = contentPath(taskID)
+        let digest = try await onPool { () throws(StorageError) -> String in
+            let digest = PieceDigest.of(bytes)
+            if let expected, expected != digest {
+                throw .digestMismatch(piece: number, expected: expected, actual: digest)
+            }
+            try Self.writeBytes(bytes, to: path, offset: slot.offset, taskID: taskID)
+            try log.append(PieceLog.Entry(number: number, digest: digest, parentID: parentID), length: slot.length, contentPath: path)
+            return digest
+        }
         let piece = TaskMetadata.Piece(number: number, offset: slot.offset, length: slot.length, digest: digest, parentID: parentID)
-        m.pieces[number] = piece
-        m.accessedAt = Date()
-        try persist(m)
+        let merged = tasks.withLock { t -> Bool in
+            guard t[taskID]?.generation == e.generation else { return false }
+            t[taskID]?.meta.pieces[number] = piece
+            t[taskID]?.meta.accessedAt = Date()
+            return true
+        }
+        guard merged else { throw .unknownTask(taskID) }
+        changes.signal(taskID)
         return piece
     }
 
-    private func pwriteAll(_ taskID: String, _ bytes: [UInt8], at offset: UInt64) throws(StorageError) {
-        let fd = Glibc.open(contentPath(taskID), O_WRONLY)
+    /// Reads a stored piece. `verifying` re-checks its digest, for whole-task checks; a
+    /// piece read to be sent on is not hashed again, since the child checks what it gets
+    /// against the digest that travels with it (hash once per hop).
+    public func readPiece(taskID: String, number: UInt32, verifying: Bool = true) async throws(StorageError) -> [UInt8] {
+        let e = try await entry(taskID)
+        guard let piece = e.meta.pieces[number] else { throw .unknownPiece(task: taskID, number: number) }
+        let path = contentPath(taskID)
+        let bytes = try await onPool { () throws(StorageError) -> [UInt8] in
+            let bytes = try Self.readBytes(path, offset: piece.offset, length: piece.length)
+            if verifying {
+                let digest = PieceDigest.of(bytes)
+                guard digest == piece.digest else {
+                    throw .digestMismatch(piece: number, expected: piece.digest, actual: digest)
+                }
+            }
+            return bytes
+        }
+        // Recency for LRU eviction; kept in memory and saved with the task when it finishes.
+        tasks.withLock { $0[taskID]?.meta.accessedAt = Date() }
+        return bytes
+    }
+
+    private static func writeBytes(_ bytes: [UInt8], to path: String, offset: UInt64, taskID: String) throws(StorageError) {
+        let fd = Glibc.open(path, O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .io("cannot open content of \(taskID): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
+        defer { Glibc.close(fd) }
         var written = 0
         while written < bytes.count {
             let n = bytes.withUnsafeBytes { buf in
-                pwrite(fd, buf.baseAddress.map { $0 + written }, bytes.count - written, off_t(offset) + off_t(written))
+                pwrite(fd, buf.baseAddress.map { $0 + written }, buf.count - written, off_t(offset) + off_t(written))
             }
             if n < 0 {
                 if errno == EINTR { continue }
@@ -132,104 +265,141 @@ public actor PieceStore {
             }
             written += n
         }
-        // Durable before it is recorded: after a crash, recorded pieces are really on disk.
-        guard fsync(fd) == 0 else { throw .io("fsync failed: \(String(cString: strerror(errno)))") }
     }
 
-    /// Reads a stored piece. `verifying` re-checks its digest, for whole-task checks; a
-    /// piece read to be sent on is not hashed again, since the child checks what it gets
-    /// against the digest that travels with it (hash once per hop).
-    public func readPiece(taskID: String, number: UInt32, verifying: Bool = true) throws(StorageError) -> [UInt8] {
-        let m = try metadata(taskID)
-        guard let piece = m.pieces[number] else { throw .unknownPiece(task: taskID, number: number) }
-        let fd = Glibc.open(contentPath(taskID), O_RDONLY)
-        guard fd >= 0 else { throw .io("cannot open content of \(taskID): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: Int(piece.length))
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { buf in
-                pread(fd, buf.baseAddress.map { $0 + done }, buf.count - done, off_t(piece.offset) + off_t(done))
+    /// Reads `length` bytes into a buffer that is not zero-filled first (every byte is
+    /// overwritten by the read, or the read fails).
+    static func readBytes(_ path: String, offset: UInt64, length: UInt64) throws(StorageError) -> [UInt8] {
+        guard length <= UInt64(Int.max / 2) else { throw .io("piece of \(length) bytes") }
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .io("cannot open content: \(String(cString: strerror(errno)))") }
+        defer { Glibc.close(fd) }
+        var failure: StorageError?
+        let bytes = [UInt8](unsafeUninitializedCapacity: Int(length)) { buf, count in
+            var done = 0
+            while done < buf.count {
+                let n = pread(fd, buf.baseAddress.map { $0 + done }, buf.count - done, off_t(offset) + off_t(done))
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else {
+                    failure = .io("short read at \(offset + UInt64(done))")
+                    break
+                }
+                done += n
             }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw .io("short read of piece \(number) of \(taskID)") }
-            done += n
+            count = failure == nil ? done : 0
         }
-        if verifying {
-            let digest = PieceDigest.of(bytes)
-            guard digest == piece.digest else {
-                throw .digestMismatch(piece: number, expected: piece.digest, actual: digest)
-            }
-        }
-        // Recency for LRU eviction; kept in memory and saved with the next metadata write.
-        cache[taskID]?.accessedAt = Date()
+        if let failure { throw failure }
         return bytes
     }
 
     /// Marks the task complete once every piece is there and, when a whole-content digest
-    /// is known, the content matches it.
-    public func finish(taskID: String, contentDigest: ContentDigest? = nil) throws(StorageError) {
-        var m = try metadata(taskID)
-        guard m.isComplete else { throw .io("task \(taskID) has \(m.pieces.count) of \(m.pieceCount) pieces") }
+    /// is known, the content matches it. Its content is synced and its header written with
+    /// every piece, once; the piece log is no longer needed.
+    public func finish(taskID: String, contentDigest: ContentDigest? = nil) async throws(StorageError) {
+        let e = try await entry(taskID)
+        guard e.meta.isComplete else { throw .io("task \(taskID) has \(e.meta.pieces.count) of \(e.meta.pieceCount) pieces") }
+        if e.meta.finished && contentDigest == nil { return }
+        var known = e.meta.knownDigests ?? [:]
         if let contentDigest {
-            let actual = try digestOfContent(m, contentDigest.algorithm)
+            let actual = try await digestOfContent(e.meta, contentDigest.algorithm)
             guard actual == contentDigest else {
                 throw .digestMismatch(piece: nil, expected: contentDigest.description, actual: actual.description)
             }
+            known[contentDigest.algorithm.rawValue] = actual.encoded
         }
-        m.finished = true
-        try persist(m)
+        var finishing = e.meta
+        finishing.finished = true
+        finishing.knownDigests = known.isEmpty ? nil : known
+        let final = finishing
+        let content = contentPath(taskID), header = headerPath(taskID), log = logPath(taskID)
+        try await onPool { () throws(StorageError) in
+            let fd = Glibc.open(content, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw .io("cannot open content of \(taskID): \(String(cString: strerror(errno)))") }
+            defer { Glibc.close(fd) }
+            // The header vouches for every piece from now on: their bytes must be on disk first.
+            guard fsync(fd) == 0 else { throw .io("fsync failed: \(String(cString: strerror(errno)))") }
+            try Self.writeHeader(final, to: header)
+        }
+        let finishedLog = tasks.withLock { t -> PieceLog? in
+            guard t[taskID]?.generation == e.generation else { return nil }
+            t[taskID]?.meta.finished = true
+            t[taskID]?.meta.knownDigests = final.knownDigests
+            defer { t[taskID]?.log = nil }
+            return t[taskID]?.log
+        }
+        if let finishedLog {
+            finishedLog.close()
+            unlink(log)
+        }
+        changes.signal(taskID)
     }
 
     /// Checks a finished task's content against `contentDigest` without changing the task.
     /// The content's digest per algorithm is remembered, so later checks cost nothing.
-    public func verify(taskID: String, contentDigest: ContentDigest) throws(StorageError) {
-        var m = try metadata(taskID)
+    public func verify(taskID: String, contentDigest: ContentDigest) async throws(StorageError) {
+        let m = try await metadata(taskID)
         let algorithm = contentDigest.algorithm.rawValue
         let actual: String
         if let known = m.knownDigests?[algorithm] {
             actual = known
         } else {
             guard m.isComplete else { throw .io("task \(taskID) has \(m.pieces.count) of \(m.pieceCount) pieces") }
-            actual = try digestOfContent(m, contentDigest.algorithm).encoded
-            m.knownDigests = (m.knownDigests ?? [:]).merging([algorithm: actual]) { _, new in new }
-            cache[taskID] = m
+            actual = try await digestOfContent(m, contentDigest.algorithm).encoded
+            tasks.withLock { t in
+                guard var known = t[taskID]?.meta.knownDigests ?? (t[taskID] == nil ? nil : [:]) else { return }
+                known[algorithm] = actual
+                t[taskID]?.meta.knownDigests = known
+            }
         }
         guard actual == contentDigest.encoded else {
             throw .digestMismatch(piece: nil, expected: contentDigest.description, actual: "\(algorithm):\(actual)")
         }
     }
 
-    private func digestOfContent(_ m: TaskMetadata, _ algorithm: ContentDigest.Algorithm) throws(StorageError) -> ContentDigest {
-        let numbers = m.pieces.keys.sorted()
-        switch algorithm {
-        case .crc32:
+    /// The whole content's digest, read piece by piece (each checked against its own digest
+    /// on the way) on the pool.
+    private func digestOfContent(_ m: TaskMetadata, _ algorithm: ContentDigest.Algorithm) async throws(StorageError) -> ContentDigest {
+        let pieces = m.pieces.values.sorted { $0.number < $1.number }
+        let path = contentPath(m.taskID)
+        return try await onPool { () throws(StorageError) -> ContentDigest in
             var crc: UInt32 = 0
-            for n in numbers { crc = Hashing.crc32(try readPiece(taskID: m.taskID, number: n), continuing: crc) }
+            let streaming = algorithm == .crc32 ? nil : StreamingDigest(algorithm: algorithm.rawValue)
+            if algorithm != .crc32 && streaming == nil { throw .io("no \(algorithm) digest") }
+            for p in pieces {
+                let bytes = try Self.readBytes(path, offset: p.offset, length: p.length)
+                let digest = PieceDigest.of(bytes)
+                guard digest == p.digest else { throw .digestMismatch(piece: p.number, expected: p.digest, actual: digest) }
+                if let streaming { streaming.update(bytes) } else { crc = Hashing.crc32(bytes, continuing: crc) }
+            }
+            if let streaming { return ContentDigest(algorithm: algorithm, encoded: streaming.finalizeHex()) }
             return ContentDigest(algorithm: .crc32, encoded: String(crc))
-        case .sha256, .sha512:
-            guard let d = StreamingDigest(algorithm: algorithm.rawValue) else { throw .io("no \(algorithm) digest") }
-            for n in numbers { d.update(try readPiece(taskID: m.taskID, number: n)) }
-            return ContentDigest(algorithm: algorithm, encoded: d.finalizeHex())
         }
     }
 
     // MARK: - Removal
 
-    public func delete(taskID: String) throws(StorageError) {
+    public func delete(taskID: String) async throws(StorageError) {
         try Self.validate(taskID)
-        cache.removeValue(forKey: taskID)
+        let old = tasks.withLock { $0.removeValue(forKey: taskID) }
+        old?.log?.close()
         unlink(contentPath(taskID))
-        unlink(metadataURL(taskID).path)
+        unlink(headerPath(taskID))
+        unlink(logPath(taskID))
+        changes.signal(taskID)
     }
 
     /// Bytes held by stored pieces, over all tasks.
-    public func storedBytes() -> UInt64 {
-        allTaskIDs().compactMap { try? metadata($0) }.reduce(0) { $0 + $1.pieces.values.reduce(0) { $0 + $1.length } }
+    public func storedBytes() async -> UInt64 {
+        var total: UInt64 = 0
+        for id in allTaskIDs() {
+            guard let m = try? await metadata(id) else { continue }
+            total &+= m.pieces.values.reduce(0) { $0 &+ $1.length }
+        }
+        return total
     }
 
     /// How full the file system under the store is, in percent, and its size in bytes.
-    public nonisolated func fileSystemUsage() -> (usedPercent: Double, totalBytes: UInt64)? {
+    public func fileSystemUsage() -> (usedPercent: Double, totalBytes: UInt64)? {
         var st = statvfs()
         guard statvfs(directory.path, &st) == 0, st.f_blocks > 0 else { return nil }
         return (100 * (1 - Double(st.f_bavail) / Double(st.f_blocks)), UInt64(st.f_blocks) * UInt64(st.f_frsize))
@@ -238,14 +408,17 @@ public actor PieceStore {
     /// Frees space, least recently used finished tasks first, until the store holds at
     /// most `maxBytes`. Unfinished tasks are left alone: someone is fetching them.
     @discardableResult
-    public func collect(toAtMost maxBytes: UInt64) -> [String] {
-        var total = storedBytes()
+    public func collect(toAtMost maxBytes: UInt64) async -> [String] {
+        var total = await storedBytes()
         guard total > maxBytes else { return [] }
-        let finished = allTaskIDs().compactMap { try? metadata($0) }.filter(\.finished).sorted { $0.accessedAt < $1.accessedAt }
+        var finished: [TaskMetadata] = []
+        for id in allTaskIDs() {
+            if let m = try? await metadata(id), m.finished { finished.append(m) }
+        }
         var removed: [String] = []
-        for m in finished where total > maxBytes {
-            try? delete(taskID: m.taskID)
-            total -= min(total, m.pieces.values.reduce(0) { $0 + $1.length })
+        for m in finished.sorted(by: { $0.accessedAt < $1.accessedAt }) where total > maxBytes {
+            try? await delete(taskID: m.taskID)
+            total -= min(total, m.pieces.values.reduce(0) { $0 &+ $1.length })
             removed.append(m.taskID)
         }
         return removed
@@ -258,11 +431,11 @@ public actor PieceStore {
 
     /// Deletes tasks not used for longer than `ttl`; returns their ids.
     @discardableResult
-    public func collect(olderThan ttl: TimeInterval, now: Date = Date()) -> [String] {
+    public func collect(olderThan ttl: TimeInterval, now: Date = Date()) async -> [String] {
         var removed: [String] = []
         for id in allTaskIDs() {
-            guard let m = try? metadata(id), now.timeIntervalSince(m.accessedAt) > ttl else { continue }
-            try? delete(taskID: id)
+            guard let m = try? await metadata(id), now.timeIntervalSince(m.accessedAt) > ttl else { continue }
+            try? await delete(taskID: id)
             removed.append(id)
         }
         return removed

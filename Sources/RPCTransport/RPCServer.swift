@@ -79,6 +79,8 @@ public final class RPCServer: Sendable {
         var channel: (any Channel)?
         var connections: [ObjectIdentifier: ConnectionEntry] = [:]
         var shuttingDown = false
+        /// Shutdowns waiting for the last connection to close.
+        var drainWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     struct ConnectionEntry: Sendable {
@@ -196,7 +198,35 @@ public final class RPCServer: Sendable {
     }
 
     private func connectionClosed(_ id: ObjectIdentifier) {
-        _ = state.withLock { $0.connections.removeValue(forKey: id) }
+        let drained = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.connections.removeValue(forKey: id)
+            guard s.connections.isEmpty else { return [] }
+            defer { s.drainWaiters = [] }
+            return s.drainWaiters
+        }
+        for waiter in drained { waiter.resume() }
+    }
+
+    /// Returns when no connection is left, or at `deadline`. The timer runs in a detached
+    /// task: a caller stopping because it was cancelled (the usual way) still gives running
+    /// calls their grace period, and a connection that outlives it cannot keep this waiting.
+    private func waitForConnectionsToClose(until deadline: ContinuousClock.Instant) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let drained = state.withLock { s -> Bool in
+                if s.connections.isEmpty { return true }
+                s.drainWaiters.append(continuation)
+                return false
+            }
+            if drained { return continuation.resume() }
+            Task.detached { [self] in
+                try? await Task.sleep(until: deadline, clock: .continuous)
+                let late = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+                    defer { s.drainWaiters = [] }
+                    return s.drainWaiters
+                }
+                for waiter in late { waiter.resume() }
+            }
+        }
     }
 
     /// Stops accepting, sends GOAWAY, lets running calls finish (up to `timeout`), then closes.
@@ -215,13 +245,7 @@ public final class RPCServer: Sendable {
                 }
             }
         }
-        // Polled with sleeps in detached tasks: a caller stopping because it was cancelled
-        // (the usual way) still gives running calls their grace period, and a connection that
-        // outlives it cannot keep this waiting.
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline, !state.withLock({ $0.connections.isEmpty }) {
-            await Task.detached { try? await Task.sleep(for: .milliseconds(20)) }.value
-        }
+        await waitForConnectionsToClose(until: ContinuousClock.now + timeout)
         let remaining = state.withLock { Array($0.connections.values) }
         for entry in remaining { entry.handler.execute { $0.close() } }
     }
