@@ -12,8 +12,10 @@ public protocol ProtoCMessage: ProtoMessage, ProtoFieldValue {
 }
 
 extension ProtoCMessage {
-    public init(serializedBytes bytes: [UInt8]) throws {
+    public init(serializedBytes wire: [UInt8]) throws {
         let descriptor = Self.protoCDescriptor.pointer
+        let split = LargeBytesFields.split(wire, for: descriptor)
+        let bytes = split?.rest ?? wire
         var placeholder: UInt8 = 0
         let unpacked = withUnsafePointer(to: &placeholder) { placeholder in
             bytes.withUnsafeBufferPointer { buffer in
@@ -22,21 +24,26 @@ extension ProtoCMessage {
             }
         }
         guard let unpacked else {
-            throw ProtoDecodingError(messageName: Self.protoMessageName, byteCount: bytes.count)
+            throw ProtoDecodingError(messageName: Self.protoMessageName, byteCount: wire.count)
         }
         defer { protobuf_c_message_free_unpacked(unpacked, nil) }
-        self.init(protoReader: ProtoReader(base: UnsafeRawPointer(unpacked), descriptor: descriptor))
+        self.init(protoReader: ProtoReader(base: UnsafeRawPointer(unpacked), descriptor: descriptor,
+                                           largeFields: split?.fields ?? [:]))
     }
 
     public func serializedBytes() -> [UInt8] {
         let arena = ProtoArena()
         let descriptor = Self.protoCDescriptor.pointer
         let root = arena.message(descriptor)
-        writeFields(to: ProtoWriter(arena: arena, base: root, descriptor: descriptor))
+        let large = LargeBytesFields.Sink()
+        writeFields(to: ProtoWriter(arena: arena, base: root, descriptor: descriptor, largeFields: large))
         let message = root.assumingMemoryBound(to: ProtobufCMessage.self)
         // The arena must outlive packing: the C tree points into it throughout.
         return withExtendedLifetime(arena) {
             let size = protobuf_c_message_get_packed_size(message)
+            if !large.fields.isEmpty {
+                return LargeBytesFields.append(large.fields, after: size) { protobuf_c_message_pack(message, $0) }
+            }
             guard size > 0 else { return [] }
             return [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
                 guard let out = buffer.baseAddress else { initialized = 0; return }

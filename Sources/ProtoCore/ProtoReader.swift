@@ -6,10 +6,13 @@ internal import CProtobufC
 public struct ProtoReader {
     let base: UnsafeRawPointer
     let descriptor: UnsafePointer<ProtobufCMessageDescriptor>
+    /// Large bytes fields cut out of the wire before unpacking (see `LargeBytesFields`).
+    let largeFields: [UInt32: [UInt8]]
 
-    init(base: UnsafeRawPointer, descriptor: UnsafePointer<ProtobufCMessageDescriptor>) {
+    init(base: UnsafeRawPointer, descriptor: UnsafePointer<ProtobufCMessageDescriptor>, largeFields: [UInt32: [UInt8]] = [:]) {
         self.base = base
         self.descriptor = descriptor
+        self.largeFields = largeFields
     }
 
     private func slot(_ field: ProtoField, at address: UnsafeRawPointer) -> ProtoSlot {
@@ -21,6 +24,7 @@ public struct ProtoReader {
     /// an empty one).
     public func value<T: ProtoFieldValue>(_ number: UInt32) -> T {
         let field = ProtoField(number, in: descriptor, as: T.self, repeated: false)
+        if let large = largeFields[number], let value = large as? T { return value }
         return T._protoLoad(from: slot(field, at: base + field.offset))
     }
 

@@ -7,17 +7,26 @@ public struct ProtoWriter {
     let arena: ProtoArena
     let base: UnsafeMutableRawPointer
     let descriptor: UnsafePointer<ProtobufCMessageDescriptor>
+    /// Where large bytes fields of the top-level message go instead of the C tree.
+    let largeFields: LargeBytesFields.Sink?
 
-    init(arena: ProtoArena, base: UnsafeMutableRawPointer, descriptor: UnsafePointer<ProtobufCMessageDescriptor>) {
+    init(arena: ProtoArena, base: UnsafeMutableRawPointer, descriptor: UnsafePointer<ProtobufCMessageDescriptor>,
+         largeFields: LargeBytesFields.Sink? = nil) {
         self.arena = arena
         self.base = base
         self.descriptor = descriptor
+        self.largeFields = largeFields
     }
 
     /// Sets a field. For oneof members and presence fields this also marks it set, so
     /// even a default value is sent.
     public func set<T: ProtoFieldValue>(_ number: UInt32, _ value: T) {
         let field = ProtoField(number, in: descriptor, as: T.self, repeated: false)
+        if let largeFields, let bytes = value as? [UInt8], bytes.count >= LargeBytesFields.threshold,
+           LargeBytesFields.qualifies(field.descriptor) {
+            largeFields.fields.append((number, bytes))
+            return
+        }
         value._protoStore(into: ProtoSlot(address: base + field.offset, field: field.descriptor,
                                           arena: arena, implicitPresence: field.hasImplicitPresence))
         if field.isOneofMember {

@@ -21,14 +21,17 @@ final class RecordingDelegate: HTTP2SessionDelegate {
     }
     func http2Session(_ s: HTTP2Session, endStreamFor id: Int32) { ended.insert(id) }
     func http2Session(_ s: HTTP2Session, streamClosed id: Int32, errorCode: UInt32) { closed[id] = errorCode }
-    func http2Session(_ s: HTTP2Session, readDataFor id: Int32, into buffer: UnsafeMutableRawBufferPointer) -> HTTP2DataRead {
-        var queued = outbound[id] ?? []
-        let n = min(buffer.count, queued.count)
-        buffer.copyBytes(from: queued[0..<n])
-        queued.removeFirst(n)
-        outbound[id] = queued
-        if queued.isEmpty, let trailers = finishWith[id] { return .end(n, trailers: trailers) }
+    func http2Session(_ s: HTTP2Session, readDataFor id: Int32, max: Int) -> HTTP2DataRead {
+        let queued = outbound[id] ?? []
+        let n = min(max, queued.count)
+        if n == queued.count, let trailers = finishWith[id] { return .end(n, trailers: trailers) }
         return n > 0 ? .bytes(n) : .deferred
+    }
+    func http2Session(_ s: HTTP2Session, sendDataFor id: Int32, count: Int, to sink: (UnsafeRawBufferPointer) -> Void) {
+        var queued = outbound[id] ?? []
+        queued[0..<count].withUnsafeBytes { sink($0) }
+        queued.removeFirst(count)
+        outbound[id] = queued
     }
     func http2Session(_ s: HTTP2Session, goAwayReceived lastStreamID: Int32, errorCode: UInt32) {}
     func http2SessionPingAcked(_ s: HTTP2Session) {}

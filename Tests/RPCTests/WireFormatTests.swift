@@ -70,9 +70,10 @@ import RPCCore
         }
     }
 
-    @Test func oversizedMessageIsRejectedFromItsPrefix() {
+    @Test func oversizedMessageIsRejectedFromItsPrefixAndNothingOfItIsBuffered() {
         var deframer = MessageDeframer(maxMessageSize: 100)
-        deframer.append([0, 0, 0, 0, 101])
+        deframer.append([0, 0, 0, 0, 101] + [UInt8](repeating: 1, count: 101))
+        #expect(deframer.bufferedCount == 0)
         #expect(throws: RPCError.self) { _ = try deframer.next() }
         do { _ = try deframer.next() } catch { #expect(error.code == .resourceExhausted) }
     }

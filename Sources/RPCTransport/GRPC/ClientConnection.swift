@@ -83,9 +83,13 @@ final class ClientConnection: HTTP2ConnectionLogic {
         streams.removeValue(forKey: streamID)?.closed(errorCode: errorCode)
     }
 
-    func http2Session(_ session: HTTP2Session, readDataFor streamID: Int32, into buffer: UnsafeMutableRawBufferPointer) -> HTTP2DataRead {
+    func http2Session(_ session: HTTP2Session, readDataFor streamID: Int32, max: Int) -> HTTP2DataRead {
         guard let stream = streams[streamID] else { return .end(0, trailers: nil) }
-        return stream.read(into: buffer)
+        return stream.read(max: max)
+    }
+
+    func http2Session(_ session: HTTP2Session, sendDataFor streamID: Int32, count: Int, to sink: (UnsafeRawBufferPointer) -> Void) {
+        streams[streamID]?.send(count: count, to: sink)
     }
 
     func http2Session(_ session: HTTP2Session, goAwayReceived lastStreamID: Int32, errorCode: UInt32) {
@@ -115,12 +119,11 @@ struct ClientStreamHandle: RPCClientStreamHandle {
             throw RPCError(code: .resourceExhausted,
                            message: "request of \(message.count) bytes exceeds the limit of \(maxSendMessageSize) bytes")
         }
-        let framed = compress
-            ? MessageFraming.frame(Gzip.compress(message), compressed: true)
-            : MessageFraming.frame(message)
+        let body = compress ? Gzip.compress(message) : message
+        let prefix = MessageFraming.prefix(length: body.count, compressed: compress)
         let stream = self.stream
         try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
-            loop.execute { _ in stream.value.send(framed, continuation: cont) }
+            loop.execute { _ in stream.value.send(prefix: prefix, body, continuation: cont) }
         }
     }
 

@@ -28,7 +28,7 @@ final class ClientStream {
 
     // MARK: - Outbound
 
-    func send(_ framed: [UInt8], continuation: CheckedContinuation<Void, any Error>) {
+    func send(prefix: [UInt8], _ body: [UInt8], continuation: CheckedContinuation<Void, any Error>) {
         if let failure {
             continuation.resume(throwing: failure)
             return
@@ -38,7 +38,8 @@ final class ClientStream {
             continuation.resume()
             return
         }
-        outbound.append(framed)
+        outbound.append(prefix)
+        outbound.append(body)
         session.resumeData(streamID: id)
         if outbound.hasRoom { continuation.resume() } else { outbound.park(continuation) }
     }
@@ -49,11 +50,13 @@ final class ClientStream {
         session.resumeData(streamID: id)
     }
 
-    func read(into buffer: UnsafeMutableRawBufferPointer) -> HTTP2DataRead {
-        let n = outbound.read(into: buffer)
-        if outbound.isEmpty && sendFinished { return .end(n, trailers: nil) }
+    func read(max: Int) -> HTTP2DataRead {
+        let n = min(max, outbound.queuedBytes)
+        if n == outbound.queuedBytes && sendFinished { return .end(n, trailers: nil) }
         return n > 0 ? .bytes(n) : .deferred
     }
+
+    func send(count: Int, to sink: (UnsafeRawBufferPointer) -> Void) { outbound.send(count: count, to: sink) }
 
     // MARK: - Inbound
 

@@ -5,28 +5,36 @@ import RPCCore
 enum MessageFraming {
     static let prefixLength = 5
 
+    /// The five bytes that go before a message of `length` bytes. Sent as their own chunk,
+    /// so a large message is queued as it is, not copied behind its prefix.
+    static func prefix(length: Int, compressed: Bool = false) -> [UInt8] {
+        let n = UInt32(truncatingIfNeeded: length)
+        return [compressed ? 1 : 0, UInt8(n >> 24), UInt8((n >> 16) & 0xff), UInt8((n >> 8) & 0xff), UInt8(n & 0xff)]
+    }
+
+    /// Prefix and message in one array (tests and small messages).
     static func frame(_ message: [UInt8], compressed: Bool = false) -> [UInt8] {
-        var out = [UInt8]()
-        out.reserveCapacity(message.count + prefixLength)
-        out.append(compressed ? 1 : 0)
-        let n = UInt32(truncatingIfNeeded: message.count)
-        out.append(UInt8(n >> 24)); out.append(UInt8((n >> 16) & 0xff))
-        out.append(UInt8((n >> 8) & 0xff)); out.append(UInt8(n & 0xff))
-        out.append(contentsOf: message)
-        return out
+        prefix(length: message.count, compressed: compressed) + message
     }
 }
 
-/// Turns a stream of DATA bytes into whole messages. Rejects a message longer than the
-/// limit as soon as its prefix is seen, before buffering it.
+/// Turns a stream of DATA bytes into whole messages. A message's bytes are copied once,
+/// from the DATA frame into an array of exactly the announced length (so no buffer grows
+/// and copies itself while a 4 MiB piece arrives). A message longer than the limit is
+/// rejected as soon as its prefix is seen, before anything of it is buffered.
 struct MessageDeframer {
     /// Largest message accepted, after decompression too.
     let maxMessageSize: Int
     /// The `grpc-encoding` the peer announced, if any.
     var encoding: String?
 
-    private var buffer: [UInt8] = []
-    private var start = 0
+    private var prefix: [UInt8] = []
+    /// The message being filled once its prefix is known: its flag, length and bytes so far.
+    private var current: (compressed: Bool, length: Int, body: [UInt8])?
+    private var complete: [(compressed: Bool, body: [UInt8])] = []
+    private var head = 0
+    /// A bad prefix: every later call reports it, and nothing more is buffered.
+    private var failure: RPCError?
 
     init(maxMessageSize: Int, encoding: String? = nil) {
         self.maxMessageSize = maxMessageSize
@@ -34,42 +42,72 @@ struct MessageDeframer {
     }
 
     /// Bytes received but not yet part of a returned message.
-    var bufferedCount: Int { buffer.count - start }
+    var bufferedCount: Int {
+        prefix.count + (current?.body.count ?? 0) + complete[head...].reduce(0) { $0 + $1.body.count }
+    }
 
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
-        if start > 0 && start == buffer.count {
-            buffer.removeAll(keepingCapacity: true)
-            start = 0
+        var rest = bytes[...]
+        while !rest.isEmpty, failure == nil {
+            if var message = current {
+                current = nil
+                let n = min(rest.count, message.length - message.body.count)
+                message.body.append(contentsOf: rest.prefix(n))
+                rest = rest.dropFirst(n)
+                if message.body.count == message.length {
+                    complete.append((message.compressed, message.body))
+                } else {
+                    current = message
+                }
+                continue
+            }
+            let n = min(rest.count, MessageFraming.prefixLength - prefix.count)
+            prefix.append(contentsOf: rest.prefix(n))
+            rest = rest.dropFirst(n)
+            if prefix.count == MessageFraming.prefixLength { startMessage() }
         }
-        buffer.append(contentsOf: bytes)
     }
 
     mutating func append(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { append($0) }
     }
 
-    /// The next complete message, nil when more bytes are needed.
-    mutating func next() throws(RPCError) -> [UInt8]? {
-        guard bufferedCount >= MessageFraming.prefixLength else { return nil }
-        let flag = buffer[start]
-        let length = Int(buffer[start + 1]) << 24 | Int(buffer[start + 2]) << 16
-            | Int(buffer[start + 3]) << 8 | Int(buffer[start + 4])
+    private mutating func startMessage() {
+        let flag = prefix[0]
+        let length = Int(prefix[1]) << 24 | Int(prefix[2]) << 16 | Int(prefix[3]) << 8 | Int(prefix[4])
+        prefix.removeAll(keepingCapacity: true)
         if flag > 1 {
-            throw RPCError(code: .internal, message: "invalid compressed flag \(flag) in message prefix")
+            failure = RPCError(code: .internal, message: "invalid compressed flag \(flag) in message prefix")
+            return
         }
         if length > maxMessageSize {
-            throw RPCError(code: .resourceExhausted,
-                           message: "message of \(length) bytes exceeds the limit of \(maxMessageSize) bytes")
+            failure = RPCError(code: .resourceExhausted,
+                               message: "message of \(length) bytes exceeds the limit of \(maxMessageSize) bytes")
+            return
         }
-        guard bufferedCount >= MessageFraming.prefixLength + length else { return nil }
-        let bodyStart = start + MessageFraming.prefixLength
-        let body = Array(buffer[bodyStart..<(bodyStart + length)])
-        start = bodyStart + length
-        if start > 1 << 16 && start * 2 > buffer.count {
-            buffer.removeFirst(start)
-            start = 0
+        if length == 0 {
+            complete.append((flag == 1, []))
+            return
         }
-        guard flag == 1 else { return body }
+        var body: [UInt8] = []
+        body.reserveCapacity(length)
+        current = (flag == 1, length, body)
+    }
+
+    /// The next complete message, nil when more bytes are needed.
+    mutating func next() throws(RPCError) -> [UInt8]? {
+        guard head < complete.count else {
+            if let failure { throw failure }
+            return nil
+        }
+        let (compressed, body) = complete[head]
+        complete[head].body = []
+        head += 1
+        if head == complete.count {
+            complete.removeAll(keepingCapacity: true)
+            head = 0
+        }
+        guard compressed else { return body }
         guard let encoding, encoding != "identity" else {
             throw RPCError(code: .internal, message: "compressed message without grpc-encoding")
         }

@@ -142,9 +142,13 @@ final class ServerConnection: HTTP2ConnectionLogic {
         }
     }
 
-    func http2Session(_ session: HTTP2Session, readDataFor streamID: Int32, into buffer: UnsafeMutableRawBufferPointer) -> HTTP2DataRead {
+    func http2Session(_ session: HTTP2Session, readDataFor streamID: Int32, max: Int) -> HTTP2DataRead {
         guard let stream = streams[streamID] else { return .end(0, trailers: nil) }
-        return stream.read(into: buffer)
+        return stream.read(max: max)
+    }
+
+    func http2Session(_ session: HTTP2Session, sendDataFor streamID: Int32, count: Int, to sink: (UnsafeRawBufferPointer) -> Void) {
+        streams[streamID]?.send(count: count, to: sink)
     }
 
     func http2Session(_ session: HTTP2Session, goAwayReceived lastStreamID: Int32, errorCode: UInt32) {}

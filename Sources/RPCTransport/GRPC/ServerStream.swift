@@ -106,7 +106,8 @@ final class ServerStream {
             return
         }
         if !headersSent { sendHeaders() }
-        outbound.append(MessageFraming.frame(message))
+        outbound.append(MessageFraming.prefix(length: message.count))
+        outbound.append(message)
         session.resumeData(streamID: id)
         if outbound.hasRoom {
             continuation.resume()
@@ -137,13 +138,15 @@ final class ServerStream {
         }
     }
 
-    func read(into buffer: UnsafeMutableRawBufferPointer) -> HTTP2DataRead {
-        let n = outbound.read(into: buffer)
-        if outbound.isEmpty, let trailers {
+    func read(max: Int) -> HTTP2DataRead {
+        let n = min(max, outbound.queuedBytes)
+        if n == outbound.queuedBytes, let trailers {
             return .end(n, trailers: trailers)
         }
         return n > 0 ? .bytes(n) : .deferred
     }
+
+    func send(count: Int, to sink: (UnsafeRawBufferPointer) -> Void) { outbound.send(count: count, to: sink) }
 
     /// The stream is gone before the handler finished: cancel it.
     func abort(_ error: RPCError) {

@@ -184,19 +184,34 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
 
     /// Writes out everything nghttp2 has ready. Safe to call often; does nothing while
     /// the session is inside a callback (the outer call flushes afterwards).
+    /// Size of the buffers a burst of frames is written in.
+    static let outputChunk = 256 << 10
+
     func flush() {
         guard let context, !closed, !session.isProcessing else { return }
         guard context.channel.isWritable else { return }
-        var out = context.channel.allocator.buffer(capacity: 0)
+        // Filled buffers are written as they are and a fresh one started, so a burst of
+        // DATA frames is never copied again by a growing buffer.
+        let allocator = context.channel.allocator
+        var full: [ByteBuffer] = []
+        var out = allocator.buffer(capacity: 16 << 10)
         do {
-            try session.drainOutput { out.writeBytes($0) }
+            try session.drainOutput { bytes in
+                if out.writableBytes < bytes.count && out.readableBytes > 0 {
+                    full.append(out)
+                    out = allocator.buffer(capacity: max(Self.outputChunk, bytes.count))
+                }
+                out.writeBytes(bytes)
+            }
         } catch {
             logger.debug("nghttp2 send failed: \(error)")
             close()
             return
         }
-        if out.readableBytes > 0 {
-            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        if out.readableBytes > 0 { full.append(out) }
+        if !full.isEmpty {
+            for buffer in full { context.write(wrapOutboundOut(buffer), promise: nil) }
+            context.flush()
         }
         if !session.wantsIO {
             close()

@@ -7,8 +7,12 @@ protocol HTTP2SessionDelegate: AnyObject {
     func http2Session(_ session: HTTP2Session, dataFor streamID: Int32, _ bytes: UnsafeRawBufferPointer)
     func http2Session(_ session: HTTP2Session, endStreamFor streamID: Int32)
     func http2Session(_ session: HTTP2Session, streamClosed streamID: Int32, errorCode: UInt32)
-    /// Fills `buffer` with outbound DATA for the stream.
-    func http2Session(_ session: HTTP2Session, readDataFor streamID: Int32, into buffer: UnsafeMutableRawBufferPointer) -> HTTP2DataRead
+    /// How many outbound DATA bytes the stream has ready, at most `max`; nothing is copied
+    /// yet (nghttp2 then asks for exactly those bytes through `sendDataFor`).
+    func http2Session(_ session: HTTP2Session, readDataFor streamID: Int32, max: Int) -> HTTP2DataRead
+    /// Hands the `count` bytes announced by the last `readDataFor` to `sink`, straight from
+    /// where the stream keeps them, and drops them from its queue.
+    func http2Session(_ session: HTTP2Session, sendDataFor streamID: Int32, count: Int, to sink: (UnsafeRawBufferPointer) -> Void)
     func http2Session(_ session: HTTP2Session, goAwayReceived lastStreamID: Int32, errorCode: UInt32)
     func http2SessionPingAcked(_ session: HTTP2Session)
     /// The peer's SETTINGS (not an ACK) arrived; a client is ready to open streams then.
@@ -27,7 +31,7 @@ extension HTTP2SessionDelegate {
 
 /// What a data provider read produced.
 enum HTTP2DataRead {
-    /// Bytes copied; more may follow.
+    /// Bytes ready; more may follow.
     case bytes(Int)
     /// Nothing to send now; resume the stream later.
     case deferred
@@ -55,6 +59,9 @@ final class HTTP2Session {
     private var pendingHeaderSize: [Int32: Int] = [:]
     private let maxHeaderListSize: Int
     private(set) var isProcessing = false
+    /// Where DATA frames go while `drainOutput` runs: nghttp2 does not copy their payload
+    /// into its own buffer (NGHTTP2_DATA_FLAG_NO_COPY) but asks for it frame by frame.
+    private var sink: ((UnsafeRawBufferPointer) -> Void)?
     let role: Role
 
     struct Settings {
@@ -116,17 +123,22 @@ final class HTTP2Session {
         if n < 0 { throw HTTP2ConnectionError(code: Int32(n)) }
     }
 
-    /// Collects every byte nghttp2 wants to send now.
+    /// Collects every byte nghttp2 wants to send now, in order: its own frames as it
+    /// returns them, DATA payloads from the streams' queues as it asks for them.
     func drainOutput(_ append: (UnsafeRawBufferPointer) -> Void) throws {
         precondition(!isProcessing, "nghttp2 session re-entered")
         isProcessing = true
         defer { isProcessing = false }
-        while true {
-            var data: UnsafePointer<UInt8>?
-            let n = nghttp2_session_mem_send(session, &data)
-            if n < 0 { throw HTTP2ConnectionError(code: Int32(n)) }
-            if n == 0 { return }
-            append(UnsafeRawBufferPointer(start: data, count: n))
+        try withoutActuallyEscaping(append) { append in
+            sink = append
+            defer { sink = nil }
+            while true {
+                var data: UnsafePointer<UInt8>?
+                let n = nghttp2_session_mem_send(session, &data)
+                if n < 0 { throw HTTP2ConnectionError(code: Int32(n)) }
+                if n == 0 { return }
+                append(UnsafeRawBufferPointer(start: data, count: n))
+            }
         }
     }
 
@@ -211,14 +223,15 @@ final class HTTP2Session {
             guard let userData, let buf, let flags else { return ssize_t(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
             let me = Unmanaged<HTTP2Session>.fromOpaque(userData).takeUnretainedValue()
             guard let delegate = me.delegate else { return ssize_t(NGHTTP2_ERR_DEFERRED.rawValue) }
-            let out = UnsafeMutableRawBufferPointer(start: buf, count: length)
-            switch delegate.http2Session(me, readDataFor: streamID, into: out) {
+            _ = buf
+            switch delegate.http2Session(me, readDataFor: streamID, max: length) {
             case .bytes(let n):
+                flags.pointee |= NGHTTP2_DATA_FLAG_NO_COPY.rawValue
                 return n
             case .deferred:
                 return ssize_t(NGHTTP2_ERR_DEFERRED.rawValue)
             case .end(let n, let trailers):
-                flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+                flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue | NGHTTP2_DATA_FLAG_NO_COPY.rawValue
                 if let trailers {
                     flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
                     _ = me.submitTrailers(streamID: streamID, trailers)
@@ -284,6 +297,16 @@ final class HTTP2Session {
             default:
                 break
             }
+            return 0
+        }
+        nghttp2_session_callbacks_set_send_data_callback(callbacks) { _, frame, framehd, length, _, userData in
+            guard let me = HTTP2Session.instance(userData), let frame, let framehd, let sink = me.sink, let delegate = me.delegate else {
+                return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)
+            }
+            // No padding is ever selected (no select_padding callback), so padlen is 0.
+            guard frame.pointee.data.padlen == 0 else { return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
+            sink(UnsafeRawBufferPointer(start: framehd, count: 9))
+            if length > 0 { delegate.http2Session(me, sendDataFor: frame.pointee.hd.stream_id, count: length, to: sink) }
             return 0
         }
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, len, userData in

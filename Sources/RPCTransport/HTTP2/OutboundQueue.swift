@@ -26,19 +26,16 @@ struct OutboundQueue {
         waiters.append(waiter)
     }
 
-    /// Copies up to `buffer.count` bytes out; wakes writers once below the watermark.
-    mutating func read(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+    /// Hands the first `count` queued bytes to `sink` from the chunks themselves (no copy
+    /// here) and drops them; wakes writers once below the watermark.
+    mutating func send(count: Int, to sink: (UnsafeRawBufferPointer) -> Void) {
         var written = 0
-        while written < buffer.count && head < chunks.count {
-            let chunk = chunks[head]
-            let n = min(buffer.count - written, chunk.count - offset)
-            chunk.withUnsafeBytes { src in
-                guard let dst = buffer.baseAddress, let s = src.baseAddress else { return }
-                (dst + written).copyMemory(from: s + offset, byteCount: n)
-            }
+        while written < count && head < chunks.count {
+            let n = min(count - written, chunks[head].count - offset)
+            chunks[head].withUnsafeBytes { src in sink(UnsafeRawBufferPointer(rebasing: src[offset..<(offset + n)])) }
             written += n
             offset += n
-            if offset == chunk.count {
+            if offset == chunks[head].count {
                 head += 1
                 offset = 0
             }
@@ -56,7 +53,6 @@ struct OutboundQueue {
             waiters.removeAll()
             for w in ready { w.resume() }
         }
-        return written
     }
 
     /// Fails every waiting writer (the stream is gone) and drops what is queued.

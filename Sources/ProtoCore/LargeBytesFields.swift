@@ -1,0 +1,127 @@
+internal import CProtobufC
+
+/// Piece content travels in one `bytes` field of several MiB. Through protobuf-c it would be
+/// copied twice each way (into the C tree and into the packed buffer; out of the wire into
+/// a malloc'd copy and again into a Swift array). Such a field, when it is a plain proto3
+/// singular `bytes` field of the top-level message, goes around protobuf-c instead: it is
+/// appended after the packed rest on encoding, and cut out of the wire bytes before
+/// unpacking. Protobuf allows fields in any order, so the wire format is unchanged.
+enum LargeBytesFields {
+    /// Fields smaller than this go through protobuf-c as usual.
+    static let threshold = 64 << 10
+
+    /// Whether `field` may bypass protobuf-c: singular proto3 bytes, no oneof, no presence
+    /// flag (its only state is its value).
+    static func qualifies(_ field: UnsafePointer<ProtobufCFieldDescriptor>) -> Bool {
+        ProtoField(descriptor: field).hasImplicitPresence && field.pointee.type == PROTOBUF_C_TYPE_BYTES
+    }
+
+    /// The large fields set while encoding one message, in the order they were set.
+    final class Sink {
+        var fields: [(number: UInt32, bytes: [UInt8])] = []
+    }
+
+    /// The packed rest followed by each large field as tag, length and bytes (one copy of them).
+    static func append(_ fields: [(number: UInt32, bytes: [UInt8])], after packedCount: Int,
+                       pack: (UnsafeMutablePointer<UInt8>) -> Int) -> [UInt8] {
+        var total = packedCount
+        for f in fields { total += varintLength(UInt64(f.number) << 3 | 2) + varintLength(UInt64(f.bytes.count)) + f.bytes.count }
+        return [UInt8](unsafeUninitializedCapacity: total) { out, initialized in
+            guard let base = out.baseAddress else { initialized = 0; return }
+            var at = packedCount > 0 ? pack(base) : 0
+            for f in fields {
+                at = writeVarint(UInt64(f.number) << 3 | 2, to: base, at: at)
+                at = writeVarint(UInt64(f.bytes.count), to: base, at: at)
+                f.bytes.withUnsafeBytes { src in
+                    if let s = src.baseAddress { (base + at).update(from: s.assumingMemoryBound(to: UInt8.self), count: src.count) }
+                }
+                at += f.bytes.count
+            }
+            initialized = at
+        }
+    }
+
+    /// Splits wire bytes into what protobuf-c unpacks and the large qualifying fields, each
+    /// copied once into its own array. Nil when there is nothing to split, or the bytes do
+    /// not parse (protobuf-c then rejects them as usual). A field number that occurs more
+    /// than once is left to protobuf-c (the last occurrence wins there).
+    static func split(_ bytes: [UInt8], for message: UnsafePointer<ProtobufCMessageDescriptor>)
+        -> (rest: [UInt8], fields: [UInt32: [UInt8]])? {
+        guard bytes.count >= threshold else { return nil }
+        return bytes.withUnsafeBufferPointer { wire -> (rest: [UInt8], fields: [UInt32: [UInt8]])? in
+            var candidates: [(number: UInt32, start: Int, data: Range<Int>)] = []
+            var occurrences: [UInt32: Int] = [:]
+            var i = 0
+            while i < wire.count {
+                let start = i
+                guard let key = readVarint(wire, &i), key >> 3 > 0, key >> 3 <= 0x1fff_ffff else { return nil }
+                let number = UInt32(key >> 3)
+                switch key & 7 {
+                case 0:
+                    guard readVarint(wire, &i) != nil else { return nil }
+                case 1:
+                    guard wire.count - i >= 8 else { return nil }
+                    i += 8
+                case 5:
+                    guard wire.count - i >= 4 else { return nil }
+                    i += 4
+                case 2:
+                    guard let length = readVarint(wire, &i), length <= UInt64(wire.count - i) else { return nil }
+                    let end = i + Int(length)
+                    if length >= UInt64(threshold) { candidates.append((number, start, i..<end)) }
+                    i = end
+                default:
+                    return nil
+                }
+                occurrences[number, default: 0] += 1
+            }
+            let chosen = candidates.filter { c in
+                guard occurrences[c.number] == 1, let field = protobuf_c_message_descriptor_get_field(message, c.number) else { return false }
+                return qualifies(field)
+            }
+            guard !chosen.isEmpty else { return nil }
+            var rest: [UInt8] = []
+            rest.reserveCapacity(wire.count - chosen.reduce(0) { $0 + $1.data.count })
+            var fields: [UInt32: [UInt8]] = [:]
+            var from = 0
+            for c in chosen {
+                rest.append(contentsOf: wire[from..<c.start])
+                fields[c.number] = Array(wire[c.data])
+                from = c.data.upperBound
+            }
+            rest.append(contentsOf: wire[from...])
+            return (rest, fields)
+        }
+    }
+
+    private static func varintLength(_ value: UInt64) -> Int {
+        var v = value, n = 1
+        while v >= 0x80 { v >>= 7; n += 1 }
+        return n
+    }
+
+    private static func writeVarint(_ value: UInt64, to base: UnsafeMutablePointer<UInt8>, at start: Int) -> Int {
+        var v = value, at = start
+        while v >= 0x80 {
+            base[at] = UInt8(truncatingIfNeeded: v) | 0x80
+            v >>= 7
+            at += 1
+        }
+        base[at] = UInt8(v)
+        return at + 1
+    }
+
+    /// A varint of at most 10 bytes inside `wire`; nil when it runs off the end or is longer.
+    private static func readVarint(_ wire: UnsafeBufferPointer<UInt8>, _ i: inout Int) -> UInt64? {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < wire.count, shift < 70 {
+            let byte = wire[i]
+            i += 1
+            value |= UInt64(byte & 0x7f) << shift
+            if byte & 0x80 == 0 { return value }
+            shift += 7
+        }
+        return nil
+    }
+}
