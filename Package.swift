@@ -83,6 +83,7 @@ let package = Package(
         .target(name: "PeerDaemon", dependencies: [
             "PeerConfig", "PeerStorage", "VortexProtocol", "VortexTransport", "DragonflyCommon", "GeneratedAPI", "RPCCore", "RPCTransport", "HTTPServing",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ]),

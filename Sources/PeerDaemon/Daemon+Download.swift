@@ -2,6 +2,7 @@ import DragonflyCommon
 import Foundation
 import GeneratedAPI
 import Logging
+import NIOPosix
 import PeerStorage
 import RPCCore
 import Synchronization
@@ -75,7 +76,7 @@ extension Daemon {
                 try await report(Common_V2_Piece(p, traffic: .localPeer))
             }
             metrics.counter("download_task_total", [("type", "local")], help: "Tasks downloaded, by where the bytes came from").increment()
-            try output?.write(from: contentPath(taskID))
+            if let output { try await writeOutput(output, taskID) }
             return
         }
 
@@ -97,8 +98,17 @@ extension Daemon {
         } catch {
             throw RPCError(code: .internal, message: "\(error)")
         }
+        // The output fills as pieces land, rather than in one copy once all are here.
+        let file: OutputFile?
+        if let output {
+            let length = layout.contentLength
+            file = try await NIOThreadPool.singleton.runIfActive { try OutputFile(output, length: length) }
+        } else {
+            file = nil
+        }
         try await started(startedResponse(meta, finished: false, headers: info.headers), taskID, peerID)
         for p in meta.pieces.values.sorted(by: { $0.number < $1.number }) {
+            if let file { try await copyPiece(p, of: taskID, into: file) }
             try await report(Common_V2_Piece(p, traffic: .localPeer))
         }
         var log = logger
@@ -127,6 +137,7 @@ extension Daemon {
                 for p in m.pieces.values.sorted(by: { $0.number < $1.number }) where !reported.contains(p.number) {
                     reported.insert(p.number)
                     if p.parentID == nil { fromOrigin = true }
+                    if let file { try await copyPiece(p, of: taskID, into: file) }
                     try await report(Common_V2_Piece(p, traffic: p.parentID == nil ? .backToSource : .remotePeer))
                 }
             }
@@ -150,7 +161,26 @@ extension Daemon {
                                                  "cost": "\(ContinuousClock.now - began)"])
         metrics.counter("download_task_total", [("type", fromOrigin ? "back_to_source" : "p2p")],
                         help: "Tasks downloaded, by where the bytes came from").increment()
-        try output?.write(from: contentPath(taskID))
+        if let file {
+            // Every piece was copied as it was reported; a piece the loop has not seen (the
+            // fetch ended between looks) is copied now.
+            for p in try await store.metadata(taskID).pieces.values where !reported.contains(p.number) {
+                try await copyPiece(p, of: taskID, into: file)
+            }
+            try await NIOThreadPool.singleton.runIfActive { try file.commit() }
+        }
+    }
+
+    private func copyPiece(_ piece: TaskMetadata.Piece, of taskID: String, into file: OutputFile) async throws {
+        let source = contentPath(taskID)
+        try await NIOThreadPool.singleton.runIfActive { try file.copy(from: source, offset: piece.offset, length: piece.length) }
+    }
+
+    /// Copies the task to the caller's file on the thread pool: a GiB copy must not hold
+    /// one of the few threads every task of the daemon runs on.
+    func writeOutput(_ output: OutputTarget, _ taskID: String) async throws {
+        let source = contentPath(taskID)
+        try await NIOThreadPool.singleton.runIfActive { try output.write(from: source) }
     }
 
     func contentPath(_ taskID: String) -> String { store.directory.appendingPathComponent("content/\(taskID)").path }

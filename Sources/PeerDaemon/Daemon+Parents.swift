@@ -15,8 +15,8 @@ extension Daemon {
     func fetchFromParents(_ plan: DownloadPlan, parents: [Common_V2_Peer], report: @escaping PieceReport,
                           onPiece: @escaping @Sendable (Common_V2_Piece) async -> Void,
                           onParentFailed: @escaping @Sendable (String, UInt32) async -> Void) async throws -> [String] {
-        let queue = PieceQueue(try await missingPieces(plan))
         let perParent = max(1, config.concurrentPieceCount / max(1, parents.count))
+        let queue = PieceQueue(try await missingPieces(plan), streamsPerParent: perParent * Self.pipelineDepth)
         let links = parents.map { VortexParentLink(parentID: $0.id, changes: queue.changes) }
         defer { links.forEach { $0.stop() } }
         return await withTaskGroup(of: (String, UInt32)?.self) { group in
@@ -125,7 +125,7 @@ extension Daemon {
                                since: start, report: report, onPiece: onPiece)
             } catch {
                 // The piece that failed (it may have left `asked` already) and all behind it.
-                queue.failed(piece, by: parent.id)
+                if !asked.contains(where: { $0.piece.number == piece.number }) { queue.failed(piece, by: parent.id) }
                 giveBackAll()
                 if let rpc = error as? RPCError, rpc.code == .unimplemented { return .noPieceStream }
                 plan.log.info("parent \(parent.id) failed piece \(piece.number): \(error)")

@@ -19,8 +19,12 @@ final class PieceQueue: Sendable {
         var pending: [PieceLayout.Piece]
         var inFlight: [UInt32: Flight] = [:]
         var done: Set<UInt32> = []
-        /// Bytes per second each parent delivered its pieces at (a moving average).
+        /// Bytes per second each parent delivered one piece at (a moving average).
         var speed: [String: Double] = [:]
+        /// Bytes per second each parent delivered in all, its pieces in flight together.
+        var throughput: [String: Double] = [:]
+        /// Pieces each parent is fetching now.
+        var load: [String: Int] = [:]
         let total: Int
     }
 
@@ -44,9 +48,24 @@ final class PieceQueue: Sendable {
     /// Copies of one piece in flight at once, at most.
     static let maxHolders = 2
 
-    init(_ pieces: [PieceLayout.Piece], unmeasuredPatience: Duration = .seconds(2)) {
+    /// Pieces a parent may fetch at once before it has delivered one (TCP's slow start, for
+    /// pieces): a slow parent cannot take a large share of the task before it is measured.
+    static let unmeasuredLoad = 2
+    /// Pieces one parent may fetch at once at most (the workers it has).
+    let streamsPerParent: Int
+
+    init(_ pieces: [PieceLayout.Piece], streamsPerParent: Int = 8, unmeasuredPatience: Duration = .seconds(2)) {
         state = Mutex(State(pending: pieces.reversed(), total: pieces.count))
+        self.streamsPerParent = max(1, streamsPerParent)
         self.unmeasuredPatience = unmeasuredPatience
+    }
+
+    /// How many pieces `parent` may fetch at once: in proportion to its share of the best
+    /// parent's throughput, at least one.
+    private func loadLimit(_ parent: String, _ s: State) -> Int {
+        guard let mine = s.throughput[parent], mine > 0 else { return Self.unmeasuredLoad }
+        let best = s.throughput.values.max() ?? mine
+        return max(1, min(streamsPerParent, Int((Double(streamsPerParent) * mine / best).rounded(.up))))
     }
 
     var isFinished: Bool { state.withLock { $0.done.count >= $0.total } }
@@ -57,9 +76,14 @@ final class PieceQueue: Sendable {
               where isWanted: (PieceLayout.Piece) -> Bool = { _ in true }) -> Next {
         state.withLock { s in
             if s.done.count >= s.total { return .finished }
+            if s.load[parent, default: 0] >= loadLimit(parent, s) {
+                // Busy enough for its speed; a piece it finishes or a change elsewhere wakes it.
+                return .wait(wakeAfter: .seconds(1))
+            }
             if let i = s.pending.lastIndex(where: isWanted) {
                 let piece = s.pending.remove(at: i)
                 s.inFlight[piece.number] = Flight(piece: piece, holders: [parent], since: now)
+                s.load[parent, default: 0] += 1
                 return .piece(piece)
             }
             // End game: the held piece that this parent would overtake by the widest margin.
@@ -79,24 +103,27 @@ final class PieceQueue: Sendable {
             if let best, var flight = s.inFlight[best.number] {
                 flight.holders.insert(parent)
                 s.inFlight[best.number] = flight
+                s.load[parent, default: 0] += 1
                 return .piece(flight.piece)
             }
             return .wait(wakeAfter: min(soonest ?? .seconds(1), .seconds(1)))
         }
     }
 
-    /// How long `flight` must have been held before `parent` should fetch it too: the time
-    /// `parent` needs for it, and at least as long as its current holder was expected to take.
+    /// How long `flight` must have been held before `parent` should fetch it too. A holder
+    /// that should take markedly longer than `parent` loses it at once (the copy that
+    /// arrives first wins); one about as fast only once it is overdue (stalled).
     private func takeoverThreshold(_ flight: Flight, by parent: String, _ s: State) -> Duration {
         let length = Double(flight.piece.length)
         guard let mine = s.speed[parent], mine > 0 else { return unmeasuredPatience * 2 }
         let myTime = length / mine
-        let theirs = flight.holders.compactMap { s.speed[$0] }.max()
-        guard let theirs, theirs > 0 else { return max(unmeasuredPatience, duration(seconds: myTime * 2)) }
-        // Taking over pays only when the holder is markedly slower; then wait for what it
-        // should have needed, or for what this parent needs, whichever is longer.
-        guard mine > theirs * 1.5 else { return .seconds(3600) }
-        return duration(seconds: max(myTime, length / theirs))
+        guard let theirs = flight.holders.compactMap({ s.speed[$0] }).max(), theirs > 0 else {
+            // The holder has delivered nothing yet: give it twice what this parent needs.
+            return duration(seconds: myTime * 2)
+        }
+        let theirTime = length / theirs
+        if theirTime > myTime * 1.5 { return .zero }
+        return duration(seconds: theirTime * 2 + myTime)
     }
 
     /// The piece arrived from `parent` after `elapsed`. False when another parent's copy
@@ -105,9 +132,13 @@ final class PieceQueue: Sendable {
     func completed(_ piece: PieceLayout.Piece, by parent: String, elapsed: Duration) -> Bool {
         let first = state.withLock { s -> Bool in
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let together = s.load[parent, default: 1]
+            s.load[parent] = max(0, together - 1)
             if seconds > 0 {
                 let rate = Double(piece.length) / seconds
                 s.speed[parent] = s.speed[parent].map { $0 * 0.7 + rate * 0.3 } ?? rate
+                let total = rate * Double(max(1, together))
+                s.throughput[parent] = s.throughput[parent].map { $0 * 0.7 + total * 0.3 } ?? total
             }
             s.inFlight.removeValue(forKey: piece.number)
             return s.done.insert(piece.number).inserted
@@ -116,12 +147,13 @@ final class PieceQueue: Sendable {
         return first
     }
 
-    /// `parent` could not deliver the piece: it goes back to the others, unless another
-    /// parent still fetches it or it has arrived.
+    /// `parent` could not deliver the piece (call once per piece it held): it goes back to
+    /// the others, unless another parent still fetches it or it has arrived.
     func failed(_ piece: PieceLayout.Piece, by parent: String) {
         state.withLock { s in
-            guard !s.done.contains(piece.number), var flight = s.inFlight[piece.number] else { return }
-            flight.holders.remove(parent)
+            s.load[parent] = max(0, s.load[parent, default: 1] - 1)
+            guard !s.done.contains(piece.number), var flight = s.inFlight[piece.number],
+                  flight.holders.remove(parent) != nil else { return }
             if flight.holders.isEmpty {
                 s.inFlight.removeValue(forKey: piece.number)
                 s.pending.append(piece)

@@ -22,15 +22,10 @@ import Testing
             return
         }
         #expect(queue.completed(d, by: "fast", elapsed: .milliseconds(42)))
-        // Nothing left to hand out: the fast parent waits until the slow one has held its
-        // piece for longer than the slow one should need, then fetches it too.
-        guard case .wait(let wake) = queue.take(for: "fast", now: t0 + .milliseconds(100)) else {
-            Issue.record("the piece was taken over too early")
-            return
-        }
-        #expect(wake > .zero && wake <= .seconds(1))
-        guard case .piece(let stolen) = queue.take(for: "fast", now: t0 + .milliseconds(500)) else {
-            Issue.record("the stalled piece was not taken over")
+        // Nothing left to hand out: the slow parent would need ten times as long for its
+        // piece as the fast one, so the fast one fetches it too, at once.
+        guard case .piece(let stolen) = queue.take(for: "fast", now: t0 + .milliseconds(10)) else {
+            Issue.record("the slow parent's piece was not taken over")
             return
         }
         #expect(stolen.number == c.number)
@@ -51,8 +46,13 @@ import Testing
         queue.completed(a, by: "one", elapsed: .milliseconds(100))
         queue.completed(b, by: "two", elapsed: .milliseconds(100))
         guard case .piece = queue.take(for: "one", now: t0) else { Issue.record("no piece"); return }
-        if case .piece = queue.take(for: "two", now: t0 + .seconds(5)) {
+        if case .piece = queue.take(for: "two", now: t0 + .milliseconds(200)) {
             Issue.record("an equally fast parent duplicated a piece")
+        }
+        // Overdue (twice its usual time and more): the holder is stalled, and loses it.
+        guard case .piece = queue.take(for: "two", now: t0 + .seconds(5)) else {
+            Issue.record("a stalled parent kept its piece")
+            return
         }
     }
 
@@ -76,5 +76,28 @@ import Testing
             return
         }
         #expect(back.number == p.number)
+    }
+}
+
+@Suite struct PieceQueueLoadTests {
+    let layout = PieceLayout(contentLength: 16 * 4_194_304, pieceLength: 4_194_304)
+
+    @Test func aParentGetsPiecesInProportionToItsThroughput() {
+        let queue = PieceQueue(layout.pieces(), streamsPerParent: 4)
+        let t0 = ContinuousClock.now
+        var held: [String: [PieceLayout.Piece]] = [:]
+        // Before either has delivered, each may hold two (slow start).
+        for parent in ["fast", "slow"] {
+            while case .piece(let p) = queue.take(for: parent, now: t0) { held[parent, default: []].append(p) }
+        }
+        #expect(held["fast"]?.count == PieceQueue.unmeasuredLoad && held["slow"]?.count == PieceQueue.unmeasuredLoad)
+        // Two pieces each together: the fast one at 100 MB/s in all, the slow one at 10 MB/s.
+        for p in held["fast"] ?? [] { queue.completed(p, by: "fast", elapsed: .milliseconds(84)) }
+        for p in held["slow"] ?? [] { queue.completed(p, by: "slow", elapsed: .milliseconds(840)) }
+        var fast = 0, slow = 0
+        while case .piece = queue.take(for: "fast", now: t0) { fast += 1 }
+        while case .piece = queue.take(for: "slow", now: t0) { slow += 1 }
+        #expect(fast == 4, "the fastest parent uses all its streams")
+        #expect(slow == 1, "a parent a tenth as fast gets one piece at a time")
     }
 }

@@ -1,0 +1,72 @@
+import RPCCore
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A local client's output being filled while its task downloads: each piece is copied
+/// from the store into a temporary file at its offset as soon as it lands (by the kernel,
+/// with sendfile), and the file is renamed into place once the task is complete. Copying
+/// along the way overlaps the copy with the download instead of adding it at the end. A
+/// file never committed (a failed or cancelled download) is removed.
+final class OutputFile: Sendable {
+    let target: OutputTarget
+    private let directory: Int32
+    private let fd: Int32
+    private let temporary: String
+    private let state = Mutex<(committed: Bool, closed: Bool)>((false, false))
+
+    /// Creates the temporary file, sized to the task, beside where the output goes.
+    init(_ target: OutputTarget, length: UInt64) throws(RPCError) {
+        self.target = target
+        directory = try target.openWritableDirectory()
+        temporary = ".\(target.name).dfget-\(UInt32.random(in: 0...UInt32.max))"
+        fd = openat(directory, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            let error = target.failure("cannot create a temporary file")
+            close(directory)
+            throw error
+        }
+        guard length <= UInt64(Int64.max), ftruncate(fd, off_t(length)) == 0 else {
+            let error = target.failure("cannot size the temporary file")
+            close(fd)
+            unlinkat(directory, temporary, 0)
+            close(directory)
+            throw error
+        }
+    }
+
+    deinit {
+        let (committed, closed) = state.withLock { $0 }
+        guard !closed else { return }
+        if !committed { unlinkat(directory, temporary, 0) }
+        close(fd)
+        close(directory)
+    }
+
+    /// Copies `length` bytes at `offset` of the stored content to the same offset here.
+    /// Blocking: call it on the thread pool.
+    func copy(from source: String, offset: UInt64, length: UInt64) throws(RPCError) {
+        guard offset <= UInt64(Int64.max), length <= UInt64(Int64.max) - offset else { throw target.failure("piece out of range") }
+        let input = open(source, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw target.failure("cannot open the stored content") }
+        defer { close(input) }
+        guard lseek(fd, off_t(offset), SEEK_SET) == off_t(offset) else { throw target.failure("seek failed") }
+        var from = off_t(offset)
+        var left = Int(length)
+        while left > 0 {
+            let n = sendfile(fd, input, &from, left)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw target.failure("copy failed") }
+            left -= n
+        }
+    }
+
+    /// Moves the file into place (replacing a regular file there).
+    func commit() throws(RPCError) {
+        guard renameat(directory, temporary, directory, target.name) == 0 else {
+            throw target.failure("cannot move into place")
+        }
+        state.withLock { $0.committed = true }
+    }
+}
