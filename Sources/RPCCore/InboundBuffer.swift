@@ -6,7 +6,9 @@ import Synchronization
 /// slow reader slows the peer down (the transport withholds HTTP/2 window until then).
 public final class InboundBuffer<Element: Sendable>: Sendable {
     private struct State {
-        var queue: [Element] = []
+        /// Taken slots are set to nil at once: a consumed 4 MiB message must not stay alive
+        /// until the queue is next compacted (a stream of pieces kept every piece it got).
+        var queue: [Element?] = []
         var head = 0
         var finished = false
         var failure: RPCError?
@@ -83,9 +85,13 @@ public final class InboundBuffer<Element: Sendable>: Sendable {
     private func take(orPark continuation: CheckedContinuation<Element?, any Error>) -> Take {
         state.withLock { s in
             if s.count > 0 {
-                let e = s.queue[s.head]
+                guard let e = s.queue[s.head] else { return .end(RPCError(code: .internal, message: "inbound queue corrupted")) }
+                s.queue[s.head] = nil
                 s.head += 1
-                if s.head > 64 && s.head * 2 > s.queue.count {
+                if s.head == s.queue.count {
+                    s.queue.removeAll(keepingCapacity: true)
+                    s.head = 0
+                } else if s.head > 64 && s.head * 2 > s.queue.count {
                     s.queue.removeFirst(s.head)
                     s.head = 0
                 }
