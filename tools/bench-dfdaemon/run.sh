@@ -32,9 +32,14 @@ start origin .venv/bin/python Tests/integration/helpers/range_origin.py 0 "$work
 origin=127.0.0.1:$(awk '{print $2}' "$work/origin.out")
 start sched "$bin/scheduler" --listen-ip 127.0.0.1 --port 0 --metrics-port 0 --data-dir "$work/s"
 sched=127.0.0.1:$(awk '{print $2}' "$work/sched.out")
-start a "$bin/dfdaemon" --listen-ip 127.0.0.1 --port 0 --hostname a --scheduler "$sched" --data-dir "$work/a" --unix-socket "$work/a.sock"
-start b "$bin/dfdaemon" --listen-ip 127.0.0.1 --port 0 --hostname b --scheduler "$sched" --data-dir "$work/b" --unix-socket "$work/b.sock"
-printf 'download:\n  protocol: tcp\n' > "$work/c.yaml"
+# Outputs go to the work directory, wherever TMPDIR puts it (TMPDIR=/dev/shm measures the
+# data path without the disk).
+printf 'download:\n  allowedOutputDirs: ["%s"]\n' "$work" > "$work/ab.yaml"
+start a "$bin/dfdaemon" --listen-ip 127.0.0.1 --port 0 --hostname a --scheduler "$sched" --data-dir "$work/a" --unix-socket "$work/a.sock" \
+    --config "$work/ab.yaml"
+start b "$bin/dfdaemon" --listen-ip 127.0.0.1 --port 0 --hostname b --scheduler "$sched" --data-dir "$work/b" --unix-socket "$work/b.sock" \
+    --config "$work/ab.yaml"
+printf 'download:\n  protocol: tcp\n  allowedOutputDirs: ["%s"]\n' "$work" > "$work/c.yaml"
 start c "$bin/dfdaemon" --listen-ip 127.0.0.1 --port 0 --hostname c --scheduler "$sched" --data-dir "$work/c" --unix-socket "$work/c.sock" \
     --config "$work/c.yaml"
 apid=${pids[2]}
