@@ -80,52 +80,16 @@ struct OutputTarget: Sendable {
     /// must not be able to change what the store serves to other peers. An existing entry is
     /// replaced only if it is a regular file.
     func write(from source: String) throws(RPCError) {
-        let dir = try openWritableDirectory()
-        defer { close(dir) }
-        let temporary = ".\(name).dfget-\(UInt32.random(in: 0...UInt32.max))"
-        try copy(source, into: dir, as: temporary)
-        guard renameat(dir, temporary, dir, name) == 0 else {
-            let why = String(cString: strerror(errno))
-            unlinkat(dir, temporary, 0)
-            throw failure("cannot move into place: \(why)")
-        }
-    }
-
-    private func copy(_ source: String, into dir: Int32, as temporary: String) throws(RPCError) {
         let input = open(source, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw failure("cannot open the stored content") }
-        defer { close(input) }
-        let output = openat(dir, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
-        guard output >= 0 else { throw failure("cannot create a temporary file") }
-        defer { close(output) }
-        // In the kernel (sendfile between files, no copy through this process) where it
-        // can; read and write where it cannot.
-        var copied = 0
-        while true {
-            let n = sendfile(output, input, nil, 1 << 30)
-            if n < 0 && errno == EINTR { continue }
-            if n > 0 { copied += n; continue }
-            if n == 0 { return }
-            guard copied == 0, errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP else {
-                unlinkat(dir, temporary, 0)
-                throw failure("copy failed")
-            }
-            break
-        }
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(input, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { unlinkat(dir, temporary, 0); throw failure("read failed") }
-            if n == 0 { return }
-            var done = 0
-            while done < n {
-                let w = buffer.withUnsafeBytes { Glibc.write(output, $0.baseAddress.map { $0 + done }, n - done) }
-                if w < 0 && errno == EINTR { continue }
-                guard w > 0 else { unlinkat(dir, temporary, 0); throw failure("write failed") }
-                done += w
-            }
-        }
+        var st = stat()
+        let statted = fstat(input, &st)
+        close(input)
+        guard statted == 0, st.st_size >= 0 else { throw failure("cannot read the stored content's size") }
+        let length = UInt64(st.st_size)
+        let file = try OutputFile(self, length: length)
+        try file.copy(from: source, offset: 0, length: length)
+        try file.commit()
     }
 
     func failure(_ what: String) -> RPCError {
