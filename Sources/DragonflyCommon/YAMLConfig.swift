@@ -20,7 +20,9 @@ public final class YAMLConfig {
             throw ConfigError("cannot read config file \(path)")
         }
         do {
-            root = (try Yams.load(yaml: text) as? [String: Any]) ?? [:]
+            root = try YAMLTree.root(of: text, name: path)
+        } catch let error as ConfigError {
+            throw error
         } catch {
             throw ConfigError("\(path) is not valid YAML: \(error)")
         }
@@ -30,7 +32,9 @@ public final class YAMLConfig {
     public init(yaml: String, name: String = "<inline>") throws {
         path = name
         do {
-            root = (try Yams.load(yaml: yaml) as? [String: Any]) ?? [:]
+            root = try YAMLTree.root(of: yaml, name: name)
+        } catch let error as ConfigError {
+            throw error
         } catch {
             throw ConfigError("\(name) is not valid YAML: \(error)")
         }

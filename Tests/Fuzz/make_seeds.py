@@ -94,6 +94,10 @@ def config_seeds():
         write("config", path.stem, path.read_bytes())
     write("config", "rules", "proxy:\n  rules:\n    - regex: 'blobs/sha256.*'\n      useTLS: true\n"
                              "  registries:\n    - url: https://r.example\n      username: u\n      password: p\n")
+    # Shapes that crashed Yams' own constructor (a map or list as a key, a !!set of
+    # maps) and an alias chain that expands exponentially.
+    write("config", "complex-key", "? [a, b]\n: c\nserver:\n  ? {x: 1}\n  : y\nset: !!set {? {a: 1}}\n")
+    write("config", "alias-chain", "a: &a [x, x]\nb: &b [*a, *a]\nc: &c [*b, *b]\nd: [*c, *c]\n")
 
 
 def taskid_seeds():
