@@ -72,7 +72,7 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // The dfdaemon's piece store: content files and per-task metadata.
-        .target(name: "PeerStorage", dependencies: ["DragonflyCommon", .product(name: "NIOPosix", package: "swift-nio")]),
+        .target(name: "PeerStorage", dependencies: ["DragonflyCommon", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
         // The dfdaemon: downloads (parents, origin), serves pieces, follows the scheduler.
         // Command-line options every component shares (TLS, logging).
         .target(name: "CLICommon", dependencies: [

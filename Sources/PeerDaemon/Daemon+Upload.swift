@@ -1,5 +1,6 @@
 import DragonflyCommon
 import Foundation
+import NIOCore
 import PeerStorage
 import RPCCore
 import Synchronization
@@ -51,6 +52,21 @@ extension Daemon {
     /// A piece of a task and its bytes. One that is not here yet is waited for while this
     /// peer is still fetching the task (it may be on its way), up to the piece timeout.
     func waitForPiece(taskID: String, number: UInt32) async throws(PieceWaitError) -> (TaskMetadata.Piece, [UInt8]) {
+        try await waitForStoredPiece(taskID: taskID, number: number) { store throws(StorageError) in
+            try await store.readPiece(taskID: taskID, number: number, verifying: false)
+        }
+    }
+
+    /// As `waitForPiece`, with a handle on the piece's file instead of its bytes.
+    func waitForPieceFile(taskID: String, number: UInt32) async throws(PieceWaitError) -> (TaskMetadata.Piece, NIOFileHandle) {
+        try await waitForStoredPiece(taskID: taskID, number: number) { store throws(StorageError) in
+            try await store.openPiece(taskID: taskID, number: number).0
+        }
+    }
+
+    private func waitForStoredPiece<Body: Sendable>(
+        taskID: String, number: UInt32, take: (PieceStore) async throws(StorageError) -> Body
+    ) async throws(PieceWaitError) -> (TaskMetadata.Piece, Body) {
         let deadline = ContinuousClock.now + config.pieceTimeout
         while true {
             let seen = store.changes.version(taskID)
@@ -59,7 +75,7 @@ extension Daemon {
             guard let m = try? await store.metadata(taskID) else { throw .notHere("task \(taskID) is not here") }
             if let p = m.pieces[number] {
                 do {
-                    return (p, try await store.readPiece(taskID: taskID, number: number, verifying: false))
+                    return (p, try await take(store))
                 } catch {
                     throw .unreadable("\(error)")
                 }
@@ -114,16 +130,24 @@ public struct VortexUploadSource: VortexPieceSource {
         return Budget(daemon, child: child)
     }
 
-    public func piece(taskID: String, number: UInt32) async throws -> VortexPiece {
+    /// The piece goes out from the store's file by sendfile: its bytes never enter this
+    /// process, and the child checks them against the digest sent with them.
+    public func piece(taskID: String, number: UInt32) async throws -> VortexOutgoingPiece {
+        let p: TaskMetadata.Piece
+        let handle: NIOFileHandle
         do {
-            let (p, bytes) = try await daemon.waitForPiece(taskID: taskID, number: number)
-            let metadata = PieceContentMetadata(number: p.number, offset: p.offset, length: p.length, digest: p.digest,
-                                                parentID: p.parentID ?? "", createdAt: Int64(Date().timeIntervalSince1970))
-            return VortexPiece(metadata: metadata, content: bytes)
+            (p, handle) = try await daemon.waitForPieceFile(taskID: taskID, number: number)
         } catch .notHere(let why) {
             throw VortexErrorPacket(code: .notFound, message: why)
         } catch .unreadable(let why) {
             throw VortexErrorPacket(code: .internal, message: why)
         }
+        let metadata = PieceContentMetadata(number: p.number, offset: p.offset, length: p.length, digest: p.digest,
+                                            parentID: p.parentID ?? "", createdAt: Int64(Date().timeIntervalSince1970))
+        guard let offset = Int(exactly: p.offset), let length = Int(exactly: p.length) else {
+            try? handle.close()
+            throw VortexErrorPacket(code: .internal, message: "piece \(number) lies beyond what this host can address")
+        }
+        return VortexOutgoingPiece(metadata: metadata, body: .file(handle, offset: offset, length: length))
     }
 }

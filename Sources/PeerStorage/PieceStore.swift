@@ -1,5 +1,6 @@
 import DragonflyCommon
 import Foundation
+import NIOCore
 import NIOPosix
 import Synchronization
 #if canImport(Glibc)
@@ -247,6 +248,32 @@ public final class PieceStore: Sendable {
         // Recency for LRU eviction; kept in memory and saved with the task when it finishes.
         tasks.withLock { $0[taskID]?.meta.accessedAt = Date() }
         return bytes
+    }
+
+    /// A handle of its own on the file that holds a stored piece, for sending the piece
+    /// from the page cache without reading it in (Vortex's sendfile). The caller closes it.
+    /// The piece's bytes stay readable through it even if the task is deleted meanwhile;
+    /// a task deleted and opened afresh before the file was opened is refused, since the
+    /// new file need not hold this piece.
+    public func openPiece(taskID: String, number: UInt32) async throws(StorageError) -> (NIOFileHandle, TaskMetadata.Piece) {
+        let e = try await entry(taskID)
+        guard let piece = e.meta.pieces[number] else { throw .unknownPiece(task: taskID, number: number) }
+        let path = contentPath(taskID)
+        let handle = try await onPool { () throws(StorageError) -> NIOFileHandle in
+            let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw .io("cannot open content of \(taskID): \(String(cString: strerror(errno)))") }
+            return NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
+        }
+        let current = tasks.withLock { t -> Bool in
+            guard t[taskID]?.generation == e.generation else { return false }
+            t[taskID]?.meta.accessedAt = Date()
+            return true
+        }
+        guard current else {
+            try? handle.close()
+            throw .unknownTask(taskID)
+        }
+        return (handle, piece)
     }
 
     private static func writeBytes(_ bytes: [UInt8], to path: String, offset: UInt64, taskID: String) throws(StorageError) {

@@ -4,7 +4,7 @@ import NIOPosix
 import Synchronization
 import VortexProtocol
 
-/// One piece as a parent serves it.
+/// One piece as a child receives it.
 public struct VortexPiece: Sendable {
     public var metadata: PieceContentMetadata
     public var content: [UInt8]
@@ -12,6 +12,36 @@ public struct VortexPiece: Sendable {
     public init(metadata: PieceContentMetadata, content: [UInt8]) {
         self.metadata = metadata
         self.content = content
+    }
+}
+
+/// One piece as a parent sends it: its bytes in memory, or a region of a file the kernel
+/// sends from the page cache (`sendfile`) without the bytes entering this process.
+public struct VortexOutgoingPiece: Sendable {
+    public enum Body: Sendable {
+        case bytes([UInt8])
+        /// The server closes the handle once the region is written or the send fails.
+        case file(NIOFileHandle, offset: Int, length: Int)
+    }
+
+    public var metadata: PieceContentMetadata
+    public var body: Body
+
+    public init(metadata: PieceContentMetadata, body: Body) {
+        self.metadata = metadata
+        self.body = body
+    }
+
+    var length: Int {
+        switch body {
+        case .bytes(let bytes): bytes.count
+        case .file(_, _, let length): length
+        }
+    }
+
+    /// Closes a file body's handle; for when the piece will not be sent.
+    func discard() {
+        if case .file(let handle, _, _) = body { try? handle.close() }
     }
 }
 
@@ -24,7 +54,7 @@ public protocol VortexPieceSource: Sendable {
     /// the connection's first request, and the connection ends.
     /// `host` is the child's IP address.
     func openConnection(from host: String?) throws -> any VortexConnectionBudget
-    func piece(taskID: String, number: UInt32) async throws -> VortexPiece
+    func piece(taskID: String, number: UInt32) async throws -> VortexOutgoingPiece
 }
 
 public protocol VortexConnectionBudget: Sendable {
@@ -36,7 +66,9 @@ public protocol VortexConnectionBudget: Sendable {
 /// A Vortex TCP listener. Each connection is read in a task of its own: requests are
 /// answered in order (a piece's metadata and bytes, or an error packet) until the child
 /// closes, sends a close packet, or sends bytes that are not a request, which get an
-/// invalid-argument error packet and the end of the connection.
+/// invalid-argument error packet and the end of the connection. Answers are written to the
+/// channel directly and awaited, so a file region's handle is closed only once the kernel
+/// has taken its bytes, and a slow child holds back only its own connection.
 public final class VortexServer: Sendable {
     private let channel: any Channel
     public var port: Int { channel.localAddress?.port ?? 0 }
@@ -80,8 +112,8 @@ public final class VortexServer: Sendable {
                     let wrapped = try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                     Task {
                         do {
-                            try await wrapped.executeThenClose { inbound, outbound in
-                                try await serve(inbound, outbound, source: source, from: channel.remoteAddress?.ipAddress)
+                            try await wrapped.executeThenClose { inbound, _ in
+                                try await serve(inbound, Replies(channel: channel), source: source, from: channel.remoteAddress?.ipAddress)
                             }
                         } catch {
                             logger.debug("Vortex connection from \(channel.remoteAddress?.description ?? "?") ended: \(error)")
@@ -96,7 +128,32 @@ public final class VortexServer: Sendable {
         try? await channel.close()
     }
 
-    private static func serve(_ inbound: NIOAsyncChannelInboundStream<ByteBuffer>, _ outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+    /// Writes answers through the whole pipeline and waits until each is written.
+    struct Replies {
+        let channel: any Channel
+
+        func write(_ bytes: [UInt8]) async throws {
+            try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
+        }
+
+        func write(_ piece: VortexOutgoingPiece) async throws {
+            switch piece.body {
+            case .bytes(let content):
+                let packetHead = piece.metadata.packetHead()
+                var head = channel.allocator.buffer(capacity: packetHead.count + content.count)
+                head.writeBytes(packetHead)
+                head.writeBytes(content)
+                try await channel.writeAndFlush(head)
+            case .file(let handle, let offset, let length):
+                defer { try? handle.close() }
+                channel.write(ByteBuffer(bytes: piece.metadata.packetHead()), promise: nil)
+                let region = FileRegion(fileHandle: handle, readerIndex: offset, endIndex: offset + length)
+                try await channel.writeAndFlush(IOData.fileRegion(region))
+            }
+        }
+    }
+
+    private static func serve(_ inbound: NIOAsyncChannelInboundStream<ByteBuffer>, _ outbound: Replies,
                               source: some VortexPieceSource, from host: String?) async throws {
         let budget: any VortexConnectionBudget
         do {
@@ -105,7 +162,7 @@ public final class VortexServer: Sendable {
             let refusal = error as? VortexErrorPacket ?? VortexErrorPacket(code: .internal, message: "\(error)")
             // Answer the first request, so a client that writes before it reads sees why.
             for try await _ in inbound { break }
-            try await outbound.write(ByteBuffer(bytes: refusal.packet()))
+            try await outbound.write(refusal.packet())
             return
         }
         defer { budget.finish() }
@@ -115,7 +172,7 @@ public final class VortexServer: Sendable {
             do {
                 requests = try parser.feed(chunk.readableBytesView)
             } catch {
-                try await outbound.write(ByteBuffer(bytes: VortexErrorPacket(code: .invalidArgument, message: "\(error)").packet()))
+                try await outbound.write(VortexErrorPacket(code: .invalidArgument, message: "\(error)").packet())
                 return
             }
             for request in requests {
@@ -124,7 +181,7 @@ public final class VortexServer: Sendable {
                     return
                 case .unsupported(let tag):
                     let message = "tag \(tag.rawValue) is not served here (only download-piece, 0)"
-                    try await outbound.write(ByteBuffer(bytes: VortexErrorPacket(code: .invalidArgument, message: message).packet()))
+                    try await outbound.write(VortexErrorPacket(code: .invalidArgument, message: message).packet())
                 case .downloadPiece(let want):
                     try await answer(want, outbound, source: source, budget: budget)
                 }
@@ -132,22 +189,25 @@ public final class VortexServer: Sendable {
         }
     }
 
-    private static func answer(_ want: DownloadPieceRequest, _ outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+    private static func answer(_ want: DownloadPieceRequest, _ outbound: Replies,
                                source: some VortexPieceSource, budget: any VortexConnectionBudget) async throws {
-        let piece: VortexPiece
+        let piece: VortexOutgoingPiece
         do {
             piece = try await source.piece(taskID: want.taskID, number: want.pieceNumber)
-            try await budget.willSend(bytes: piece.content.count)
-        } catch let refusal as VortexErrorPacket {
-            try await outbound.write(ByteBuffer(bytes: refusal.packet()))
-            return
         } catch {
-            try await outbound.write(ByteBuffer(bytes: VortexErrorPacket(code: .internal, message: "\(error)").packet()))
+            let refusal = error as? VortexErrorPacket ?? VortexErrorPacket(code: .internal, message: "\(error)")
+            try await outbound.write(refusal.packet())
             return
         }
-        var head = ByteBuffer(bytes: piece.metadata.packetHead())
-        head.writeBytes(piece.content)
-        try await outbound.write(head)
+        do {
+            try await budget.willSend(bytes: piece.length)
+        } catch {
+            piece.discard()
+            let refusal = error as? VortexErrorPacket ?? VortexErrorPacket(code: .internal, message: "\(error)")
+            try await outbound.write(refusal.packet())
+            return
+        }
+        try await outbound.write(piece)
     }
 }
 

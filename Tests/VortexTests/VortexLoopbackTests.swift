@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOCore
 import NIOPosix
@@ -27,12 +30,49 @@ final class MemorySource: VortexPieceSource {
 
     func openConnection(from host: String?) throws -> any VortexConnectionBudget { Budget(self) }
 
-    func piece(taskID: String, number: UInt32) async throws -> VortexPiece {
+    func piece(taskID: String, number: UInt32) async throws -> VortexOutgoingPiece {
         guard taskID == self.taskID, let bytes = pieces[number] else {
             throw VortexErrorPacket(code: .notFound, message: "piece \(number) not found")
         }
-        return VortexPiece(metadata: PieceContentMetadata(number: number, offset: UInt64(number) * 4, length: UInt64(bytes.count),
-                                                          digest: "crc32:1"), content: bytes)
+        return VortexOutgoingPiece(metadata: PieceContentMetadata(number: number, offset: UInt64(number) * 4, length: UInt64(bytes.count),
+                                                                  digest: "crc32:1"), body: .bytes(bytes))
+    }
+}
+
+/// Pieces of fixed length laid end to end in one file, sent as file regions; it keeps the
+/// handles it gave out so a test can see the server closed each one.
+final class FileSource: VortexPieceSource {
+    let path: String
+    let pieceLength: Int
+    let handles = Mutex<[NIOFileHandle]>([])
+    let refuseBudget: Bool
+
+    init(path: String, pieceLength: Int, refuseBudget: Bool = false) {
+        self.path = path
+        self.pieceLength = pieceLength
+        self.refuseBudget = refuseBudget
+    }
+
+    final class Budget: VortexConnectionBudget {
+        let refuse: Bool
+        init(refuse: Bool) { self.refuse = refuse }
+        func willSend(bytes: Int) async throws {
+            if refuse { throw VortexErrorPacket(code: .internal, message: "over budget") }
+        }
+        func finish() {}
+    }
+
+    func openConnection(from host: String?) throws -> any VortexConnectionBudget { Budget(refuse: refuseBudget) }
+
+    func piece(taskID: String, number: UInt32) async throws -> VortexOutgoingPiece {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw VortexErrorPacket(code: .internal, message: "cannot open \(path)") }
+        let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
+        handles.withLock { $0.append(handle) }
+        let offset = Int(number) * pieceLength
+        return VortexOutgoingPiece(metadata: PieceContentMetadata(number: number, offset: UInt64(offset), length: UInt64(pieceLength),
+                                                                  digest: "crc32:1"),
+                                   body: .file(handle, offset: offset, length: pieceLength))
     }
 }
 
@@ -63,6 +103,53 @@ final class MemorySource: VortexPieceSource {
         } catch VortexClientError.unexpected {}
         #expect(source.sent.withLock { $0 } == [5, 64 << 20, 5])
         await server.stop()
+    }
+
+    /// A piece sent from a file region arrives byte for byte, from its offset; the server
+    /// closes every handle it was given, sent or refused.
+    @Test func filePiecesAreSentFromTheirRegionAndTheirHandlesClosed() async throws {
+        let pieceLength = 3 << 20
+        var content = [UInt8](repeating: 0, count: 3 * pieceLength)
+        for i in content.indices { content[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 13) }
+        let path = "/tmp/vortex-file-source-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        #expect(fd >= 0)
+        let written = content.withUnsafeBytes { raw in
+            var done = 0
+            while done < raw.count, let base = raw.baseAddress {
+                let n = write(fd, base + done, raw.count - done)
+                guard n > 0 else { break }
+                done += n
+            }
+            return done
+        }
+        close(fd)
+        #expect(written == content.count)
+        defer { unlink(path) }
+
+        let source = FileSource(path: path, pieceLength: pieceLength)
+        let server = try await VortexServer.start(host: "127.0.0.1", port: 0, source: source, logger: Logger(label: "vortex"))
+        let client = VortexClient()
+        for number in [2, 0, 1] as [UInt32] {
+            let piece = try await client.downloadPiece(host: "127.0.0.1", port: server.port, taskID: Self.task, number: number,
+                                                       expectedLength: UInt64(pieceLength))
+            let start = Int(number) * pieceLength
+            #expect(piece.content == Array(content[start..<start + pieceLength]), "piece \(number)")
+        }
+        #expect(source.handles.withLock { $0.count } == 3)
+        #expect(source.handles.withLock { $0.allSatisfy { !$0.isOpen } })
+        await server.stop()
+
+        let refusing = FileSource(path: path, pieceLength: pieceLength, refuseBudget: true)
+        let refusingServer = try await VortexServer.start(host: "127.0.0.1", port: 0, source: refusing, logger: Logger(label: "vortex"))
+        do {
+            _ = try await client.downloadPiece(host: "127.0.0.1", port: refusingServer.port, taskID: Self.task, number: 0)
+            Issue.record("a piece over budget was sent")
+        } catch VortexClientError.refused(let packet) {
+            #expect(packet.message == "over budget")
+        }
+        #expect(refusing.handles.withLock { $0.count == 1 && !$0[0].isOpen })
+        await refusingServer.stop()
     }
 
     /// Raw bytes on a socket: a bad request gets an invalid-argument error packet, then the end.
