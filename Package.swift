@@ -45,24 +45,27 @@ let package = Package(
         .target(name: "ProtoCore", dependencies: ["CProtobufC"]),
         .target(name: "GeneratedAPI", dependencies: ["ProtoCore", "CProtos", "RPCCore"]),
 
+        // A lock the thread sanitizer can see (Locked.swift says why not Mutex).
+        .target(name: "Locking"),
+
         // Our gRPC: a transport-free core and an nghttp2 transport on SwiftNIO.
         .target(name: "RPCCore", dependencies: [
-            "ProtoCore",
+            "ProtoCore", "Locking",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "RPCTransport", dependencies: [
-            "RPCCore", "ProtoCore", "CNGHTTP2", "COpenSSL", "CZlibShim",
+            "RPCCore", "ProtoCore", "CNGHTTP2", "COpenSSL", "CZlibShim", "Locking",
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "ProtoJSON", dependencies: ["ProtoCore"]),
-        .target(name: "RPCServices", dependencies: ["RPCCore", "GeneratedAPI", "ProtoCore"]),
+        .target(name: "RPCServices", dependencies: ["RPCCore", "GeneratedAPI", "ProtoCore", "Locking"]),
 
         // Shared by every Dragonfly component: config, metrics, operational HTTP, logging.
         .target(name: "DragonflyCommon", dependencies: [
-            "COpenSSL", "CZlibShim", "RPCTransport",
+            "COpenSSL", "CZlibShim", "RPCTransport", "Locking",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -72,7 +75,7 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // The dfdaemon's piece store: content files and per-task metadata.
-        .target(name: "PeerStorage", dependencies: ["DragonflyCommon", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
+        .target(name: "PeerStorage", dependencies: ["DragonflyCommon", "Locking", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
         // The dfdaemon: downloads (parents, origin), serves pieces, follows the scheduler.
         // Command-line options every component shares (TLS, logging).
         .target(name: "CLICommon", dependencies: [
@@ -82,6 +85,7 @@ let package = Package(
         .target(name: "PeerConfig", dependencies: ["DragonflyCommon", "HTTPServing"]),
         .target(name: "PeerDaemon", dependencies: [
             "PeerConfig", "PeerStorage", "VortexProtocol", "VortexTransport", "DragonflyCommon", "GeneratedAPI", "RPCCore", "RPCTransport", "HTTPServing",
+            "Locking",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -90,7 +94,7 @@ let package = Package(
         // SQL over SQLite (the system library) and PostgreSQL, one dialect-neutral API.
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "SQLStore", dependencies: [
-            "CSQLite",
+            "CSQLite", "Locking",
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -110,7 +114,7 @@ let package = Package(
         // Vortex, the Rust dfdaemon's piece transport: the packet codec, then TCP.
         .target(name: "VortexProtocol"),
         .target(name: "VortexTransport", dependencies: [
-            "VortexProtocol",
+            "VortexProtocol", "Locking",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -150,6 +154,7 @@ let package = Package(
         .executableTarget(name: "ProtoLeakLoop", dependencies: ["ProtoCore", "GeneratedAPI"]),
         // A small HTTP/1.1 server core: keep-alive, streamed responses with backpressure.
         .target(name: "HTTPServing", dependencies: [
+            "Locking",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

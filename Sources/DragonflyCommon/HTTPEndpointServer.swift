@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import RPCTransport
-import Synchronization
+import Locking
 
 /// A small HTTP/1.1 server for operational endpoints (`/metrics`, `/healthy`).
 public final class HTTPEndpointServer: Sendable {
@@ -22,7 +22,7 @@ public final class HTTPEndpointServer: Sendable {
     public typealias Route = @Sendable () -> Response
 
     private let routes: [String: Route]
-    private let channel = Mutex<(any Channel)?>(nil)
+    private let channel = Locked<(any Channel)?>(nil)
 
     public init(routes: [String: Route]) {
         self.routes = routes

@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 
 /// A token bucket in bytes per second: `take(n)` waits until n bytes may pass. It starts
 /// empty and saves up at most one second's worth, so a transfer never beats the limit by
@@ -9,12 +9,12 @@ public final class TokenBucket: Sendable {
         var last: ContinuousClock.Instant
     }
     public let bytesPerSecond: Double
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     /// `bytesPerSecond` ≤ 0 means unlimited.
     public init(bytesPerSecond: Double) {
         self.bytesPerSecond = bytesPerSecond
-        self.state = Mutex(State(tokens: 0, last: .now))
+        self.state = Locked(State(tokens: 0, last: .now))
     }
 
     public var isUnlimited: Bool { bytesPerSecond <= 0 }

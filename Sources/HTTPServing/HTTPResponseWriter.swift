@@ -1,6 +1,6 @@
 import NIOCore
 import NIOHTTP1
-import Synchronization
+import Locking
 
 /// Writes one response: a head, body chunks as they come (each write waits while the
 /// client is slow), then the end. A response whose body stops early is never ended, so
@@ -11,7 +11,7 @@ public final class HTTPResponseWriter: Sendable {
     private let isHEAD: Bool
     private let keepAlive: Bool
     private struct State { var headSent = false; var completed = false; var status: HTTPResponseStatus?; var bytes = 0 }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, channel: any Channel, isHEAD: Bool, keepAlive: Bool) {
         self.outbound = outbound

@@ -5,7 +5,7 @@ import Logging
 import NIOPosix
 import PeerStorage
 import RPCCore
-import Synchronization
+import Locking
 
 /// What a download needs to know once the task's size is known.
 struct DownloadPlan: Sendable {
@@ -288,9 +288,9 @@ final class FetchJob: Sendable {
         var keepWithoutWaiters: Bool
         var cancelled = false
     }
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
-    init(keepWithoutWaiters: Bool) { state = Mutex(State(keepWithoutWaiters: keepWithoutWaiters)) }
+    init(keepWithoutWaiters: Bool) { state = Locked(State(keepWithoutWaiters: keepWithoutWaiters)) }
 
     var outcome: Result<Void, RPCError>? { state.withLock { $0.result } }
 

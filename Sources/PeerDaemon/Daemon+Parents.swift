@@ -89,6 +89,9 @@ extension Daemon {
                     } catch {
                         queue.failed(piece, by: parent.id)
                         giveBackAll()
+                        // A parent that answers UNIMPLEMENTED before a later request goes out
+                        // (a slow child, or a quick parent) fails the send, not the read.
+                        if let rpc = error as? RPCError, rpc.code == .unimplemented { return .noPieceStream }
                         plan.log.info("parent \(parent.id) refused a request: \(error)")
                         return .failed(piece.number)
                     }

@@ -5,7 +5,7 @@ import Logging
 import PeerStorage
 import RPCCore
 import RPCTransport
-import Synchronization
+import Locking
 
 /// One piece finished, for the caller's progress stream.
 public typealias PieceReport = @Sendable (Common_V2_Piece) async throws -> Void
@@ -22,10 +22,10 @@ public final class Daemon: Sendable {
     /// would refuse them.
     private let channels: RPCChannelPool
     /// At most one fetch per task; concurrent requests for it follow the same one.
-    let inflight = Mutex<[String: FetchJob]>([:])
+    let inflight = Locked<[String: FetchJob]>([:])
     /// Upload streams and connections being served now, by child host (its IP address):
     /// `upload.concurrentLimit` counts the hosts.
-    let uploadsByChild = Mutex<[String: Int]>([:])
+    let uploadsByChild = Locked<[String: Int]>([:])
     /// One budget for every upload (`upload.rateLimit`).
     let uploadLimit: TokenBucket
     let downloadLimit: TokenBucket
@@ -33,14 +33,14 @@ public final class Daemon: Sendable {
     let traffic = TrafficMeter()
     let backToSourceLimit: TokenBucket
     /// The port other peers reach us on; known once the server has bound (port 0 picks one).
-    private let boundPort = Mutex<Int?>(nil)
+    private let boundPort = Locked<Int?>(nil)
     /// The schedulers in use: the configured ones, or those the manager names.
-    let schedulerList: Mutex<[String]>
+    let schedulerList: Locked<[String]>
 
     public var schedulers: [String] { schedulerList.withLock { $0 } }
 
     /// The Vortex server's port, advertised to children in SyncPieces; nil when it is off.
-    private let vortexListenPort = Mutex<Int?>(nil)
+    private let vortexListenPort = Locked<Int?>(nil)
 
     public func setBoundPort(_ port: Int) { boundPort.withLock { $0 = port } }
     public func setVortexPort(_ port: Int) { vortexListenPort.withLock { $0 = port } }
@@ -63,7 +63,7 @@ public final class Daemon: Sendable {
         self.downloadLimit = TokenBucket(bytesPerSecond: config.totalDownloadRateLimit)
         self.uploadLimit = TokenBucket(bytesPerSecond: config.uploadRateLimit)
         self.backToSourceLimit = TokenBucket(bytesPerSecond: config.backToSourceRateLimit)
-        self.schedulerList = Mutex(config.schedulers)
+        self.schedulerList = Locked(config.schedulers)
     }
 
     var hostID: String { config.hostID }

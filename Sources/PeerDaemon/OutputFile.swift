@@ -1,5 +1,5 @@
 import RPCCore
-import Synchronization
+import Locking
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,7 +14,7 @@ final class OutputFile: Sendable {
     private let directory: Int32
     private let fd: Int32
     private let temporary: String
-    private let state = Mutex<(committed: Bool, closed: Bool)>((false, false))
+    private let state = Locked<(committed: Bool, closed: Bool)>((false, false))
 
     /// Creates the temporary file, sized to the task, beside where the output goes.
     init(_ target: OutputTarget, length: UInt64) throws(RPCError) {

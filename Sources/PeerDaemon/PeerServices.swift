@@ -142,11 +142,11 @@ func localTaskView(_ daemon: Daemon, _ taskID: String) async throws -> Common_V2
     }
 }
 
-import Synchronization
+import Locking
 
 /// The ids a download got, for the progress messages that follow its start.
 final class IDBox: Sendable {
-    private let ids = Mutex(("", ""))
+    private let ids = Locked(("", ""))
     func set(_ task: String, _ peer: String) { ids.withLock { $0 = (task, peer) } }
     func get() -> (String, String) { ids.withLock { $0 } }
 }

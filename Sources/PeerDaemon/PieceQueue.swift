@@ -1,6 +1,6 @@
 import DragonflyCommon
 import PeerStorage
-import Synchronization
+import Locking
 
 /// The pieces one download still needs from its parents, handed out one at a time to
 /// whichever parent's worker is free: a faster parent comes back sooner and so serves more
@@ -38,7 +38,7 @@ final class PieceQueue: Sendable {
         case finished
     }
 
-    private let state: Mutex<State>
+    private let state: Locked<State>
     /// Signalled (key "") whenever a piece is handed back, lands, or a parent link learns
     /// something, so idle workers look again at once.
     let changes = ChangeSignal()
@@ -55,7 +55,7 @@ final class PieceQueue: Sendable {
     let streamsPerParent: Int
 
     init(_ pieces: [PieceLayout.Piece], streamsPerParent: Int = 8, unmeasuredPatience: Duration = .seconds(2)) {
-        state = Mutex(State(pending: pieces.reversed(), total: pieces.count))
+        state = Locked(State(pending: pieces.reversed(), total: pieces.count))
         self.streamsPerParent = max(1, streamsPerParent)
         self.unmeasuredPatience = unmeasuredPatience
     }

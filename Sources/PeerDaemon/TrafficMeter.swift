@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 
 /// Bytes sent to children and received from parents and origins, turned into the rates a
 /// host announces to the scheduler: the average over the period since rates were last taken.
@@ -13,7 +13,7 @@ final class TrafficMeter: Sendable {
         var since = ContinuousClock.now
         var last = Rates()
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     func sent(_ bytes: Int) { state.withLock { $0.sent = Self.saturatingSum($0.sent, bytes) } }
     func received(_ bytes: Int) { state.withLock { $0.received = Self.saturatingSum($0.received, bytes) } }

@@ -2,7 +2,7 @@ import DragonflyCommon
 import GeneratedAPI
 import PeerStorage
 import RPCCore
-import Synchronization
+import Locking
 
 /// What a parent without our piece stream (a Rust dfdaemon) says it has: its SyncPieces
 /// stream, read once for all of the workers fetching from it, gives the pieces it holds and
@@ -19,7 +19,7 @@ final class VortexParentLink: Sendable {
         var reader: Task<Void, Never>?
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     let parentID: String
     /// The download's queue signal: what this link learns wakes the workers waiting on it.
     private let changes: ChangeSignal

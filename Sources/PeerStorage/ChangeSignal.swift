@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 
 /// Wakes the tasks waiting on a key when something about that key changes: a piece landed,
 /// a task finished, a fetch ended. Each key has a version; a waiter names the version it
@@ -13,7 +13,7 @@ public final class ChangeSignal: Sendable {
         var pending: Set<UInt64> = []
         var nextWaiter: UInt64 = 0
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     public init() {}
 

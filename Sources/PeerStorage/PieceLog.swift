@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
+import Locking
 
 /// The record of an unfinished task's pieces: one line appended per stored piece
 /// (`p <number> <digest> <parent or ->`), and `s` after the content and the log were synced.
@@ -30,7 +30,7 @@ final class PieceLog: Sendable {
         var sinceSync: UInt64 = 0
         var closed = false
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(path: String, syncEvery: UInt64) {
         self.path = path

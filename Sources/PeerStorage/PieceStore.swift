@@ -2,6 +2,7 @@ import DragonflyCommon
 import Foundation
 import NIOCore
 import NIOPosix
+import Locking
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -30,7 +31,7 @@ public final class PieceStore: Sendable {
         /// against an older incarnation is not merged into the new one.
         var generation: UInt64
     }
-    private let tasks = Mutex<[String: Entry]>([:])
+    private let tasks = Locked<[String: Entry]>([:])
     private let nextGeneration = Atomic<UInt64>(0)
 
     /// `syncEvery`: bytes of content stored between syncs of a task's content and piece log.

@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 
 /// A queue between a synchronous producer (the transport's event loop) and one async
 /// consumer. The producer is told to stop reading when the queue passes its high-water mark
@@ -19,7 +19,7 @@ public final class InboundBuffer<Element: Sendable>: Sendable {
         var count: Int { queue.count - head }
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let highWatermark: Int
     private let lowWatermark: Int
 

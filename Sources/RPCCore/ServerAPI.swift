@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 import ProtoCore
 
 /// The four gRPC call shapes.
@@ -22,7 +22,7 @@ public final class RPCServerContext: Sendable {
         var initial = Metadata()
         var trailing = Metadata()
     }
-    private let outgoing = Mutex(Outgoing())
+    private let outgoing = Locked(Outgoing())
 
     public init(path: String, requestMetadata: Metadata, deadline: ContinuousClock.Instant?, peer: String, peerHost: String? = nil) {
         self.path = path

@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 import GeneratedAPI
 import RPCCore
 
@@ -11,7 +11,7 @@ public final class HealthService: Grpc_Health_V1_HealthProvider {
         var watchers: [Int: (service: String, buffer: InboundBuffer<Status>)] = [:]
         var nextWatcher = 0
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     public init(services: [String]) {
         state.withLock { s in

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import Dispatch
-import Synchronization
+import Locking
 
 /// Admission of accepted connections: at most `perIP` open from one address and `total`
 /// open in all. It is asked before any handler or nghttp2 session exists, so a refused
@@ -14,7 +14,7 @@ public final class ConnectionGate: Sendable {
 
     public let perIP: Int?
     public let total: Int
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     private struct State {
         var open = 0
@@ -89,7 +89,7 @@ enum HeapTrimmer {
         var scheduled = false
         var trims = 0
     }
-    private static let state = Mutex(State())
+    private static let state = Locked(State())
 
     static func opened() {
         state.withLock { s in

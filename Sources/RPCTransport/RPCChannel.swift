@@ -1,7 +1,7 @@
 import NIOCore
 import NIOPosix
 import Logging
-import Synchronization
+import Locking
 import RPCCore
 
 /// Where and how a client connects.
@@ -43,7 +43,7 @@ public final class RPCChannel: RPCClientTransport {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let tlsContext: TLSContext?
-    private let current = Mutex<EventLoopFuture<LoopBoundHandler>?>(nil)
+    private let current = Locked<EventLoopFuture<LoopBoundHandler>?>(nil)
 
     public init(configuration: RPCClientConfiguration, logger: Logger = Logger(label: "rpc.client"),
                 group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {

@@ -1,9 +1,9 @@
-import Synchronization
+import Locking
 
 /// One `RPCChannel` per address, made on first use and reused: for services that talk to
 /// many peers (a dfdaemon's parents, a scheduler's seed peers).
 public final class RPCChannelPool: Sendable {
-    private let channels = Mutex<[String: RPCChannel]>([:])
+    private let channels = Locked<[String: RPCChannel]>([:])
     private let configure: @Sendable (inout RPCClientConfiguration) -> Void
 
     public init(configure: @escaping @Sendable (inout RPCClientConfiguration) -> Void = { _ in }) {

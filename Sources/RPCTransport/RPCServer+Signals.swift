@@ -48,11 +48,11 @@ public enum TerminationSignal {
     }
 }
 
-import Synchronization
+import Locking
 
 /// Resumes its one waiter the first time it fires, whether the wait began before or after.
 private final class StopSignal: Sendable {
-    private let state = Mutex<(waiter: CheckedContinuation<Void, Never>?, fired: Bool)>((nil, false))
+    private let state = Locked<(waiter: CheckedContinuation<Void, Never>?, fired: Bool)>((nil, false))
 
     func wait(_ cont: CheckedContinuation<Void, Never>) {
         let resumeNow = state.withLock { s -> Bool in

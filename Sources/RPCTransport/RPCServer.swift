@@ -1,7 +1,7 @@
 import NIOCore
 import NIOPosix
 import Logging
-import Synchronization
+import Locking
 import RPCCore
 
 /// Where and how a server listens.
@@ -71,7 +71,7 @@ public final class RPCServer: Sendable {
     private let configuration: RPCServerConfiguration
     private let logger: Logger
     private let group: any EventLoopGroup
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let rateLimiter: RequestRateLimiter?
     private let gate: ConnectionGate
 

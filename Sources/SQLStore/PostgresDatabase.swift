@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import PostgresNIO
-import Synchronization
+import Locking
 
 /// A PostgreSQL database reached by URL (`postgres://user:pass@host:5432/db?sslmode=disable`),
 /// for several managers sharing one store. One connection, statements one at a time; a
@@ -39,7 +39,7 @@ public final class PostgresDatabase: SQLDatabase {
 final class PostgresSession: Sendable {
     private let configuration: PostgresConnection.Configuration
     private let logger: Logger
-    private let current = Mutex<PostgresConnection?>(nil)
+    private let current = Locked<PostgresConnection?>(nil)
 
     init(configuration: PostgresConnection.Configuration, logger: Logger) {
         self.configuration = configuration

@@ -1,7 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
-import Synchronization
+import Locking
 import VortexProtocol
 
 /// One piece as a child receives it.
@@ -216,7 +216,7 @@ struct ConnectionRefused: Error {}
 
 /// Open connections by remote address, for `Limits.maxConnectionsPerIP`.
 final class ConnectionsByAddress: Sendable {
-    private let counts = Mutex<[String: Int]>([:])
+    private let counts = Locked<[String: Int]>([:])
 
     func admit(_ address: String, limit: Int?) -> Bool {
         counts.withLock { counts in

@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 
 /// Calls per second each service accepts, across all connections: a token bucket per
 /// service that holds up to `burst` calls. A call that finds its bucket empty is refused
@@ -10,7 +10,7 @@ final class RequestRateLimiter: Sendable {
     }
     let perSecond: Double
     let burst: Double
-    private let buckets = Mutex<[String: Bucket]>([:])
+    private let buckets = Locked<[String: Bucket]>([:])
 
     init(perSecond: Double, burst: Double) {
         self.perSecond = perSecond
