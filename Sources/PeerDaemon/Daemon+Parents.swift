@@ -70,6 +70,7 @@ extension Daemon {
             call = try await client.downloadPieces(options: CallOptions(timeout: .seconds(3600)))
         } catch {
             plan.log.info("cannot reach parent \(parent.id) at \(address): \(error)")
+            queue.drop(parent.id)
             return .failed(0)
         }
         defer { call.cancel() }
@@ -87,11 +88,13 @@ extension Daemon {
                     do {
                         try await call.send(Dfswift_Peer_V1_PieceRequest.with { $0.taskId = plan.taskID; $0.number = piece.number })
                     } catch {
+                        let unimplemented = (error as? RPCError)?.code == .unimplemented
+                        if !unimplemented { queue.drop(parent.id) }
                         queue.failed(piece, by: parent.id)
                         giveBackAll()
                         // A parent that answers UNIMPLEMENTED before a later request goes out
                         // (a slow child, or a quick parent) fails the send, not the read.
-                        if let rpc = error as? RPCError, rpc.code == .unimplemented { return .noPieceStream }
+                        if unimplemented { return .noPieceStream }
                         plan.log.info("parent \(parent.id) refused a request: \(error)")
                         return .failed(piece.number)
                     }
@@ -127,10 +130,12 @@ extension Daemon {
                 try await keep(plan, piece, answer.content, digest: answer.digest, from: parent, queue: queue, transport: "stream",
                                since: start, report: report, onPiece: onPiece)
             } catch {
+                let unimplemented = (error as? RPCError)?.code == .unimplemented
+                if !unimplemented { queue.drop(parent.id) }
                 // The piece that failed (it may have left `asked` already) and all behind it.
                 if !asked.contains(where: { $0.piece.number == piece.number }) { queue.failed(piece, by: parent.id) }
                 giveBackAll()
-                if let rpc = error as? RPCError, rpc.code == .unimplemented { return .noPieceStream }
+                if unimplemented { return .noPieceStream }
                 plan.log.info("parent \(parent.id) failed piece \(piece.number): \(error)")
                 return .failed(piece.number)
             }
@@ -174,6 +179,7 @@ extension Daemon {
                 next = try await link.next(from: queue, timeout: config.pieceTimeout)
             } catch {
                 plan.log.info("parent \(parent.id) cannot serve over Vortex: \(error)")
+                queue.drop(parent.id)
                 return (parent.id, 0)
             }
             guard let (piece, host, port) = next else { return nil }
@@ -187,6 +193,7 @@ extension Daemon {
                                since: start, report: report, onPiece: onPiece)
             } catch {
                 plan.log.info("parent \(parent.id) failed piece \(piece.number) over Vortex: \(error)")
+                queue.drop(parent.id)
                 queue.failed(piece, by: parent.id)
                 return (parent.id, piece.number)
             }

@@ -25,6 +25,8 @@ final class PieceQueue: Sendable {
         var throughput: [String: Double] = [:]
         /// Pieces each parent is fetching now.
         var load: [String: Int] = [:]
+        /// Parents that failed a piece: given nothing more in this download.
+        var dropped: Set<String> = []
         let total: Int
     }
 
@@ -34,7 +36,7 @@ final class PieceQueue: Sendable {
         /// Nothing to take now, but the download is not over: wait for `changes`, at most
         /// `wakeAfter` (when a held piece becomes worth taking over).
         case wait(wakeAfter: Duration)
-        /// Every piece has arrived.
+        /// Every piece has arrived (or, for a dropped parent, nothing more is its to fetch).
         case finished
     }
 
@@ -75,7 +77,7 @@ final class PieceQueue: Sendable {
     func take(for parent: String, now: ContinuousClock.Instant = .now,
               where isWanted: (PieceLayout.Piece) -> Bool = { _ in true }) -> Next {
         state.withLock { s in
-            if s.done.count >= s.total { return .finished }
+            if s.done.count >= s.total || s.dropped.contains(parent) { return .finished }
             if s.load[parent, default: 0] >= loadLimit(parent, s) {
                 // Busy enough for its speed; a piece it finishes or a change elsewhere wakes it.
                 return .wait(wakeAfter: .seconds(1))
@@ -161,6 +163,14 @@ final class PieceQueue: Sendable {
                 s.inFlight[piece.number] = flight
             }
         }
+        changes.signal("")
+    }
+
+    /// `parent` failed a piece (a wrong digest, an error, a stall): none of its workers is
+    /// given another piece in this download, as the download blocklists it. Call before
+    /// handing its pieces back, so a sibling worker cannot take one back to the same parent.
+    func drop(_ parent: String) {
+        state.withLock { _ = $0.dropped.insert(parent) }
         changes.signal("")
     }
 

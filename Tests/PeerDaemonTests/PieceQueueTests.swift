@@ -36,6 +36,31 @@ import Testing
         if case .finished = queue.take(for: "slow") {} else { Issue.record("the queue is not finished") }
     }
 
+    /// A parent that failed a piece gets nothing more, not even the piece it gave back,
+    /// while the other parents go on; its sibling workers' pieces in flight still count.
+    @Test func aDroppedParentIsGivenNothingMore() {
+        let queue = PieceQueue(layout.pieces())
+        guard case .piece(let bad) = queue.take(for: "liar"), case .piece(let other) = queue.take(for: "liar") else {
+            Issue.record("pieces were not handed out")
+            return
+        }
+        queue.drop("liar")
+        queue.failed(bad, by: "liar")
+        if case .finished = queue.take(for: "liar") {} else { Issue.record("a dropped parent was given a piece") }
+        var numbers: Set<UInt32> = []
+        for _ in 0..<3 {
+            guard case .piece(let p) = queue.take(for: "honest") else {
+                Issue.record("the honest parent was not given the rest")
+                return
+            }
+            numbers.insert(p.number)
+            #expect(queue.completed(p, by: "honest", elapsed: .milliseconds(40)))
+        }
+        #expect(numbers.contains(bad.number) && !numbers.contains(other.number))
+        #expect(queue.completed(other, by: "liar", elapsed: .milliseconds(40)))
+        #expect(queue.isFinished)
+    }
+
     @Test func aParentAsFastAsTheHolderDoesNotDuplicateItsPiece() {
         let queue = PieceQueue(Array(layout.pieces().prefix(3)))
         let t0 = ContinuousClock.now

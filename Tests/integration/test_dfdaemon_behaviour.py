@@ -230,8 +230,10 @@ def test_lying_parent_is_caught_blocklisted_and_the_bytes_come_from_elsewhere(ma
     assert asked >= 1, "the scheduler offered the liar as a parent"
     log_a = Path(c.daemons["a"].log_path).read_text()
     assert "digest" in log_a and "blocklisting parent 127.0.0.1-liar" in log_a, log_a[-3000:]
-    # Each of a's workers asked the liar at most once: after the first bad piece it was dropped.
-    assert asked <= 8, asked
+    # A parent that has delivered nothing may hold two pieces at once (PieceQueue's
+    # unmeasuredLoad); after the first bad one it is given no other, so no worker of a's
+    # (eight of them, two requests each in flight) asks it again.
+    assert asked <= 2, asked
     # b is offered a (honest, complete) and perhaps the liar; its bytes come from a, not the origin.
     time.sleep(0.5)  # a's last reports reach the scheduler
     gets_before = len(c.origin_gets("f.bin"))
