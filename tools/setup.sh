@@ -10,7 +10,7 @@ cd "$root"
 packages=(libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev
           libssl-dev zlib1g-dev nghttp2-client openssl valgrind python3-venv pkg-config prometheus
           docker-registry skopeo containerd podman apache2-utils libsqlite3-dev postgresql
-          chromium chromium-driver fonts-dejavu-core)
+          chromium chromium-driver fonts-dejavu-core binutils)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

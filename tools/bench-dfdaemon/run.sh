@@ -47,9 +47,16 @@ sleep 0.5
 
 t0=$(now); "$bin/dfget" "http://$origin/big.bin" -O "$work/first.bin" --daemon "unix:$work/a.sock" --quiet; t1=$(now)
 rss_a=$(awk '/VmHWM/ {print int($2/1024)}' /proc/$apid/status)
+# CPU seconds (user + system) a process has used so far.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
+sync
+a0=$(cpu "$apid")
 t2=$(now); "$bin/dfget" "http://$origin/big.bin" -O "$work/p2p.bin" --daemon "unix:$work/b.sock" --quiet; t3=$(now)
+a1=$(cpu "$apid")
 sync; t4=$(now); "$bin/dfget" "http://$origin/big.bin" -O "$work/hit.bin" --daemon "unix:$work/a.sock" --quiet; t5=$(now)
+sync; a2=$(cpu "$apid")
 t8=$(now); "$bin/dfget" "http://$origin/big.bin" -O "$work/vortex.bin" --daemon "unix:$work/c.sock" --quiet; t9=$(now)
+a3=$(cpu "$apid")
 # Peak RSS over the whole run so far: a fetched from the origin and served b and c; b and
 # c each moved the whole task in from a peer.
 peak() { awk '/VmHWM/ {print int($2/1024)}' "/proc/$1/status"; }
@@ -85,6 +92,8 @@ printf '%-52s %12s %10s\n' figure value target
 printf '%-52s %10.2f s\n' "first download (origin via dfdaemon a)" "$first_s"
 printf '%-52s %8.0f MB/s %10s\n' "(b) peer to peer, dfdaemon b from a, piece stream" "$(echo "$size_mib * 1.048576 / $p2p_s" | bc -l)" ">= 604"
 printf '%-52s %8.0f MB/s %10s\n' "(b) peer to peer, dfdaemon c over Vortex ($vortex_pieces pieces)" "$(echo "$size_mib * 1.048576 / $vortex_s" | bc -l)" ">= 604"
+printf '%-52s %10.2f s\n' "dfdaemon a CPU serving b (piece stream), per GiB" "$(echo "($a1 - $a0) * 1024 / $size_mib" | bc -l)"
+printf '%-52s %10.2f s\n' "dfdaemon a CPU serving c (Vortex), per GiB" "$(echo "($a3 - $a2) * 1024 / $size_mib" | bc -l)"
 printf '%-52s %10d MiB %10s\n' "(c) dfdaemon a peak RSS while downloading" "$rss_a" "<= 80"
 printf '%-52s %10d MiB %10s\n' "(c) dfdaemon a peak RSS, download + serving b and c" "$rss_a_all" "<= 80"
 printf '%-52s %10d MiB %10s\n' "(c) dfdaemon b peak RSS, piece stream child" "$rss_b" "<= 80"
