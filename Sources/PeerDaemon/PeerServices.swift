@@ -120,6 +120,17 @@ func streamDownload(_ daemon: Daemon, _ request: Dfdaemon_V2_DownloadTaskRequest
         })
     }, piece: { piece in
         let (taskID, peerID) = ids.get()
+        var piece = piece
+        // `need_piece_content`: the caller (dfget --transfer-from-dfdaemon, dfcache export)
+        // writes each piece itself. It is read from the store only now, when the previous
+        // response has been taken: a slow reader holds back this loop, not memory.
+        if download.needPieceContent {
+            do {
+                piece.content = try await daemon.store.readPiece(taskID: taskID, number: piece.number, verifying: false)
+            } catch {
+                throw RPCError(code: .dataLoss, message: "piece \(piece.number) of \(taskID): \(error)")
+            }
+        }
         try await responses.write(Dfdaemon_V2_DownloadTaskResponse.with {
             $0.hostId = daemon.config.hostID
             $0.taskId = taskID

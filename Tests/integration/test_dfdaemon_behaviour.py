@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import grpc
@@ -323,3 +324,45 @@ def test_edited_output_does_not_poison_the_cache(make_cluster):
     res, again = c.dfget("a", "f.bin", out=c.root / "again.out")
     assert res.returncode == 0, describe(res)
     assert again.read_bytes() == data
+
+
+def test_need_piece_content_returns_each_piece_inline_fresh_and_from_cache(make_cluster):
+    # dfget --transfer-from-dfdaemon and dfcache export give no output_path: they write each
+    # piece's content at its offset themselves.
+    data = os.urandom(9 * MIB)
+    c = make_cluster({"f.bin": data})
+    c.daemon("a")
+    b = c.daemon("b")
+    big = [("grpc.max_receive_message_length", 64 * MIB)]
+
+    def assemble(responses):
+        started = responses[0].download_task_started_response
+        pieces = [r.download_piece_finished_response.piece for r in responses[1:]]
+        assert sorted(p.number for p in pieces) == list(range(len(started.pieces))) == [0, 1, 2]
+        out = bytearray(started.content_length)
+        for p in pieces:
+            assert len(p.content) == p.length, (p.number, len(p.content), p.length)
+            assert p.digest == f"crc32:{zlib.crc32(p.content)}"
+            out[p.offset:p.offset + p.length] = p.content
+        return bytes(out)
+
+    def inline(stub):
+        request = dfdaemon_pb2.DownloadTaskRequest(download=common_pb2.Download(
+            url=c.url("f.bin"), type=common_pb2.STANDARD, need_piece_content=True))
+        return list(stub.DownloadTask(request, timeout=60))
+
+    with grpc.insecure_channel(f"unix:{c.root}/a.sock", options=big) as channel:
+        stub = dfdaemon_pb2_grpc.DfdaemonDownloadStub(channel)
+        assert assemble(inline(stub)) == data, "a fresh download"
+        gets = len(c.origin_gets("f.bin"))
+        assert assemble(inline(stub)) == data, "a cache hit"
+        assert len(c.origin_gets("f.bin")) == gets, "the cache hit asked the origin"
+        plain = list(stub.DownloadTask(dfdaemon_pb2.DownloadTaskRequest(download=common_pb2.Download(
+            url=c.url("f.bin"), type=common_pb2.STANDARD)), timeout=60))
+        assert all(len(r.download_piece_finished_response.piece.content) == 0 for r in plain[1:])
+
+    # The upload side (another peer over TCP) answers the same way; b's pieces come from a.
+    time.sleep(0.5)  # a's reports reach the scheduler
+    with grpc.insecure_channel(b.address, options=big) as channel:
+        assert assemble(inline(dfdaemon_pb2_grpc.DfdaemonUploadStub(channel))) == data
+    assert len(c.origin_gets("f.bin")) == gets, "b fetched from a, not the origin"
