@@ -18,6 +18,8 @@ struct DownloadPlan: Sendable {
     let log: Logger
     /// This task's download budget (`download.perPeerRateLimit`), from parents and origin alike.
     let limit: TokenBucket
+    /// What the origin's HEAD said identifies this content; every GET must agree.
+    var validators = OriginValidators()
 }
 
 /// Who asked for a download; it decides what the request may do.
@@ -119,7 +121,8 @@ extension Daemon {
         let began = ContinuousClock.now
         let plan = DownloadPlan(taskID: taskID, peerID: peerID, download: request, layout: layout,
                                 headers: request.requestHeader, log: log,
-                                limit: TokenBucket(bytesPerSecond: config.perTaskDownloadRateLimit))
+                                limit: TokenBucket(bytesPerSecond: config.perTaskDownloadRateLimit),
+                                validators: OriginValidators(headers: info.headers))
         // A fetch nobody waits for any more is stopped: one client must not leave the origin
         // busy for nothing. A seed peer's fetches go on, since the cluster counts on them (the
         // scheduler's seed trigger, a preheat); elsewhere the manager's preheat waits to the end.

@@ -12,12 +12,51 @@ public struct OriginInfo: Sendable {
     public var headers: [String: String]
 }
 
+/// What identifies one version of the origin's content: its `ETag` and `Last-Modified`, as
+/// its HEAD gave them. A GET that names another version means the content changed between
+/// requests, and its bytes must not be mixed with the pieces already fetched.
+public struct OriginValidators: Sendable, Equatable {
+    public var etag: String?
+    public var lastModified: String?
+
+    public init(etag: String? = nil, lastModified: String? = nil) {
+        self.etag = etag
+        self.lastModified = lastModified
+    }
+
+    init(headers: [String: String]) {
+        func value(_ name: String) -> String? { headers.first { $0.key.lowercased() == name }?.value }
+        self.init(etag: value("etag"), lastModified: value("last-modified"))
+    }
+
+    init(_ headers: HTTPHeaders) {
+        self.init(etag: headers.first(name: "etag"), lastModified: headers.first(name: "last-modified"))
+    }
+
+    /// Why `response` is not the version these validators name, or nil. A validator the
+    /// HEAD or the GET left out proves nothing either way, and a weak ETag (`W/"x"`) is
+    /// compared as the strong one it marks, since servers differ in which they send when.
+    func mismatch(_ response: OriginValidators) -> String? {
+        func opaque(_ tag: String) -> Substring { tag.hasPrefix("W/") ? tag.dropFirst(2) : Substring(tag) }
+        if let etag, let other = response.etag, opaque(etag) != opaque(other) { return "ETag was \(etag), is now \(other)" }
+        if let lastModified, let other = response.lastModified, lastModified != other {
+            return "Last-Modified was \(lastModified), is now \(other)"
+        }
+        return nil
+    }
+}
+
 /// An origin failure, with the HTTP status when there was one.
 public struct OriginError: Error, CustomStringConvertible, Sendable {
     public var message: String
     public var statusCode: Int?
     /// The origin policy refused the URL or a redirect: nothing was fetched.
     public var refused = false
+    /// The origin answered a ranged GET with the whole content (200): it does not serve
+    /// ranges, so the download reads one whole response in order instead.
+    public var rangeIgnored = false
+    /// The origin's content changed between requests (its validators differ).
+    public var contentChanged = false
     public var description: String { statusCode.map { "origin answered \($0): \(message)" } ?? message }
 }
 
@@ -118,15 +157,36 @@ public struct OriginClient: Sendable {
         return OriginInfo(contentLength: length, headers: h)
     }
 
+    /// The whole content in one plain GET (for an origin that ignores Range): the response,
+    /// whose body the caller reads in order.
+    public func getWhole(_ url: String, headers: [String: String], expecting version: OriginValidators) async throws -> HTTPClientResponse {
+        let response = try await execute(url, method: .GET, headers: headers, range: nil)
+        let code = Int(response.status.code)
+        guard code == 200 else { throw OriginError(message: "GET failed", statusCode: code) }
+        try Self.check(response, against: version)
+        return response
+    }
+
+    private static func check(_ response: HTTPClientResponse, against version: OriginValidators) throws {
+        if let why = version.mismatch(OriginValidators(response.headers)) {
+            throw OriginError(message: "the origin's content changed during the download (\(why))", contentChanged: true)
+        }
+    }
+
     /// Exactly `length` bytes from `offset`, or an error: a short or long answer is never
     /// taken as the piece.
-    public func get(_ url: String, headers: [String: String], offset: UInt64, length: UInt64) async throws -> [UInt8] {
+    public func get(_ url: String, headers: [String: String], offset: UInt64, length: UInt64,
+                    expecting version: OriginValidators = OriginValidators()) async throws -> [UInt8] {
         guard length > 0, length <= UInt64(Int32.max), offset <= UInt64.max - length else {
             throw OriginError(message: "piece of \(length) bytes at \(offset) cannot be fetched")
         }
         let response = try await execute(url, method: .GET, headers: headers, range: "bytes=\(offset)-\(offset + length - 1)")
         let code = Int(response.status.code)
-        guard code == 206 || (code == 200 && offset == 0) else {
+        if (200..<300).contains(code) { try Self.check(response, against: version) }
+        if code == 200 && offset > 0 {
+            throw OriginError(message: "origin ignores Range", statusCode: code, rangeIgnored: true)
+        }
+        guard code == 206 || code == 200 else {
             throw OriginError(message: "ranged GET failed", statusCode: code)
         }
         let wanted = Int(length)

@@ -2,6 +2,7 @@
 shared downloads, several peers and a seed, GC, and the official API from grpcio."""
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -366,3 +367,76 @@ def test_need_piece_content_returns_each_piece_inline_fresh_and_from_cache(make_
     with grpc.insecure_channel(b.address, options=big) as channel:
         assert assemble(inline(dfdaemon_pb2_grpc.DfdaemonUploadStub(channel))) == data
     assert len(c.origin_gets("f.bin")) == gets, "b fetched from a, not the origin"
+
+
+def test_an_origin_that_ignores_range_python_http_server(make_cluster, tmp_path):
+    # python3 -m http.server answers every ranged GET with 200 and the whole file, as many
+    # static servers, small-file CDNs and dynamic endpoints do.
+    data = os.urandom(9 * MIB + 123)
+    c = make_cluster({})
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "f.bin").write_bytes(data)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "http-server.log"
+    with open(log, "w") as f:
+        origin = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(www)],
+                                  stdout=f, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "python -m http.server did not start"
+                time.sleep(0.05)
+        c.daemon("a")
+        c.daemon("b")
+        url = f"http://127.0.0.1:{port}/f.bin"
+
+        def fetch(daemon):
+            out = tmp_path / f"{daemon}.out"
+            res = run([binary("dfget"), url, "-O", out, "--daemon", f"unix:{c.root}/{daemon}.sock", "--quiet"], timeout=120)
+            assert res.returncode == 0, describe(res)
+            return out.read_bytes()
+
+        def gets():
+            return log.read_text().count('"GET /f.bin')
+
+        assert fetch("a") == data
+        # One ranged GET per piece at most (each answered with the whole file), then one
+        # whole response read in order.
+        assert 2 <= gets() <= 3 + 1, log.read_text()
+        assert "origin ignores Range" in Path(c.daemons["a"].log_path).read_text()
+        before = gets()
+        time.sleep(0.5)  # a's reports reach the scheduler
+        assert fetch("b") == data, "b got a's pieces"
+        assert gets() == before, "b's pieces came from a, not the origin"
+    finally:
+        origin.terminate()
+        origin.wait(timeout=10)
+
+
+def test_an_origin_whose_content_changes_is_a_clear_error_and_nothing_is_cached(make_cluster):
+    data = os.urandom(9 * MIB)
+    c = make_cluster({"f.bin": data})
+    origin = Server([sys.executable, HELPERS / "faulty_origin.py", "0", c.root / "origin"], c.root / "faulty.log")
+    try:
+        a = c.daemon("a")
+        url = f"http://{origin.address}/changing/f.bin"
+        for attempt in (1, 2):
+            out = c.root / f"changing-{attempt}.out"
+            res = run([binary("dfget"), url, "-O", out, "--daemon", f"unix:{c.root}/a.sock", "--quiet"], timeout=120)
+            assert res.returncode != 0, f"attempt {attempt}: a download whose ETag changed succeeded"
+            assert "content changed" in res.stderr, describe(res)
+            assert not out.exists() or out.stat().st_size == 0
+            # Nothing of either version is kept: no piece in the store, no task to serve.
+            content = c.root / "a" / "content"
+            assert [p for p in content.iterdir() if p.stat().st_size > 0] == [], list(content.iterdir())
+        a.assert_alive()
+        assert "dropping every stored piece" in Path(a.log_path).read_text()
+    finally:
+        origin.stop()

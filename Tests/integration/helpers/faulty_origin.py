@@ -4,6 +4,8 @@
   /flaky500/NAME   500 for the first two GETs of each range, then the bytes
   /always500/NAME  500 on every GET
   /slow/NAME       the body in 16 KiB drips, 20 ms apart
+  /changing/NAME   the same bytes, but a new ETag on every request (HEAD included), as if
+                   the file were replaced between requests
 Anything else is served normally. Ranges are honoured; every request is logged on stderr
 as `METHOD path range status`. Prints `LISTENING <port>`. Usage: faulty_origin.py PORT DIR"""
 import http.server
@@ -16,6 +18,7 @@ import time
 from collections import Counter
 
 seen = Counter()
+versions = Counter()
 lock = threading.Lock()
 
 
@@ -71,6 +74,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         length = len(body) // 2 if mode == "shortlen" and not head else len(body)
         self.send_header("Content-Length", str(length))
         self.send_header("Accept-Ranges", "bytes")
+        if mode == "changing":
+            with lock:
+                versions[name] += 1
+                self.send_header("ETag", f'"v{versions[name]}"')
         self.end_headers()
         if head:
             return
