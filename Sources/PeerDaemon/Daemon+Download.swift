@@ -122,7 +122,7 @@ extension Daemon {
         let plan = DownloadPlan(taskID: taskID, peerID: peerID, download: request, layout: layout,
                                 headers: request.requestHeader, log: log,
                                 limit: TokenBucket(bytesPerSecond: config.perTaskDownloadRateLimit),
-                                validators: OriginValidators(headers: info.headers))
+                                validators: OriginValidators(headers: info.headers, contentLength: info.contentLength))
         // A fetch nobody waits for any more is stopped: one client must not leave the origin
         // busy for nothing. A seed peer's fetches go on, since the cluster counts on them (the
         // scheduler's seed trigger, a preheat); elsewhere the manager's preheat waits to the end.

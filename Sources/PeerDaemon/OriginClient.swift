@@ -18,15 +18,18 @@ public struct OriginInfo: Sendable {
 public struct OriginValidators: Sendable, Equatable {
     public var etag: String?
     public var lastModified: String?
+    /// The length the HEAD announced; a ranged answer's `Content-Range` must agree.
+    public var contentLength: UInt64?
 
-    public init(etag: String? = nil, lastModified: String? = nil) {
+    public init(etag: String? = nil, lastModified: String? = nil, contentLength: UInt64? = nil) {
         self.etag = etag
         self.lastModified = lastModified
+        self.contentLength = contentLength
     }
 
-    init(headers: [String: String]) {
+    init(headers: [String: String], contentLength: UInt64? = nil) {
         func value(_ name: String) -> String? { headers.first { $0.key.lowercased() == name }?.value }
-        self.init(etag: value("etag"), lastModified: value("last-modified"))
+        self.init(etag: value("etag"), lastModified: value("last-modified"), contentLength: contentLength)
     }
 
     init(_ headers: HTTPHeaders) {
@@ -144,17 +147,53 @@ public struct OriginClient: Sendable {
         throw OriginError(message: "more than \(Self.maxRedirects) redirects from \(LogRedaction.url(url))")
     }
 
+    /// The content's length and headers, from a HEAD; an origin that refuses HEAD (405,
+    /// 501, or 403 from a URL signed for GET only, as object stores sign them) is asked
+    /// with a one-byte ranged GET instead, whose `Content-Range` (or, from an origin that
+    /// ignores Range, `Content-Length`) gives the length.
     public func head(_ url: String, headers: [String: String]) async throws -> OriginInfo {
         let response = try await execute(url, method: .HEAD, headers: headers, range: nil)
-        guard (200..<300).contains(Int(response.status.code)) else {
-            throw OriginError(message: response.status.reasonPhrase, statusCode: Int(response.status.code))
+        let code = Int(response.status.code)
+        if [403, 405, 501].contains(code) {
+            return try await probe(url, headers: headers, headRefused: code)
+        }
+        guard (200..<300).contains(code) else {
+            throw OriginError(message: response.status.reasonPhrase, statusCode: code)
         }
         guard let text = response.headers.first(name: "content-length"), let length = UInt64(text) else {
             throw OriginError(message: "origin gave no Content-Length for \(LogRedaction.url(url))")
         }
+        return OriginInfo(contentLength: length, headers: Self.flatten(response.headers))
+    }
+
+    private func probe(_ url: String, headers: [String: String], headRefused: Int) async throws -> OriginInfo {
+        let response = try await execute(url, method: .GET, headers: headers, range: "bytes=0-0")
+        let code = Int(response.status.code)
+        // Only the headers are wanted; the body (one byte, or the whole file) is left unread
+        // and the connection closed with it.
+        let length: UInt64?
+        switch code {
+        case 206: length = response.headers.first(name: "content-range").flatMap(Self.totalLength(contentRange:))
+        case 200: length = response.headers.first(name: "content-length").flatMap { UInt64($0) }
+        default:
+            throw OriginError(message: "HEAD answered \(headRefused), and a GET answered \(code)", statusCode: code)
+        }
+        guard let length else {
+            throw OriginError(message: "origin refused HEAD (\(headRefused)) and its GET gave no length for \(LogRedaction.url(url))")
+        }
+        return OriginInfo(contentLength: length, headers: Self.flatten(response.headers))
+    }
+
+    /// The complete length in `bytes FIRST-LAST/TOTAL`; nil when it is unknown (`*`) or malformed.
+    static func totalLength(contentRange: String) -> UInt64? {
+        guard let slash = contentRange.lastIndex(of: "/") else { return nil }
+        return UInt64(contentRange[contentRange.index(after: slash)...].trimmingCharacters(in: .whitespaces))
+    }
+
+    private static func flatten(_ headers: HTTPHeaders) -> [String: String] {
         var h: [String: String] = [:]
-        for header in response.headers { h[header.name] = header.value }
-        return OriginInfo(contentLength: length, headers: h)
+        for header in headers { h[header.name] = header.value }
+        return h
     }
 
     /// The whole content in one plain GET (for an origin that ignores Range): the response,
@@ -164,6 +203,11 @@ public struct OriginClient: Sendable {
         let code = Int(response.status.code)
         guard code == 200 else { throw OriginError(message: "GET failed", statusCode: code) }
         try Self.check(response, against: version)
+        if let expected = version.contentLength, let text = response.headers.first(name: "content-length"),
+           let length = UInt64(text), length != expected {
+            throw OriginError(message: "the origin's content changed during the download (its length was \(expected), is now \(length))",
+                              contentChanged: true)
+        }
         return response
     }
 
@@ -183,6 +227,14 @@ public struct OriginClient: Sendable {
         let response = try await execute(url, method: .GET, headers: headers, range: "bytes=\(offset)-\(offset + length - 1)")
         let code = Int(response.status.code)
         if (200..<300).contains(code) { try Self.check(response, against: version) }
+        // The whole length, as this answer gives it: Content-Range's total, or a 200's length.
+        let total: UInt64? = code == 206
+            ? response.headers.first(name: "content-range").flatMap(Self.totalLength(contentRange:))
+            : code == 200 ? response.headers.first(name: "content-length").flatMap { UInt64($0) } : nil
+        if let expected = version.contentLength, let total, total != expected {
+            throw OriginError(message: "the origin's content changed during the download (its length was \(expected), is now \(total))",
+                              contentChanged: true)
+        }
         if code == 200 && offset > 0 {
             throw OriginError(message: "origin ignores Range", statusCode: code, rangeIgnored: true)
         }

@@ -440,3 +440,30 @@ def test_an_origin_whose_content_changes_is_a_clear_error_and_nothing_is_cached(
         assert "dropping every stored piece" in Path(a.log_path).read_text()
     finally:
         origin.stop()
+
+
+def test_an_origin_that_refuses_head_or_lies_in_it(make_cluster):
+    data = os.urandom(9 * MIB)
+    c = make_cluster({"f.bin": data})
+    origin = Server([sys.executable, HELPERS / "faulty_origin.py", "0", c.root / "origin"], c.root / "faulty.log")
+    try:
+        a = c.daemon("a")
+
+        def fetch(path, out):
+            return run([binary("dfget"), f"http://{origin.address}/{path}", "-O", out, "--daemon", f"unix:{c.root}/a.sock",
+                        "--quiet"], timeout=120)
+
+        # HEAD refused (405, as from a URL signed for GET only): a one-byte GET gives the length.
+        res = fetch("nohead/f.bin", c.root / "nohead.out")
+        assert res.returncode == 0, describe(res)
+        assert (c.root / "nohead.out").read_bytes() == data
+        log = (c.root / "faulty.log").read_text()
+        assert "HEAD /nohead/f.bin None 405" in log and "GET /nohead/f.bin bytes=0-0 206" in log, log
+
+        # HEAD announces half the length: the ranged answers' Content-Range says otherwise.
+        res = fetch("shorthead/f.bin", c.root / "shorthead.out")
+        assert res.returncode != 0, "a download of a length the HEAD lied about succeeded"
+        assert "content changed" in res.stderr, describe(res)
+        a.assert_alive()
+    finally:
+        origin.stop()

@@ -6,6 +6,8 @@
   /slow/NAME       the body in 16 KiB drips, 20 ms apart
   /changing/NAME   the same bytes, but a new ETag on every request (HEAD included), as if
                    the file were replaced between requests
+  /nohead/NAME     405 to HEAD; GETs are served normally
+  /shorthead/NAME  HEAD announces half the length; GETs serve the whole file
 Anything else is served normally. Ranges are honoured; every request is logged on stderr
 as `METHOD path range status`. Prints `LISTENING <port>`. Usage: faulty_origin.py PORT DIR"""
 import http.server
@@ -48,7 +50,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        if head and mode == "nohead":
+            self.log(405)
+            self.send_response(405)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         data = open(path, "rb").read()
+        if head and mode == "shorthead":
+            data = data[:len(data) // 2]
         first, last = 0, len(data) - 1
         rng = self.headers.get("Range")
         if rng and rng.startswith("bytes="):
