@@ -218,6 +218,9 @@ extension Daemon {
                 // The job, not a waiter, marks the task complete: a fetch that goes on after its
                 // caller left (a seed's, a preheat) must still end up served to others.
                 guard try await !self.missingPieces(plan).isEmpty else { return try await self.markFinished(plan.taskID) }
+                // `disable_back_to_source`: the origin may be asked what the content is (its
+                // HEAD, above) but never for its bytes; a download peers cannot finish fails.
+                let originAllowed = !plan.download.disableBackToSource
                 if plan.layout.contentLength > 0, let address = self.scheduler(for: plan.taskID) {
                     do {
                         do {
@@ -230,9 +233,18 @@ extension Daemon {
                         }
                     } catch {
                         try Task.checkCancellation()
+                        guard originAllowed else {
+                            throw RPCError(code: .unavailable, message: "download from peers failed and back-to-source is disabled: \(error)")
+                        }
                         // A pull never fails because Dragonfly did: what is missing comes from the origin.
                         plan.log.warning("P2P failed (\(error)); fetching the rest from the origin")
                     }
+                } else if !originAllowed && plan.layout.contentLength > 0 {
+                    throw RPCError(code: .unavailable, message: "no scheduler to find peers with, and back-to-source is disabled")
+                }
+                let complete = try await self.missingPieces(plan).isEmpty
+                guard originAllowed || complete else {
+                    throw RPCError(code: .unavailable, message: "peers did not have every piece, and back-to-source is disabled")
                 }
                 try await self.fetchFromOrigin(plan, pieces: self.missingPieces(plan), report: { _ in }, onPiece: nil)
                 try await self.markFinished(plan.taskID)

@@ -35,7 +35,12 @@ extension Daemon {
                 try await session.send(.downloadPeerFinishedRequest(Scheduler_V2_DownloadPeerFinishedRequest()))
                 try await call.finishSending()
                 return
-            case .needBackToSourceResponse?:
+            case .needBackToSourceResponse(let answer)?:
+                if plan.download.disableBackToSource {
+                    let why = "the scheduler sent this peer to the origin (\(answer.descriptionField ?? "no parent")), and back-to-source is disabled"
+                    try? await session.send(.downloadPeerFailedRequest(Scheduler_V2_DownloadPeerFailedRequest.with { $0.descriptionField = why }))
+                    throw RPCError(code: .unavailable, message: why)
+                }
                 try await session.send(.downloadPeerBackToSourceStartedRequest(Scheduler_V2_DownloadPeerBackToSourceStartedRequest()))
                 do {
                     try await fetchFromOrigin(plan, pieces: missingPieces(plan), report: report) { piece in

@@ -467,3 +467,41 @@ def test_an_origin_that_refuses_head_or_lies_in_it(make_cluster):
         a.assert_alive()
     finally:
         origin.stop()
+
+
+def test_disable_and_need_back_to_source(make_cluster):
+    data = os.urandom(9 * MIB)
+    c = make_cluster({"f.bin": data})
+    c.daemon("a")
+    c.daemon("b")
+
+    def download(daemon, out, **flags):
+        with grpc.insecure_channel(f"unix:{c.root}/{daemon}.sock") as channel:
+            stub = dfdaemon_pb2_grpc.DfdaemonDownloadStub(channel)
+            request = dfdaemon_pb2.DownloadTaskRequest(download=common_pb2.Download(
+                url=c.url("f.bin"), output_path=str(c.root / out), type=common_pb2.STANDARD, **flags))
+            return list(stub.DownloadTask(request, timeout=60))
+
+    # No peer has it and the origin is off limits: a clear error, and no GET reached the origin.
+    with pytest.raises(grpc.RpcError) as err:
+        download("a", "a0.out", disable_back_to_source=True)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE, err.value
+    assert "back-to-source is disabled" in err.value.details()
+    assert c.origin_gets("f.bin") == []
+
+    download("a", "a.out")
+    assert (c.root / "a.out").read_bytes() == data
+    gets = len(c.origin_gets("f.bin"))
+    assert gets == 3
+    time.sleep(0.5)  # a's reports reach the scheduler
+
+    # A peer has it: the download succeeds without the origin.
+    download("b", "b.out", disable_back_to_source=True)
+    assert (c.root / "b.out").read_bytes() == data
+    assert len(c.origin_gets("f.bin")) == gets
+
+    # need_back_to_source: the scheduler sends the peer to the origin though a has the task.
+    c.daemon("c")
+    download("c", "c.out", need_back_to_source=True)
+    assert (c.root / "c.out").read_bytes() == data
+    assert len(c.origin_gets("f.bin")) == gets + 3, "c fetched every piece from the origin"
