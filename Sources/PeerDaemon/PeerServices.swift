@@ -109,7 +109,31 @@ func streamDownload(_ daemon: Daemon, _ request: Dfdaemon_V2_DownloadTaskRequest
     guard let download = request.download, !download.url.isEmpty else {
         throw RPCError(code: .invalidArgument, message: "missing download")
     }
+    let limit = try downloadTimeout(download.timeout)
     let ids = IDBox()
+    guard let limit else {
+        return try await streamDownload(daemon, download, responses, caller: caller, ids: ids)
+    }
+    do {
+        try await withTimeout(limit) { try await streamDownload(daemon, download, responses, caller: caller, ids: ids) }
+    } catch is TimeoutError {
+        throw RPCError(code: .deadlineExceeded, message: "the download did not finish within its timeout (\(limit))")
+    }
+}
+
+/// `Download.timeout`, bounded: absent or zero is no limit; a negative or malformed one is
+/// refused; anything past a week is a week.
+func downloadTimeout(_ value: Google_Protobuf_Duration?) throws(RPCError) -> Duration? {
+    guard let value, value.seconds != 0 || value.nanos != 0 else { return nil }
+    guard value.seconds >= 0, value.nanos >= 0, value.nanos < 1_000_000_000 else {
+        throw RPCError(code: .invalidArgument, message: "timeout must be a non-negative duration")
+    }
+    let week: Int64 = 7 * 86_400
+    return value.seconds >= week ? .seconds(week) : .seconds(value.seconds) + .nanoseconds(Int64(value.nanos))
+}
+
+private func streamDownload(_ daemon: Daemon, _ download: Common_V2_Download, _ responses: RPCWriter<Dfdaemon_V2_DownloadTaskResponse>,
+                            caller: DownloadCaller, ids: IDBox) async throws {
     try await daemon.download(download, caller: caller, started: { started, taskID, peerID in
         ids.set(taskID, peerID)
         try await responses.write(Dfdaemon_V2_DownloadTaskResponse.with {

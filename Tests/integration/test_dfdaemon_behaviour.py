@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 from dragonfly_api import common_pb2, dfdaemon_pb2, dfdaemon_pb2_grpc
+from google.protobuf import duration_pb2
 
 from conftest import Server, binary, describe, run
 
@@ -505,3 +506,30 @@ def test_disable_and_need_back_to_source(make_cluster):
     download("c", "c.out", need_back_to_source=True)
     assert (c.root / "c.out").read_bytes() == data
     assert len(c.origin_gets("f.bin")) == gets + 3, "c fetched every piece from the origin"
+
+
+def test_download_timeout_is_honoured(make_cluster):
+    # Each origin request takes 2 s: a 1 s timeout ends the call, a longer one does not.
+    data = os.urandom(5 * MIB)
+    c = make_cluster({"f.bin": data}, origin_delay=2)
+    c.daemon("a")
+
+    def download(out, **duration):
+        with grpc.insecure_channel(f"unix:{c.root}/a.sock") as channel:
+            stub = dfdaemon_pb2_grpc.DfdaemonDownloadStub(channel)
+            timeout = duration_pb2.Duration(**duration)
+            request = dfdaemon_pb2.DownloadTaskRequest(download=common_pb2.Download(
+                url=c.url("f.bin"), output_path=str(c.root / out), type=common_pb2.STANDARD, timeout=timeout))
+            return list(stub.DownloadTask(request, timeout=60))
+
+    start = time.monotonic()
+    with pytest.raises(grpc.RpcError) as err:
+        download("short.out", seconds=1)
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, err.value
+    assert "timeout" in err.value.details()
+    assert time.monotonic() - start < 1.9, "the call outlived its timeout by most of an origin request"
+    with pytest.raises(grpc.RpcError) as err:
+        download("negative.out", seconds=-1)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    download("long.out", seconds=30)
+    assert (c.root / "long.out").read_bytes() == data
