@@ -95,12 +95,14 @@ import Testing
         let store = try await temporaryStore()
         let clock = ContinuousClock()
         var known: [Duration] = [], unknown: [Duration] = []
-        for i in 0..<3 {
+        for i in 0..<5 {
             known.append(try await clock.measure { _ = try await store.authenticate(name: "root", password: "wrong-\(i)") })
             unknown.append(try await clock.measure { _ = try await store.authenticate(name: "nobody-\(i)", password: "wrong") })
         }
         func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
-        let ratio = seconds(known.sorted()[1]) / seconds(unknown.sorted()[1])
+        // The fastest of each: other tests running in parallel only ever add time, so the
+        // minimum is the cost of the work itself. Skipping the hash would make it ~100 x less.
+        let ratio = seconds(known.min() ?? .zero) / seconds(unknown.min() ?? .seconds(1))
         #expect(ratio < 3 && ratio > 1.0 / 3, "known \(known), unknown \(unknown)")
     }
 

@@ -67,7 +67,9 @@ struct DecodingProbe: RPCServiceProvider {
 
     @Test func anIdleConnectionIsClosedThoughItAnswersEveryPing() async throws {
         var config = RPCServerConfiguration(address: .tcp(host: "127.0.0.1", port: 0))
-        config.idleTimeout = .milliseconds(400)
+        // Long enough that a client on a loaded machine (the suite runs tests in parallel)
+        // opens its stream before a fresh connection counts as idle; forty PINGs meanwhile.
+        config.idleTimeout = .seconds(2)
         config.keepaliveInterval = .milliseconds(50)
         config.keepaliveTimeout = .seconds(5)
         let server = RPCServer(services: [RawTestService(events: EventLog())], configuration: config)
@@ -80,7 +82,7 @@ struct DecodingProbe: RPCServiceProvider {
         let start = ContinuousClock.now
         #expect(try await unary(channel, "/test.Raw/Echo", [1]) == [1])
         #expect(await eventually(within: .seconds(10)) { server.openConnections == 0 }, "the idle connection stayed open")
-        #expect(ContinuousClock.now - start >= .milliseconds(400), "closed before it had been idle for idleTimeout")
+        #expect(ContinuousClock.now - start >= .seconds(2), "closed before it had been idle for idleTimeout")
         // The client reconnects for its next call.
         #expect(try await unary(channel, "/test.Raw/Echo", [2]) == [2])
         await channel.close()

@@ -61,6 +61,15 @@ class Cluster:
         return run([binary("dfget"), self.url(name), "-O", out, "--daemon", f"unix:{self.root}/{daemon}.sock", "--quiet",
                     *extra], timeout=timeout), out
 
+    def download_task(self, daemon, name, out, **fields):
+        """DownloadTask through the daemon's unix socket with the official stubs; the
+        responses, or grpc.RpcError."""
+        with grpc.insecure_channel(f"unix:{self.root}/{daemon}.sock") as channel:
+            stub = dfdaemon_pb2_grpc.DfdaemonDownloadStub(channel)
+            request = dfdaemon_pb2.DownloadTaskRequest(download=common_pb2.Download(
+                url=self.url(name), output_path=str(self.root / out), type=common_pb2.STANDARD, **fields))
+            return list(stub.DownloadTask(request, timeout=60))
+
     def origin_gets(self, name):
         return [l for l in Path(self.origin.log_path).read_text().splitlines() if l.startswith(f"GET /{name}")]
 
@@ -477,11 +486,7 @@ def test_disable_and_need_back_to_source(make_cluster):
     c.daemon("b")
 
     def download(daemon, out, **flags):
-        with grpc.insecure_channel(f"unix:{c.root}/{daemon}.sock") as channel:
-            stub = dfdaemon_pb2_grpc.DfdaemonDownloadStub(channel)
-            request = dfdaemon_pb2.DownloadTaskRequest(download=common_pb2.Download(
-                url=c.url("f.bin"), output_path=str(c.root / out), type=common_pb2.STANDARD, **flags))
-            return list(stub.DownloadTask(request, timeout=60))
+        return c.download_task(daemon, "f.bin", out, **flags)
 
     # No peer has it and the origin is off limits: a clear error, and no GET reached the origin.
     with pytest.raises(grpc.RpcError) as err:
@@ -515,12 +520,7 @@ def test_download_timeout_is_honoured(make_cluster):
     c.daemon("a")
 
     def download(out, **duration):
-        with grpc.insecure_channel(f"unix:{c.root}/a.sock") as channel:
-            stub = dfdaemon_pb2_grpc.DfdaemonDownloadStub(channel)
-            timeout = duration_pb2.Duration(**duration)
-            request = dfdaemon_pb2.DownloadTaskRequest(download=common_pb2.Download(
-                url=c.url("f.bin"), output_path=str(c.root / out), type=common_pb2.STANDARD, timeout=timeout))
-            return list(stub.DownloadTask(request, timeout=60))
+        return c.download_task("a", "f.bin", out, timeout=duration_pb2.Duration(**duration))
 
     start = time.monotonic()
     with pytest.raises(grpc.RpcError) as err:
