@@ -22,7 +22,8 @@ if command -v flock >/dev/null; then lock=(flock /tmp/swift-build.lock); fi
 failed=0
 for kind in "${kinds[@]}"; do
     case $kind in
-        thread) scratch=.build-tsan; runtime=__tsan_init; options_var=TSAN_OPTIONS; options="" ;;
+        thread) scratch=.build-tsan; runtime=__tsan_init; options_var=TSAN_OPTIONS
+                options="suppressions=$root/tools/tsan-suppressions.txt:" ;;
         # Servers are stopped by signal; leaks at exit are the leak check's business.
         address) scratch=.build-asan; runtime=__asan_init; options_var=ASAN_OPTIONS; options="detect_leaks=0:" ;;
         *) echo "unknown sanitizer $kind (thread or address)" >&2; exit 2 ;;
