@@ -2,7 +2,7 @@
 # Installs what building and testing need on Debian 12: the C libraries of the design
 # card, protoc/protoc-c (to check generated code), HTTP/2 and TLS tools used by tests,
 # a registry and image pullers for the mirror tests, SQLite and a PostgreSQL server for the
-# manager, headless chromium for the web console, and a Python venv with grpcio and the official dragonfly-api package.
+# manager, headless chromium for the web console, Go with grpc-go (a foreign client), and a Python venv with grpcio and the official dragonfly-api package.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -10,7 +10,8 @@ cd "$root"
 packages=(libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev
           libssl-dev zlib1g-dev nghttp2-client openssl valgrind python3-venv pkg-config prometheus
           docker-registry skopeo containerd podman apache2-utils libsqlite3-dev postgresql
-          chromium chromium-driver fonts-dejavu-core binutils)
+          chromium chromium-driver fonts-dejavu-core binutils
+          golang-go golang-google-grpc-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

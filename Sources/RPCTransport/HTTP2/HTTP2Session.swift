@@ -57,6 +57,9 @@ final class HTTP2Session {
     private var pendingHeaders: [Int32: [(String, String)]] = [:]
     /// Bytes of each header block being received, to enforce `maxHeaderListSize`.
     private var pendingHeaderSize: [Int32: Int] = [:]
+    /// The server's own checks of each request header block being received (see
+    /// `RequestHeaderRules` for why nghttp2's are off on the server).
+    private var pendingHeaderRules: [Int32: RequestHeaderRules] = [:]
     private let maxHeaderListSize: Int
     private(set) var isProcessing = false
     /// Where DATA frames go while `drainOutput` runs: nghttp2 does not copy their payload
@@ -88,6 +91,7 @@ final class HTTP2Session {
         // The application consumes bytes explicitly, so a slow reader withholds window.
         nghttp2_option_set_no_auto_window_update(option, 1)
         nghttp2_option_set_max_send_header_block_length(option, 64 << 10)
+        if role == .server { nghttp2_option_set_no_http_messaging(option, 1) }
 
         let me = Unmanaged.passUnretained(self).toOpaque()
         let rv: Int32 = role == .server
@@ -253,6 +257,10 @@ final class HTTP2Session {
             guard let me = HTTP2Session.instance(userData), let frame else { return 0 }
             me.pendingHeaders[frame.pointee.hd.stream_id] = []
             me.pendingHeaderSize[frame.pointee.hd.stream_id] = 0
+            if me.role == .server {
+                let block: RequestHeaderRules.Block = frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST ? .request : .trailers
+                me.pendingHeaderRules[frame.pointee.hd.stream_id] = RequestHeaderRules(block: block)
+            }
             return 0
         }
         nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLen, value, valueLen, _, userData in
@@ -260,6 +268,10 @@ final class HTTP2Session {
             let streamID = frame.pointee.hd.stream_id
             let size = (me.pendingHeaderSize[streamID] ?? 0) + nameLen + valueLen + 32
             me.pendingHeaderSize[streamID] = size
+            if me.role == .server {
+                me.pendingHeaderRules[streamID]?.add(name: UnsafeBufferPointer(start: name, count: nameLen),
+                                                     value: UnsafeBufferPointer(start: value, count: valueLen))
+            }
             // Past the limit the fields are dropped (the block must still be decoded to keep
             // HPACK state in step); the delegate hears of it when the block ends.
             guard size <= me.maxHeaderListSize else {
@@ -278,6 +290,11 @@ final class HTTP2Session {
             switch UInt32(hd.type) {
             case NGHTTP2_HEADERS.rawValue:
                 let size = me.pendingHeaderSize.removeValue(forKey: hd.stream_id) ?? 0
+                if me.role == .server, me.pendingHeaderRules.removeValue(forKey: hd.stream_id)?.finish() != nil {
+                    me.pendingHeaders[hd.stream_id] = nil
+                    me.resetStream(hd.stream_id, errorCode: UInt32(NGHTTP2_PROTOCOL_ERROR.rawValue))
+                    return 0
+                }
                 guard size <= me.maxHeaderListSize else {
                     me.pendingHeaders[hd.stream_id] = nil
                     delegate.http2Session(me, headersTooLargeFor: hd.stream_id, size: size)
@@ -322,6 +339,7 @@ final class HTTP2Session {
             guard let me = HTTP2Session.instance(userData) else { return 0 }
             me.pendingHeaders.removeValue(forKey: streamID)
             me.pendingHeaderSize.removeValue(forKey: streamID)
+            me.pendingHeaderRules.removeValue(forKey: streamID)
             me.delegate?.http2Session(me, streamClosed: streamID, errorCode: errorCode)
             return 0
         }
