@@ -17,6 +17,7 @@ from google.protobuf import descriptor_pb2
 
 from gen_swift_model import MARKER, Model, Writer, check_value_cycles, swift_string
 from gen_swift_types import emit_file
+from proto3_optional import restore_proto3_optional
 
 def swift_file_name(f, files):
     same_package = [g for g in files if g.package == f.package]
@@ -67,6 +68,7 @@ def emit_registry(files):
         stripped = descriptor_pb2.FileDescriptorProto()
         stripped.CopyFrom(f)
         stripped.ClearField("source_code_info")
+        restore_proto3_optional(stripped)
         data = base64.b64encode(stripped.SerializeToString(deterministic=True)).decode()
         symbols, services = file_symbols(f)
         w.line("entries.append(ProtoFileTable.Entry(")

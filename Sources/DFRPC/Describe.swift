@@ -22,13 +22,16 @@ enum Describe {
         var out = "\(m.fullName) is a message:\nmessage \(m.fullName.split(separator: ".").last ?? "") {\n"
         var openOneof: String?
         for f in m.fields {
-            if f.oneofName != openOneof {
+            // A proto3 `optional` field's oneof is synthetic: grpcurl prints the field alone.
+            let oneof = f.isProto3Optional ? nil : f.oneofName
+            if oneof != openOneof {
                 if openOneof != nil { out += "  }\n" }
-                if let o = f.oneofName { out += "  oneof \(o) {\n" }
-                openOneof = f.oneofName
+                if let oneof { out += "  oneof \(oneof) {\n" }
+                openOneof = oneof
             }
             let indent = openOneof == nil ? "  " : "    "
-            out += "\(indent)\(typeText(f, pool)) \(f.name) = \(f.number);\n"
+            let label = f.isProto3Optional ? "optional " : ""
+            out += "\(indent)\(label)\(typeText(f, pool)) \(f.name) = \(f.number);\n"
         }
         if openOneof != nil { out += "  }\n" }
         return out + "}"

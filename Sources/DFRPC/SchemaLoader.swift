@@ -30,7 +30,7 @@ struct SchemaLoader {
             let oneof = f.oneofIndex.flatMap { i in message.oneofDecl.indices.contains(Int(i)) ? message.oneofDecl[Int(i)].name : nil }
             return FieldInfo(name: f.name ?? "", jsonName: f.jsonName, number: Int(f.number ?? 0), type: type,
                              isRepeated: f.label?.rawValue == 3, typeName: Self.strip(f.typeName ?? ""),
-                             oneofName: oneof, hasPresence: f.proto3Optional ?? false)
+                             oneofName: oneof, isProto3Optional: f.proto3Optional ?? false)
         }
         pool.messages[full] = MessageInfo(fullName: full, fields: fields, isMapEntry: message.options?.mapEntry ?? false)
     }

@@ -53,9 +53,11 @@ public struct FieldInfo: Sendable {
     public var oneofName: String?
     /// Whether an unset value is distinguishable from the default (oneof, optional, message).
     public var hasPresence: Bool
+    /// A proto3 `optional` field: its oneof is synthetic and not part of the message's shape.
+    public var isProto3Optional: Bool
 
     public init(name: String, jsonName: String? = nil, number: Int, type: FieldType, isRepeated: Bool = false,
-                typeName: String = "", oneofName: String? = nil, hasPresence: Bool = false) {
+                typeName: String = "", oneofName: String? = nil, hasPresence: Bool = false, isProto3Optional: Bool = false) {
         self.name = name
         self.jsonName = jsonName ?? FieldInfo.lowerCamel(name)
         self.number = number
@@ -63,7 +65,8 @@ public struct FieldInfo: Sendable {
         self.isRepeated = isRepeated
         self.typeName = typeName
         self.oneofName = oneofName
-        self.hasPresence = hasPresence || oneofName != nil || type == .message
+        self.hasPresence = hasPresence || isProto3Optional || oneofName != nil || type == .message
+        self.isProto3Optional = isProto3Optional
     }
 
     static func lowerCamel(_ name: String) -> String {
