@@ -44,6 +44,14 @@ public struct ProxyConfig: Sendable {
     public var rules = [Rule(regex: "blobs/sha256.*")]
     public var registries: [Registry] = []
     public var allowConnect = false
+    /// `proxy.registryMirror.enableTaskIDBasedBlobDigest`: a blob's task id is its digest,
+    /// so one layer pulled through two registries or mirror paths is one task. Upstream's
+    /// default is off; ours is on.
+    public var taskIDBasedBlobDigest = true
+    /// `proxy.prefetch`: a ranged request also fetches the rest of the task afterwards, so
+    /// the next range is local. Upstream's default is off; ours is on, as the mirror cached
+    /// whole blobs before it served ranges from their pieces.
+    public var prefetch = true
 
     public init() {}
 
@@ -61,6 +69,8 @@ public struct ProxyConfig: Sendable {
         if let v = try y.bool("proxy.registryMirror.dynamic") { dynamic = v }
         if let v = try y.bool("proxy.registryMirror.insecure") { registryMirrorInsecure = v }
         if let v = try y.bool("proxy.allowConnect") { allowConnect = v }
+        if let v = try y.bool("proxy.registryMirror.enableTaskIDBasedBlobDigest") { taskIDBasedBlobDigest = v }
+        if let v = try y.bool("proxy.prefetch") { prefetch = v }
         var loaded: [Rule]?
         for (key, regexKey) in [("proxy.rules", "regex"), ("proxy.proxies", "regx")] {
             guard let items = try y.sections(key) else { continue }

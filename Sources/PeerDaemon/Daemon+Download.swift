@@ -10,16 +10,23 @@ import Locking
 /// What a download needs to know once the task's size is known.
 struct DownloadPlan: Sendable {
     let taskID: String
-    let peerID: String
-    let download: Common_V2_Download
+    var peerID: String
+    var download: Common_V2_Download
     let layout: PieceLayout
     let headers: [String: String]
     /// The daemon's logger with the task and peer ids, for every line about this download.
-    let log: Logger
+    var log: Logger
     /// This task's download budget (`download.perPeerRateLimit`), from parents and origin alike.
     let limit: TokenBucket
     /// What the origin's HEAD said identifies this content; every GET must agree.
     var validators = OriginValidators()
+    /// The bytes the caller asked for (`Download.range` or a `Range` header); nil for all.
+    var range: ByteRange? = nil
+
+    /// The pieces this download needs: those covering `range`, or nil for every piece.
+    var wanted: Set<UInt32>? {
+        range.map { r in Set(layout.pieces(in: (r.first, r.count)).map(\.number)) }
+    }
 }
 
 /// Who asked for a download; it decides what the request may do.
@@ -57,14 +64,18 @@ extension Daemon {
         }
         let taskID: String
         do {
-            taskID = try TaskID.standard(url: request.url, tag: request.tag, application: request.application,
-                                         pieceLength: request.pieceLength, filteredQueryParams: request.filteredQueryParams)
+            taskID = try Self.taskID(of: request)
         } catch {
             throw RPCError(code: .invalidArgument, message: "\(error)")
         }
-        let contentDigest: ContentDigest?
+        var contentDigest: ContentDigest?
         do { contentDigest = try request.digest.map { try ContentDigest(parsing: $0) } } catch {
             throw RPCError(code: .invalidArgument, message: "invalid digest(\(request.digest ?? "")): \(error)")
+        }
+        // A task named by a blob's digest must hold that blob, whoever asked without one.
+        if contentDigest == nil, request.contentForCalculatingTaskId == nil, request.enableTaskIdBasedBlobDigest,
+           let digest = TaskID.blobDigestOf(url: request.url) {
+            contentDigest = digest
         }
         let peerID = PeerIdentity.peerID(ip: config.ip, hostname: config.hostname, seed: config.seedPeer)
 
@@ -72,19 +83,33 @@ extension Daemon {
         // if any. Its pieces are not read again: outputs are copies, so nothing outside the
         // store's 0700 directory can have changed them since they were checked on arrival.
         if let m = try? await store.metadata(taskID), m.finished {
-            if let contentDigest { try await checkDigest(taskID, contentDigest, url: request.url) }
-            try await started(startedResponse(m, finished: true), taskID, peerID)
-            for p in m.pieces.values.sorted(by: { $0.number < $1.number }) {
+            let range = try Self.requestedRange(request, contentLength: m.contentLength)
+            // A range is not the whole content, so it has no digest to check (as upstream).
+            if range == nil, let contentDigest { try await checkDigest(taskID, contentDigest, url: request.url) }
+            try await started(startedResponse(m, finished: true, range: range), taskID, peerID)
+            let layout = PieceLayout(contentLength: m.contentLength, pieceLength: m.pieceLength)
+            let wanted = range.map { r in Set(layout.pieces(in: (r.first, r.count)).map(\.number)) }
+            for p in m.pieces.values.sorted(by: { $0.number < $1.number }) where wanted?.contains(p.number) ?? true {
                 try await report(Common_V2_Piece(p, traffic: .localPeer))
             }
             metrics.counter("download_task_total", [("type", "local")], help: "Tasks downloaded, by where the bytes came from").increment()
-            if let output { try await writeOutput(output, taskID) }
+            if let output {
+                if let range {
+                    let file = try await NIOThreadPool.singleton.runIfActive { try OutputFile(output, length: range.count) }
+                    try await copyRange(range, of: taskID, into: file)
+                    try await NIOThreadPool.singleton.runIfActive { try file.commit() }
+                } else {
+                    try await writeOutput(output, taskID)
+                }
+            }
             return
         }
+        // The origin is asked for the task as a whole; a Range the client sent picks pieces.
+        let originHeaders = request.requestHeader.filter { $0.key.lowercased() != "range" }
 
         let info: OriginInfo
         do {
-            info = try await origin.head(request.url, headers: request.requestHeader)
+            info = try await origin.head(request.url, headers: originHeaders)
         } catch let error as OriginError {
             throw error.refused ? RPCError(code: .permissionDenied, message: error.message) : backendError(error)
         }
@@ -94,6 +119,7 @@ extension Daemon {
         } catch {
             throw RPCError(code: .invalidArgument, message: error.description)
         }
+        let range = try Self.requestedRange(request, contentLength: layout.contentLength)
         let meta: TaskMetadata
         do {
             meta = try await store.open(taskID: taskID, url: request.url, contentLength: layout.contentLength, pieceLength: layout.pieceLength)
@@ -103,31 +129,38 @@ extension Daemon {
         // The output fills as pieces land, rather than in one copy once all are here.
         let file: OutputFile?
         if let output {
-            let length = layout.contentLength
+            let length = range?.count ?? layout.contentLength
             file = try await NIOThreadPool.singleton.runIfActive { try OutputFile(output, length: length) }
         } else {
             file = nil
         }
-        try await started(startedResponse(meta, finished: false, headers: info.headers), taskID, peerID)
-        for p in meta.pieces.values.sorted(by: { $0.number < $1.number }) {
-            if let file { try await copyPiece(p, of: taskID, into: file) }
+        var plan = DownloadPlan(taskID: taskID, peerID: peerID, download: request, layout: layout,
+                                headers: originHeaders, log: logger,
+                                limit: TokenBucket(bytesPerSecond: config.perTaskDownloadRateLimit),
+                                validators: OriginValidators(headers: info.headers, contentLength: info.contentLength),
+                                range: range)
+        let wanted = plan.wanted
+        try await started(startedResponse(meta, finished: false, headers: info.headers, range: range), taskID, peerID)
+        for p in meta.pieces.values.sorted(by: { $0.number < $1.number }) where wanted?.contains(p.number) ?? true {
+            if let file { try await copyPiece(p, of: taskID, into: file, range: range) }
             try await report(Common_V2_Piece(p, traffic: .localPeer))
         }
         var log = logger
         log[metadataKey: "task_id"] = "\(taskID)"
         log[metadataKey: "peer_id"] = "\(peerID)"
-        log.info("download started", metadata: ["url": "\(LogRedaction.url(request.url))",
+        var rangeText = "all"
+        if let range { rangeText = "\(range.first)-\(range.last)" }
+        log.info("download started", metadata: ["url": "\(LogRedaction.url(request.url))", "range": "\(rangeText)",
                                                 "content_length": "\(layout.contentLength)", "pieces_stored": "\(meta.pieces.count)"])
+        plan.log = log
         let began = ContinuousClock.now
-        let plan = DownloadPlan(taskID: taskID, peerID: peerID, download: request, layout: layout,
-                                headers: request.requestHeader, log: log,
-                                limit: TokenBucket(bytesPerSecond: config.perTaskDownloadRateLimit),
-                                validators: OriginValidators(headers: info.headers, contentLength: info.contentLength))
         // A fetch nobody waits for any more is stopped: one client must not leave the origin
         // busy for nothing. A seed peer's fetches go on, since the cluster counts on them (the
         // scheduler's seed trigger, a preheat); elsewhere the manager's preheat waits to the end.
-        let job = sharedFetch(plan, keepWithoutWaiters: config.seedPeer)
-        defer { job.leave() }
+        // nil while another fetch of this task runs that does not cover these pieces (one
+        // fetch per task at a time); it is joined or started once that one ends.
+        var job: FetchJob? = nil
+        defer { job?.leave() }
         // Every requester follows the store: pieces are reported as they land, whoever
         // fetched them, so concurrent requests for one task share one download.
         var reported = Set(meta.pieces.keys)
@@ -135,15 +168,19 @@ extension Daemon {
         while true {
             // Looked at before the state, so a change in between still wakes the wait below.
             let seen = store.changes.version(taskID)
-            let outcome = job.outcome
+            if job == nil { job = sharedFetch(plan, keepWithoutWaiters: config.seedPeer) }
+            let outcome = job?.outcome
             if let m = try? await store.metadata(taskID) {
                 for p in m.pieces.values.sorted(by: { $0.number < $1.number }) where !reported.contains(p.number) {
                     reported.insert(p.number)
+                    guard wanted?.contains(p.number) ?? true else { continue }
                     if p.parentID == nil { fromOrigin = true }
-                    if let file { try await copyPiece(p, of: taskID, into: file) }
+                    if let file { try await copyPiece(p, of: taskID, into: file, range: range) }
                     try await report(Common_V2_Piece(p, traffic: p.parentID == nil ? .backToSource : .remotePeer))
                 }
             }
+            // A range is done once its pieces are here, whatever else is still on its way.
+            if let wanted, wanted.isSubset(of: reported) { break }
             if let outcome {
                 do { try outcome.get() } catch {
                     log.error("download failed: \(error)")
@@ -153,13 +190,18 @@ extension Daemon {
                     }
                     throw error
                 }
-                break
+                // A fetch that ended well has every piece it was for; one for other pieces
+                // (another caller's range) is followed by this caller's own.
+                if wanted == nil { break }
+                job?.leave()
+                job = nil
+                continue
             }
             // Woken by a landed piece or the fetch's end; the timeout only bounds a missed case.
             await store.changes.wait(taskID, after: seen, timeout: .seconds(5))
             try Task.checkCancellation()
         }
-        if let contentDigest { try await checkDigest(taskID, contentDigest, url: request.url) }
+        if range == nil, let contentDigest { try await checkDigest(taskID, contentDigest, url: request.url) }
         log.info("download finished", metadata: ["source": "\(fromOrigin ? "back_to_source" : "peers")",
                                                  "cost": "\(ContinuousClock.now - began)"])
         metrics.counter("download_task_total", [("type", fromOrigin ? "back_to_source" : "p2p")],
@@ -167,16 +209,27 @@ extension Daemon {
         if let file {
             // Every piece was copied as it was reported; a piece the loop has not seen (the
             // fetch ended between looks) is copied now.
-            for p in try await store.metadata(taskID).pieces.values where !reported.contains(p.number) {
-                try await copyPiece(p, of: taskID, into: file)
+            for p in try await store.metadata(taskID).pieces.values where !reported.contains(p.number) && (wanted?.contains(p.number) ?? true) {
+                try await copyPiece(p, of: taskID, into: file, range: range)
             }
             try await NIOThreadPool.singleton.runIfActive { try file.commit() }
         }
+        if let range, request.prefetch { prefetchRest(of: plan, after: range) }
     }
 
-    private func copyPiece(_ piece: TaskMetadata.Piece, of taskID: String, into file: OutputFile) async throws {
+    /// Copies the part of `piece` inside `range` (or all of it) to where it belongs in `file`.
+    private func copyPiece(_ piece: TaskMetadata.Piece, of taskID: String, into file: OutputFile, range: ByteRange?) async throws {
         let source = contentPath(taskID)
-        try await NIOThreadPool.singleton.runIfActive { try file.copy(from: source, offset: piece.offset, length: piece.length) }
+        let first = max(piece.offset, range?.first ?? 0)
+        let end = min(piece.offset + piece.length, range.map { $0.last + 1 } ?? UInt64.max)
+        guard end > first else { return }
+        let target = first - (range?.first ?? 0)
+        try await NIOThreadPool.singleton.runIfActive { try file.copy(from: source, offset: first, length: end - first, to: target) }
+    }
+
+    private func copyRange(_ range: ByteRange, of taskID: String, into file: OutputFile) async throws {
+        let source = contentPath(taskID)
+        try await NIOThreadPool.singleton.runIfActive { try file.copy(from: source, offset: range.first, length: range.count, to: 0) }
     }
 
     /// Copies the task to the caller's file on the thread pool: a GiB copy must not hold
@@ -205,19 +258,25 @@ extension Daemon {
         }
     }
 
-    /// The fetch of a task's missing pieces, started once however many ask for the task.
-    /// The caller is counted as waiting on it until it calls `leave()`.
-    func sharedFetch(_ plan: DownloadPlan, keepWithoutWaiters: Bool) -> FetchJob {
-        inflight.withLock { map in
-            if let job = map[plan.taskID], job.join(keepWithoutWaiters: keepWithoutWaiters) { return job }
-            let job = FetchJob(keepWithoutWaiters: keepWithoutWaiters)
+    /// The fetch of a task's missing pieces (of the plan's range, if it has one), started
+    /// once however many ask for them. The caller is counted as waiting on it until it calls
+    /// `leave()`. nil while a fetch of this task for other pieces runs: a task has one fetch
+    /// at a time, so no piece is fetched twice at once.
+    func sharedFetch(_ plan: DownloadPlan, keepWithoutWaiters: Bool) -> FetchJob? {
+        let wanted = plan.wanted
+        return inflight.withLock { map -> FetchJob? in
+            if let job = map[plan.taskID] {
+                if job.covers(wanted), job.join(keepWithoutWaiters: keepWithoutWaiters) { return job }
+                if !job.isStopped { return nil }
+            }
+            let job = FetchJob(wanted: wanted, keepWithoutWaiters: keepWithoutWaiters)
             map[plan.taskID] = job
             let changes = store.changes
             job.start(onEnd: { changes.signal(plan.taskID) }) {
                 defer { self.inflight.withLock { if $0[plan.taskID] === job { $0.removeValue(forKey: plan.taskID) } } }
                 // The job, not a waiter, marks the task complete: a fetch that goes on after its
                 // caller left (a seed's, a preheat) must still end up served to others.
-                guard try await !self.missingPieces(plan).isEmpty else { return try await self.markFinished(plan.taskID) }
+                guard try await !self.missingPieces(plan).isEmpty else { return try await self.markFinishedIfComplete(plan) }
                 // `disable_back_to_source`: the origin may be asked what the content is (its
                 // HEAD, above) but never for its bytes; a download peers cannot finish fails.
                 let originAllowed = !plan.download.disableBackToSource
@@ -247,7 +306,7 @@ extension Daemon {
                     throw RPCError(code: .unavailable, message: "peers did not have every piece, and back-to-source is disabled")
                 }
                 try await self.fetchFromOrigin(plan, pieces: self.missingPieces(plan), report: { _ in }, onPiece: nil)
-                try await self.markFinished(plan.taskID)
+                try await self.markFinishedIfComplete(plan)
             }
             return job
         }
@@ -262,18 +321,40 @@ extension Daemon {
         }
     }
 
-    func missingPieces(_ plan: DownloadPlan) async throws -> [PieceLayout.Piece] {
-        let have = (try? await store.metadata(plan.taskID).pieces) ?? [:]
-        return plan.layout.pieces().filter { have[$0.number] == nil }
+    /// The task id, as upstream's dfdaemon chooses it: from `content_for_calculating_task_id`
+    /// when given, from a registry blob's digest when asked to, else from the URL and the
+    /// fields that make a different task.
+    static func taskID(of request: Common_V2_Download) throws(ConfigError) -> String {
+        if let content = request.contentForCalculatingTaskId { return TaskID.content(content) }
+        if request.enableTaskIdBasedBlobDigest, let id = TaskID.blobDigest(url: request.url) { return id }
+        return try TaskID.standard(url: request.url, tag: request.tag, application: request.application,
+                                   pieceLength: request.pieceLength, filteredQueryParams: request.filteredQueryParams)
     }
 
-    func startedResponse(_ m: TaskMetadata, finished: Bool, headers: [String: String] = [:]) -> Dfdaemon_V2_DownloadTaskStartedResponse {
+    /// Marks the task complete once every piece is stored; a fetch of a range may leave
+    /// the task partial.
+    func markFinishedIfComplete(_ plan: DownloadPlan) async throws {
+        let have = (try? await store.metadata(plan.taskID).pieces) ?? [:]
+        guard plan.layout.pieces().allSatisfy({ have[$0.number] != nil }) else { return }
+        try await markFinished(plan.taskID)
+    }
+
+    /// The plan's pieces not stored yet (of its range, if it has one).
+    func missingPieces(_ plan: DownloadPlan) async throws -> [PieceLayout.Piece] {
+        let have = (try? await store.metadata(plan.taskID).pieces) ?? [:]
+        let pieces = plan.layout.pieces(in: plan.range.map { ($0.first, $0.count) })
+        return pieces.filter { have[$0.number] == nil }
+    }
+
+    func startedResponse(_ m: TaskMetadata, finished: Bool, headers: [String: String] = [:],
+                         range: ByteRange? = nil) -> Dfdaemon_V2_DownloadTaskStartedResponse {
         var r = Dfdaemon_V2_DownloadTaskStartedResponse()
         r.contentLength = m.contentLength
         r.responseHeader = headers.isEmpty ? m.responseHeader : headers
         r.isFinished = finished
         let layout = PieceLayout(contentLength: m.contentLength, pieceLength: m.pieceLength)
-        r.pieces = layout.pieces().map { p in
+        r.range = range.map { range in Common_V2_Range.with { $0.start = range.first; $0.length = range.count } }
+        r.pieces = layout.pieces(in: range.map { ($0.first, $0.count) }).map { p in
             Common_V2_Piece.with {
                 $0.number = p.number
                 $0.offset = p.offset
@@ -296,6 +377,8 @@ extension Daemon {
 
 /// One running fetch, who waits on it, and, once it ends, how it ended.
 final class FetchJob: Sendable {
+    /// The pieces it fetches; nil for all of the task's.
+    let wanted: Set<UInt32>?
     private struct State {
         var result: Result<Void, RPCError>?
         var task: Task<Void, Never>?
@@ -305,9 +388,22 @@ final class FetchJob: Sendable {
     }
     private let state: Locked<State>
 
-    init(keepWithoutWaiters: Bool) { state = Locked(State(keepWithoutWaiters: keepWithoutWaiters)) }
+    init(wanted: Set<UInt32>?, keepWithoutWaiters: Bool) {
+        self.wanted = wanted
+        state = Locked(State(keepWithoutWaiters: keepWithoutWaiters))
+    }
 
     var outcome: Result<Void, RPCError>? { state.withLock { $0.result } }
+
+    /// Stopped for want of waiters, or ended: another fetch of the task may start.
+    var isStopped: Bool { state.withLock { $0.cancelled || $0.result != nil } }
+
+    /// Whether this fetch brings every one of `pieces` (nil: all of the task's).
+    func covers(_ pieces: Set<UInt32>?) -> Bool {
+        guard let wanted else { return true }
+        guard let pieces else { return false }
+        return pieces.isSubset(of: wanted)
+    }
 
     /// Counts one more waiter; false when the job was already stopped (start another).
     func join(keepWithoutWaiters: Bool) -> Bool {

@@ -21,7 +21,10 @@ extension Daemon {
         download.outputPath = nil
         // The scheduler shows tasks to any client and hands them to seed peers: a login
         // stays here. A seed that needs one fails, and this peer fetches from the origin.
-        download.requestHeader = download.requestHeader.filter { !LogRedaction.isCredentialName($0.key) }
+        download.requestHeader = plan.headers.filter { !LogRedaction.isCredentialName($0.key) }
+        // The scheduler learns which bytes this peer will hold: a peer with a range is not
+        // offered as a parent of the whole task.
+        download.range = plan.range.map { r in Common_V2_Range.with { $0.start = r.first; $0.length = r.count } }
         try await session.send(.registerPeerRequest(Scheduler_V2_RegisterPeerRequest.with { $0.download = download }))
 
         var started = false

@@ -44,14 +44,16 @@ final class OutputFile: Sendable {
         close(directory)
     }
 
-    /// Copies `length` bytes at `offset` of the stored content to the same offset here.
-    /// Blocking: call it on the thread pool.
-    func copy(from source: String, offset: UInt64, length: UInt64) throws(RPCError) {
-        guard offset <= UInt64(Int64.max), length <= UInt64(Int64.max) - offset else { throw target.failure("piece out of range") }
+    /// Copies `length` bytes at `offset` of the stored content to `destination` here (the
+    /// same offset unless the output holds a range). Blocking: call it on the thread pool.
+    func copy(from source: String, offset: UInt64, length: UInt64, to destination: UInt64? = nil) throws(RPCError) {
+        let destination = destination ?? offset
+        guard offset <= UInt64(Int64.max), length <= UInt64(Int64.max) - offset,
+              destination <= UInt64(Int64.max) - length else { throw target.failure("piece out of range") }
         let input = open(source, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw target.failure("cannot open the stored content") }
         defer { close(input) }
-        guard lseek(fd, off_t(offset), SEEK_SET) == off_t(offset) else { throw target.failure("seek failed") }
+        guard lseek(fd, off_t(destination), SEEK_SET) == off_t(destination) else { throw target.failure("seek failed") }
         var from = off_t(offset)
         var left = Int(length)
         while left > 0 {

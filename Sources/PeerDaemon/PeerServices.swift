@@ -134,6 +134,15 @@ func downloadTimeout(_ value: Google_Protobuf_Duration?) throws(RPCError) -> Dur
 
 private func streamDownload(_ daemon: Daemon, _ download: Common_V2_Download, _ responses: RPCWriter<Dfdaemon_V2_DownloadTaskResponse>,
                             caller: DownloadCaller, ids: IDBox) async throws {
+    do {
+        try await streamDownloadUnmapped(daemon, download, responses, caller: caller, ids: ids)
+    } catch let error as UnsatisfiableRange {
+        throw RPCError(code: .failedPrecondition, message: error.description)
+    }
+}
+
+private func streamDownloadUnmapped(_ daemon: Daemon, _ download: Common_V2_Download, _ responses: RPCWriter<Dfdaemon_V2_DownloadTaskResponse>,
+                                    caller: DownloadCaller, ids: IDBox) async throws {
     try await daemon.download(download, caller: caller, started: { started, taskID, peerID in
         ids.set(taskID, peerID)
         try await responses.write(Dfdaemon_V2_DownloadTaskResponse.with {

@@ -132,8 +132,15 @@ public final class MirrorResponder: HTTPResponder {
             download.pieceLength = length
         }
         if let digest = UpstreamResolver.blobDigest(inPath: URLComponents(string: target.url)?.path ?? "") { download.digest = digest }
+        // One task per blob: its id is the blob's digest, whichever registry or mirror path
+        // named it (upstream's X-Dragonfly-* headers override the config, as in its proxy).
+        download.enableTaskIdBasedBlobDigest = Self.flag(request, "X-Dragonfly-Enable-Task-ID-Based-Blob-Digest")
+            ?? config.taskIDBasedBlobDigest
+        download.contentForCalculatingTaskId = request.headers.first(name: "X-Dragonfly-Content-For-Calculating-Task-ID")
+        // A ranged request fetches its pieces first, then the rest in the background.
+        download.prefetch = Self.flag(request, "X-Dragonfly-Prefetch") ?? config.prefetch
         var headers: [String: String] = [:]
-        for h in request.headers where DirectProxy.isForwardable(h.name) && h.name.lowercased() != "range" {
+        for h in request.headers where DirectProxy.isForwardable(h.name) {
             headers[h.name] = h.value
         }
         if headers.keys.first(where: { $0.lowercased() == "authorization" }) == nil {
@@ -146,8 +153,7 @@ public final class MirrorResponder: HTTPResponder {
 
         var extra = HTTPHeaders()
         if let digest = download.digest { extra.add(name: "Docker-Content-Digest", value: digest) }
-        let response = P2PBlobResponse(daemon: daemon, writer: writer, rangeHeader: request.headers.first(name: "Range"),
-                                       extraHeaders: extra)
+        let response = P2PBlobResponse(daemon: daemon, writer: writer, extraHeaders: extra)
         do {
             try await response.serve(download)
             count(type: "p2p", ok: true, bytes: writer.bodyBytes)
@@ -161,6 +167,15 @@ public final class MirrorResponder: HTTPResponder {
             }
             logger.info("mirror: P2P could not start for \(LogRedaction.url(target.url)) (\(error)); going to the upstream directly")
             return false
+        }
+    }
+
+    /// A `true`/`false` header, nil when absent or anything else.
+    private static func flag(_ request: HTTPRequest, _ name: String) -> Bool? {
+        switch request.headers.first(name: name)?.lowercased() {
+        case "true": true
+        case "false": false
+        default: nil
         }
     }
 

@@ -4,17 +4,17 @@ import HTTPServing
 import NIOHTTP1
 import PeerDaemon
 
-/// Stops a download whose response is already complete without its content.
-private struct AnsweredWithoutContent: Error {}
-
 /// A blob served from a P2P task: the response starts once the task's length is known and
 /// pieces are written in order as they land, so the first byte leaves long before the last
 /// piece arrives. The final piece is held back until the task has passed its digest check:
-/// a blob that fails it ends as a broken connection, never as a complete wrong body.
+/// a blob that fails it ends as a broken connection, never as a complete wrong body. A
+/// client's `Range` travels with the download's request headers; the daemon fetches only
+/// the pieces it covers (and, with `prefetch`, the rest afterwards) and says which range
+/// it serves in its started response. A range is not the whole blob, so it has no digest
+/// to hold back for.
 actor P2PBlobResponse {
     private let daemon: Daemon
     private let writer: HTTPResponseWriter
-    private let rangeHeader: String?
     private let extraHeaders: HTTPHeaders
 
     private var taskID = ""
@@ -27,10 +27,9 @@ actor P2PBlobResponse {
     private var empty = false
     private(set) var started = false
 
-    init(daemon: Daemon, writer: HTTPResponseWriter, rangeHeader: String?, extraHeaders: HTTPHeaders) {
+    init(daemon: Daemon, writer: HTTPResponseWriter, extraHeaders: HTTPHeaders) {
         self.daemon = daemon
         self.writer = writer
-        self.rangeHeader = rangeHeader
         self.extraHeaders = extraHeaders
     }
 
@@ -43,7 +42,8 @@ actor P2PBlobResponse {
             }, piece: { piece in
                 try await self.land(piece.number)
             })
-        } catch is AnsweredWithoutContent {
+        } catch let unsatisfiable as UnsatisfiableRange {
+            try await answerUnsatisfiable(contentLength: unsatisfiable.contentLength)
             return
         }
         guard started else { return }
@@ -67,30 +67,32 @@ actor P2PBlobResponse {
         let upstreamType = r.responseHeader.first { $0.key.lowercased() == "content-type" }?.value
         headers.replaceOrAdd(name: "Content-Type", value: upstreamType ?? "application/octet-stream")
         var status = HTTPResponseStatus.ok
-        switch ByteRange.parse(rangeHeader, length: length) {
-        case .unsatisfiable:
-            headers.replaceOrAdd(name: "Content-Range", value: "bytes */\(length)")
-            headers.replaceOrAdd(name: "Content-Length", value: "0")
-            started = true
-            empty = true
-            try await writer.writeHead(.rangeNotSatisfiable, headers: headers)
-            try await writer.end()
-            // Nothing of the task is needed: stop before it is fetched.
-            throw AnsweredWithoutContent()
-        case .range(let r):
+        if let r = r.range, r.length > 0, r.start < length, r.length <= length - r.start {
             status = .partialContent
-            range = r
-            headers.replaceOrAdd(name: "Content-Range", value: "bytes \(r.first)-\(r.last)/\(length)")
-        case .whole:
+            range = ByteRange(first: r.start, last: r.start + r.length - 1)
+            headers.replaceOrAdd(name: "Content-Range", value: "bytes \(range.first)-\(range.last)/\(length)")
+        } else {
             range = ByteRange(first: 0, last: length > 0 ? length - 1 : 0)
             empty = length == 0
         }
         headers.replaceOrAdd(name: "Content-Length", value: empty ? "0" : String(range.count))
-        let pieceLength = r.pieces.first?.length ?? 1
-        next = UInt32(clamping: range.first / max(pieceLength, 1))
-        last = UInt32(clamping: range.last / max(pieceLength, 1))
+        // The daemon lists the pieces the response needs, in order.
+        let numbers = r.pieces.map(\.number).sorted()
+        next = numbers.first ?? 0
+        last = numbers.last ?? 0
         started = true
         try await writer.writeHead(status, headers: headers)
+    }
+
+    /// 416, before anything of the task was fetched.
+    private func answerUnsatisfiable(contentLength: UInt64) async throws {
+        var headers = extraHeaders
+        headers.replaceOrAdd(name: "Content-Range", value: "bytes */\(contentLength)")
+        headers.replaceOrAdd(name: "Content-Length", value: "0")
+        started = true
+        empty = true
+        try await writer.writeHead(.rangeNotSatisfiable, headers: headers)
+        try await writer.end()
     }
 
     private func land(_ number: UInt32) async throws {

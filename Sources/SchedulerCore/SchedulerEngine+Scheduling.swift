@@ -53,6 +53,8 @@ extension SchedulerEngine {
         guard let host = hosts[candidate.hostID] else { return false }
         if host.info.disableShared { return false }
         if candidate.hostID == peer.hostID { return false }
+        // A peer that fetched a range holds only its pieces; children ask parents for any.
+        if candidate.range != nil { return false }
         guard task.dag.contains(candidate.id) else { return false }
         // A normal peer is a useful parent only once it has a source of its own.
         if host.type == .normal && task.dag.inDegree(candidate.id) == 0

@@ -1,6 +1,8 @@
+import DragonflyCommon
 import HTTPServing
 import NIOHTTP1
 import PeerDaemon
+import DragonflyCommon
 import Testing
 @testable import RegistryMirror
 import RegistryClient

@@ -536,3 +536,47 @@ def test_tls_upstream_is_verified_unless_insecure(image, tmp_path, mirror_for):
             m.stop()
     finally:
         reg.stop()
+
+
+def mirror_task(m, daemon, task_id):
+    import grpc
+    from dragonfly_api import dfdaemon_pb2, dfdaemon_pb2_grpc
+    with grpc.insecure_channel(f"unix:{m.root}/{daemon}.sock") as channel:
+        return dfdaemon_pb2_grpc.DfdaemonDownloadStub(channel).StatTask(
+            dfdaemon_pb2.StatTaskRequest(task_id=task_id), timeout=10)
+
+
+def test_a_range_through_the_mirror_is_its_pieces_then_the_rest_and_one_task_per_blob(image, registry, mirror_for):
+    _, big = image
+    data, digest = big["layer_blob"], big["layer"]
+    path = f"/v2/test/app/blobs/{digest}"
+    hexd = digest.split(":", 1)[1]
+
+    # proxy.prefetch off: the range's one piece is fetched, the task stays partial.
+    m1 = mirror_for(registry.address, "  prefetch: false\n")
+    a = m1.daemon("a")
+    res, body, _ = request(a, "GET", path, {"Range": "bytes=100-199"})
+    assert res.status == 206 and body == data[100:200]
+    assert res.getheader("X-Dragonfly-Task-ID") == hexd, "the blob's task is named by its digest"
+    time.sleep(1)
+    task = mirror_task(m1, "a", hexd)
+    assert task.state != "Succeeded" and [p.number for p in task.pieces] == [0], task
+
+    # By default the rest follows in the background, and the next request is local.
+    m2 = mirror_for(registry.address)
+    b = m2.daemon("b")
+    res, body, _ = request(b, "GET", path, {"Range": f"bytes={len(data) - 50}-"})
+    assert res.status == 206 and body == data[-50:]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and mirror_task(m2, "b", hexd).state != "Succeeded":
+        time.sleep(0.2)
+    assert mirror_task(m2, "b", hexd).state == "Succeeded"
+    gets = len(registry.blob_gets(digest))
+    # Another spelling of the same blob (the registry named with ns=) is the same task.
+    res, body, _ = request(b, "GET", f"{path}?ns={registry.address}")
+    assert res.status == 200 and body == data and res.getheader("X-Dragonfly-Task-ID") == hexd
+    assert len(registry.blob_gets(digest)) == gets, "served from the cached task"
+    # Upstream's header turns the digest naming off for one request.
+    res, body, _ = request(b, "GET", path, {"X-Dragonfly-Enable-Task-ID-Based-Blob-Digest": "false", "Range": "bytes=0-9"})
+    assert res.status == 206 and body == data[:10]
+    assert res.getheader("X-Dragonfly-Task-ID") not in (None, hexd)

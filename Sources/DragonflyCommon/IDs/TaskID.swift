@@ -17,11 +17,22 @@ public enum TaskID {
 
     /// For a registry blob URL (`…/v2/<name>/blobs/<alg>:<hex>`) the id is the digest's hex.
     public static func blobDigest(url: String) -> String? {
-        guard let r = url.range(of: "/blobs/") , url.contains("/v2/") else { return nil }
+        blobDigestOf(url: url)?.encoded
+    }
+
+    /// The digest a registry blob URL names (`…/v2/<name>/blobs/<alg>:<hex>[?…]`).
+    public static func blobDigestOf(url: String) -> ContentDigest? {
+        guard let scheme = url.range(of: "://"), let v2 = url.range(of: "/v2/", range: scheme.upperBound..<url.endIndex),
+              let r = url.range(of: "/blobs/", options: .backwards), r.lowerBound > v2.upperBound else { return nil }
         var digest = String(url[r.upperBound...])
         if let q = digest.firstIndex(of: "?") { digest = String(digest[..<q]) }
         guard let d = try? ContentDigest(parsing: digest), d.algorithm != .crc32 else { return nil }
-        return d.encoded
+        return d
+    }
+
+    /// `content_for_calculating_task_id`: the id is the SHA-256 of that text alone.
+    public static func content(_ text: String) -> String {
+        Hashing.sha256Hex(Array(text.utf8))
     }
 }
 

@@ -1,3 +1,4 @@
+import DragonflyCommon
 import HTTPServing
 import NIOCore
 import NIOEmbedded

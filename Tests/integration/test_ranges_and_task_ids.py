@@ -1,0 +1,190 @@
+"""`Download.range` and `prefetch`, and how a task is named (`content_for_calculating_task_id`,
+a registry blob's digest), with the official stubs against real dfdaemons and a Range-capable
+origin that logs every GET with its Range header."""
+
+import hashlib
+import os
+import time
+import zlib
+
+import grpc
+import pytest
+from dragonfly_api import common_pb2, dfdaemon_pb2, dfdaemon_pb2_grpc
+
+from conftest import describe
+from dfdaemon_cluster import Cluster
+
+MIB = 1 << 20
+PIECE = 4 * MIB  # the piece length Dragonfly picks for these sizes
+BIG = [("grpc.max_receive_message_length", 64 * MIB)]
+
+
+@pytest.fixture
+def make_cluster(tmp_path):
+    made = []
+
+    def make(files, **kw):
+        c = Cluster(tmp_path, files, **kw)
+        made.append(c)
+        return c
+    yield make
+    for c in made:
+        c.stop()
+
+
+def call(c, daemon="a", **fields):
+    with grpc.insecure_channel(f"unix:{c.root}/{daemon}.sock", options=BIG) as channel:
+        stub = dfdaemon_pb2_grpc.DfdaemonDownloadStub(channel)
+        request = dfdaemon_pb2.DownloadTaskRequest(download=common_pb2.Download(type=common_pb2.STANDARD, **fields))
+        return list(stub.DownloadTask(request, timeout=60))
+
+
+def pieces_of(responses):
+    return [r.download_piece_finished_response.piece for r in responses[1:]]
+
+
+def ranged_gets(c, name):
+    """The Range header of every GET the origin saw for `name` (None: a whole GET)."""
+    return [line.split(" ", 2)[2] for line in c.origin_gets(name)]
+
+
+def piece_ranges(numbers, size):
+    return {f"bytes={n * PIECE}-{min((n + 1) * PIECE, size) - 1}" for n in numbers}
+
+
+def test_a_range_fetches_and_returns_only_its_pieces(make_cluster):
+    size = 5 * PIECE + 1000
+    data = os.urandom(size)
+    c = make_cluster({"f.bin": data})
+    c.daemon("a")
+    start, length = PIECE + 10, PIECE  # inside pieces 1 and 2
+    responses = call(c, url=c.url("f.bin"), need_piece_content=True,
+                     range=common_pb2.Range(start=start, length=length))
+    started = responses[0].download_task_started_response
+    assert started.content_length == size
+    assert (started.range.start, started.range.length) == (start, length)
+    assert [p.number for p in started.pieces] == [1, 2]
+    got = pieces_of(responses)
+    assert sorted(p.number for p in got) == [1, 2]
+    for p in got:
+        assert p.content == data[p.offset:p.offset + p.length] and p.digest == f"crc32:{zlib.crc32(p.content)}"
+    # Only those two pieces were asked of the origin (besides its HEAD).
+    assert set(ranged_gets(c, "f.bin")) == piece_ranges([1, 2], size), ranged_gets(c, "f.bin")
+
+
+def test_a_range_header_in_request_header_is_a_range_and_never_reaches_the_origin(make_cluster):
+    size = 3 * PIECE
+    data = os.urandom(size)
+    c = make_cluster({"f.bin": data})
+    c.daemon("a")
+    out = c.root / "tail.bin"
+    responses = call(c, url=c.url("f.bin"), output_path=str(out), request_header={"Range": "bytes=-100"})
+    started = responses[0].download_task_started_response
+    assert (started.range.start, started.range.length) == (size - 100, 100)
+    assert out.read_bytes() == data[-100:], "output_path holds the range"
+    assert set(ranged_gets(c, "f.bin")) == piece_ranges([2], size)
+
+
+def test_an_unsatisfiable_range_is_failed_precondition(make_cluster):
+    c = make_cluster({"f.bin": os.urandom(1000)})
+    c.daemon("a")
+    for fields in ({"range": common_pb2.Range(start=1000, length=1)}, {"request_header": {"Range": "bytes=5000-"}}):
+        with pytest.raises(grpc.RpcError) as err:
+            call(c, url=c.url("f.bin"), **fields)
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION, fields
+        assert "outside the task's 1000 bytes" in err.value.details()
+    assert not [g for g in c.origin_gets("f.bin") if g.split(" ", 2)[2] != "None"], "no piece was fetched"
+
+
+def test_a_range_from_a_complete_task_is_served_from_the_cache(make_cluster):
+    size = 3 * PIECE
+    data = os.urandom(size)
+    c = make_cluster({"f.bin": data})
+    c.daemon("a")
+    call(c, url=c.url("f.bin"))
+    gets = len(c.origin_gets("f.bin"))
+    responses = call(c, url=c.url("f.bin"), need_piece_content=True, range=common_pb2.Range(start=0, length=1))
+    assert responses[0].download_task_started_response.is_finished
+    assert [p.number for p in pieces_of(responses)] == [0]
+    assert pieces_of(responses)[0].content == data[:PIECE]
+    assert len(c.origin_gets("f.bin")) == gets
+
+
+def stat_task(c, task_id, daemon="a"):
+    with grpc.insecure_channel(f"unix:{c.root}/{daemon}.sock") as channel:
+        return dfdaemon_pb2_grpc.DfdaemonDownloadStub(channel).StatTask(
+            dfdaemon_pb2.StatTaskRequest(task_id=task_id), timeout=10)
+
+
+def test_prefetch_fetches_the_rest_after_the_range_so_the_next_range_is_local(make_cluster):
+    size = 4 * PIECE
+    data = os.urandom(size)
+    c = make_cluster({"f.bin": data})
+    c.daemon("a")
+    first = call(c, url=c.url("f.bin"), prefetch=True, range=common_pb2.Range(start=3 * PIECE, length=10))
+    task_id = first[0].task_id
+    assert [p.number for p in first[0].download_task_started_response.pieces] == [3]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and stat_task(c, task_id).state != "Succeeded":
+        time.sleep(0.2)
+    task = stat_task(c, task_id)
+    assert task.state == "Succeeded" and len(task.pieces) == 4, task
+    gets = len(c.origin_gets("f.bin"))
+    again = call(c, url=c.url("f.bin"), need_piece_content=True, range=common_pb2.Range(start=0, length=PIECE))
+    assert again[0].download_task_started_response.is_finished
+    assert pieces_of(again)[0].content == data[:PIECE]
+    assert len(c.origin_gets("f.bin")) == gets, "the second range was local"
+    # Without prefetch, a range leaves the rest of the task alone.
+    c2 = call(c, url=c.url("f.bin") + "?v=2", range=common_pb2.Range(start=0, length=10))
+    time.sleep(1)
+    assert stat_task(c, c2[0].task_id).state != "Succeeded"
+    assert set(ranged_gets(c, "f.bin?v=2")) == piece_ranges([0], size)
+
+
+def test_content_for_calculating_task_id_names_the_task(make_cluster):
+    c = make_cluster({"f.bin": os.urandom(1000), "g.bin": os.urandom(1000)})
+    c.daemon("a")
+    first = call(c, url=c.url("f.bin"), content_for_calculating_task_id="my-model-v1")
+    assert first[0].task_id == hashlib.sha256(b"my-model-v1").hexdigest()
+    plain = call(c, url=c.url("g.bin"))
+    assert plain[0].task_id != first[0].task_id
+
+
+def test_a_blob_url_names_its_task_by_digest_when_asked(make_cluster):
+    data = os.urandom(3000)
+    digest = hashlib.sha256(data).hexdigest()
+    c = make_cluster({})
+    blobs = c.root / "origin" / "v2" / "lib" / "app" / "blobs"
+    blobs.mkdir(parents=True)
+    (blobs / f"sha256:{digest}").write_bytes(data)
+    other = c.root / "origin" / "v2" / "mirror" / "app" / "blobs"
+    other.mkdir(parents=True)
+    (other / f"sha256:{digest}").write_bytes(data)
+    c.daemon("a")
+    url = f"http://{c.origin.address}/v2/lib/app/blobs/sha256:{digest}"
+    by_digest = call(c, url=url, enable_task_id_based_blob_digest=True)
+    assert by_digest[0].task_id == digest
+    gets = len(c.origin_gets("v2/"))
+    # Another repository path, same digest: the same task, served from the cache.
+    again = call(c, url=f"http://{c.origin.address}/v2/mirror/app/blobs/sha256:{digest}", enable_task_id_based_blob_digest=True)
+    assert again[0].task_id == digest and again[0].download_task_started_response.is_finished
+    assert len(c.origin_gets("v2/")) == gets
+    # Without the flag the URL names the task, as before.
+    assert call(c, url=url)[0].task_id != digest
+
+
+def test_a_blob_named_by_digest_is_checked_against_it(make_cluster):
+    data = os.urandom(3000)
+    wrong = hashlib.sha256(b"something else").hexdigest()
+    c = make_cluster({})
+    blobs = c.root / "origin" / "v2" / "lib" / "app" / "blobs"
+    blobs.mkdir(parents=True)
+    (blobs / f"sha256:{wrong}").write_bytes(data)
+    c.daemon("a")
+    url = f"http://{c.origin.address}/v2/lib/app/blobs/sha256:{wrong}"
+    with pytest.raises(grpc.RpcError) as err:
+        call(c, url=url, enable_task_id_based_blob_digest=True)
+    assert "digest" in err.value.details(), err.value.details()
+    with pytest.raises(grpc.RpcError) as err:
+        stat_task(c, wrong)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND, "nothing wrong stays cached under the digest's name"
