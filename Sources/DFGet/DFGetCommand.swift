@@ -11,13 +11,14 @@ struct DFGetCommand: AsyncParsableCommand {
         commandName: "dfget",
         abstract: "Download a URL through the local dfdaemon (P2P), or directly when no daemon answers.",
         discussion: """
-        Exit status: 0 downloaded; 1 the download failed; 2 bad arguments; 3 the content did not \
-        match --digest (nothing is left at the output path).
+        Flags follow Dragonfly's Rust dfget. Exit status: 0 downloaded; 1 the download failed; \
+        2 bad arguments (including an existing output without --overwrite); 3 the content did \
+        not match --digest (nothing is left at the output path).
         """)
 
     @Argument(help: "The URL to download.")
     var url: String
-    @Option(name: .customShort("O"), help: "Where to write the content (absolute or relative path).")
+    @Option(name: [.customShort("O"), .long], help: "Where to write the content (absolute or relative path).")
     var output: String
     @Option(help: "Expected digest: sha256:<hex>, sha512:<hex> or crc32:<decimal>.")
     var digest: String?
@@ -29,12 +30,32 @@ struct DFGetCommand: AsyncParsableCommand {
     var application: String?
     @Option(help: "Query parameters left out of the task id (comma-separated), e.g. signatures.")
     var filteredQueryParams: String?
+    @Option(help: "A query parameter left out of the task id (repeatable).")
+    var filteredQueryParam: [String] = []
+    @Option(help: "Text the task id is computed from instead of the URL and the fields above.")
+    var contentForCalculatingTaskId: String?
+    @Option(help: "Piece length, e.g. 4mib or 16MiB (4 MiB to 64 MiB); a different piece length is a different task.")
+    var pieceLength: String?
+    @Option(name: [.customShort("p"), .long], help: "Scheduling priority, 0 to 6 (Dragonfly's LEVEL0 to LEVEL6).")
+    var priority: Int32 = 6
     @Option(help: "Give up after this many seconds.")
     var timeout: Double = 3600
     @Option(help: "The dfdaemon: host:port or unix:PATH. Default: unix:/var/run/dragonfly/dfdaemon.sock, then 127.0.0.1:65001.")
     var daemon: String?
-    @Flag(help: "No progress output.")
+    @Option(name: [.customShort("e"), .long], help: "The dfdaemon's unix socket (the Rust dfget's flag; --daemon takes any address).")
+    var endpoint: String?
+    @Flag(help: "Have the dfdaemon send each piece's content and write the file here, instead of the daemon writing it.")
+    var transferFromDfdaemon = false
+    @Flag(help: "Replace the output file if it exists (without it an existing file is an error).")
+    var overwrite = false
+    @Flag(help: "Fail rather than fetch from the origin when peers cannot supply the file, and never download directly.")
+    var disableBackToSource = false
+    @Flag(help: "No progress bar or progress lines.")
+    var noProgress = false
+    @Flag(help: "No progress output and no messages but errors.")
     var quiet = false
+    @Option(name: [.customShort("l"), .long], help: "What dfget prints: trace, debug, info, warn or error.")
+    var logLevel: DFGetLogLevel = .info
     @Option(help: "CA bundle to verify a TLS dfdaemon with (TCP addresses only).")
     var tlsCa: String?
     @Option(help: "Client certificate for a dfdaemon that requires one (mutual TLS).")
@@ -43,95 +64,79 @@ struct DFGetCommand: AsyncParsableCommand {
     var tlsKey: String?
 
     func run() async throws {
+        let log = DFGetLog(level: quiet ? .error : logLevel)
+        guard (0...6).contains(priority) else { log.fail("--priority must be 0 to 6", code: 2) }
+        var pieceBytes: UInt64?
+        if let pieceLength {
+            guard let bytes = ByteSize.parse(pieceLength) else { log.fail("--piece-length \(pieceLength) is not a size", code: 2) }
+            guard PieceLayout.allowedPieceLengths.contains(bytes) else {
+                log.fail("--piece-length must be 4 MiB to 64 MiB, not \(bytes) bytes", code: 2)
+            }
+            pieceBytes = bytes
+        }
         // The daemon writes only to absolute paths without `..` or symlinked directories: the
         // directory is made here, as the user, and named as the file system knows it.
         let requested = URL(fileURLWithPath: output).standardizedFileURL
         try? FileManager.default.createDirectory(at: requested.deletingLastPathComponent(), withIntermediateDirectories: true)
         let path = requested.deletingLastPathComponent().resolvingSymlinksInPath().appendingPathComponent(requested.lastPathComponent).path
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            guard !isDirectory.boolValue else { log.fail("output path \(path) is a directory", code: 2) }
+            guard overwrite else { log.fail("output path \(path) already exists (use --overwrite to replace it)", code: 2) }
+        }
         let expected: ContentDigest?
         do { expected = try digest.map { try ContentDigest(parsing: $0) } } catch {
-            FileHandle.standardError.write(Data("dfget: \(error)\n".utf8))
-            throw ExitCode(2)
+            log.fail("\(error)", code: 2)
         }
         var headers: [String: String] = [:]
         for h in header {
-            guard let colon = h.firstIndex(of: ":") else {
-                FileHandle.standardError.write(Data("dfget: header \(h) is not 'Name: value'\n".utf8))
-                throw ExitCode(2)
-            }
+            guard let colon = h.firstIndex(of: ":") else { log.fail("header \(h) is not 'Name: value'", code: 2) }
             headers[String(h[..<colon]).trimmingCharacters(in: .whitespaces)] = String(h[h.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
         }
         var download = Common_V2_Download()
         download.url = url
-        download.outputPath = path
+        download.type = .standard
         download.digest = expected?.description
         download.tag = tag
         download.application = application
         download.requestHeader = headers
-        download.filteredQueryParams = filteredQueryParams.map { $0.split(separator: ",").map(String.init) } ?? []
+        download.filteredQueryParams = (filteredQueryParams.map { $0.split(separator: ",").map(String.init) } ?? []) + filteredQueryParam
+        download.contentForCalculatingTaskId = contentForCalculatingTaskId
+        download.pieceLength = pieceBytes
+        download.priority = Common_V2_Priority(rawValue: priority)
+        download.disableBackToSource = disableBackToSource
+        download.overwrite = overwrite
         download.timeout = Google_Protobuf_Duration(.seconds(Int64(timeout)))
-        let progress = ProgressReporter(mode: quiet ? .silent : (isatty(2) != 0 ? .bar : .lines))
+        // The daemon writes the file, or sends the pieces for dfget to write.
+        if transferFromDfdaemon {
+            download.needPieceContent = true
+        } else {
+            download.outputPath = path
+        }
+        let progress = ProgressReporter(mode: quiet || noProgress ? .silent : (isatty(2) != 0 ? .bar : .lines))
+        let transfer = DaemonTransfer(download: download, output: URL(fileURLWithPath: path), timeout: timeout,
+                                      tls: (tlsCa, tlsCert, tlsKey), writesPieces: transferFromDfdaemon, log: log)
 
-        let candidates = daemon.map { [$0] } ?? ["unix:/var/run/dragonfly/dfdaemon.sock", "127.0.0.1:65001"]
+        let candidates = (endpoint.map { ["unix:" + $0] } ?? daemon.map { [$0] }) ?? ["unix:/var/run/dragonfly/dfdaemon.sock", "127.0.0.1:65001"]
         for address in candidates {
-            switch await viaDaemon(address, download, progress) {
+            log.debug("trying dfdaemon \(address)")
+            switch await transfer.run(via: address, progress) {
             case .done: return
             case .failed(let error):
-                FileHandle.standardError.write(Data("dfget: \(error)\n".utf8))
-                throw ExitCode(error.code == .internal && error.message.contains("digest") ? 3 : 1)
-            case .unreachable: continue
+                log.fail(error.description, code: error.code == .internal && error.message.contains("digest") ? 3 : 1)
+            case .unreachable: log.debug("dfdaemon \(address) did not answer")
             }
         }
-        if !quiet { FileHandle.standardError.write(Data("dfget: no dfdaemon answered; downloading directly from the origin\n".utf8)) }
+        guard !disableBackToSource else {
+            log.fail("no dfdaemon answered, and --disable-back-to-source forbids downloading from the origin", code: 1)
+        }
+        log.warn("no dfdaemon answered; downloading directly from the origin")
         do {
             try await DirectDownload.run(url: url, headers: headers, to: path, digest: expected, timeout: timeout)
         } catch let e as DirectDownload.DigestMismatch {
-            FileHandle.standardError.write(Data("dfget: \(e)\n".utf8))
-            throw ExitCode(3)
+            log.fail("\(e)", code: 3)
         } catch {
-            FileHandle.standardError.write(Data("dfget: \(error)\n".utf8))
-            throw ExitCode(1)
-        }
-    }
-
-    enum Outcome { case done, failed(RPCError), unreachable }
-
-    /// Downloads through one daemon; `.unreachable` when it never started the task, so the
-    /// next daemon (or the origin) can be tried.
-    func viaDaemon(_ address: String, _ download: Common_V2_Download, _ progress: ProgressReporter) async -> Outcome {
-        guard let channel = try? RPCChannel(configuration: {
-            var c = try RPCClientConfiguration.parse(address)
-            if tlsCa != nil || tlsCert != nil {
-                c.secure(with: TLSConfiguration(certificateChainFile: tlsCert, privateKeyFile: tlsKey, trustRootsFile: tlsCa))
-            }
-            c.connectTimeout = .seconds(2)
-            return c
-        }()) else { return .unreachable }
-        defer { Task { await channel.close() } }
-        let client = Dfdaemon_V2_DfdaemonDownloadClient(RPCClient(transport: channel))
-        var started = false
-        do {
-            let call = try await client.downloadTask(Dfdaemon_V2_DownloadTaskRequest.with { $0.download = download },
-                                                     options: CallOptions(timeout: .seconds(Int64(timeout))))
-            for try await r in call.responses {
-                switch r.response {
-                case .downloadTaskStartedResponse(let s)?:
-                    started = true
-                    progress.started(total: s.contentLength)
-                case .downloadPieceFinishedResponse(let p)?:
-                    guard let piece = p.piece else { break }
-                    progress.piece(length: piece.length, source: .init(piece.trafficType))
-                case nil: break
-                }
-            }
-            progress.finish()
-            return .done
-        } catch let error as RPCError {
-            progress.finish()
-            if !started && error.code == .unavailable { return .unreachable }
-            return .failed(error)
-        } catch {
-            return started ? .failed(RPCError(code: .unknown, message: "\(error)")) : .unreachable
+            log.fail("\(error)", code: 1)
         }
     }
 }

@@ -43,6 +43,7 @@ public enum JSONValue: Codable, Sendable, Equatable {
     public var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
     public var arrayValue: [JSONValue]? { if case .array(let a) = self { return a } else { return nil } }
     public var numberValue: Double? { if case .number(let n) = self { return n } else { return nil } }
+    public var boolValue: Bool? { if case .bool(let b) = self { return b } else { return nil } }
 
     /// Stored as compact JSON text.
     public var text: String {

@@ -17,6 +17,10 @@ struct PreheatArguments: Sendable {
     var application: String?
     var filteredQueryParams: [String]
     var pieceLength: UInt64?
+    /// An image's blobs are tasks named by their digests, as the dfdaemons' mirrors name
+    /// them by default, so a pull after the preheat finds them (`false` for mirrors that
+    /// name tasks by URL).
+    var taskIDBasedBlobDigest: Bool
     var concurrentTaskCount: Int
     var timeout: Duration
     /// Only peers with these IPs (empty: any).
@@ -49,6 +53,7 @@ struct PreheatArguments: Sendable {
         filteredQueryParams = string("filtered_query_params").map { $0.split(separator: "&").map(String.init) }
             ?? (args["filtered_query_params"]?.arrayValue?.compactMap(\.stringValue) ?? [])
         pieceLength = args["piece_length"]?.numberValue.flatMap { $0 > 0 ? UInt64($0) : nil }
+        taskIDBasedBlobDigest = args["enable_task_id_based_blob_digest"]?.boolValue ?? (kind == .image)
         concurrentTaskCount = max(1, min(64, Int(args["concurrent_task_count"]?.numberValue ?? 8)))
         ips = args["ips"]?.arrayValue?.compactMap(\.stringValue) ?? []
         count = args["count"]?.numberValue.map { Int($0) }

@@ -188,6 +188,7 @@ public actor PreheatRunner {
             download.filteredQueryParams = args.filteredQueryParams
             download.requestHeader = headers
             download.pieceLength = args.pieceLength
+            download.enableTaskIdBasedBlobDigest = args.taskIDBasedBlobDigest
             var request = Dfdaemon_V2_DownloadTaskRequest()
             request.download = download
             let call = try await client.downloadTask(request, options: CallOptions(timeout: args.timeout))

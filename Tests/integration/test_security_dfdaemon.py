@@ -430,7 +430,7 @@ def test_a_digest_is_checked_on_cache_hits_and_a_wrong_one_deletes_nothing(tmp_p
     assert not (tmp_path / "b.out").exists()
     # The right digest, and no digest, are served from the cache.
     for extra in (["--digest", right], []):
-        res = run([binary("dfget"), url, "-O", tmp_path / "c.out", "--daemon", sock, "--quiet", *extra], timeout=60)
+        res = run([binary("dfget"), url, "-O", tmp_path / "c.out", "--daemon", sock, "--quiet", "--overwrite", *extra], timeout=60)
         assert res.returncode == 0 and (tmp_path / "c.out").read_bytes() == data, res.stderr
     assert len(gets(o)) == fetched, "the wrong-digest requests deleted nothing"
     for s in (d, o):
