@@ -33,6 +33,10 @@ public struct DaemonConfig: Sendable {
     public var totalDownloadRateLimit: Double = 0
     /// Each task's download (`download.perPeerRateLimit`: per peer task, as upstream means it).
     public var perTaskDownloadRateLimit: Double = 0
+    /// The most an origin that announces no length (chunked) may send for one task
+    /// (`download.maxUnknownContentLength`): its body is spooled to disk before it becomes
+    /// pieces, so an endless body must end somewhere.
+    public var maxUnknownContentLength: UInt64 = 16 << 30
     /// All uploads of this daemon together, piece stream and Vortex alike (`upload.rateLimit`).
     public var uploadRateLimit: Double = 0
     /// What the scheduler is told this host can send, bits/s (`upload.bandwidth`); without
@@ -119,6 +123,11 @@ public struct DaemonConfig: Sendable {
         if let v = try y.duration("download.pieceTimeout") { c.pieceTimeout = v }
         if let v = try y.string("download.totalRateLimit") { c.totalDownloadRateLimit = try rate(v, "download.totalRateLimit", path) }
         if let v = try y.string("download.perPeerRateLimit") { c.perTaskDownloadRateLimit = try rate(v, "download.perPeerRateLimit", path) }
+        if let v = try y.string("download.maxUnknownContentLength") {
+            let bytes = try rate(v, "download.maxUnknownContentLength", path)
+            guard bytes >= 1, bytes < 0x1p62 else { throw ConfigError("\(path): download.maxUnknownContentLength must be at least 1 byte") }
+            c.maxUnknownContentLength = UInt64(bytes)
+        }
         if let v = try y.strings("download.allowedOrigins") { c.allowedOrigins = OriginAllowList(v) }
         if let v = try y.bool("download.refusePrivateOrigins") { c.originAddresses.refusePrivate = v }
         if let v = try y.bool("download.allowLinkLocalOrigins") { c.originAddresses.allowLinkLocal = v }

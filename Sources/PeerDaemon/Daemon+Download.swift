@@ -110,6 +110,13 @@ extension Daemon {
         let info: OriginInfo
         do {
             info = try await origin.head(request.url, headers: originHeaders)
+        } catch let error as OriginError where error.unknownLength {
+            // Read to its end first; the complete task is then served as any cached one.
+            try await fetchWithoutLength(request, taskID: taskID, headers: originHeaders)
+            guard let m = try? await store.metadata(taskID), m.finished else {
+                throw RPCError(code: .internal, message: "the length-less origin's task did not complete")
+            }
+            return try await download(request, caller: caller, started: started, piece: report)
         } catch let error as OriginError {
             throw error.refused ? RPCError(code: .permissionDenied, message: error.message) : backendError(error)
         }

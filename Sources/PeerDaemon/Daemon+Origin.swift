@@ -79,7 +79,7 @@ extension Daemon {
         try await keepOriginPiece(plan, piece, bytes, since: start, report: report, onPiece: onPiece)
     }
 
-    private func keepOriginPiece(_ plan: DownloadPlan, _ piece: PieceLayout.Piece, _ bytes: [UInt8], since start: ContinuousClock.Instant,
+    func keepOriginPiece(_ plan: DownloadPlan, _ piece: PieceLayout.Piece, _ bytes: [UInt8], since start: ContinuousClock.Instant,
                                  report: PieceReport, onPiece: (@Sendable (Common_V2_Piece) async -> Void)?) async throws {
         let stored: TaskMetadata.Piece
         do {

@@ -23,6 +23,8 @@ public final class Daemon: Sendable {
     private let channels: RPCChannelPool
     /// At most one fetch per task; concurrent requests for it follow the same one.
     let inflight = Locked<[String: FetchJob]>([:])
+    /// Length-less origin bodies being read now, one per task.
+    let spools = SpoolRegistry()
     /// Upload streams and connections being served now, by child host (its IP address):
     /// `upload.concurrentLimit` counts the hosts.
     let uploadsByChild = Locked<[String: Int]>([:])

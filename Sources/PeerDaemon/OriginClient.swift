@@ -60,6 +60,9 @@ public struct OriginError: Error, CustomStringConvertible, Sendable {
     public var rangeIgnored = false
     /// The origin's content changed between requests (its validators differ).
     public var contentChanged = false
+    /// Neither a HEAD nor a ranged GET told the content's length (a chunked origin): the
+    /// body must be read to its end before it can be cut into pieces.
+    public var unknownLength = false
     public var description: String { statusCode.map { "origin answered \($0): \(message)" } ?? message }
 }
 
@@ -161,12 +164,15 @@ public struct OriginClient: Sendable {
             throw OriginError(message: response.status.reasonPhrase, statusCode: code)
         }
         guard let text = response.headers.first(name: "content-length"), let length = UInt64(text) else {
-            throw OriginError(message: "origin gave no Content-Length for \(LogRedaction.url(url))")
+            // A HEAD without a length (a chunked origin); a ranged GET may still tell it.
+            return try await probe(url, headers: headers, headRefused: nil)
         }
         return OriginInfo(contentLength: length, headers: Self.flatten(response.headers))
     }
 
-    private func probe(_ url: String, headers: [String: String], headRefused: Int) async throws -> OriginInfo {
+    /// The length from a one-byte ranged GET, when a HEAD was refused (`headRefused`) or
+    /// gave none.
+    private func probe(_ url: String, headers: [String: String], headRefused: Int?) async throws -> OriginInfo {
         let response = try await execute(url, method: .GET, headers: headers, range: "bytes=0-0")
         let code = Int(response.status.code)
         // Only the headers are wanted; the body (one byte, or the whole file) is left unread
@@ -176,10 +182,11 @@ public struct OriginClient: Sendable {
         case 206: length = response.headers.first(name: "content-range").flatMap(Self.totalLength(contentRange:))
         case 200: length = response.headers.first(name: "content-length").flatMap { UInt64($0) }
         default:
-            throw OriginError(message: "HEAD answered \(headRefused), and a GET answered \(code)", statusCode: code)
+            let head = headRefused.map { "HEAD answered \($0)" } ?? "HEAD gave no length"
+            throw OriginError(message: "\(head), and a GET answered \(code)", statusCode: code)
         }
         guard let length else {
-            throw OriginError(message: "origin refused HEAD (\(headRefused)) and its GET gave no length for \(LogRedaction.url(url))")
+            throw OriginError(message: "origin gives no length for \(LogRedaction.url(url))", unknownLength: true)
         }
         return OriginInfo(contentLength: length, headers: Self.flatten(response.headers))
     }

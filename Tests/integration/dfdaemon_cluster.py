@@ -50,7 +50,7 @@ class Cluster:
 
     def dfget(self, daemon, name, *extra, out=None, timeout=120):
         out = out or self.root / f"{daemon}-{name}.out"
-        return run([binary("dfget"), self.url(name), "-O", out, "--daemon", f"unix:{self.root}/{daemon}.sock", "--quiet",
+        return run([binary("dfget"), self.url(name), "-O", out, "--daemon", f"unix:{self.root}/{daemon}.sock", "--quiet", "--overwrite",
                     *extra], timeout=timeout), out
 
     def download_task(self, daemon, name, out, **fields):

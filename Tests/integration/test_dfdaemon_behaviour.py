@@ -1,6 +1,7 @@
 """dfdaemon behaviour with real processes: rate limits, restarts, a truncating origin,
 shared downloads, several peers and a seed, GC, and the official API from grpcio."""
 
+import hashlib
 import os
 import socket
 import subprocess
@@ -418,6 +419,40 @@ def test_an_origin_that_refuses_head_or_lies_in_it(make_cluster):
         res = fetch("shorthead/f.bin", c.root / "shorthead.out")
         assert res.returncode != 0, "a download of a length the HEAD lied about succeeded"
         assert "content changed" in res.stderr, describe(res)
+        a.assert_alive()
+    finally:
+        origin.stop()
+
+
+def test_an_origin_that_sends_no_length(make_cluster):
+    # A chunked body and no Content-Length anywhere (HEAD, ranged GET): read to its end,
+    # then stored as pieces; a second request is a cache hit; a cut body stores nothing.
+    data = os.urandom(9 * MIB + 5)
+    c = make_cluster({"f.bin": data})
+    origin = Server([sys.executable, HELPERS / "faulty_origin.py", "0", c.root / "origin"], c.root / "faulty.log")
+    try:
+        a = c.daemon("a")
+
+        def fetch(path, out, *extra):
+            return run([binary("dfget"), f"http://{origin.address}/{path}", "-O", out, "--daemon", f"unix:{c.root}/a.sock",
+                        "--quiet", *extra], timeout=120)
+
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        res = fetch("chunked/f.bin", c.root / "chunked.out", "--digest", digest)
+        assert res.returncode == 0, describe(res)
+        assert (c.root / "chunked.out").read_bytes() == data
+        gets = [l for l in (c.root / "faulty.log").read_text().splitlines() if l.startswith("GET /chunked/")]
+        assert len(gets) == 2, gets  # the length probe and the one read of the body
+        res = fetch("chunked/f.bin", c.root / "again.out")
+        assert res.returncode == 0 and (c.root / "again.out").read_bytes() == data, describe(res)
+        assert len([l for l in (c.root / "faulty.log").read_text().splitlines() if l.startswith("GET /chunked/")]) == 2
+        assert "read 9437189 bytes to the end, storing them as 3 pieces" in (c.root / "a.log").read_text()
+
+        # Truncated (no last chunk): an error, and no task was made of the half.
+        res = fetch("chunkedcut/f.bin", c.root / "cut.out")
+        assert res.returncode == 1 and "origin body failed" in res.stderr, describe(res)
+        assert not (c.root / "cut.out").exists()
+        assert not list((c.root / "a" / "spool").iterdir()), "the spool file was removed"
         a.assert_alive()
     finally:
         origin.stop()

@@ -188,3 +188,24 @@ def test_a_blob_named_by_digest_is_checked_against_it(make_cluster):
     with pytest.raises(grpc.RpcError) as err:
         stat_task(c, wrong)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND, "nothing wrong stays cached under the digest's name"
+
+
+def test_request_header_reaches_the_origin_and_filtered_query_params_make_one_task(make_cluster):
+    data = os.urandom(3000)
+    c = make_cluster({"f.bin": data})
+    c.daemon("a")
+    private = f"http://{c.origin.address}/private/f.bin"
+    with pytest.raises(grpc.RpcError) as err:
+        call(c, url=private)
+    assert "401" in err.value.details(), err.value.details()
+    out = c.root / "private.out"
+    call(c, url=private, output_path=str(out), request_header={"Authorization": "Bearer let-me-in"})
+    assert out.read_bytes() == data
+    # Two signatures, one task: the second is served from the first's pieces.
+    first = call(c, url=c.url("f.bin") + "?sig=one&v=1", filtered_query_params=["sig"])
+    gets = len(c.origin_gets("f.bin"))
+    second = call(c, url=c.url("f.bin") + "?v=1&sig=two", filtered_query_params=["sig"])
+    assert first[0].task_id == second[0].task_id and second[0].download_task_started_response.is_finished
+    assert len(c.origin_gets("f.bin")) == gets
+    third = call(c, url=c.url("f.bin") + "?sig=three&v=1")
+    assert third[0].task_id != first[0].task_id, "unfiltered, the signature names another task"

@@ -8,6 +8,9 @@
                    the file were replaced between requests
   /nohead/NAME     405 to HEAD; GETs are served normally
   /shorthead/NAME  HEAD announces half the length; GETs serve the whole file
+  /chunked/NAME    no length anywhere: HEAD and GET answer 200 with a chunked body (a
+                   ranged GET too), as dynamic endpoints that stream their output do
+  /chunkedcut/NAME as chunked, but the GET ends after half the file without its last chunk
 Anything else is served normally. Ranges are honoured; every request is logged on stderr
 as `METHOD path range status`. Prints `LISTENING <port>`. Usage: faulty_origin.py PORT DIR"""
 import http.server
@@ -57,6 +60,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             return
         data = open(path, "rb").read()
+        if mode in ("chunked", "chunkedcut"):
+            self.serve_chunked(data, head, cut=mode == "chunkedcut")
+            return
         if head and mode == "shorthead":
             data = data[:len(data) // 2]
         first, last = 0, len(data) - 1
@@ -109,6 +115,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 time.sleep(0.02)
             return
         self.wfile.write(body)
+
+
+    def serve_chunked(self, data, head, cut):
+        self.log(200)
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        if head:
+            return
+        body = data[:len(data) // 2] if cut else data
+        for i in range(0, len(body), 64 << 10):
+            piece = body[i:i + (64 << 10)]
+            self.wfile.write(b"%x\r\n" % len(piece) + piece + b"\r\n")
+        if cut:
+            # Hang up without the terminating chunk: the body is truncated.
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(b"0\r\n\r\n")
 
 
 def main():

@@ -2,7 +2,8 @@
 request as `METHOD path range` on stderr, so a test can count what the origin served.
 Prints `LISTENING <port>` once bound. Usage: range_origin.py PORT DIR [DELAY_SECONDS]
 (PORT 0 = any; DELAY makes every GET that slow, to keep downloads in flight).
-`/redirect/NAME` answers 307 to `/NAME?sig=<random>`; a name ending `.trunc` is cut short."""
+`/redirect/NAME` answers 307 to `/NAME?sig=<random>`; a name ending `.trunc` is cut short;
+`/private/NAME` is 401 without `Authorization: Bearer let-me-in`."""
 import http.server
 import os
 import signal
@@ -27,6 +28,13 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return None
+        if self.path.startswith("/private/"):
+            if self.headers.get("Authorization") != "Bearer let-me-in":
+                self.send_response(401)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
+            self.path = self.path[len("/private"):]
         path = self.translate_path(self.path)
         if not os.path.isfile(path):
             return super().send_head()
