@@ -127,9 +127,22 @@ extension Daemon {
             throw RPCError(code: .invalidArgument, message: error.description)
         }
         let range = try Self.requestedRange(request, contentLength: layout.contentLength)
-        let meta: TaskMetadata
+        // Only what names the version (and the type) is kept: other response headers
+        // (cookies, say) are the origin's to one client, not the cache's to every caller.
+        let kept = info.headers.filter { ["etag", "last-modified", "content-type"].contains($0.key.lowercased()) }
+        var meta: TaskMetadata
         do {
-            meta = try await store.open(taskID: taskID, url: request.url, contentLength: layout.contentLength, pieceLength: layout.pieceLength)
+            meta = try await store.open(taskID: taskID, url: request.url, contentLength: layout.contentLength,
+                                        pieceLength: layout.pieceLength, responseHeader: kept)
+            // Pieces from before a restart are of the version their task was opened with; if
+            // the origin's validators say it changed since, they are dropped, not mixed in.
+            if !meta.pieces.isEmpty, let why = OriginValidators(headers: meta.responseHeader)
+                .mismatch(OriginValidators(headers: info.headers)) {
+                logger.warning("task \(taskID): the origin's content changed since its pieces were stored (\(why)); starting afresh")
+                try await store.delete(taskID: taskID)
+                meta = try await store.open(taskID: taskID, url: request.url, contentLength: layout.contentLength,
+                                            pieceLength: layout.pieceLength, responseHeader: kept)
+            }
         } catch {
             throw RPCError(code: .internal, message: "\(error)")
         }

@@ -77,7 +77,11 @@ public final class PieceStore: Sendable {
 
     /// Finds or creates the task; an existing one keeps its pieces if the layout agrees.
     @discardableResult
-    public func open(taskID: String, url: String, contentLength: UInt64, pieceLength: UInt64) async throws(StorageError) -> TaskMetadata {
+    /// Opens (or creates) a task's content. `responseHeader` is what identifies the origin's
+    /// version (validators, content type), kept with a new task so a resumed download can
+    /// tell whether the origin changed meanwhile.
+    public func open(taskID: String, url: String, contentLength: UInt64, pieceLength: UInt64,
+                     responseHeader: [String: String] = [:]) async throws(StorageError) -> TaskMetadata {
         try Self.validate(taskID)
         // Lengths come from origins and clients (the daemon checked them too): a piece count
         // the metadata can hold, and offsets that fit in off_t.
@@ -89,8 +93,10 @@ public final class PieceStore: Sendable {
             return m
         }
         let now = Date()
-        let fresh = TaskMetadata(taskID: taskID, url: url, contentLength: contentLength, pieceLength: pieceLength,
+        var draft = TaskMetadata(taskID: taskID, url: url, contentLength: contentLength, pieceLength: pieceLength,
                                  createdAt: now, accessedAt: now)
+        draft.responseHeader = responseHeader
+        let fresh = draft
         let content = contentPath(taskID), header = headerPath(taskID), log = logPath(taskID)
         let old = tasks.withLock { $0.removeValue(forKey: taskID) }
         old?.log?.close()

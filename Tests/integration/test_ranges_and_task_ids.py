@@ -209,3 +209,19 @@ def test_request_header_reaches_the_origin_and_filtered_query_params_make_one_ta
     assert len(c.origin_gets("f.bin")) == gets
     third = call(c, url=c.url("f.bin") + "?sig=three&v=1")
     assert third[0].task_id != first[0].task_id, "unfiltered, the signature names another task"
+
+
+def test_stored_pieces_of_an_older_version_are_dropped_not_mixed_in(make_cluster):
+    size = 3 * PIECE
+    c = make_cluster({"f.bin": os.urandom(size)})
+    c.daemon("a")
+    call(c, url=c.url("f.bin"), range=common_pb2.Range(start=0, length=10))  # piece 0 of this version
+    new = os.urandom(size)
+    path = c.root / "origin" / "f.bin"
+    path.write_bytes(new)
+    later = time.time() + 10
+    os.utime(path, (later, later))  # a new Last-Modified, whatever the clock's granularity
+    out = c.root / "new.out"
+    call(c, url=c.url("f.bin"), output_path=str(out))
+    assert out.read_bytes() == new
+    assert "changed since its pieces were stored" in (c.root / "a.log").read_text()

@@ -39,6 +39,8 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         if not os.path.isfile(path):
             return super().send_head()
         size = os.path.getsize(path)
+        # The file's version, as static servers tell it.
+        modified = self.date_time_string(os.path.getmtime(path))
         rng = self.headers.get("Range")
         f = open(path, "rb")
         if rng and rng.startswith("bytes="):
@@ -48,12 +50,14 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
             self.send_header("Content-Length", str(last - first + 1))
+            self.send_header("Last-Modified", modified)
             self.end_headers()
             f.seek(first)
             self._remaining = last - first + 1
             return f
         self.send_response(200)
         self.send_header("Content-Length", str(size))
+        self.send_header("Last-Modified", modified)
         self.end_headers()
         self._remaining = size
         return f
