@@ -1,7 +1,6 @@
 import ArgumentParser
 import ProtoJSON
 import RPCCore
-import RPCTransport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,35 +8,49 @@ import Glibc
 struct Call: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Call a method with JSON requests; print JSON responses.",
-        discussion: "-d takes one JSON object, or '@' to read whitespace-separated JSON objects from stdin (for streaming).")
-    @OptionGroup var connection: ConnectionOptions
+        discussion: """
+        -d takes one JSON object, or '@' to read whitespace-separated JSON objects from stdin \
+        (for streaming). -v also prints the response headers and trailers, as grpcurl -v does.
+        """)
+    @Argument(help: "Server address: host:port or unix:PATH.")
+    var address: String
     @Argument(help: "pkg.Service/Method (or pkg.Service.Method).")
     var method: String
     @Option(name: .shortAndLong, help: "Request JSON, or @ for stdin.")
     var data: String = "{}"
-    @Option(name: .customShort("H"), help: "Request metadata 'key: value' (repeatable).")
+    @Option(name: .customShort("H"), help: "Request metadata 'key: value' (repeatable; also sent with reflection requests).")
     var header: [String] = []
+    @Flag(name: .shortAndLong, help: "Print the resolved method, request metadata, response headers and trailers.")
+    var verbose = false
+    @Flag(name: .customLong("emit-defaults"), help: "Print fields that hold default values too (unset messages as null).")
+    var emitDefaults = false
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var schema: SchemaOptions
 
     func run() async throws {
         guard let (serviceName, methodName) = Self.split(method) else {
-            printError("ERROR: method must look like pkg.Service/Method, got \(method)\n")
-            throw ExitCode(2)
+            throw usage("method must look like pkg.Service/Method, got \(method)")
         }
-        let (rpc, channel) = try connection.client()
-        defer { Task { await channel.close() } }
-        var reflection = ReflectionClient(rpc: rpc)
-        var loader = SchemaLoader()
+        var metadata = Metadata()
+        for h in header {
+            // As grpcurl: a header without a colon has an empty value; names go lowercase, as HTTP/2 requires.
+            let colon = h.firstIndex(of: ":") ?? h.endIndex
+            let value = colon == h.endIndex ? "" : String(h[h.index(after: colon)...]).trimmed
+            metadata.add(String(h[..<colon]).trimmed.lowercased(), value)
+        }
+        var session = try Session.open(address: address, connection: connection, schema: schema, metadata: metadata)
+        defer { Task { [session] in await session.close() } }
+        guard let rpc = session.rpc else { throw fail(SchemaFileError("no server to call")) }
+
+        let service: DescriptorIndex.Service
         do {
-            try await reflection.load(symbol: serviceName, into: &loader)
+            (service, _) = try await session.source.service(serviceName)
         } catch {
             throw fail(error)
         }
-        let pool = loader.pool
-        guard let service = pool.services[serviceName] else {
-            printError("ERROR: service not found: \(serviceName)\n")
-            throw ExitCode(1)
-        }
-        guard let info = service.methods.first(where: { $0.name == methodName }) else {
+        let pool = session.source.loader.pool
+        guard let descriptor = service.method.first(where: { $0.name == methodName }),
+              let info = pool.services[serviceName]?.methods.first(where: { $0.name == methodName }) else {
             printError("ERROR: service \(serviceName) has no method \(methodName)\n")
             throw ExitCode(1)
         }
@@ -47,25 +60,30 @@ struct Call: AsyncParsableCommand {
             let values = try JSONParser.parseAll(text)
             requests = try values.map { try DynamicEncoder(pool: pool).encode($0, as: info.inputType) }
         } catch {
-            printError("ERROR: bad request data: \(error)\n")
-            throw ExitCode(2)
+            throw usage("bad request data: \(error)")
         }
-        var options = connection.callOptions
-        for h in header {
-            guard let colon = h.firstIndex(of: ":") else { continue }
-            options.metadata.add(String(h[..<colon]).trimmed, String(h[h.index(after: colon)...]).trimmed)
-        }
+
+        let output = CallOutput(verbose: verbose, decoder: DynamicDecoder(pool: pool, emitDefaults: emitDefaults),
+                                outputType: info.outputType)
+        output.start(method: descriptor, index: session.source.loader.index, metadata: metadata)
+        let options = session.deadline.callOptions(metadata: metadata)
+        var failure: (any Error)?
+        var handle: (any RPCClientStreamHandle)?
         do {
-            let handle = try await rpc.transport.openStream(path: "/\(serviceName)/\(methodName)", options: options)
-            for r in requests { try await handle.send(r) }
-            try await handle.finishSending()
-            let decoder = DynamicDecoder(pool: pool)
-            for try await bytes in handle.responses {
-                print(try decoder.decode(bytes, as: info.outputType).rendered())
-            }
+            let stream = try await rpc.transport.openStream(path: "/\(serviceName)/\(methodName)", options: options)
+            handle = stream
+            for r in requests { try await stream.send(r) }
+            try await stream.finishSending()
+            if verbose, let headers = try? await stream.initialMetadata() { output.headers(headers) }
+            for try await bytes in stream.responses { try output.response(bytes) }
         } catch {
-            throw fail(error)
+            failure = error
         }
+        if verbose, let handle {
+            output.trailers(await handle.finalStatus().1)
+        }
+        output.finish(requests: requests.count)
+        if let failure { throw fail(failure) }
     }
 
     static func split(_ method: String) -> (String, String)? {

@@ -1,7 +1,5 @@
 import ArgumentParser
-import ProtoJSON
 import RPCCore
-import RPCTransport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,48 +8,24 @@ import Glibc
 struct DFRPCCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dfrpc",
-        abstract: "A grpcurl-style client for any gRPC server with server reflection.",
+        abstract: "A grpcurl-style client for any gRPC server.",
         discussion: """
         Addresses are host:port, [v6]:port or unix:PATH. Types and methods come from the server's \
-        reflection service, so dfrpc can call servers it was not built against. Exit status: 0 on \
+        reflection service, so dfrpc can call servers it was not built against, or from \
+        --protoset/--proto files for servers without reflection (list and describe then need no \
+        address). Plaintext HTTP/2 unless --tls, --cacert or --cert is given. Exit status: 0 on \
         success, 1 when the call failed (the status is printed to stderr), 2 on bad usage.
         """,
         subcommands: [List.self, DescribeCommand.self, Call.self])
 }
 
-struct ConnectionOptions: ParsableArguments {
-    @Argument(help: "Server address: host:port or unix:PATH.")
-    var address: String
-    @Flag(help: "Use TLS.")
-    var tls = false
-    @Option(help: "CA bundle to verify the server with (TLS).")
-    var cacert: String?
-    @Flag(help: "Do not verify the server's certificate (TLS).")
-    var insecure = false
-    @Option(help: "Seconds to wait for each call.")
-    var timeout: Double = 30
-
-    func client() throws -> (RPCClient, RPCChannel) {
-        var tlsConfig: TLSConfiguration?
-        if tls {
-            var t = TLSConfiguration(trustRootsFile: cacert)
-            t.insecureSkipVerify = insecure
-            tlsConfig = t
-        }
-        var config = try RPCClientConfiguration.parse(address, tls: tlsConfig)
-        config.connectTimeout = .milliseconds(Int64(timeout * 1000))
-        let channel = try RPCChannel(configuration: config)
-        return (RPCClient(transport: channel), channel)
-    }
-
-    var callOptions: CallOptions { CallOptions(timeout: .milliseconds(Int64(timeout * 1000))) }
-}
-
-/// Prints an RPC failure the way users grep for it, and exits 1.
+/// Prints an RPC failure the way users grep for it (grpcurl's form), and exits 1.
 func fail(_ error: any Error) -> ExitCode {
-    let text: String
+    if let exit = error as? ExitCode { return exit }
+    var text: String
     if let rpc = error as? RPCError {
         text = "ERROR:\n  Code: \(rpc.code)\n  Message: \(rpc.message)\n"
+        if let hint = hint(rpc.message) { text += "  Hint: \(hint)\n" }
     } else {
         text = "ERROR: \(error)\n"
     }
@@ -59,56 +33,27 @@ func fail(_ error: any Error) -> ExitCode {
     return ExitCode(1)
 }
 
-struct List: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the services a server exposes.")
-    @OptionGroup var connection: ConnectionOptions
-
-    func run() async throws {
-        let (rpc, channel) = try connection.client()
-        defer { Task { await channel.close() } }
-        var reflection = ReflectionClient(rpc: rpc)
-        do {
-            guard case .services(let names) = try await reflection.ask(.listServices) else { return }
-            for name in names.sorted() { print(name) }
-        } catch {
-            throw fail(error)
-        }
+/// What to do about a connection failure whose cause OpenSSL or the transport named.
+private func hint(_ message: String) -> String? {
+    if message.contains("alert certificate required") {
+        return "the server requires a client certificate: give --cert and --key"
     }
+    if message.contains("certificate verify failed") {
+        return "the server's certificate is not trusted: give the CA that signed it with --cacert"
+    }
+    if message.contains("alert unknown ca") || message.contains("alert bad certificate") {
+        return "the server refused the client certificate (--cert): it does not trust its CA"
+    }
+    if message.contains("connection not ready within") {
+        return "no connection within --connect-timeout (or what --max-time left); check the address, or allow more time"
+    }
+    return nil
 }
 
-struct DescribeCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "describe",
-                                                    abstract: "Describe a service, method, message or enum.")
-    @OptionGroup var connection: ConnectionOptions
-    @Argument(help: "A fully qualified symbol, e.g. grpc.testing.TestService or grpc.testing.SimpleRequest.")
-    var symbol: String
-
-    func run() async throws {
-        let (rpc, channel) = try connection.client()
-        defer { Task { await channel.close() } }
-        var reflection = ReflectionClient(rpc: rpc)
-        var loader = SchemaLoader()
-        let name = symbol.hasPrefix(".") ? String(symbol.dropFirst()) : symbol
-        do {
-            try await reflection.load(symbol: name, into: &loader)
-        } catch {
-            throw fail(error)
-        }
-        let pool = loader.pool
-        if let s = pool.services[name] {
-            print(Describe.service(s))
-        } else if let m = pool.messages[name] {
-            print(Describe.message(m, pool: pool))
-        } else if let e = pool.enums[name] {
-            print(Describe.enumeration(e))
-        } else if let dot = name.lastIndex(of: "."), let s = pool.services[String(name[..<dot])],
-                  let m = s.methods.first(where: { $0.name == name[name.index(after: dot)...] }) {
-            print(Describe.method(s, m))
-        } else {
-            printError("ERROR: symbol not found: \(name)\n")
-            throw ExitCode(1)
-        }
-    }
+/// Reports a usage mistake the parser could not catch, and exits 2.
+func usage(_ message: String) -> ExitCode {
+    printError("ERROR: \(message)\n")
+    return ExitCode(2)
 }
 
 /// Writes to standard error (unbuffered, so it interleaves correctly with stdout).

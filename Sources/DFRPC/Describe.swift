@@ -1,57 +1,56 @@
-import ProtoJSON
-
-/// Text forms of services and messages, in .proto syntax, as grpcurl describes them.
+/// `describe` output as grpcurl prints it: "NAME is a message:" (service, method, enum, ...)
+/// then the definition as .proto text.
 enum Describe {
-    static func service(_ s: ServiceInfo) -> String {
-        var out = "\(s.fullName) is a service:\nservice \(s.fullName.split(separator: ".").last ?? "") {\n"
-        for m in s.methods {
-            let input = (m.clientStreaming ? "stream " : "") + "." + m.inputType
-            let output = (m.serverStreaming ? "stream " : "") + "." + m.outputType
-            out += "  rpc \(m.name) ( \(input) ) returns ( \(output) );\n"
-        }
-        return out + "}"
-    }
-
-    static func method(_ service: ServiceInfo, _ m: MethodInfo) -> String {
-        let input = (m.clientStreaming ? "stream " : "") + "." + m.inputType
-        let output = (m.serverStreaming ? "stream " : "") + "." + m.outputType
-        return "\(service.fullName).\(m.name) is a method:\nrpc \(m.name) ( \(input) ) returns ( \(output) );"
-    }
-
-    static func message(_ m: MessageInfo, pool: SchemaPool) -> String {
-        var out = "\(m.fullName) is a message:\nmessage \(m.fullName.split(separator: ".").last ?? "") {\n"
-        var openOneof: String?
-        for f in m.fields {
-            // A proto3 `optional` field's oneof is synthetic: grpcurl prints the field alone.
-            let oneof = f.isProto3Optional ? nil : f.oneofName
-            if oneof != openOneof {
-                if openOneof != nil { out += "  }\n" }
-                if let oneof { out += "  oneof \(oneof) {\n" }
-                openOneof = oneof
+    static func text(_ name: String, _ symbol: DescriptorIndex.Symbol, index: DescriptorIndex) -> String {
+        var printer = ProtoPrinter(index: index)
+        let kind: String
+        switch symbol {
+        case .message(let m, let scope):
+            // grpcurl shows the field a map entry or group type stands for, not the type.
+            if let (field, parent) = owningField(of: m, scope: scope, index: index) {
+                kind = field.type == .group ? "the type of a group field" : "the entry type for a map field"
+                printer.field(field, syntax: scope.syntax, nested: parent.nestedType, indent: 0)
+            } else {
+                kind = "a message"
+                printer.message(m, syntax: scope.syntax)
             }
-            let indent = openOneof == nil ? "  " : "    "
-            let label = f.isProto3Optional ? "optional " : ""
-            out += "\(indent)\(label)\(typeText(f, pool)) \(f.name) = \(f.number);\n"
+        case .enumeration(let e, let scope):
+            kind = "an enum"
+            printer.enumeration(e, syntax: scope.syntax)
+        case .service(let s, _):
+            kind = "a service"
+            printer.service(s)
+        case .method(let s, _, let i):
+            kind = "a method"
+            printer.method(s.method[i])
+        case .field(let f, let scope, let parent):
+            if f.extendee != nil {
+                kind = "an extension"
+                printer.extensions([f], syntax: scope.syntax, indent: 0)
+            } else {
+                kind = f.type == .group ? "a group field" : "a field"
+                printer.field(f, syntax: scope.syntax, nested: parent?.nestedType ?? [], indent: 0)
+            }
+        case .oneof(let m, let scope, let i):
+            kind = "a one-of"
+            printer.oneof(m, index: i, syntax: scope.syntax, indent: 0)
+        case .enumValue(let e, _, let i):
+            kind = "an enum value"
+            printer.enumValue(e.value[i])
         }
-        if openOneof != nil { out += "  }\n" }
-        return out + "}"
+        return "\(name) is \(kind):\n\(printer.text)"
     }
 
-    static func enumeration(_ e: EnumInfo) -> String {
-        var out = "\(e.fullName) is an enum:\nenum \(e.fullName.split(separator: ".").last ?? "") {\n"
-        for v in e.values { out += "  \(v.name) = \(v.number);\n" }
-        return out + "}"
-    }
-
-    private static func typeText(_ f: FieldInfo, _ pool: SchemaPool) -> String {
-        if f.isRepeated, let entry = pool.messages[f.typeName], entry.isMapEntry,
-           let k = entry.fields.first(where: { $0.number == 1 }), let v = entry.fields.first(where: { $0.number == 2 }) {
-            return "map<\(scalarOrName(k)), \(scalarOrName(v))>"
+    /// The field of the enclosing message whose map entry or group type `m` is.
+    private static func owningField(of m: DescriptorIndex.Message, scope: DescriptorIndex.Scope,
+                                    index: DescriptorIndex) -> (DescriptorIndex.Field, DescriptorIndex.Message)? {
+        guard let dot = scope.fullName.lastIndex(of: "."),
+              case .message(let parent, _)? = index[String(scope.fullName[..<dot])] else { return nil }
+        let isMapEntry = m.options?.mapEntry == true
+        let field = parent.field.first { f in
+            SchemaLoader.strip(f.typeName ?? "") == scope.fullName
+                && (isMapEntry ? f.label == .repeated : f.type == .group && scope.syntax != .editions)
         }
-        return (f.isRepeated ? "repeated " : "") + scalarOrName(f)
-    }
-
-    private static func scalarOrName(_ f: FieldInfo) -> String {
-        f.type == .message || f.type == .enum ? "." + f.typeName : f.type.protoName
+        return field.map { ($0, parent) }
     }
 }

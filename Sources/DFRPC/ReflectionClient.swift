@@ -6,9 +6,15 @@ import RPCCore
 /// only has the older service.
 struct ReflectionClient {
     let rpc: RPCClient
+    /// Each request's deadline and metadata (the user's -H headers: a server may want them
+    /// for reflection as much as for the call).
+    let options: @Sendable () -> CallOptions
     private var useAlpha = false
 
-    init(rpc: RPCClient) { self.rpc = rpc }
+    init(rpc: RPCClient, options: @escaping @Sendable () -> CallOptions = { CallOptions() }) {
+        self.rpc = rpc
+        self.options = options
+    }
 
     enum Request {
         case listServices
@@ -41,7 +47,7 @@ struct ReflectionClient {
         case .fileByFilename(let f): r.messageRequest = .fileByFilename(f)
         }
         let call: RPCCall<Grpc_Reflection_V1_ServerReflectionRequest, Grpc_Reflection_V1_ServerReflectionResponse> =
-            try await rpc.makeCall(path: "/\(service)/ServerReflectionInfo")
+            try await rpc.makeCall(path: "/\(service)/ServerReflectionInfo", options: options())
         try await call.send(r)
         let response = try await call.response()
         switch response.messageResponse {
@@ -53,16 +59,25 @@ struct ReflectionClient {
         }
     }
 
-    /// Loads the file defining `symbol` and, transitively, every file it imports.
-    mutating func load(symbol: String, into loader: inout SchemaLoader) async throws {
-        let answer: Answer
-        do {
-            answer = try await ask(.fileContainingSymbol(symbol))
-        } catch var error as RPCError {
-            error.message = "cannot resolve symbol \(symbol): \(error.message)"
-            throw error
+    /// Loads the file defining `symbol` and, transitively, every file it imports. A server
+    /// that only knows top-level names is asked for the enclosing ones (a method's service,
+    /// a field's message). Returns false when no enclosing name is known either.
+    mutating func load(symbol: String, into loader: inout SchemaLoader) async throws -> Bool {
+        var name = symbol
+        var answer: Answer?
+        while answer == nil {
+            do {
+                answer = try await ask(.fileContainingSymbol(name))
+            } catch let error as RPCError where error.code == .notFound {
+                guard let dot = name.lastIndex(of: ".") else { return false }
+                name = String(name[..<dot])
+            } catch var error as RPCError where error.code != .unavailable && error.code != .deadlineExceeded {
+                // A server that cannot be reached is not a symbol problem: leave that message alone.
+                error.message = "cannot resolve symbol \(symbol): \(error.message)"
+                throw error
+            }
         }
-        guard case .files(let files) = answer else { return }
+        guard case .files(let files)? = answer else { return false }
         var pending: [String] = []
         for bytes in files {
             let file = try Google_Protobuf_FileDescriptorProto(serializedBytes: bytes)
@@ -78,5 +93,6 @@ struct ReflectionClient {
                 pending += file.dependency
             }
         }
+        return true
     }
 }

@@ -1,16 +1,20 @@
 import GeneratedAPI
 import ProtoJSON
 
-/// Turns `FileDescriptorProto`s fetched over reflection into a `SchemaPool`.
+/// Turns `FileDescriptorProto`s (from reflection or a descriptor set) into a `SchemaPool`
+/// for JSON and a `DescriptorIndex` for describe.
 struct SchemaLoader {
     private(set) var pool = SchemaPool()
+    private(set) var index = DescriptorIndex()
     private(set) var loadedFiles: Set<String> = []
 
     mutating func add(_ file: Google_Protobuf_FileDescriptorProto) {
         let name = file.name ?? ""
         guard loadedFiles.insert(name).inserted else { return }
+        index.add(file)
+        let proto2 = DescriptorIndex.Syntax(file.syntax) == .proto2
         let prefix = file.package.map { $0.isEmpty ? "" : $0 + "." } ?? ""
-        for message in file.messageType { addMessage(message, scope: prefix) }
+        for message in file.messageType { addMessage(message, scope: prefix, proto2: proto2) }
         for e in file.enumType { addEnum(e, scope: prefix) }
         for service in file.service {
             let full = prefix + (service.name ?? "")
@@ -21,16 +25,18 @@ struct SchemaLoader {
         }
     }
 
-    private mutating func addMessage(_ message: Google_Protobuf_DescriptorProto, scope: String) {
+    private mutating func addMessage(_ message: Google_Protobuf_DescriptorProto, scope: String, proto2: Bool) {
         let full = scope + (message.name ?? "")
-        for nested in message.nestedType { addMessage(nested, scope: full + ".") }
+        for nested in message.nestedType { addMessage(nested, scope: full + ".", proto2: proto2) }
         for e in message.enumType { addEnum(e, scope: full + ".") }
         let fields = message.field.compactMap { f -> FieldInfo? in
             guard let type = FieldType(rawValue: Int(f.type?.rawValue ?? 0)) else { return nil }
             let oneof = f.oneofIndex.flatMap { i in message.oneofDecl.indices.contains(Int(i)) ? message.oneofDecl[Int(i)].name : nil }
+            // proto2 `optional` scalars track presence: a zero that was sent is printed.
+            let label = f.label?.rawValue ?? 1
             return FieldInfo(name: f.name ?? "", jsonName: f.jsonName, number: Int(f.number ?? 0), type: type,
-                             isRepeated: f.label?.rawValue == 3, typeName: Self.strip(f.typeName ?? ""),
-                             oneofName: oneof, isProto3Optional: f.proto3Optional ?? false)
+                             isRepeated: label == 3, typeName: Self.strip(f.typeName ?? ""),
+                             oneofName: oneof, hasPresence: proto2 && label != 3, isProto3Optional: f.proto3Optional ?? false)
         }
         pool.messages[full] = MessageInfo(fullName: full, fields: fields, isMapEntry: message.options?.mapEntry ?? false)
     }

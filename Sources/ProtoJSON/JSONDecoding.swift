@@ -1,10 +1,20 @@
 import ProtoCore
 
 /// Protobuf wire bytes → JSON (protobuf JSON mapping: lowerCamelCase keys, int64 as
-/// strings, bytes as base64, enums by name, defaults omitted), driven by a run-time schema.
+/// strings, bytes as base64, enums by name, defaults omitted unless asked for), driven by a
+/// run-time schema.
 public struct DynamicDecoder {
     public let pool: SchemaPool
-    public init(pool: SchemaPool) { self.pool = pool }
+    /// Print fields that hold their default value too, as grpcurl's `-emit-defaults` does
+    /// (golang/protobuf jsonpb's EmitDefaults): zero scalars, the enum's first value, `[]`,
+    /// `{}`, and `null` for unset messages. Fields in a oneof (also proto3 `optional`) stay
+    /// out when unset: printing them would claim a member was chosen.
+    public var emitDefaults: Bool
+
+    public init(pool: SchemaPool, emitDefaults: Bool = false) {
+        self.pool = pool
+        self.emitDefaults = emitDefaults
+    }
 
     public func decode(_ bytes: [UInt8], as typeName: String) throws(ProtoJSONError) -> JSONValue {
         try decodeMessage(bytes, pool.message(typeName))
@@ -35,18 +45,37 @@ public struct DynamicDecoder {
         if let special = WellKnownJSON.decode(values, typeName: type.fullName) { return special }
         var members: [(String, JSONValue)] = []
         for field in type.fields {
-            guard let list = values[field.number], let last = list.last else { continue }
+            guard let list = values[field.number], let last = list.last else {
+                if emitDefaults && field.oneofName == nil { members.append((field.jsonName, defaultValue(field))) }
+                continue
+            }
             if field.isRepeated {
                 if let entry = pool.messages[field.typeName], entry.isMapEntry {
                     members.append((field.jsonName, mapObject(list)))
                 } else {
                     members.append((field.jsonName, .array(list)))
                 }
-            } else if field.hasPresence || !Self.isDefault(last) {
+            } else if field.hasPresence || emitDefaults || !Self.isDefault(last) {
                 members.append((field.jsonName, last))
             }
         }
         return .object(members)
+    }
+
+    /// An absent field's value when defaults are printed.
+    private func defaultValue(_ field: FieldInfo) -> JSONValue {
+        if field.isRepeated {
+            if let entry = pool.messages[field.typeName], entry.isMapEntry { return .object([]) }
+            return .array([])
+        }
+        switch field.type {
+        case .message, .group: return .null
+        case .enum:
+            // An enum's default is its first value (proto3 requires that to be 0).
+            if let first = pool.enums[field.typeName]?.values.first { return .string(first.name) }
+            return .number("0")
+        default: return Self.zero(field)
+        }
     }
 
     private func mapObject(_ entries: [JSONValue]) -> JSONValue {

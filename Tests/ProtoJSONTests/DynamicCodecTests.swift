@@ -59,6 +59,19 @@ func samplePool() -> SchemaPool {
         #expect(json == .object([]))
     }
 
+    /// grpcurl's -emit-defaults (jsonpb EmitDefaults): every field but unset oneof members,
+    /// messages as null, the enum's first value by name.
+    @Test func emitDefaultsPrintsEveryFieldButUnsetOneofs() throws {
+        let decoder = DynamicDecoder(pool: samplePool(), emitDefaults: true)
+        let json = try decoder.decode([0x10, 0x00], as: "t.Msg")
+        #expect(json == .object([
+            ("responseSize", .number("0")), ("payload", .null), ("big", .string("0")), ("sizes", .array([])),
+            ("labels", .object([])), ("at", .null), ("neg", .number("0")),
+        ]))
+        let payload = try decoder.decode([], as: "t.Payload")
+        #expect(payload == .object([("type", .string("ZERO")), ("body", .string(""))]))
+    }
+
     @Test(arguments: [
         #"{"nope": 1}"#, #"{"responseSize": "x"}"#, #"{"responseSize": 3000000000}"#,
         #"{"payload": {"type": "TWO"}}"#, #"{"sizes": 3}"#, #"{"payload": {"body": "!!"}}"#, #"[1]"#,

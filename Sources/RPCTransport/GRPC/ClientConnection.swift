@@ -11,6 +11,9 @@ final class ClientConnection: HTTP2ConnectionLogic {
     /// Told once: the connection can carry streams (TLS done, server SETTINGS seen), or
     /// failed before it could.
     private var onReady: ((Result<HTTP2ConnectionHandler, RPCError>) -> Void)?
+    /// The first error that ended the connection, so a caller whose connection never became
+    /// ready learns why (a TLS alert such as "certificate required") rather than only that.
+    private var failure: (any Error)?
 
     init(onUnusable: @escaping @Sendable () -> Void,
          onReady: @escaping (Result<HTTP2ConnectionHandler, RPCError>) -> Void) {
@@ -30,11 +33,16 @@ final class ClientConnection: HTTP2ConnectionLogic {
         ready(.success(handler))
     }
 
+    func connectionFailed(_ error: any Error) {
+        if failure == nil { failure = error }
+    }
+
     func connectionClosed(_ handler: HTTP2ConnectionHandler) {
         isDraining = true
         if let ready = onReady {
             onReady = nil
-            ready(.failure(RPCError(code: .unavailable, message: "connection closed before it was ready")))
+            let reason = failure.map { ": \($0)" } ?? ""
+            ready(.failure(RPCError(code: .unavailable, message: "connection closed before it was ready\(reason)")))
         }
         onUnusable()
         let all = streams

@@ -4,6 +4,8 @@ import Logging
 /// The gRPC logic above a connection (server or client side).
 protocol HTTP2ConnectionLogic: HTTP2SessionDelegate {
     func connectionActive(_ handler: HTTP2ConnectionHandler)
+    /// Why the connection is about to close (a TLS alert, say), before `connectionClosed`.
+    func connectionFailed(_ error: any Error)
     func connectionClosed(_ handler: HTTP2ConnectionHandler)
     /// Calls in progress; a connection with none may be closed as idle.
     var activeStreamCount: Int { get }
@@ -11,6 +13,7 @@ protocol HTTP2ConnectionLogic: HTTP2SessionDelegate {
 
 extension HTTP2ConnectionLogic {
     var activeStreamCount: Int { 0 }
+    func connectionFailed(_ error: any Error) {}
 }
 
 /// A NIO handler that feeds bytes into an nghttp2 session and writes back whatever it
@@ -179,6 +182,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("connection error: \(error)")
+        logic.connectionFailed(error)
         close()
     }
 

@@ -6,7 +6,7 @@ TestService subset needs, plus health and server reflection. Prints
 `LISTENING <port>` (the real port, also for --port 0) once it accepts calls.
 
     grpcio_server.py --port 0 [--tls --cert FILE --key FILE [--client-ca FILE]]
-                     [--reflection both|v1alpha]
+                     [--reflection both|v1alpha|none]
 """
 
 import argparse
@@ -103,8 +103,11 @@ class TestService(pb.test_pb2_grpc.TestServiceServicer):
 
 
 def add_reflection(server, versions):
-    # grpcio-reflection serves only v1alpha. v1 has the same wire format, so with
+    # "none" stands for servers that do not expose their schema (clients then need
+    # descriptor files). grpcio-reflection serves only v1alpha. v1 has the same wire format, so with
     # "both" the same servicer also answers under the v1 name (as grpc-go/java serve both).
+    if versions == "none":
+        return
     served = [reflection.SERVICE_NAME] + ([REFLECTION_V1] if versions == "both" else [])
     servicer = reflection.ReflectionServicer([TEST_SERVICE, health.SERVICE_NAME, *served])
     for name in served:
@@ -129,7 +132,7 @@ def main():
     ap.add_argument("--key", help="PEM private key (with --tls)")
     ap.add_argument("--client-ca", "--client_ca",
                     help="PEM CA to verify client certificates with; requires one (mutual TLS)")
-    ap.add_argument("--reflection", choices=("both", "v1alpha"), default="both",
+    ap.add_argument("--reflection", choices=("both", "v1alpha", "none"), default="both",
                     help="reflection versions to serve (grpcio alone serves only v1alpha)")
     args = ap.parse_args()
 
