@@ -42,7 +42,7 @@ echo "== fuzzing (libFuzzer + AddressSanitizer, ${FUZZ_SECONDS:=20} s a target)"
 FUZZ_SECONDS=$FUZZ_SECONDS bash tools/fuzz.sh
 
 echo "== integration tests"
-DF_REQUIRE_BINARIES=1 DF_BIN_DIR="$root/.build/debug" .venv/bin/python -m pytest Tests/integration -q -p no:cacheprovider
+DF_REQUIRE_BINARIES=1 DF_BIN_DIR="$root/.build/debug" .venv/bin/python -m pytest Tests/integration -q -rs -p no:cacheprovider
 
 # ThreadSanitizer is not run here yet: on a fresh machine it reported races inside
 # swift-nio's handover of request heads and buffers to async tasks, a different one each

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Server, binary, describe, free_port, run
+from conftest import Server, binary, describe, free_port, missing, run
 
 HELPERS = Path(__file__).parent / "helpers"
 sys.path.insert(0, str(HELPERS))
@@ -181,7 +181,7 @@ def test_full_disk_fails_cleanly_and_the_daemon_stays_up(tmp_path):
     mnt.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], capture_output=True, text=True)
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+        missing(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     origin = daemon = None
     try:
         (tmp_path / "origin").mkdir()

@@ -7,8 +7,8 @@ produce them too and parse them back to the same values. Keep the two files in s
 
 import pytest
 
-common = pytest.importorskip("dragonfly_api.common_pb2")
-scheduler = pytest.importorskip("dragonfly_api.scheduler_pb2")
+from dragonfly_api import common_pb2 as common
+from dragonfly_api import scheduler_pb2 as scheduler
 from google.protobuf import duration_pb2, timestamp_pb2  # noqa: E402
 
 EXPECTED = {

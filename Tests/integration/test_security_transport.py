@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Server, binary, run
+from conftest import Server, binary, missing, run
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 import raw_h2  # noqa: E402
@@ -117,7 +117,7 @@ def test_connections_over_the_per_ip_cap_are_closed_and_calls_still_work(tmp_pat
     try:
         other = raw_h2.Connection("127.0.0.1", s.port, source="127.0.0.2")
     except OSError as err:
-        pytest.skip(f"cannot connect from 127.0.0.2: {err}")
+        missing(f"cannot connect from 127.0.0.2: {err}")
     assert call_status(other.handshake(), 1, HEALTH_CHECK) == "0"
     assert call_status(held[0], 1, HEALTH_CHECK) == "0"
     other.close()
@@ -169,7 +169,7 @@ def test_memory_returns_after_a_connection_flood(tmp_path):
     if soft < flood + 200:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, flood + 500), hard))
         if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < flood + 200:
-            pytest.skip("the open-file limit is too low for the flood")
+            missing("the open-file limit is too low for the flood")
     s = scheduler(tmp_path, f"rpc:\n  maxConnectionsPerIP: {flood + 100}\n")
     pid = s.proc.pid
     warm = raw_h2.Connection("127.0.0.1", s.port).handshake()

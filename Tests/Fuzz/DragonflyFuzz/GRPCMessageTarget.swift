@@ -1,6 +1,6 @@
 import GeneratedAPI
 import ProtoCore
-@testable import RPCTransport
+@_spi(Fuzzing) import RPCTransport
 
 /// gRPC length-prefixed framing (with gzip/deflate) into protobuf-c decodes of the
 /// messages our services take. Any message that decodes must re-encode into bytes that
@@ -11,9 +11,9 @@ enum GRPCMessageTarget {
 
     static func run(_ input: UnsafeRawBufferPointer) {
         guard let first = input.first else { return }
-        var deframer = MessageDeframer(maxMessageSize: 1 << 20, encoding: encodings[Int(first) % encodings.count])
-        deframer.append(UnsafeRawBufferPointer(rebasing: input.dropFirst()))
-        while let message = try? deframer.next() {
+        let messages = TransportFuzzing.deframe(UnsafeRawBufferPointer(rebasing: input.dropFirst()), maxMessageSize: 1 << 20,
+                                                encoding: encodings[Int(first) % encodings.count])
+        for message in messages {
             roundTrip(Scheduler_V2_AnnouncePeerRequest.self, message)
             roundTrip(Scheduler_V2_AnnounceHostRequest.self, message)
             roundTrip(Dfdaemon_V2_DownloadTaskRequest.self, message)

@@ -2,7 +2,7 @@ import Logging
 import NIOCore
 import NIOEmbedded
 import RPCCore
-@testable import RPCTransport
+@_spi(Fuzzing) import RPCTransport
 
 /// Bytes from a client into a server connection: nghttp2's session, our callbacks and the
 /// gRPC request checks, on an embedded channel. Every HEADERS reaches the router, which
@@ -17,15 +17,8 @@ enum HTTP2Target {
         guard let flags = input.first else { return }
         let body = UnsafeRawBufferPointer(rebasing: input.dropFirst())
         let channel = EmbeddedChannel()
-        let logic = ServerConnection(router: RPCRouter([]),
-                                     settings: ServerCallSettings(maxReceiveMessageSize: 1 << 16, maxSendMessageSize: 1 << 16),
-                                     logger: logger, remoteAddress: "fuzz")
-        var settings = HTTP2Session.Settings()
-        settings.maxConcurrentStreams = 16
-        guard let session = try? HTTP2Session(role: .server, settings: settings) else { return }
-        let handler = HTTP2ConnectionHandler(session: session, logic: logic, logger: logger)
         do {
-            try channel.pipeline.syncOperations.addHandler(handler)
+            try TransportFuzzing.addServerConnection(to: channel.pipeline.syncOperations, logger: logger)
             try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
             var buffer = channel.allocator.buffer(capacity: preface.count + body.count)
             if flags & 1 == 0 { buffer.writeBytes(preface) }
