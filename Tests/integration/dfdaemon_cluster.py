@@ -2,11 +2,15 @@
 scheduler, and dfdaemons on loopback, each with its unix socket; the official stubs reach
 them through `download_task`."""
 
+import hashlib
+import re
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import grpc
-from dragonfly_api import common_pb2, dfdaemon_pb2, dfdaemon_pb2_grpc
+from dragonfly_api import common_pb2, dfdaemon_pb2, dfdaemon_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 
 from conftest import Server, binary, run
 
@@ -65,6 +69,55 @@ class Cluster:
     def origin_gets(self, name):
         return [l for l in Path(self.origin.log_path).read_text().splitlines() if l.startswith(f"GET /{name}")]
 
+    def wait_for_hosts(self, count, timeout=15):
+        """Until the scheduler knows `count` hosts (each daemon announces itself as it starts)."""
+        wait_for_hosts(self.sched.address, count, timeout)
+
+    def wait_for_task(self, name, timeout=15):
+        """Until the scheduler records the task of file `name` (plain URL) as succeeded, so a
+        peer that asks next is offered its holders rather than the origin."""
+        wait_for_task(self.sched.address, task_id(self.url(name)), timeout)
+
     def stop(self):
         for s in [*self.daemons.values(), self.sched, self.origin]:
             s.stop()
+
+
+def task_id(url):
+    """The task id of a plain URL (no tag, application, piece length or filter)."""
+    return hashlib.sha256((url + "STANDARD").encode()).hexdigest()
+
+
+def wait_for_hosts(scheduler, count, timeout=15):
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(scheduler) as channel:
+        stub = scheduler_pb2_grpc.SchedulerStub(channel)
+        while True:
+            hosts = stub.ListHosts(scheduler_pb2.ListHostsRequest(), timeout=5).hosts
+            if len(hosts) >= count:
+                return hosts
+            assert time.monotonic() < deadline, f"the scheduler knows {len(hosts)} hosts, not {count}"
+            time.sleep(0.05)
+
+
+def wait_for_task(scheduler, task, timeout=15):
+    deadline = time.monotonic() + timeout
+    state = "unknown"
+    with grpc.insecure_channel(scheduler) as channel:
+        stub = scheduler_pb2_grpc.SchedulerStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                state = stub.StatTask(scheduler_pb2.StatTaskRequest(task_id=task), timeout=5).state
+            except grpc.RpcError as err:
+                state = err.code().name
+            if state == "Succeeded":
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"task {task} is {state} at the scheduler, not Succeeded")
+
+
+def uploaded_bytes(daemon):
+    """What a dfdaemon has served to other peers, from its /metrics."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{daemon.port}/metrics", timeout=10).read().decode()
+    found = re.search(r"^\S*upload_traffic_total(?:\{[^}]*\})? (\S+)$", text, re.M)
+    return float(found.group(1)) if found else 0.0

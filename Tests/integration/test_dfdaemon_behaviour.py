@@ -17,7 +17,7 @@ from dragonfly_api import common_pb2, dfdaemon_pb2, dfdaemon_pb2_grpc
 from google.protobuf import duration_pb2
 
 from conftest import Server, binary, describe, missing, run
-from dfdaemon_cluster import Cluster
+from dfdaemon_cluster import Cluster, task_id, wait_for_task
 
 HELPERS = Path(__file__).parent / "helpers"
 MIB = 1 << 20
@@ -94,7 +94,7 @@ def test_seed_and_three_peers_get_identical_files_origin_serves_once(make_cluste
     c.daemon("seed", "--seed-peer")
     for n in ("n1", "n2", "n3"):
         c.daemon(n)
-    time.sleep(0.5)
+    c.wait_for_hosts(4)
     for n in ("n1", "n2", "n3"):
         res, out = c.dfget(n, "model.bin")
         assert res.returncode == 0, describe(res)
@@ -155,7 +155,7 @@ def test_corrupt_piece_at_a_parent_is_never_passed_on(make_cluster):
     c = make_cluster({"f.bin": data})
     c.daemon("a")
     c.daemon("b")
-    time.sleep(0.3)
+    c.wait_for_hosts(2)
     res, _ = c.dfget("a", "f.bin")
     assert res.returncode == 0, describe(res)
     # Flip bytes inside piece 1 of the parent's copy, behind its back.
@@ -179,7 +179,7 @@ def test_lying_parent_is_caught_blocklisted_and_the_bytes_come_from_elsewhere(ma
     liar = c.liar("f.bin", 4 * MIB)
     c.daemon("a")
     c.daemon("b")
-    time.sleep(0.3)
+    c.wait_for_hosts(2)
     res, out = c.dfget("a", "f.bin")
     assert res.returncode == 0, describe(res)
     assert out.read_bytes() == data
@@ -192,7 +192,7 @@ def test_lying_parent_is_caught_blocklisted_and_the_bytes_come_from_elsewhere(ma
     # (eight of them, two requests each in flight) asks it again.
     assert asked <= 2, asked
     # b is offered a (honest, complete) and perhaps the liar; its bytes come from a, not the origin.
-    time.sleep(0.5)  # a's last reports reach the scheduler
+    c.wait_for_task("f.bin")  # a's last reports reached the scheduler
     gets_before = len(c.origin_gets("f.bin"))
     res, out = c.dfget("b", "f.bin")
     assert res.returncode == 0, describe(res)
@@ -204,7 +204,7 @@ def test_scheduler_stopped_mid_life_downloads_still_succeed(make_cluster):
     files = {"before.bin": os.urandom(5 * MIB), "after.bin": os.urandom(5 * MIB)}
     c = make_cluster(files)
     c.daemon("a")
-    time.sleep(0.3)
+    c.wait_for_hosts(1)
     res, _ = c.dfget("a", "before.bin")
     assert res.returncode == 0, describe(res)
     c.sched.proc.kill()  # no goodbye: the daemon's channel to it just breaks
@@ -318,7 +318,7 @@ def test_need_piece_content_returns_each_piece_inline_fresh_and_from_cache(make_
         assert all(len(r.download_piece_finished_response.piece.content) == 0 for r in plain[1:])
 
     # The upload side (another peer over TCP) answers the same way; b's pieces come from a.
-    time.sleep(0.5)  # a's reports reach the scheduler
+    c.wait_for_task("f.bin")  # a's reports reached the scheduler
     with grpc.insecure_channel(b.address, options=big) as channel:
         assert assemble(inline(dfdaemon_pb2_grpc.DfdaemonUploadStub(channel))) == data
     assert len(c.origin_gets("f.bin")) == gets, "b fetched from a, not the origin"
@@ -367,7 +367,7 @@ def test_an_origin_that_ignores_range_python_http_server(make_cluster, tmp_path)
         assert 2 <= gets() <= 3 + 1, log.read_text()
         assert "origin ignores Range" in Path(c.daemons["a"].log_path).read_text()
         before = gets()
-        time.sleep(0.5)  # a's reports reach the scheduler
+        wait_for_task(c.sched.address, task_id(url))  # a's reports reached the scheduler
         assert fetch("b") == data, "b got a's pieces"
         assert gets() == before, "b's pieces came from a, not the origin"
     finally:
@@ -478,7 +478,7 @@ def test_disable_and_need_back_to_source(make_cluster):
     assert (c.root / "a.out").read_bytes() == data
     gets = len(c.origin_gets("f.bin"))
     assert gets == 3
-    time.sleep(0.5)  # a's reports reach the scheduler
+    c.wait_for_task("f.bin")  # a's reports reached the scheduler
 
     # A peer has it: the download succeeds without the origin.
     download("b", "b.out", disable_back_to_source=True)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from conftest import Server, binary, describe, run
+from dfdaemon_cluster import uploaded_bytes, wait_for_hosts
 
 HELPERS = Path(__file__).parent / "helpers"
 PIECE = 4 << 20
@@ -28,7 +29,7 @@ def test_parent_dies_midway_child_recovers(tmp_path):
             daemons[name] = Server([binary("dfdaemon"), "--port", "0", "--listen-ip", "127.0.0.1", "--hostname", name,
                                     "--scheduler", sched.address, "--data-dir", tmp_path / name,
                                     "--unix-socket", tmp_path / f"{name}.sock"], tmp_path / f"{name}.log")
-        time.sleep(0.5)  # both hosts announced
+        wait_for_hosts(sched.address, 2)
         url = f"http://{origin.address}/big.bin"
         results = {}
 
@@ -38,10 +39,17 @@ def test_parent_dies_midway_child_recovers(tmp_path):
 
         parent_job = threading.Thread(target=fetch, args=("parent",))
         parent_job.start()
-        time.sleep(0.4)
+        # The child joins once the parent has a piece to offer, and the parent is killed
+        # only once it has served the child some bytes: the child was fetching from it.
+        deadline = time.monotonic() + 60
+        while "download started" not in (tmp_path / "parent.log").read_text():
+            assert time.monotonic() < deadline, "the parent never started"
+            time.sleep(0.05)
         child_job = threading.Thread(target=fetch, args=("child",))
         child_job.start()
-        time.sleep(1.2)
+        while uploaded_bytes(daemons["parent"]) == 0:
+            assert time.monotonic() < deadline and child_job.is_alive(), "the child never fetched from the parent"
+            time.sleep(0.05)
         daemons["parent"].proc.send_signal(signal.SIGKILL)  # dies without a word to anyone
         child_job.join(timeout=150)
         parent_job.join(timeout=150)
