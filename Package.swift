@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "scheduler", targets: ["Scheduler"]),
         .executable(name: "dfdaemon", targets: ["DFDaemon"]),
         .executable(name: "dfget", targets: ["DFGet"]),
+        .executable(name: "dfctl", targets: ["DFCtl"]),
         .executable(name: "manager", targets: ["Manager"]),
         .executable(name: "dragonfly", targets: ["Dragonfly"]),
         .executable(name: "proto-leak-loop", targets: ["ProtoLeakLoop"]),
@@ -179,6 +180,10 @@ let package = Package(
             "PeerNode", "PeerConfig", "DragonflyCommon", "RPCTransport", "CLICommon",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "DFCtl", dependencies: [
+            "GeneratedAPI", "RPCCore", "RPCTransport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "DFGet", dependencies: [
             "DragonflyCommon", "GeneratedAPI", "RPCCore", "RPCTransport",

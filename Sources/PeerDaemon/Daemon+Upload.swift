@@ -67,6 +67,20 @@ extension Daemon {
     private func waitForStoredPiece<Body: Sendable>(
         taskID: String, number: UInt32, take: (PieceStore) async throws(StorageError) -> Body
     ) async throws(PieceWaitError) -> (TaskMetadata.Piece, Body) {
+        uploadCounts.begin(taskID)
+        do {
+            let found = try await waitForStoredPieceUncounted(taskID: taskID, number: number, take: take)
+            uploadCounts.end(taskID, served: true)
+            return found
+        } catch {
+            uploadCounts.end(taskID, served: false)
+            throw error
+        }
+    }
+
+    private func waitForStoredPieceUncounted<Body: Sendable>(
+        taskID: String, number: UInt32, take: (PieceStore) async throws(StorageError) -> Body
+    ) async throws(PieceWaitError) -> (TaskMetadata.Piece, Body) {
         let deadline = ContinuousClock.now + config.pieceTimeout
         while true {
             let seen = store.changes.version(taskID)

@@ -25,6 +25,8 @@ public final class Daemon: Sendable {
     let inflight = Locked<[String: FetchJob]>([:])
     /// Length-less origin bodies being read now, one per task.
     let spools = SpoolRegistry()
+    /// Pieces handed to children, per task (`StatLocalTask`).
+    let uploadCounts = UploadCounts()
     /// Upload streams and connections being served now, by child host (its IP address):
     /// `upload.concurrentLimit` counts the hosts.
     let uploadsByChild = Locked<[String: Int]>([:])

@@ -22,6 +22,27 @@ public struct DownloadService: Dfdaemon_V2_DfdaemonDownloadProvider {
         do { try await daemon.store.delete(taskID: request.taskId) } catch { throw RPCError(code: .notFound, message: "\(error)") }
         return Google_Protobuf_Empty()
     }
+
+    public func statLocalTask(_ request: Dfdaemon_V2_StatLocalTaskRequest, context: RPCServerContext) async throws -> Dfdaemon_V2_StatLocalTaskResponse {
+        try await daemon.localTask(request.taskId)
+    }
+
+    public func listLocalTasks(_ request: Dfdaemon_V2_ListLocalTasksRequest, context: RPCServerContext) async throws -> Dfdaemon_V2_ListLocalTasksResponse {
+        let tasks = await daemon.localTasks()
+        return Dfdaemon_V2_ListLocalTasksResponse.with { $0.tasks = tasks }
+    }
+
+    public func deleteLocalTask(_ request: Dfdaemon_V2_DeleteLocalTaskRequest, context: RPCServerContext) async throws -> Google_Protobuf_Empty {
+        try await daemon.deleteLocalTask(request.taskId)
+        return Google_Protobuf_Empty()
+    }
+
+    /// The node leaves the cluster's view: every scheduler forgets this host and its peers
+    /// (it is announced again at the next interval if the daemon keeps running).
+    public func deleteHost(_ request: Google_Protobuf_Empty, context: RPCServerContext) async throws -> Google_Protobuf_Empty {
+        await daemon.leave()
+        return Google_Protobuf_Empty()
+    }
 }
 
 /// `dfdaemon.v2.DfdaemonUpload`: what other peers and the scheduler ask of this one.
@@ -38,6 +59,10 @@ public struct UploadService: Dfdaemon_V2_DfdaemonUploadProvider {
 
     public func statTask(_ request: Dfdaemon_V2_StatTaskRequest, context: RPCServerContext) async throws -> Common_V2_Task {
         try await localTaskView(daemon, request.taskId)
+    }
+
+    public func statLocalTask(_ request: Dfdaemon_V2_StatLocalTaskRequest, context: RPCServerContext) async throws -> Dfdaemon_V2_StatLocalTaskResponse {
+        try await daemon.localTask(request.taskId)
     }
 
     /// The pieces this peer has of a task, sent as they become available.

@@ -342,6 +342,7 @@ public final class PieceStore: Sendable {
             known[contentDigest.algorithm.rawValue] = actual.encoded
         }
         var finishing = e.meta
+        if !finishing.finished { finishing.finishedAt = Date() }
         finishing.finished = true
         finishing.knownDigests = known.isEmpty ? nil : known
         let final = finishing
@@ -357,6 +358,7 @@ public final class PieceStore: Sendable {
         let finishedLog = tasks.withLock { t -> PieceLog? in
             guard t[taskID]?.generation == e.generation else { return nil }
             t[taskID]?.meta.finished = true
+            t[taskID]?.meta.finishedAt = final.finishedAt
             t[taskID]?.meta.knownDigests = final.knownDigests
             defer { t[taskID]?.log = nil }
             return t[taskID]?.log
@@ -457,6 +459,9 @@ public final class PieceStore: Sendable {
         }
         return removed
     }
+
+    /// Every task the store holds, finished or not.
+    public func taskIDs() -> [String] { allTaskIDs() }
 
     private func allTaskIDs() -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent("metadata").path)) ?? []

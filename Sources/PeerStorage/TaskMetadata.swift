@@ -24,6 +24,8 @@ public struct TaskMetadata: Codable, Equatable, Sendable {
     public var knownDigests: [String: String]?
     public var createdAt: Date
     public var accessedAt: Date
+    /// When the last piece made it complete (absent in metadata from before it was kept).
+    public var finishedAt: Date?
 
     public var pieceCount: UInt32 {
         pieceLength == 0 ? 0 : PieceLayout(contentLength: contentLength, pieceLength: pieceLength).pieceCount
