@@ -12,7 +12,7 @@ struct DFCtlCommand: AsyncParsableCommand {
         commandName: "dfctl",
         abstract: "Manage the tasks a dfdaemon holds on this node.",
         discussion: "Exit status: 0 done; 1 the daemon refused or could not be reached; 2 bad usage.",
-        subcommands: [TaskCommand.self])
+        subcommands: [TaskCommand.self, StatsCommand.self])
 }
 
 struct TaskCommand: AsyncParsableCommand {

@@ -93,6 +93,7 @@ extension Daemon {
                 try await report(Common_V2_Piece(p, traffic: .localPeer))
             }
             metrics.counter("download_task_total", [("type", "local")], help: "Tasks downloaded, by where the bytes came from").increment()
+            stats.record(.cache, bytes: Int(clamping: range?.count ?? m.contentLength), task: taskID)
             if let output {
                 if let range {
                     let file = try await NIOThreadPool.singleton.runIfActive { try OutputFile(output, length: range.count) }
@@ -163,6 +164,7 @@ extension Daemon {
         try await started(startedResponse(meta, finished: false, headers: info.headers, range: range), taskID, peerID)
         for p in meta.pieces.values.sorted(by: { $0.number < $1.number }) where wanted?.contains(p.number) ?? true {
             if let file { try await copyPiece(p, of: taskID, into: file, range: range) }
+            stats.record(.cache, bytes: Int(clamping: p.length), task: taskID)
             try await report(Common_V2_Piece(p, traffic: .localPeer))
         }
         var log = logger

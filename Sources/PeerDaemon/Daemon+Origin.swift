@@ -89,7 +89,7 @@ extension Daemon {
         } catch {
             throw RPCError(code: .internal, message: "\(error)")
         }
-        recordPiece(source: "back_to_source", bytes: bytes.count, cost: ContinuousClock.now - start)
+        recordPiece(source: "back_to_source", bytes: bytes.count, cost: ContinuousClock.now - start, task: plan.taskID)
         let reported = Common_V2_Piece(stored, traffic: .backToSource, cost: ContinuousClock.now - start)
         await onPiece?(reported)
         try await report(reported)

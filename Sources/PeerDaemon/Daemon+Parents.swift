@@ -161,7 +161,7 @@ extension Daemon {
         let stored = try await store.writePiece(taskID: plan.taskID, number: piece.number, bytes: bytes, expectedDigest: digest,
                                                 parentID: parent.id)
         guard queue.completed(piece, by: parent.id, elapsed: ContinuousClock.now - start) else { return }
-        recordPiece(source: "peer", bytes: bytes.count, cost: ContinuousClock.now - start)
+        recordPiece(source: "peer", bytes: bytes.count, cost: ContinuousClock.now - start, task: plan.taskID)
         recordParentPiece(transport: transport)
         let reported = Common_V2_Piece(stored, traffic: .remotePeer, cost: ContinuousClock.now - start)
         await onPiece(reported)

@@ -27,6 +27,8 @@ public final class Daemon: Sendable {
     let spools = SpoolRegistry()
     /// Pieces handed to children, per task (`StatLocalTask`).
     let uploadCounts = UploadCounts()
+    /// Bytes by source, in total and per task, kept in `stats.json`.
+    public let stats: TrafficStats
     /// Upload streams and connections being served now, by child host (its IP address):
     /// `upload.concurrentLimit` counts the hosts.
     let uploadsByChild = Locked<[String: Int]>([:])
@@ -61,6 +63,7 @@ public final class Daemon: Sendable {
         }
         self.config = config
         self.store = store
+        self.stats = TrafficStats(directory: store.directory)
         self.origin = origin
         self.metrics = metrics
         self.logger = logger
@@ -98,7 +101,8 @@ public final class Daemon: Sendable {
 
     /// Counts a piece that arrived: bytes by source (`peer` or `back_to_source`), pieces, and
     /// how long it took.
-    func recordPiece(source: String, bytes: Int, cost: Duration) {
+    func recordPiece(source: String, bytes: Int, cost: Duration, task: String) {
+        stats.record(source == "peer" ? .peer : .origin, bytes: bytes, task: task)
         traffic.received(bytes)
         metrics.counter("download_traffic_total", [("type", source)], help: "Bytes downloaded, by source").increment(by: Int64(bytes))
         metrics.counter("download_piece_total", [("type", source)], help: "Pieces downloaded, by source").increment()

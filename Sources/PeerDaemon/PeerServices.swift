@@ -65,6 +65,22 @@ public struct UploadService: Dfdaemon_V2_DfdaemonUploadProvider {
         try await daemon.localTask(request.taskId)
     }
 
+    /// `SyncHost`: this host's network state (bandwidth limits and the rates it sends and
+    /// receives at) once a second for as long as the caller listens, as upstream's dfdaemon
+    /// gives it to children that weigh their parents by load.
+    public func syncHost(_ request: Dfdaemon_V2_SyncHostRequest, responses: RPCWriter<Common_V2_Host>,
+                         context: RPCServerContext) async throws {
+        while !Task.isCancelled {
+            let host = daemon.hostInfo
+            try await responses.write(Common_V2_Host.with {
+                $0.id = host.id
+                $0.hostname = host.hostname
+                $0.network = host.network
+            })
+            try await Task.sleep(for: .seconds(1))
+        }
+    }
+
     /// The pieces this peer has of a task, sent as they become available.
     public func syncPieces(_ request: Dfdaemon_V2_SyncPiecesRequest, responses: RPCWriter<Dfdaemon_V2_SyncPiecesResponse>,
                            context: RPCServerContext) async throws {

@@ -129,6 +129,7 @@ public final class PeerNode: Sendable {
             discovery = Task { await daemon.followManager(address, interval: refresh) }
         }
         let gc = Task { await daemon.collectGarbage() }
+        let stats = Task { await daemon.stats.run() }
         if stopOnSignal { await server.runUntilTerminated() } else { await server.runUntilCancelled() }
         await httpListener?.stop()
         await vortex?.stop()
@@ -137,6 +138,8 @@ public final class PeerNode: Sendable {
         seedRegistration?.cancel()
         await daemon.leave()
         gc.cancel()
+        stats.cancel()
+        await stats.value
         await local?.shutdownGracefully(timeout: .seconds(1))
         await daemon.close()
         await mirror.shutdown()

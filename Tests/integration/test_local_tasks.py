@@ -2,8 +2,11 @@
 ListLocalTasks and DeleteLocalTask on DfdaemonDownload, StatLocalTask on DfdaemonUpload,
 DeleteHost; and `dfctl task ls/stat/rm`, the Rust dfctl's verbs, over the unix socket."""
 
+import json
 import os
+import re
 import time
+import urllib.request
 
 import grpc
 import pytest
@@ -97,3 +100,42 @@ def test_dfctl_lists_describes_and_removes(cluster):
     assert res.returncode == 1 and "not found" in res.stderr, describe(res)
     res = run([binary("dfctl"), "task", "ls", "-e", str(c.root / "none.sock")], timeout=30)
     assert res.returncode == 1, describe(res)
+
+
+def test_sync_host_streams_this_hosts_network_load(cluster):
+    c = cluster
+    fetch(c, "f.bin")
+    wait_for_task(c.sched.address, task_id(c.url("f.bin")))
+    with grpc.insecure_channel(c.daemons["a"].address) as channel:
+        stream = dfdaemon_pb2_grpc.DfdaemonUploadStub(channel).SyncHost(
+            dfdaemon_pb2.SyncHostRequest(host_id="b-host", peer_id="b-peer"), timeout=30)
+        first = next(stream)
+        assert first.hostname == "a" and first.network.max_tx_bandwidth > 0, first
+        fetch(c, "f.bin", daemon="b")  # a sends 9 MiB to b
+        sending = [next(stream).network.tx_bandwidth for _ in range(3)]
+        assert max(sending) > 0, f"a's tx rate never showed the upload: {sending}"
+        stream.cancel()
+
+
+def test_stats_json_counts_bytes_by_source_and_matches_the_metrics(cluster):
+    c = cluster
+    size = 9 * MIB
+    fetch(c, "f.bin")  # a: from the origin
+    wait_for_task(c.sched.address, task_id(c.url("f.bin")))
+    fetch(c, "f.bin", daemon="b")  # b: from a
+    fetch(c, "f.bin")  # a: from its own cache
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{c.daemons['a'].port}/metrics", timeout=10).read().decode()
+    origin_metric = re.search(r'download_traffic_total\{type="back_to_source"\} (\S+)', metrics)
+    assert origin_metric and float(origin_metric.group(1)) == size, metrics[:2000]
+    for name in ("a", "b"):
+        c.daemons[name].stop()  # a clean stop writes the file
+    a = json.loads((c.root / "a" / "stats.json").read_text())
+    b = json.loads((c.root / "b" / "stats.json").read_text())
+    f_id = task_id(c.url("f.bin"))
+    assert a["total"] == {"peer": 0, "origin": size, "cache": size}, a
+    assert a["tasks"][f_id] == a["total"]
+    assert b["total"] == {"peer": size, "origin": 0, "cache": 0}, b
+    res = run([binary("dfctl"), "stats", "--file", c.root / "b" / "stats.json", "--tasks"], timeout=30)
+    assert res.returncode == 0, describe(res)
+    assert res.stdout.splitlines() == [f"total  peer {size}  origin 0  cache 0  peer share 100.0%",
+                                       f"{f_id}  peer {size}  origin 0  cache 0  peer share 100.0%"], res.stdout
