@@ -62,6 +62,13 @@ extension Daemon {
         if let requested = request.pieceLength, !PieceLayout.allowedPieceLengths.contains(requested) {
             throw RPCError(code: .invalidArgument, message: "piece_length \(requested) is outside \(PieceLayout.allowedPieceLengths) bytes")
         }
+        // A caller that names the task's content names its id: any id, another URL's
+        // included, whose cached bytes it would then choose. Only a local client (dfget on
+        // the unix socket or over mutual TLS) is trusted with that.
+        if request.contentForCalculatingTaskId != nil, caller != .local {
+            throw RPCError(code: .permissionDenied, message: "content_for_calculating_task_id is taken only from local clients: "
+                + "from the network it would let a caller store any bytes under another download's task id")
+        }
         let taskID: String
         do {
             taskID = try Self.taskID(of: request)

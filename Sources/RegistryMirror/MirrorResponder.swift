@@ -56,6 +56,11 @@ public final class MirrorResponder: HTTPResponder {
         guard request.method == .GET || request.method == .HEAD else {
             return try await refuse(MirrorRefusal(status: 405, message: "the mirror is read-only: \(request.method.rawValue) is not allowed"), writer)
         }
+        // Naming the content names the task id, any one: not for anonymous network clients.
+        if request.headers.contains(name: "X-Dragonfly-Content-For-Calculating-Task-ID") {
+            return try await refuse(MirrorRefusal(status: 400, message: "X-Dragonfly-Content-For-Calculating-Task-ID is not taken from "
+                + "network clients: it would let a client store any bytes under another download's task id"), writer)
+        }
         let target: UpstreamTarget
         do { target = try resolver.resolve(request) } catch { return try await refuse(error, writer) }
         // One origin policy for every path that fetches: what a peer may not download, a
@@ -136,7 +141,6 @@ public final class MirrorResponder: HTTPResponder {
         // named it (upstream's X-Dragonfly-* headers override the config, as in its proxy).
         download.enableTaskIdBasedBlobDigest = Self.flag(request, "X-Dragonfly-Enable-Task-ID-Based-Blob-Digest")
             ?? config.taskIDBasedBlobDigest
-        download.contentForCalculatingTaskId = request.headers.first(name: "X-Dragonfly-Content-For-Calculating-Task-ID")
         // A ranged request fetches its pieces first, then the rest in the background.
         download.prefetch = Self.flag(request, "X-Dragonfly-Prefetch") ?? config.prefetch
         var headers: [String: String] = [:]

@@ -3,6 +3,7 @@ a registry blob's digest), with the official stubs against real dfdaemons and a 
 origin that logs every GET with its Range header."""
 
 import hashlib
+import http.client
 import os
 import time
 import zlib
@@ -225,3 +226,30 @@ def test_stored_pieces_of_an_older_version_are_dropped_not_mixed_in(make_cluster
     call(c, url=c.url("f.bin"), output_path=str(out))
     assert out.read_bytes() == new
     assert "changed since its pieces were stored" in (c.root / "a.log").read_text()
+
+
+def test_network_clients_cannot_name_a_task_by_its_content(make_cluster):
+    # With content_for_calculating_task_id a caller picks the task id; sha256(url + "STANDARD")
+    # is another download's. From the upload port (any TCP client) that would let it store its
+    # own origin's bytes under that download's id: refused, and nothing is fetched.
+    data = os.urandom(1000)
+    c = make_cluster({"f.bin": data, "evil.bin": os.urandom(1000)})
+    a = c.daemon("a")
+    victim = hashlib.sha256((c.url("f.bin") + "STANDARD").encode()).hexdigest()
+    with grpc.insecure_channel(a.address) as channel:
+        upload = dfdaemon_pb2_grpc.DfdaemonUploadStub(channel)
+        request = dfdaemon_pb2.DownloadTaskRequest(download=common_pb2.Download(
+            url=c.url("evil.bin"), type=common_pb2.STANDARD, content_for_calculating_task_id=c.url("f.bin") + "STANDARD"))
+        with pytest.raises(grpc.RpcError) as err:
+            list(upload.DownloadTask(request, timeout=30))
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED, err.value
+    assert not c.origin_gets("evil.bin")
+    # The mirror refuses the header outright.
+    conn = http.client.HTTPConnection("127.0.0.1", a.port, timeout=30)
+    conn.request("GET", f"/v2/x/blobs/sha256:{victim}", headers={"X-Dragonfly-Content-For-Calculating-Task-ID": "x"})
+    res = conn.getresponse()
+    assert res.status == 400 and b"not taken from network clients" in res.read()
+    # A local client may, and the victim's URL still gets its own bytes.
+    out = c.root / "f.out"
+    call(c, url=c.url("f.bin"), output_path=str(out))
+    assert out.read_bytes() == data
