@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import grpc
+import pytest
 from dragonfly_api import common_pb2, dfdaemon_pb2, dfdaemon_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 
 from conftest import Server, binary, run
@@ -81,6 +82,19 @@ class Cluster:
     def stop(self):
         for s in [*self.daemons.values(), self.sched, self.origin]:
             s.stop()
+
+
+@pytest.fixture
+def make_cluster(tmp_path):
+    made = []
+
+    def make(files, **kw):
+        c = Cluster(tmp_path, files, **kw)
+        made.append(c)
+        return c
+    yield make
+    for c in made:
+        c.stop()
 
 
 def task_id(url):

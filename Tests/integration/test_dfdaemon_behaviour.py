@@ -17,23 +17,10 @@ from dragonfly_api import common_pb2, dfdaemon_pb2, dfdaemon_pb2_grpc
 from google.protobuf import duration_pb2
 
 from conftest import Server, binary, describe, missing, run
-from dfdaemon_cluster import Cluster, task_id, wait_for_task
+from dfdaemon_cluster import Cluster, make_cluster, task_id, wait_for_task  # noqa: F401 (make_cluster is a fixture)
 
 HELPERS = Path(__file__).parent / "helpers"
 MIB = 1 << 20
-
-
-@pytest.fixture
-def make_cluster(tmp_path):
-    made = []
-
-    def make(files, **kw):
-        c = Cluster(tmp_path, files, **kw)
-        made.append(c)
-        return c
-    yield make
-    for c in made:
-        c.stop()
 
 
 def test_rate_limit_of_8_mib_per_second(make_cluster):

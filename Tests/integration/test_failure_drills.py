@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Server, binary, describe, free_port, missing, run
+from dfdaemon_cluster import wait_for_hosts
 
 HELPERS = Path(__file__).parent / "helpers"
 sys.path.insert(0, str(HELPERS))
@@ -42,7 +43,7 @@ class DrillCluster:
         assert wait_for(lambda: [s["state"] for s in self.manager.call("GET", "/api/v1/seed-peers", token=token)[1]] == ["active"])
         for name in ("seed", *NODES):
             assert wait_for(lambda: "names schedulers" in (self.root / f"{name}.log").read_text()), name
-        time.sleep(0.5)
+        wait_for_hosts(self.sched.address, 1 + len(NODES))
 
     def start_scheduler(self):
         return Server([binary("scheduler"), "--port", self.sched_port, "--metrics-port", self.sched_metrics,

@@ -8,7 +8,9 @@ import time
 import urllib.request
 
 from conftest import describe
-from test_dfdaemon_behaviour import MIB, Cluster
+from dfdaemon_cluster import Cluster
+
+MIB = 1 << 20
 
 FAST = "upload:\n  rateLimit: 20Mi\n"
 SLOW = "upload:\n  rateLimit: 2Mi\n"
@@ -35,7 +37,7 @@ def test_a_parent_ten_times_slower_takes_few_pieces_and_costs_little_time(tmp_pa
         alone = Cluster(tmp_path / "alone", {"f.bin": data})
         clusters.append(alone)
         alone.daemon("a", config=FAST)
-        time.sleep(0.3)
+        alone.wait_for_hosts(1)
         res, _ = alone.dfget("a", "f.bin")
         assert res.returncode == 0, describe(res)
         alone.daemon("ref")
@@ -49,7 +51,7 @@ def test_a_parent_ten_times_slower_takes_few_pieces_and_costs_little_time(tmp_pa
         clusters.append(both)
         a = both.daemon("a", config=FAST)
         b = both.daemon("b", config=SLOW)
-        time.sleep(0.3)
+        both.wait_for_hosts(2)
         for name in ("a", "b"):
             res, _ = both.dfget(name, "f.bin")
             assert res.returncode == 0, describe(res)

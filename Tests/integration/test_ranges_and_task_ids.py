@@ -13,24 +13,11 @@ import pytest
 from dragonfly_api import common_pb2, dfdaemon_pb2, dfdaemon_pb2_grpc
 
 from conftest import describe
-from dfdaemon_cluster import Cluster
+from dfdaemon_cluster import make_cluster  # noqa: F401 (a fixture)
 
 MIB = 1 << 20
 PIECE = 4 * MIB  # the piece length Dragonfly picks for these sizes
 BIG = [("grpc.max_receive_message_length", 64 * MIB)]
-
-
-@pytest.fixture
-def make_cluster(tmp_path):
-    made = []
-
-    def make(files, **kw):
-        c = Cluster(tmp_path, files, **kw)
-        made.append(c)
-        return c
-    yield make
-    for c in made:
-        c.stop()
 
 
 def call(c, daemon="a", **fields):
