@@ -30,6 +30,8 @@ let package = Package(
         // The manager: REST on Hummingbird, PostgreSQL through postgres-nio (DESIGN.md).
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        // Process lifecycle: signals and ordered graceful shutdown (Hummingbird uses it too).
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // C shims over the system libraries the design card fixes.
@@ -49,13 +51,16 @@ let package = Package(
         // A lock the thread sanitizer can see (Locked.swift says why not Mutex).
         .target(name: "Locking"),
 
+        // Admission of accepted connections (per address, in all), for every server we run.
+        .target(name: "ConnectionLimits", dependencies: ["Locking"]),
+
         // Our gRPC: a transport-free core and an nghttp2 transport on SwiftNIO.
         .target(name: "RPCCore", dependencies: [
             "ProtoCore", "Locking",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "RPCTransport", dependencies: [
-            "RPCCore", "ProtoCore", "CNGHTTP2", "COpenSSL", "CZlibShim", "Locking",
+            "RPCCore", "ProtoCore", "CNGHTTP2", "COpenSSL", "CZlibShim", "Locking", "ConnectionLimits",
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -65,27 +70,28 @@ let package = Package(
         .target(name: "RPCServices", dependencies: ["RPCCore", "GeneratedAPI", "ProtoCore", "Locking"]),
 
         // Shared by every Dragonfly component: config, metrics, operational HTTP, logging.
+        // It knows nothing of gRPC: what links the transport imports DragonflyRPC.
         .target(name: "DragonflyCommon", dependencies: [
-            "COpenSSL", "CZlibShim", "RPCTransport", "Locking",
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
+            "COpenSSL", "CZlibShim", "Locking", "HTTPServing", "ConnectionLimits",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
+        // Where Dragonfly's shared settings (rpc limits, TLS files) meet the transport.
+        .target(name: "DragonflyRPC", dependencies: ["DragonflyCommon", "RPCTransport"]),
         // The dfdaemon's piece store: content files and per-task metadata.
         .target(name: "PeerStorage", dependencies: ["DragonflyCommon", "Locking", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
         // The dfdaemon: downloads (parents, origin), serves pieces, follows the scheduler.
         // Command-line options every component shares (TLS, logging).
         .target(name: "CLICommon", dependencies: [
             "DragonflyCommon", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         // The dfdaemon's configuration (Dragonfly's keys), apart from the engine that uses it.
-        .target(name: "PeerConfig", dependencies: ["DragonflyCommon", "HTTPServing"]),
+        .target(name: "PeerConfig", dependencies: ["DragonflyCommon"]),
         .target(name: "PeerDaemon", dependencies: [
-            "PeerConfig", "PeerStorage", "VortexProtocol", "VortexTransport", "DragonflyCommon", "GeneratedAPI", "RPCCore", "RPCTransport", "HTTPServing",
+            "PeerConfig", "PeerStorage", "VortexProtocol", "VortexTransport", "DragonflyCommon", "DragonflyRPC", "GeneratedAPI", "RPCCore", "RPCTransport", "HTTPServing",
             "Locking",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -122,18 +128,18 @@ let package = Package(
         ]),
         // Each server assembled from its parts and started, for its own executable and for all-in-one.
         .target(name: "ManagerNode", dependencies: [
-            "ManagerService", "ManagerCore", "SQLStore", "DragonflyCommon", "RPCTransport", "RPCServices",
+            "ManagerService", "ManagerCore", "SQLStore", "DragonflyCommon", "DragonflyRPC", "RPCTransport", "RPCServices", "ConnectionLimits", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "SchedulerNode", dependencies: [
-            "SchedulerService", "SchedulerCore", "ManagerClient", "RPCTransport", "RPCServices", "DragonflyCommon",
+            "SchedulerService", "SchedulerCore", "ManagerClient", "RPCTransport", "RPCServices", "DragonflyCommon", "DragonflyRPC", "HTTPServing", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "PeerNode", dependencies: [
             "PeerDaemon", "PeerConfig", "PeerStorage", "RegistryMirror", "HTTPServing", "ManagerClient", "RPCTransport", "VortexTransport",
-            "RPCServices", "RPCCore", "DragonflyCommon",
+            "RPCServices", "RPCCore", "DragonflyCommon", "DragonflyRPC", "ConnectionLimits", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "Dragonfly", dependencies: [
@@ -155,7 +161,7 @@ let package = Package(
         .executableTarget(name: "ProtoLeakLoop", dependencies: ["ProtoCore", "GeneratedAPI"]),
         // A small HTTP/1.1 server core: keep-alive, streamed responses with backpressure.
         .target(name: "HTTPServing", dependencies: [
-            "Locking",
+            "Locking", "ConnectionLimits",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -186,7 +192,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "DFGet", dependencies: [
-            "DragonflyCommon", "GeneratedAPI", "RPCCore", "RPCTransport",
+            "DragonflyCommon", "GeneratedAPI", "RPCCore", "RPCTransport", "DragonflyRPC",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -207,6 +213,7 @@ let package = Package(
         .executableTarget(name: "InteropServer", dependencies: [
             "RPCCore", "RPCTransport", "RPCServices", "GeneratedAPI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "InteropClient", dependencies: [
             "RPCCore", "RPCTransport", "GeneratedAPI",
@@ -244,7 +251,7 @@ let package = Package(
         .testTarget(name: "ProtoJSONTests", dependencies: ["ProtoJSON"]),
         .testTarget(name: "ProtoCoreTests", dependencies: ["ProtoCore", "GeneratedAPI"]),
         .testTarget(name: "RPCTests", dependencies: [
-            "RPCCore", "RPCTransport", "RPCServices", "GeneratedAPI",
+            "RPCCore", "RPCTransport", "RPCServices", "GeneratedAPI", "ConnectionLimits",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -75,9 +75,10 @@ struct DFDaemonCommand: AsyncParsableCommand {
 
         let metrics = MetricsRegistry(prefix: "dragonfly_dfdaemon_")
         PrometheusMetricsBridge.bootstrap(metrics, help: RPCServerMetrics.help)
-        let node = try await PeerNode.start(c, metrics: metrics, logger: Logger(label: "dfdaemon"))
+        let logger = Logger(label: "dfdaemon")
+        let node = try await PeerNode.start(c, metrics: metrics, logger: logger)
         print("LISTENING \(node.port)" + (node.httpPort.map { " METRICS \($0)" } ?? ""))
         fflush(nil)
-        await node.run()
+        try await ProcessLifecycle.run([node], logger: logger)
     }
 }

@@ -2,6 +2,7 @@ import DragonflyCommon
 import Foundation
 import GeneratedAPI
 import RPCCore
+import DragonflyRPC
 import RPCTransport
 
 /// One download through a dfdaemon's DownloadTask: the daemon writes the output, or, with

@@ -76,32 +76,9 @@ struct AllInOne: AsyncParsableCommand {
               "SCHEDULER \(scheduler.grpcPort) SCHEDULER_METRICS \(scheduler.metricsPort) SEED_PEER \(seedPeer.port)")
         fflush(nil)
 
-        // One wait for the signal, then every server stops; the peers first, so they leave
-        // a scheduler that is still there. The manager's REST side failing ends it all too.
-        let peers = Task {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await dfdaemon.run(stopOnSignal: false) }
-                group.addTask { await seedPeer.run(stopOnSignal: false) }
-            }
-        }
-        let control = Task {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { await scheduler.run(stopOnSignal: false) }
-                group.addTask { try await manager.run(stopOnSignal: false) }
-                try await group.next()
-                group.cancelAll()
-            }
-        }
-        let signalled = Task { await TerminationSignal.wait() }
-        let watcher = Task {
-            _ = await control.result
-            signalled.cancel()
-        }
-        await signalled.value
-        peers.cancel()
-        await peers.value
-        control.cancel()
-        watcher.cancel()
-        try await control.value
+        // One wait for the signal, then every server stops in turn: the peers first, so they
+        // leave a scheduler that is still there, and the scheduler before the manager. The
+        // manager's REST side failing ends it all too.
+        try await ProcessLifecycle.run([manager, scheduler, seedPeer, dfdaemon], logger: Logger(label: "dragonfly"))
     }
 }

@@ -1,5 +1,3 @@
-import RPCTransport
-
 /// The `rpc:` section every component's config shares: limits on what one client may
 /// make its gRPC server hold. Each has a default; each can be lowered or raised.
 public struct RPCLimits: Sendable, Equatable {
@@ -56,27 +54,5 @@ public struct RPCLimits: Sendable, Equatable {
         if let v = try positive("maxConnections", 1...10_000_000) { maxConnections = v }
         if let v = try positive("requestRateLimit", 1...10_000_000) { requestRateLimit = Double(v) }
         if let v = try positive("requestBurst", 1...10_000_000) { requestBurst = Double(v) }
-    }
-}
-
-extension RPCServerConfiguration {
-    /// This configuration with `limits` applied.
-    public func limited(by limits: RPCLimits) -> RPCServerConfiguration {
-        var c = self
-        c.maxConcurrentStreams = limits.maxConcurrentStreams
-        c.maxHeaderListSize = limits.maxHeaderListSize
-        c.maxFrameSize = limits.maxFrameSize
-        c.initialWindowSize = limits.initialWindowSize
-        c.connectionWindowSize = Int32(clamping: limits.connectionWindowSize)
-        c.maxReceiveMessageSize = limits.maxReceiveMessageSize
-        c.handshakeTimeout = limits.handshakeTimeout
-        c.idleTimeout = limits.idleTimeout
-        c.keepaliveInterval = limits.keepaliveInterval
-        c.keepaliveTimeout = limits.keepaliveTimeout
-        c.maxConnectionsPerIP = limits.maxConnectionsPerIP
-        c.maxConnections = limits.maxConnections
-        c.requestRateLimit = limits.requestRateLimit
-        c.requestBurst = limits.requestBurst
-        return c
     }
 }

@@ -1,5 +1,4 @@
 import Foundation
-import RPCTransport
 
 /// The `tls:` section (or `--tls-cert`, `--tls-key`, `--tls-ca`) every component shares.
 /// With a certificate and key the component serves gRPC over TLS (ALPN h2); with a CA as
@@ -39,26 +38,5 @@ public struct TLSFiles: Sendable, Equatable {
                 throw ConfigError("\(name): cannot read \(path)")
             }
         }
-    }
-
-    /// What the gRPC server uses; nil serves plaintext.
-    public var server: TLSConfiguration? {
-        guard let cert, let key else { return nil }
-        var t = TLSConfiguration(certificateChainFile: cert, privateKeyFile: key, trustRootsFile: caCert)
-        t.requireClientCertificate = caCert != nil
-        return t
-    }
-
-    /// What this component's calls to others use; nil calls in plaintext.
-    public var client: TLSConfiguration? {
-        guard isEnabled else { return nil }
-        return TLSConfiguration(certificateChainFile: cert, privateKeyFile: key, trustRootsFile: caCert)
-    }
-}
-
-extension RPCClientConfiguration {
-    /// TLS for TCP targets only: a unix socket is local and stays plaintext.
-    public mutating func secure(with tls: TLSConfiguration?) {
-        if case .tcp = target { self.tls = tls }
     }
 }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import RPCServices
 import RPCTransport
+import Logging
+import ServiceLifecycle
 
 @main
 struct InteropServerCommand: AsyncParsableCommand {
@@ -61,10 +63,21 @@ struct InteropServerCommand: AsyncParsableCommand {
         let bound = try await server.start()
         print("LISTENING \(bound)")
         fflush(nil)
-        await server.runUntilTerminated()
+        let group = ServiceGroup(configuration: .init(services: [ServingUntilShutdown(server: server)],
+                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "interop-server")))
+        try await group.run()
     }
 }
 
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// The server as a service: it stops taking calls and lets open ones finish when the group
+/// shuts down.
+struct ServingUntilShutdown: Service {
+    let server: RPCServer
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await server.runUntilCancelled() }
+    }
+}

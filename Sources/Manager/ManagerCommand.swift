@@ -58,9 +58,10 @@ struct ManagerCommand: AsyncParsableCommand {
 
         let metrics = MetricsRegistry(prefix: "dragonfly_manager_")
         PrometheusMetricsBridge.bootstrap(metrics, help: RPCServerMetrics.help)
-        let node = try await ManagerNode.start(c, metrics: metrics, logger: Logger(label: "manager"))
+        let logger = Logger(label: "manager")
+        let node = try await ManagerNode.start(c, metrics: metrics, logger: logger)
         print("LISTENING \(node.grpcPort) METRICS \(node.restPort)")
         fflush(nil)
-        try await node.run()
+        try await ProcessLifecycle.run([node], logger: logger)
     }
 }

@@ -69,13 +69,19 @@ public struct ManagerAnnouncer: Sendable {
             logger.error("manager address \(address) is not host:port")
             return
         }
-        defer { Task { await channel.close() } }
-        let client = Manager_V2_ManagerClient(RPCClient(transport: channel))
+        await keepRegistered(Manager_V2_ManagerClient(RPCClient(transport: channel)))
+        // Closed here, not left to a detached task: the manager then sees the keep-alive
+        // end with this process, instead of waiting out its own shutdown grace for it.
+        await channel.close()
+    }
+
+    private func keepRegistered(_ client: Manager_V2_ManagerClient) async {
         while !Task.isCancelled {
             do {
                 try await register(client)
                 logger.info("registered with manager \(address) in cluster \(identity.clusterID)")
                 let call = try await client.keepAlive(options: CallOptions(metadata: metadata))
+                defer { call.cancel() }
                 while !Task.isCancelled {
                     var ping = Manager_V2_KeepAliveRequest()
                     ping.sourceType = sourceType
@@ -85,7 +91,6 @@ public struct ManagerAnnouncer: Sendable {
                     try await call.send(ping)
                     try await Task.sleep(for: interval)
                 }
-                call.cancel()
             } catch {
                 if Task.isCancelled { return }
                 if let refused = error as? RPCError, refused.code == .permissionDenied || refused.code == .unauthenticated {

@@ -1,5 +1,5 @@
 import NIOCore
-import RPCTransport
+import ConnectionLimits
 
 /// Counts each REST connection in at a `ConnectionGate` and closes one the gate refuses,
 /// so a flood from one address cannot use up the manager's descriptors through its REST

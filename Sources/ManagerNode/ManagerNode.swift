@@ -1,4 +1,6 @@
+import ConnectionLimits
 import DragonflyCommon
+import DragonflyRPC
 import Foundation
 import Hummingbird
 import HummingbirdCore
@@ -6,6 +8,7 @@ import Logging
 import ManagerCore
 import ManagerService
 import NIOCore
+import ServiceLifecycle
 import RPCServices
 import RPCTransport
 import SQLStore
@@ -13,11 +16,14 @@ import SQLStore
 /// A running manager: the gRPC server, the REST server and the background work (preheat
 /// jobs, peer counts, keep-alive expiry), started together so a caller learns the bound
 /// ports before anything else is started against them.
-public final class ManagerNode: Sendable {
+public final class ManagerNode: Service {
     public let grpcPort: Int
     public let restPort: Int
     private let grpc: RPCServer
     private let rest: Task<Void, any Error>
+    /// Runs Hummingbird's application; asked to shut down gracefully, never cancelled, so
+    /// open requests finish and nothing is logged as an error.
+    private let restGroup: ServiceGroup
     private let store: ManagerStore
     private let db: any SQLDatabase
     private let preheats: PreheatRunner
@@ -66,7 +72,7 @@ public final class ManagerNode: Sendable {
             idleTimeout: .nanoseconds(Int64(c.restIdleTimeout.components.seconds) * 1_000_000_000),
             httpDecoderConfiguration: .init(maxHeaderFieldSize: c.restMaxHeaderBytes, maxHeaderListSize: c.restMaxHeaderBytes,
                                              maxHeaderFieldCount: 200))
-        // Hummingbird reports its bound port from inside `runService`; the stream carries
+        // Hummingbird reports its bound port from inside `run`; the stream carries
         // it out, or the error that kept the server from starting (a port in use).
         let (bound, boundSink) = AsyncThrowingStream<Int, any Error>.makeStream()
         let app = Application(router: restAPI.router(), server: .http1(configuration: http1),
@@ -74,9 +80,10 @@ public final class ManagerNode: Sendable {
                               onServerRunning: { channel in
                                   boundSink.yield(channel.localAddress?.port ?? c.restPort)
                               }, logger: logger)
+        let restGroup = ServiceGroup(configuration: .init(services: [app], logger: logger))
         let rest = Task {
             do {
-                try await app.runService(gracefulShutdownSignals: [])
+                try await restGroup.run()
                 boundSink.finish()
             } catch {
                 boundSink.finish(throwing: error)
@@ -97,17 +104,19 @@ public final class ManagerNode: Sendable {
             throw StartError("REST server failed: it stopped before it started")
         }
         logger.info("manager serving gRPC on \(c.listenIP):\(grpcPort), REST on \(c.listenIP):\(restPort)")
-        return ManagerNode(grpcPort: grpcPort, restPort: restPort, grpc: grpc, rest: rest, store: store, db: db,
+        return ManagerNode(grpcPort: grpcPort, restPort: restPort, grpc: grpc, rest: rest, restGroup: restGroup, store: store, db: db,
                            preheats: PreheatRunner(store: store, tls: c.tls.client, logger: logger), inspector: inspector,
                            keepAliveTimeout: Double(c.keepAliveTimeout.components.seconds), logger: logger)
     }
 
-    private init(grpcPort: Int, restPort: Int, grpc: RPCServer, rest: Task<Void, any Error>, store: ManagerStore, db: any SQLDatabase,
+    private init(grpcPort: Int, restPort: Int, grpc: RPCServer, rest: Task<Void, any Error>, restGroup: ServiceGroup, store: ManagerStore,
+                 db: any SQLDatabase,
                  preheats: PreheatRunner, inspector: ClusterInspector, keepAliveTimeout: Double, logger: Logger) {
         self.grpcPort = grpcPort
         self.restPort = restPort
         self.grpc = grpc
         self.rest = rest
+        self.restGroup = restGroup
         self.store = store
         self.db = db
         self.preheats = preheats
@@ -116,13 +125,14 @@ public final class ManagerNode: Sendable {
         self.logger = logger
     }
 
-    /// Serves until the calling task is cancelled and, with `stopOnSignal`, until SIGTERM or
-    /// SIGINT. Throws if the REST server fails, which must not leave half a manager running.
-    public func run(stopOnSignal: Bool = true) async throws {
-        let (store, logger, timeout, rest) = (store, logger, keepAliveTimeout, rest)
-        defer { rest.cancel() }
+    /// Serves until a graceful shutdown (SIGTERM or SIGINT in a `ServiceGroup`) or until the
+    /// calling task is cancelled. Throws if the REST server fails, which must not leave half
+    /// a manager running.
+    public func run() async throws {
+        let (store, logger, timeout, rest, restGroup) = (store, logger, keepAliveTimeout, rest, restGroup)
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await withTaskCancellationHandler { try await rest.value } onCancel: { rest.cancel() } }
+            // Waiting on the task does not cancel it: the REST side stops gracefully below.
+            group.addTask { try await rest.value }
             group.addTask { [preheats] in await preheats.run() }
             group.addTask { [inspector] in await inspector.syncPeers(every: .seconds(30)) }
             group.addTask {
@@ -134,15 +144,19 @@ public final class ManagerNode: Sendable {
                 }
             }
             group.addTask { [grpc] in
-                if stopOnSignal { await grpc.runUntilTerminated() } else { await grpc.runUntilCancelled() }
+                await cancelWhenGracefulShutdown { await grpc.runUntilCancelled() }
             }
-            defer { group.cancelAll() }
             do {
                 _ = try await group.next()
             } catch {
                 logger.critical("REST server failed: \(error)")
+                group.cancelAll()
                 throw error
             }
+            // gRPC has stopped (a shutdown): REST next, then the background loops.
+            await restGroup.triggerGracefulShutdown()
+            _ = await rest.result
+            group.cancelAll()
         }
         await db.close()
         logger.info("manager stopped")

@@ -1,6 +1,5 @@
 import DragonflyCommon
 import Foundation
-import HTTPServing
 
 /// The dfdaemon's configuration; YAML keys follow Dragonfly's dfdaemon config.
 public struct DaemonConfig: Sendable {
@@ -66,8 +65,9 @@ public struct DaemonConfig: Sendable {
     public var proxy = ProxyConfig()
     public var rpcLimits = RPCLimits()
     public var tls = TLSFiles()
-    /// The HTTP/1.1 side of the port (mirror, /metrics): `http.*`.
-    public var httpLimits = HTTPLimits()
+    /// The HTTP/1.1 side of the port (mirror, /metrics): `http.*`, each nil where the
+    /// server's own default stands.
+    public var httpLimits = HTTPLimitSettings()
     /// The Vortex TCP port other peers fetch piece bytes from (`storage.server.tcpPort`);
     /// 0 lets the OS choose, which works because the port is advertised in SyncPieces; nil
     /// (`-1` in the file) turns the Vortex server off.
@@ -174,7 +174,7 @@ public struct DaemonConfig: Sendable {
     /// that prove who they are.
     public func checkDownloadOverTCP(_ path: String) throws {
         guard downloadOverTCP else { return }
-        guard tls.server != nil, tls.caCert != nil else {
+        guard tls.cert != nil, tls.key != nil, tls.caCert != nil else {
             throw ConfigError("\(path): download.server.allowTCP needs mutual TLS (tls.cert, tls.key and tls.caCert)")
         }
     }

@@ -1,4 +1,5 @@
 import DragonflyCommon
+import DragonflyRPC
 import Foundation
 import GeneratedAPI
 import Logging

@@ -1,4 +1,6 @@
+import ConnectionLimits
 import DragonflyCommon
+import DragonflyRPC
 import Foundation
 import HTTPServing
 import Logging
@@ -9,12 +11,13 @@ import RegistryMirror
 import RPCCore
 import RPCServices
 import RPCTransport
+import ServiceLifecycle
 import VortexTransport
 
 /// A running dfdaemon or seed peer: the shared gRPC/HTTP port (or gRPC over TLS plus a
 /// plaintext HTTP port), the local unix socket, and the background work — announcing to
 /// the scheduler, following the manager, a seed peer's keep-alive, garbage collection.
-public final class PeerNode: Sendable {
+public final class PeerNode: Service {
     /// The shared port (gRPC, and HTTP/1.1 unless TLS is on).
     public let port: Int
     /// With TLS, the plaintext mirror and /metrics port, if one is configured.
@@ -36,7 +39,7 @@ public final class PeerNode: Sendable {
         let store = try PieceStore(directory: c.dataDir)
         let daemon = Daemon(config: c, store: store, origin: .forHosts(insecure: c.proxy.insecureHosts, policy: c.originPolicy),
                             metrics: metrics, logger: logger)
-        let http = HTTPEndpointServer.operational(metrics: metrics)
+        let operational = OperationalEndpoints.routes(metrics: metrics)
         // The download service writes files and deletes tasks: on TCP only for clients with
         // a certificate from our CA, and only when asked for.
         var tcpServices: [any RPCServiceProvider] = [UploadService(daemon: daemon), PieceTransferService(daemon: daemon)]
@@ -46,8 +49,8 @@ public final class PeerNode: Sendable {
         // Requests are small (rpc.maxReceiveMessageSize, 4 MiB by default); answers carry
         // pieces of up to 64 MiB.
         tcp.maxSendMessageSize = 80 << 20
-        let mirror = MirrorResponder(daemon: daemon, operational: http, logger: logger)
-        let httpLimits = c.httpLimits
+        let mirror = MirrorResponder(daemon: daemon, operational: operational, logger: logger)
+        let httpLimits = HTTPLimits(c.httpLimits)
         tcp.otherProtocol = { channel in try HTTPConnection.serve(channel, responder: mirror, limits: httpLimits, logger: logger) }
         let server = RPCServer(services: services, configuration: tcp, logger: logger)
         let bound = try await server.start()
@@ -107,9 +110,9 @@ public final class PeerNode: Sendable {
         self.logger = logger
     }
 
-    /// Serves until the calling task is cancelled and, with `stopOnSignal`, until SIGTERM or
-    /// SIGINT; then leaves the scheduler and closes.
-    public func run(stopOnSignal: Bool = true) async {
+    /// Serves until a graceful shutdown (SIGTERM or SIGINT in a `ServiceGroup`) or until the
+    /// calling task is cancelled; then leaves the scheduler and closes.
+    public func run() async throws {
         let c = config
         let daemon = daemon
         let announcer = Task { await daemon.announceHost() }
@@ -130,7 +133,8 @@ public final class PeerNode: Sendable {
         }
         let gc = Task { await daemon.collectGarbage() }
         let stats = Task { await daemon.stats.run() }
-        if stopOnSignal { await server.runUntilTerminated() } else { await server.runUntilCancelled() }
+        let server = server
+        await cancelWhenGracefulShutdown { await server.runUntilCancelled() }
         await httpListener?.stop()
         await vortex?.stop()
         announcer.cancel()
@@ -147,8 +151,13 @@ public final class PeerNode: Sendable {
     }
 }
 
-/// The transport's per-address gate admits the mirror's own port's connections too.
-extension ConnectionGate: ConnectionAdmission {
-    public func refusal(for ip: String?) -> (any Error)? { admit(ip) }
-    public func closed(_ ip: String?) { release(ip) }
+extension HTTPLimits {
+    /// The server's defaults with what the config file set.
+    init(_ settings: HTTPLimitSettings) {
+        self.init()
+        if let v = settings.maxURILength { maxURILength = v }
+        if let v = settings.maxHeaderBytes { maxHeaderBytes = v }
+        if let v = settings.maxBodyBytes { maxBodyBytes = v }
+        if let v = settings.requestTimeout { requestTimeout = v }
+    }
 }

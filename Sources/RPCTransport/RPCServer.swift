@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import ConnectionLimits
 import Logging
 import Locking
 import RPCCore

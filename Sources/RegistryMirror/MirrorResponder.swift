@@ -11,7 +11,7 @@ import PeerDaemon
 public final class MirrorResponder: HTTPResponder {
     let daemon: Daemon
     let config: ProxyConfig
-    let operational: HTTPEndpointServer
+    let operational: StaticRoutes
     let logger: Logger
     let resolver: UpstreamResolver
     let clients = UpstreamClients()
@@ -19,7 +19,7 @@ public final class MirrorResponder: HTTPResponder {
     let authenticator: RegistryAuthenticator
     let rules: [(ProxyConfig.Rule, NSRegularExpression)]
 
-    public init(daemon: Daemon, operational: HTTPEndpointServer, logger: Logger) {
+    public init(daemon: Daemon, operational: StaticRoutes, logger: Logger) {
         self.daemon = daemon
         self.config = daemon.config.proxy
         self.operational = operational
@@ -39,13 +39,7 @@ public final class MirrorResponder: HTTPResponder {
             logger.info("mirror \(request.method.rawValue) \(LogRedaction.url(request.uri)) range=\(request.headers.first(name: "Range") ?? "-") keepalive=\(request.head.isKeepAlive) -> \(writer.status?.code ?? 0) \(writer.bodyBytes) bytes\(writer.completed ? "" : " (cut short)")", metadata: ["request_id": "\(requestID)"])
         }
         if let answer = operational.response(for: request.path), request.method == .GET || request.method == .HEAD {
-            var h = HTTPHeaders()
-            h.add(name: "Content-Length", value: String(answer.body.count))
-            h.add(name: "Content-Type", value: answer.contentType)
-            try await writer.writeHead(answer.status, headers: h)
-            try await writer.writeBody(answer.body)
-            try await writer.end()
-            return
+            return try await StaticRoutes.write(answer, to: writer)
         }
         guard config.enabled else {
             return try await refuse(MirrorRefusal(status: 404, message: "the registry mirror is disabled (proxy.enable)"), writer)

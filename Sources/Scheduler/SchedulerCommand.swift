@@ -51,9 +51,10 @@ struct SchedulerCommand: AsyncParsableCommand {
 
         let registry = MetricsRegistry(prefix: "dragonfly_scheduler_")
         PrometheusMetricsBridge.bootstrap(registry, help: RPCServerMetrics.help)
-        let node = try await SchedulerNode.start(c, registry: registry, logger: Logger(label: "scheduler"))
+        let logger = Logger(label: "scheduler")
+        let node = try await SchedulerNode.start(c, registry: registry, logger: logger)
         print("LISTENING \(node.grpcPort) METRICS \(node.metricsPort)")
         fflush(nil)
-        await node.run()
+        try await ProcessLifecycle.run([node], logger: logger)
     }
 }

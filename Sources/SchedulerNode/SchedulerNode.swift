@@ -1,6 +1,9 @@
 import DragonflyCommon
+import DragonflyRPC
+import HTTPServing
 import Foundation
 import Logging
+import ServiceLifecycle
 import ManagerClient
 import RPCServices
 import RPCTransport
@@ -9,11 +12,11 @@ import SchedulerService
 
 /// A running scheduler: gRPC, /metrics and /healthy, garbage collection and, with a
 /// manager address, registration and keep-alive with the manager.
-public final class SchedulerNode: Sendable {
+public final class SchedulerNode: Service {
     public let grpcPort: Int
     public let metricsPort: Int
     private let server: RPCServer
-    private let http: HTTPEndpointServer
+    private let http: HTTPListener
     private let engine: SchedulerEngine
     private let seeds: SeedPeerClient
     private let announcer: ManagerAnnouncer?
@@ -34,14 +37,14 @@ public final class SchedulerNode: Sendable {
                                    .limited(by: c.rpcLimits),
                                logger: logger)
         let grpcPort = try await server.start()
-        let http = HTTPEndpointServer.operational(metrics: registry)
-        let metricsPort: Int
+        let http: HTTPListener
         do {
-            metricsPort = try await http.start(host: c.metricsIP, port: c.metricsPort)
+            http = try await OperationalEndpoints.start(host: c.metricsIP, port: c.metricsPort, metrics: registry, logger: logger)
         } catch {
             await server.shutdownGracefully(timeout: .seconds(1))
             throw error
         }
+        let metricsPort = http.port
         logger.info("scheduler serving gRPC on \(c.listenIP):\(grpcPort), metrics on \(c.metricsIP):\(metricsPort)")
         let announcer = c.managerAddress.map { address in
             ManagerAnnouncer(address: address, identity: .init(
@@ -53,7 +56,7 @@ public final class SchedulerNode: Sendable {
                              seeds: seeds, announcer: announcer, logger: logger)
     }
 
-    private init(grpcPort: Int, metricsPort: Int, server: RPCServer, http: HTTPEndpointServer, engine: SchedulerEngine,
+    private init(grpcPort: Int, metricsPort: Int, server: RPCServer, http: HTTPListener, engine: SchedulerEngine,
                  seeds: SeedPeerClient, announcer: ManagerAnnouncer?, logger: Logger) {
         self.grpcPort = grpcPort
         self.metricsPort = metricsPort
@@ -65,11 +68,13 @@ public final class SchedulerNode: Sendable {
         self.logger = logger
     }
 
-    /// Serves until the calling task is cancelled and, with `stopOnSignal`, until SIGTERM or SIGINT.
-    public func run(stopOnSignal: Bool = true) async {
+    /// Serves until a graceful shutdown (SIGTERM or SIGINT in a `ServiceGroup`) or until the
+    /// calling task is cancelled.
+    public func run() async throws {
         let gc = Task { [engine] in await engine.runGarbageCollection() }
         let registration = announcer.map { a in Task { await a.run() } }
-        if stopOnSignal { await server.runUntilTerminated() } else { await server.runUntilCancelled() }
+        let server = server
+        await cancelWhenGracefulShutdown { await server.runUntilCancelled() }
         gc.cancel()
         registration?.cancel()
         await http.stop()

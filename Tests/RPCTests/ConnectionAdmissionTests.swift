@@ -1,3 +1,4 @@
+import ConnectionLimits
 import GeneratedAPI
 import NIOCore
 import NIOPosix

@@ -176,6 +176,13 @@ def test_all_in_one_serves_p2p_in_one_process_and_stops_on_sigterm(tmp_path):
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, (tmp_path / "aio.log").read_text()[-3000:]
+        # A clean stop logs no error, and goes in order: the peers leave a scheduler that is
+        # still there, the scheduler stops before the manager it reports to.
+        lines = (tmp_path / "aio.log").read_text().splitlines()
+        assert not [l for l in lines if " ERROR " in l or " CRITICAL " in l], "\n".join(lines[-40:])
+        stops = [l.split(": ", 1)[0].rsplit(" ", 1)[-1] for l in lines if l.endswith(" stopped")]
+        assert stops[-1] == "manager" and stops[-2] == "scheduler", stops
+        assert sorted(stops[:-2]) == ["dfdaemon", "seed-peer"], stops
     finally:
         for p in (proc, origin):
             if p.poll() is None:

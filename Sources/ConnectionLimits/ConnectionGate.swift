@@ -52,7 +52,7 @@ public final class ConnectionGate: Sendable {
         }
     }
 
-    var openConnections: Int { state.withLock { $0.open } }
+    public var openConnections: Int { state.withLock { $0.open } }
 
     /// A total that leaves file descriptors for everything else a process opens (its files,
     /// its own outbound connections): the soft open-file limit less a tenth, at least 64.
@@ -76,7 +76,7 @@ public final class ConnectionGate: Sendable {
 /// resident after every connection had closed), so once the number of open server
 /// connections in the process has fallen well below a high-water mark, `malloc_trim(0)`
 /// runs, off the event loops. One trim per rise and fall: it never runs at a high rate.
-enum HeapTrimmer {
+public enum HeapTrimmer {
     /// A rise smaller than this is ordinary traffic; trimming after it gains nothing.
     static let threshold = 128
     /// A flood's connections close over a moment; trimming once they have saves trimming
@@ -91,14 +91,14 @@ enum HeapTrimmer {
     }
     private static let state = Locked(State())
 
-    static func opened() {
+    public static func opened() {
         state.withLock { s in
             s.open += 1
             s.peak = max(s.peak, s.open)
         }
     }
 
-    static func closed() {
+    public static func closed() {
         let start = state.withLock { s -> Bool in
             s.open -= 1
             // Half the peak gone and at least `threshold` connections fewer than it.
