@@ -243,7 +243,7 @@ let package = Package(
         .testTarget(name: "DragonflyCommonTests", dependencies: [
             "DragonflyCommon", .product(name: "CoreMetrics", package: "swift-metrics"),
         ]),
-        .testTarget(name: "RegistryMirrorTests", dependencies: ["RegistryMirror", "RegistryClient", "PeerDaemon", "HTTPServing"]),
+        .testTarget(name: "RegistryMirrorTests", dependencies: ["RegistryMirror", "RegistryClient", "PeerDaemon", "HTTPServing", "MirrorRouting"]),
         .testTarget(name: "ManagerTests", dependencies: ["ManagerCore", "SQLStore", "DragonflyCommon"]),
         .testTarget(name: "PeerDaemonTests", dependencies: ["PeerDaemon", "PeerConfig", "DragonflyCommon"]),
         .testTarget(name: "PeerStorageTests", dependencies: ["PeerStorage", "DragonflyCommon"]),

@@ -20,6 +20,9 @@ public final class ChangeSignal: Sendable {
     /// The key's current version; pass it to `wait` after looking at the state it guards.
     public func version(_ key: String) -> UInt64 { state.withLock { $0.versions[key, default: 0] } }
 
+    /// Tasks asleep on `key` now: lets a test make a change only once someone waits for it.
+    public func waiterCount(_ key: String) -> Int { state.withLock { $0.waiters[key]?.count ?? 0 } }
+
     /// Records a change of `key` and wakes everyone waiting on it.
     public func signal(_ key: String) {
         let woken = state.withLock { s -> [CheckedContinuation<Void, Never>] in

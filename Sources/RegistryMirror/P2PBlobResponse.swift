@@ -1,6 +1,7 @@
 import DragonflyCommon
 import GeneratedAPI
 import HTTPServing
+import MirrorRouting
 import NIOHTTP1
 import PeerDaemon
 
@@ -23,8 +24,7 @@ actor P2PBlobResponse {
     /// Next piece to write, and the last one the response needs.
     private var next: UInt32 = 0
     private var last: UInt32 = 0
-    private var range = ByteRange(first: 0, last: 0)
-    private var empty = false
+    private var span = BlobSpan(contentLength: 0, served: nil)
     private(set) var started = false
 
     init(daemon: Daemon, writer: HTTPResponseWriter, extraHeaders: HTTPHeaders) {
@@ -48,7 +48,7 @@ actor P2PBlobResponse {
         }
         guard started else { return }
         try await flush(includingLast: true)
-        let expected = empty ? 0 : Int(range.count)
+        let expected = Int(clamping: span.bodyLength)
         guard writer.bodyBytes == expected else {
             throw MirrorRefusal(status: 500, message: "wrote \(writer.bodyBytes) of \(expected) bytes (pieces \(next)...\(last), landed \(landed.sorted()))")
         }
@@ -66,22 +66,15 @@ actor P2PBlobResponse {
         headers.replaceOrAdd(name: "Accept-Ranges", value: "bytes")
         let upstreamType = r.responseHeader.first { $0.key.lowercased() == "content-type" }?.value
         headers.replaceOrAdd(name: "Content-Type", value: upstreamType ?? "application/octet-stream")
-        var status = HTTPResponseStatus.ok
-        if let r = r.range, r.length > 0, r.start < length, r.length <= length - r.start {
-            status = .partialContent
-            range = ByteRange(first: r.start, last: r.start + r.length - 1)
-            headers.replaceOrAdd(name: "Content-Range", value: "bytes \(range.first)-\(range.last)/\(length)")
-        } else {
-            range = ByteRange(first: 0, last: length > 0 ? length - 1 : 0)
-            empty = length == 0
-        }
-        headers.replaceOrAdd(name: "Content-Length", value: empty ? "0" : String(range.count))
+        span = BlobSpan(contentLength: length, served: r.range.map { ($0.start, $0.length) })
+        if let contentRange = span.contentRange { headers.replaceOrAdd(name: "Content-Range", value: contentRange) }
+        headers.replaceOrAdd(name: "Content-Length", value: String(span.bodyLength))
         // The daemon lists the pieces the response needs, in order.
         let numbers = r.pieces.map(\.number).sorted()
         next = numbers.first ?? 0
         last = numbers.last ?? 0
         started = true
-        try await writer.writeHead(status, headers: headers)
+        try await writer.writeHead(span.isPartial ? .partialContent : .ok, headers: headers)
     }
 
     /// 416, before anything of the task was fetched.
@@ -90,7 +83,7 @@ actor P2PBlobResponse {
         headers.replaceOrAdd(name: "Content-Range", value: "bytes */\(contentLength)")
         headers.replaceOrAdd(name: "Content-Length", value: "0")
         started = true
-        empty = true
+        span = BlobSpan(contentLength: 0, served: nil)
         try await writer.writeHead(.rangeNotSatisfiable, headers: headers)
         try await writer.end()
     }
@@ -103,14 +96,17 @@ actor P2PBlobResponse {
     /// Writes every landed piece in order from `next`, stopping before the last one unless
     /// the task is verified.
     private func flush(includingLast: Bool) async throws {
-        guard started, !empty else { return }
+        guard started, span.bodyLength > 0 else { return }
         while next <= last, landed.contains(next) || includingLast, next < last || includingLast {
             guard let piece = pieces[next] else { break }
             // The task's digest was checked when it completed; the client checks it again.
             let bytes = try await daemon.store.readPiece(taskID: taskID, number: next, verifying: false)
-            let start = max(range.first, piece.offset) - piece.offset
-            let end = min(range.last + 1, piece.offset + piece.length) - piece.offset
-            try await writer.writeBody(bytes[Int(start)..<Int(end)])
+            if let share = span.slice(ofPieceAt: piece.offset, length: piece.length) {
+                guard share.upperBound <= bytes.count else {
+                    throw MirrorRefusal(status: 500, message: "piece \(next) has \(bytes.count) bytes, not \(piece.length)")
+                }
+                try await writer.writeBody(bytes[share])
+            }
             next += 1
         }
     }

@@ -6,16 +6,6 @@ import RPCCore
 import Testing
 @testable import RPCTransport
 
-/// Waits for `condition`, checking every 20 ms, for at most `limit`.
-private func eventually(within limit: Duration, _ condition: () async -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + limit
-    while ContinuousClock.now < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return await condition()
-}
-
 /// A unary method typed with a real message, so its request is decoded like a service's.
 struct DecodingProbe: RPCServiceProvider {
     let serviceName = "test.Decode"

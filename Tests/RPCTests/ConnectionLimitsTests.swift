@@ -117,9 +117,10 @@ final class Gauge: Sendable {
         var iterator = handle.responses.makeAsyncIterator()
         try await handle.send([1, 2])
         #expect(try await iterator.next() == [2, 1])
-        // Many keepalive rounds pass; an unanswered one would have closed the connection.
-        try await Task.sleep(for: .milliseconds(600))
-        #expect(await channel.keepalivePingsAcked() > 0, "no keepalive PING was sent and acknowledged")
+        // Twelve rounds at 50 ms outlast the 500 ms timeout: an unanswered PING would have
+        // closed the connection before the call goes on below.
+        #expect(await eventually(within: .seconds(20)) { await channel.keepalivePingsAcked() >= 12 },
+                "keepalive PINGs were not sent and acknowledged")
         try await handle.send([3, 4])
         #expect(try await iterator.next() == [4, 3])
         try await handle.finishSending()

@@ -40,6 +40,7 @@ struct RawTestService: RPCServiceProvider {
                 // (on a loaded machine it starts late): count it wherever it lands.
                 do {
                     _ = try await requests.single("Sleep")
+                    events.add("sleep started")
                     try await Task.sleep(for: .seconds(30))
                 } catch {
                     events.add("sleep cancelled")
@@ -164,8 +165,7 @@ func unary(_ channel: RPCChannel, _ path: String, _ message: [UInt8], options: C
                 #expect(error.code == .deadlineExceeded)
             }
             #expect(ContinuousClock.now - start < .seconds(5))
-            for _ in 0..<250 where events.count(prefix: "sleep cancelled") == 0 { try await Task.sleep(for: .milliseconds(20)) }
-            #expect(events.count(prefix: "sleep cancelled") == 1)
+            #expect(await eventually(within: .seconds(5)) { events.count(prefix: "sleep cancelled") == 1 })
         }
     }
 
@@ -174,12 +174,13 @@ func unary(_ channel: RPCChannel, _ path: String, _ message: [UInt8], options: C
             let handle = try await channel.openStream(path: "/test.Raw/Sleep", options: CallOptions())
             try await handle.send([])
             try await handle.finishSending()
-            try await Task.sleep(for: .milliseconds(100))
+            // Cancelled once the handler is running, so what is tested is a cancellation
+            // reaching a handler, not a stream refused before it began.
+            #expect(await eventually(within: .seconds(10)) { events.count(prefix: "sleep started") == 1 })
             handle.cancel()
             let (status, _) = await handle.finalStatus()
             #expect(status.code == .cancelled)
-            for _ in 0..<250 where events.count(prefix: "sleep cancelled") == 0 { try await Task.sleep(for: .milliseconds(20)) }
-            #expect(events.count(prefix: "sleep cancelled") == 1)
+            #expect(await eventually(within: .seconds(5)) { events.count(prefix: "sleep cancelled") == 1 })
         }
     }
 
@@ -239,7 +240,8 @@ func unary(_ channel: RPCChannel, _ path: String, _ message: [UInt8], options: C
         let (server, port, channel, handle) = try await bidiCallUnderway()
         var iterator = handle.responses.makeAsyncIterator()
         let shutdown = Task { await server.shutdownGracefully(timeout: .seconds(5)) }
-        try await Task.sleep(for: .milliseconds(100))
+        // Shutdown has begun once the listener is closed; the open call goes on after that.
+        #expect(await eventually(within: .seconds(10)) { await connectionRefused(port: port) }, "the listener stayed open")
         try await handle.send([3, 4])
         #expect(try await iterator.next() == [4, 3])
         try await handle.finishSending()
@@ -272,11 +274,11 @@ func unary(_ channel: RPCChannel, _ path: String, _ message: [UInt8], options: C
 
     /// Stopping by cancellation (as the all-in-one process does) still lets a running call finish.
     @Test func cancelledServerStillLetsRunningCallFinish() async throws {
-        let (server, _, channel, handle) = try await bidiCallUnderway()
+        let (server, port, channel, handle) = try await bidiCallUnderway()
         var iterator = handle.responses.makeAsyncIterator()
         let serving = Task { await server.runUntilCancelled(gracePeriod: .seconds(20)) }
         serving.cancel()
-        try await Task.sleep(for: .milliseconds(100))
+        #expect(await eventually(within: .seconds(10)) { await connectionRefused(port: port) }, "the listener stayed open")
         try await handle.send([3, 4])
         #expect(try await iterator.next() == [4, 3])
         try await handle.finishSending()
