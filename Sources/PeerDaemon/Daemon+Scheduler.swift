@@ -4,9 +4,6 @@ import PeerStorage
 import RPCCore
 
 extension Daemon {
-    /// How many sets of parents one download tries before it leaves the rest to the origin.
-    static let maxScheduleRounds = 8
-
     /// The download as the scheduler directs it: register, then follow its answers —
     /// parents to fetch from, or back to source — reporting every piece.
     func downloadThroughScheduler(_ plan: DownloadPlan, scheduler address: String, report: @escaping PieceReport) async throws {
@@ -27,23 +24,21 @@ extension Daemon {
         download.range = plan.range.map { r in Common_V2_Range.with { $0.start = r.first; $0.length = r.count } }
         try await session.send(.registerPeerRequest(Scheduler_V2_RegisterPeerRequest.with { $0.download = download }))
 
-        var started = false
-        // Parents that failed this download are not used again, whatever the scheduler says,
-        // and a scheduler that keeps offering only those is given up on (the origin remains).
-        var blocked: [String: Common_V2_Peer] = [:]
-        var rounds = 0
+        var follower = ScheduleFollower(disableBackToSource: plan.download.disableBackToSource)
         for try await response in call.responses {
-            switch response.response {
-            case .emptyTaskResponse?:
+            switch follower.step(on: response.response) {
+            case .ignore:
+                continue
+            case .finishEmpty:
                 try await session.send(.downloadPeerFinishedRequest(Scheduler_V2_DownloadPeerFinishedRequest()))
                 try await call.finishSending()
                 return
-            case .needBackToSourceResponse(let answer)?:
-                if plan.download.disableBackToSource {
-                    let why = "the scheduler sent this peer to the origin (\(answer.descriptionField ?? "no parent")), and back-to-source is disabled"
-                    try? await session.send(.downloadPeerFailedRequest(Scheduler_V2_DownloadPeerFailedRequest.with { $0.descriptionField = why }))
-                    throw RPCError(code: .unavailable, message: why)
-                }
+            case .fail(let why):
+                try? await session.send(.downloadPeerFailedRequest(Scheduler_V2_DownloadPeerFailedRequest.with { $0.descriptionField = why }))
+                throw RPCError(code: .unavailable, message: why)
+            case .giveUp(let why):
+                throw RPCError(code: .unavailable, message: why)
+            case .backToSource:
                 try await session.send(.downloadPeerBackToSourceStartedRequest(Scheduler_V2_DownloadPeerBackToSourceStartedRequest()))
                 do {
                     try await fetchFromOrigin(plan, pieces: missingPieces(plan), report: report) { piece in
@@ -58,16 +53,10 @@ extension Daemon {
                 try await session.send(.downloadPeerBackToSourceFinishedRequest(Scheduler_V2_DownloadPeerBackToSourceFinishedRequest()))
                 try await call.finishSending()
                 return
-            case .normalTaskResponse(let normal)?:
-                rounds += 1
-                guard rounds <= Daemon.maxScheduleRounds else {
-                    throw RPCError(code: .unavailable, message: "no usable parent after \(Daemon.maxScheduleRounds) schedules")
-                }
-                if !started {
-                    started = true
+            case .fetch(let parents, let announceStarted):
+                if announceStarted {
                     try await session.send(.downloadPeerStartedRequest(Scheduler_V2_DownloadPeerStartedRequest()))
                 }
-                let parents = normal.candidateParents.filter { blocked[$0.id] == nil }
                 let failed = try await fetchFromParents(plan, parents: parents, report: report, onPiece: { piece in
                     try? await session.send(.downloadPieceFinishedRequest(
                         Scheduler_V2_DownloadPieceFinishedRequest.with { $0.piece = piece }))
@@ -79,24 +68,18 @@ extension Daemon {
                         $0.temporary = true
                     }))
                 })
-                for id in failed {
-                    plan.log.warning("blocklisting parent \(id) for this download")
-                    blocked[id] = normal.candidateParents.first { $0.id == id }
-                }
-                if try await missingPieces(plan).isEmpty {
+                for id in failed { plan.log.warning("blocklisting parent \(id) for this download") }
+                let missing = try await !missingPieces(plan).isEmpty
+                switch follower.after(offered: parents, failed: failed, piecesMissing: missing) {
+                case .finished:
                     try await session.send(.downloadPeerFinishedRequest(Scheduler_V2_DownloadPeerFinishedRequest()))
                     try await call.finishSending()
                     return
+                case .awaitAnswer:
+                    continue
+                case .reschedule(let request):
+                    try await session.send(.reschedulePeerRequest(request))
                 }
-                // A reported piece failure already makes the scheduler look again; otherwise
-                // (no parent failed, yet pieces are missing) ask for other parents.
-                guard failed.isEmpty else { continue }
-                var reschedule = Scheduler_V2_ReschedulePeerRequest()
-                reschedule.candidateParents = Array(blocked.values)
-                reschedule.descriptionField = "parents failed: \(blocked.keys.sorted().joined(separator: ","))"
-                try await session.send(.reschedulePeerRequest(reschedule))
-            default:
-                continue
             }
         }
         throw RPCError(code: .unavailable, message: "scheduler ended the stream before the download finished")
