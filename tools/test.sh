@@ -17,6 +17,9 @@ if ! git diff --quiet -- Sources/CProtos Sources/GeneratedAPI || [ -n "$(git sta
     exit 1
 fi
 
+echo "== module layering (docs/ARCHITECTURE.md)"
+python3 tools/check-layers.py
+
 echo "== build"
 if ! swift build --build-tests > .build-log.txt 2>&1; then
     grep -E 'error|warning: unre' .build-log.txt | head -40 || tail -40 .build-log.txt

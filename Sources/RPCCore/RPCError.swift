@@ -31,6 +31,13 @@ public struct RPCError: Error, Sendable, CustomStringConvertible {
     }
 }
 
+/// Two errors are equal when a peer would see the same status: `cause` stays out of it.
+extension RPCError: Equatable {
+    public static func == (a: RPCError, b: RPCError) -> Bool {
+        a.code == b.code && a.message == b.message && a.details == b.details && a.metadata == b.metadata
+    }
+}
+
 /// The final status of a call as it crossed the wire.
 public struct RPCStatus: Sendable, Equatable {
     public var code: StatusCode

@@ -47,7 +47,7 @@ final class ClientConnection: HTTP2ConnectionLogic {
         onUnusable()
         let all = streams
         streams.removeAll()
-        for (_, s) in all { s.complete(RPCError(code: .unavailable, message: "connection closed"), trailers: Metadata()) }
+        for (_, s) in all { s.connectionLost(RPCError(code: .unavailable, message: "connection closed")) }
     }
 
     /// The refusal of a stream on a connection that is going away: nothing reached the
@@ -105,7 +105,7 @@ final class ClientConnection: HTTP2ConnectionLogic {
         onUnusable()
         // Streams the server never processed may be retried elsewhere by the caller.
         for (id, stream) in streams where id > lastStreamID {
-            stream.complete(RPCError(code: .unavailable, message: "server is shutting down"), trailers: Metadata())
+            stream.connectionLost(RPCError(code: .unavailable, message: "server is shutting down"))
         }
     }
 

@@ -9,12 +9,11 @@ final class ClientStream {
     private var deframer: MessageDeframer
     let inbound = InboundBuffer<[UInt8]>(highWatermark: 8, lowWatermark: 2)
     private var outbound = OutboundQueue()
-    private var sendFinished = false
-    private var headersReceived = false
+    /// What may happen next on this call (`ClientCallState` holds the rules).
+    private var call = ClientCallState()
     private var initialMetadata: Metadata?
     private var metadataWaiters: [CheckedContinuation<Metadata, any Error>] = []
     private(set) var status: (RPCStatus, Metadata)?
-    private var failure: RPCError?
     private var statusWaiters: [CheckedContinuation<(RPCStatus, Metadata), Never>] = []
     private var unconsumed = 0
     private var readerPaused = false
@@ -29,30 +28,26 @@ final class ClientStream {
     // MARK: - Outbound
 
     func send(prefix: [UInt8], _ body: [UInt8], continuation: CheckedContinuation<Void, any Error>) {
-        if let failure {
-            continuation.resume(throwing: failure)
-            return
-        }
-        if status != nil || sendFinished {
-            // The server already answered; gRPC reports the status, not the send.
+        switch call.send() {
+        case .fail(let error):
+            continuation.resume(throwing: error)
+        case .dropSilently:
             continuation.resume()
-            return
+        case .queue:
+            outbound.append(prefix)
+            outbound.append(body)
+            session.resumeData(streamID: id)
+            if outbound.hasRoom { continuation.resume() } else { outbound.park(continuation) }
         }
-        outbound.append(prefix)
-        outbound.append(body)
-        session.resumeData(streamID: id)
-        if outbound.hasRoom { continuation.resume() } else { outbound.park(continuation) }
     }
 
     func finishSending() {
-        guard !sendFinished else { return }
-        sendFinished = true
-        session.resumeData(streamID: id)
+        if call.finishSending() { session.resumeData(streamID: id) }
     }
 
     func read(max: Int) -> HTTP2DataRead {
         let n = min(max, outbound.queuedBytes)
-        if n == outbound.queuedBytes && sendFinished { return .end(n, trailers: nil) }
+        if n == outbound.queuedBytes && call.sendFinished { return .end(n, trailers: nil) }
         return n > 0 ? .bytes(n) : .deferred
     }
 
@@ -61,59 +56,11 @@ final class ClientStream {
     // MARK: - Inbound
 
     func headers(_ headers: [(String, String)], endStream: Bool) {
-        var httpStatus = 0
-        var grpcStatus: String?
-        var grpcMessage = ""
-        var details: [UInt8]?
-        var contentType = ""
-        for (name, value) in headers {
-            switch name {
-            case ":status": httpStatus = Int(value) ?? 0
-            case "grpc-status": grpcStatus = value
-            case "grpc-message": grpcMessage = PercentEncoding.decode(value)
-            case "grpc-status-details-bin": details = Base64.decode(value)
-            case "content-type": contentType = value
-            case "grpc-encoding": deframer.encoding = value
-            default: break
-            }
-        }
-        let metadata = MetadataCoding.metadata(from: headers)
-        if !headersReceived {
-            headersReceived = true
-            if httpStatus != 200 {
-                complete(RPCError(code: StatusCode.fromHTTPStatus(httpStatus),
-                                  message: "HTTP status \(httpStatus)"), trailers: metadata)
-                return
-            }
-            if grpcStatus == nil && !contentType.hasPrefix("application/grpc") {
-                complete(RPCError(code: .unknown, message: "unexpected content-type \(contentType)"), trailers: metadata)
-                return
-            }
-            if grpcStatus == nil {
-                initialMetadata = metadata
-                let waiters = metadataWaiters
-                metadataWaiters.removeAll()
-                for w in waiters { w.resume(returning: metadata) }
-                if !endStream { return }
-            } else {
-                // Trailers-only: the headers are also the initial metadata (empty).
-                resolveMetadata(Metadata())
-            }
-        }
-        guard let grpcStatus, let code = Int(grpcStatus) else {
-            complete(RPCError(code: .internal, message: "response ended without grpc-status"), trailers: metadata)
-            return
-        }
-        if code == 0 {
-            complete(nil, trailers: metadata)
-        } else {
-            complete(RPCError(code: StatusCode(rawValue: code), message: grpcMessage, details: details, metadata: metadata),
-                     trailers: metadata)
-        }
+        perform(call.headersReceived(headers, endStream: endStream))
     }
 
     func data(_ bytes: UnsafeRawBufferPointer) {
-        guard status == nil else {
+        guard call.dataReceived() == .deliver else {
             session.consumeStream(streamID: id, count: bytes.count)
             return
         }
@@ -124,8 +71,7 @@ final class ClientStream {
                 if !inbound.yield(message) { readerPaused = true }
             }
         } catch {
-            complete(error, trailers: Metadata())
-            session.resetStream(id, errorCode: 8)
+            perform(call.messageUnreadable(error))
         }
         if !readerPaused {
             session.consumeStream(streamID: id, count: unconsumed)
@@ -141,26 +87,34 @@ final class ClientStream {
 
     /// The HTTP/2 stream closed; without a status that is a transport failure.
     func closed(errorCode: UInt32) {
-        guard status == nil else { return }
-        let error: RPCError
-        switch errorCode {
-        case 0: error = RPCError(code: .internal, message: "stream closed without a status")
-        case 7: error = RPCError(code: .unavailable, message: "stream refused by server")
-        case 8: error = RPCError(code: .cancelled, message: "stream cancelled by server")
-        case 11: error = RPCError(code: .resourceExhausted, message: "server says: enhance your calm")
-        case 12: error = RPCError(code: .permissionDenied, message: "server requires stronger TLS")
-        default: error = RPCError(code: .internal, message: "stream reset with HTTP/2 error \(errorCode)")
-        }
-        complete(error, trailers: Metadata())
+        perform(call.streamClosed(errorCode: errorCode))
     }
 
-    /// Records the final status once; every waiter learns it.
-    func complete(_ error: RPCError?, trailers: Metadata) {
-        guard status == nil else { return }
+    /// The connection is gone, or going away before this call could begin.
+    func connectionLost(_ error: RPCError) {
+        perform(call.connectionLost(error))
+    }
+
+    func cancel(_ error: RPCError) {
+        perform(call.cancel(error))
+    }
+
+    private func perform(_ actions: [ClientCallState.Action]) {
+        for action in actions {
+            switch action {
+            case .useEncoding(let encoding): deframer.encoding = encoding
+            case .initialMetadata(let metadata): resolveMetadata(metadata)
+            case .complete(let error, let trailers): complete(error, trailers: trailers)
+            case .reset(let code): session.resetStream(id, errorCode: code.rawValue)
+            }
+        }
+    }
+
+    /// Records the final status; every waiter learns it.
+    private func complete(_ error: RPCError?, trailers: Metadata) {
         timeoutTask?.cancel()
         let rpcStatus = RPCStatus(code: error?.code ?? .ok, message: error?.message ?? "")
         status = (rpcStatus, trailers)
-        failure = error ?? RPCError(code: .ok, message: "")
         inbound.finish(error)
         outbound.fail(error ?? RPCError(code: .ok, message: "call finished"))
         resolveMetadata(nil, error: error)
@@ -189,7 +143,7 @@ final class ClientStream {
     func awaitInitialMetadata(_ cont: CheckedContinuation<Metadata, any Error>) {
         if let initialMetadata { cont.resume(returning: initialMetadata); return }
         if status != nil {
-            cont.resume(throwing: failure ?? RPCError(code: .internal, message: "no response headers"))
+            cont.resume(throwing: call.closedWith ?? RPCError(code: .internal, message: "no response headers"))
             return
         }
         metadataWaiters.append(cont)
@@ -197,11 +151,5 @@ final class ClientStream {
 
     func awaitStatus(_ cont: CheckedContinuation<(RPCStatus, Metadata), Never>) {
         if let status { cont.resume(returning: status) } else { statusWaiters.append(cont) }
-    }
-
-    func cancel(_ error: RPCError) {
-        guard status == nil else { return }
-        complete(error, trailers: Metadata())
-        session.resetStream(id, errorCode: 8)
     }
 }

@@ -43,9 +43,7 @@ final class ServerConnection: HTTP2ConnectionLogic {
     func connectionClosed(_ handler: HTTP2ConnectionHandler) {
         let all = streams
         streams.removeAll()
-        for (_, stream) in all {
-            stream.abort(RPCError(code: .cancelled, message: "connection closed"))
-        }
+        for (_, stream) in all { stream.connectionClosed() }
         // The handler owns this logic; holding it back would keep both, and the nghttp2
         // session, alive for ever (found by the h2 fuzz target's leak check).
         loopBound = nil
@@ -61,36 +59,20 @@ final class ServerConnection: HTTP2ConnectionLogic {
         }
         // A new call, even one refused below, is use: the connection is not idle.
         handler?.noteCallActivity()
-        var method = "", path = "", contentType = ""
-        var timeout: String?, encoding: String?
-        for (name, value) in headers {
-            switch name {
-            case ":method": method = value
-            case ":path": path = value
-            case "content-type": contentType = value
-            case "grpc-timeout": timeout = value
-            case "grpc-encoding": encoding = value
-            default: break
-            }
-        }
-        guard method == "POST" else {
-            session.submitResponse(streamID: streamID, [(":status", "405")], endStream: true)
+        let head: ServerCallState.RequestHead
+        switch ServerCallState.admit(headers) {
+        case .failure(.httpStatus(let code)):
+            session.submitResponse(streamID: streamID, [(":status", String(code))], endStream: true)
             return
-        }
-        guard contentType.hasPrefix("application/grpc") else {
-            session.submitResponse(streamID: streamID, [(":status", "415")], endStream: true)
+        case .failure(.status(let code, let message)):
+            Self.trailersOnly(session, streamID, RPCError(code: code, message: message))
             return
+        case .success(let admitted):
+            head = admitted
         }
-        var deadline: ContinuousClock.Instant?
-        if let timeout {
-            guard let d = GRPCTimeout.parse(timeout) else {
-                Self.trailersOnly(session, streamID, RPCError(code: .internal, message: "malformed grpc-timeout \(timeout)"))
-                return
-            }
-            deadline = .now + d
-        }
+        let path = head.path
         let context = RPCServerContext(path: path, requestMetadata: MetadataCoding.metadata(from: headers),
-                                       deadline: deadline, peer: remoteAddress, peerHost: remoteHost)
+                                       deadline: head.timeout.map { .now + $0 }, peer: remoteAddress, peerHost: remoteHost)
         guard let rpc = router.method(forPath: path) else {
             Self.trailersOnly(session, streamID, router.unimplemented(path: path))
             return
@@ -103,13 +85,9 @@ final class ServerConnection: HTTP2ConnectionLogic {
                 return
             }
         }
-        if let encoding, encoding != "identity", encoding != "gzip", encoding != "deflate" {
-            Self.trailersOnly(session, streamID, RPCError(code: .unimplemented, message: "unsupported grpc-encoding \(encoding)"))
-            return
-        }
         guard let loopBound else { return }
         let stream = ServerStream(id: streamID, session: session, context: context,
-                                  deframer: MessageDeframer(maxMessageSize: settings.maxReceiveMessageSize, encoding: encoding),
+                                  deframer: MessageDeframer(maxMessageSize: settings.maxReceiveMessageSize, encoding: head.encoding),
                                   maxSendMessageSize: settings.maxSendMessageSize)
         streams[streamID] = stream
         onStreamCountChange(streams.count)
@@ -135,11 +113,7 @@ final class ServerConnection: HTTP2ConnectionLogic {
         // Idle time counts from the end of the last call.
         handler?.noteCallActivity()
         onStreamCountChange(streams.count)
-        if !stream.isFinished {
-            stream.abort(RPCError(code: .cancelled, message: "stream reset by client (HTTP/2 error \(errorCode))"))
-        } else {
-            stream.closed()
-        }
+        stream.closed(errorCode: errorCode)
     }
 
     func http2Session(_ session: HTTP2Session, readDataFor streamID: Int32, max: Int) -> HTTP2DataRead {

@@ -10,9 +10,9 @@ final class ServerStream {
     private let maxSendMessageSize: Int
     let inbound = InboundBuffer<[UInt8]>(highWatermark: 8, lowWatermark: 2)
     private var outbound = OutboundQueue()
-    private var headersSent = false
+    /// What may happen next on this call (`ServerCallState` holds the rules).
+    private var call = ServerCallState()
     private var trailers: [(String, String)]?
-    private(set) var isFinished = false
     private var task: Task<Void, Never>?
     /// Bytes whose stream window we hold back while the reader is behind.
     private var unconsumed = 0
@@ -58,7 +58,7 @@ final class ServerStream {
     }
 
     func received(_ bytes: UnsafeRawBufferPointer) {
-        if isFinished {
+        if call.dataReceived() == .discard {
             // The status is out; whatever the client still sends is dropped.
             session.consumeStream(streamID: id, count: bytes.count)
             return
@@ -93,19 +93,17 @@ final class ServerStream {
     }
 
     func inboundEnded() {
-        if deframer.bufferedCount > 0 {
-            inbound.finish(RPCError(code: .internal, message: "request ended inside a message"))
-        } else {
-            inbound.finish()
-        }
+        if let cut = ServerCallState.requestEnd(buffered: deframer.bufferedCount) { inbound.finish(cut) } else { inbound.finish() }
     }
 
     func write(_ message: [UInt8], continuation: CheckedContinuation<Void, any Error>) {
-        guard !isFinished else {
-            continuation.resume(throwing: RPCError(code: .failedPrecondition, message: "call already finished"))
+        switch call.write() {
+        case .reject(let error):
+            continuation.resume(throwing: error)
             return
+        case .queue(let headersFirst):
+            if headersFirst { sendHeaders() }
         }
-        if !headersSent { sendHeaders() }
         outbound.append(MessageFraming.prefix(length: message.count))
         outbound.append(message)
         session.resumeData(streamID: id)
@@ -117,7 +115,6 @@ final class ServerStream {
     }
 
     private func sendHeaders() {
-        headersSent = true
         var headers: [(String, String)] = [(":status", "200"), ("content-type", "application/grpc"),
                                            ("grpc-accept-encoding", "identity,gzip,deflate")]
         headers += MetadataCoding.headers(from: context.initialMetadata)
@@ -125,13 +122,15 @@ final class ServerStream {
     }
 
     func finish(_ error: RPCError?) {
-        guard !isFinished else { return }
-        isFinished = true
-        inbound.finish(RPCError(code: .cancelled, message: "call finished"))
-        if headersSent {
+        switch call.finish() {
+        case .ignore:
+            return
+        case .trailers:
+            inbound.finish(RPCError(code: .cancelled, message: "call finished"))
             trailers = StatusTrailers.headers(for: error, extra: context.trailingMetadata)
             session.resumeData(streamID: id)
-        } else {
+        case .trailersOnly:
+            inbound.finish(RPCError(code: .cancelled, message: "call finished"))
             var extra = context.initialMetadata
             for e in context.trailingMetadata { extra.add(e.key, value: e.value) }
             ServerConnection.trailersOnly(session, id, error ?? RPCError(code: .ok, message: ""), metadata: extra)
@@ -148,16 +147,20 @@ final class ServerStream {
 
     func send(count: Int, to sink: (UnsafeRawBufferPointer) -> Void) { outbound.send(count: count, to: sink) }
 
-    /// The stream is gone before the handler finished: cancel it.
-    func abort(_ error: RPCError) {
-        isFinished = true
+    /// The HTTP/2 stream closed: a handler still running is cancelled.
+    func closed(errorCode: UInt32) {
+        switch call.streamClosed(errorCode: errorCode) {
+        case .abortHandler(let error): abort(error)
+        case .failParkedWrites: outbound.fail(RPCError(code: .cancelled, message: "stream closed"))
+        }
+    }
+
+    func connectionClosed() { abort(call.connectionClosed()) }
+
+    private func abort(_ error: RPCError) {
         inbound.finish(error)
         outbound.fail(error)
         task?.cancel()
-    }
-
-    func closed() {
-        outbound.fail(RPCError(code: .cancelled, message: "stream closed"))
     }
 }
 
