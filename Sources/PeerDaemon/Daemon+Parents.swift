@@ -15,7 +15,11 @@ extension Daemon {
     func fetchFromParents(_ plan: DownloadPlan, parents: [Common_V2_Peer], report: @escaping PieceReport,
                           onPiece: @escaping @Sendable (Common_V2_Piece) async -> Void,
                           onParentFailed: @escaping @Sendable (String, UInt32) async -> Void) async throws -> [String] {
-        let perParent = max(1, config.concurrentPieceCount / max(1, parents.count))
+        // `download.concurrentPieceCount` counts pieces in flight for the whole download, as
+        // upstream means it: shared among the parents, each worker keeping `pipelineDepth`
+        // requests out. (Counting workers instead kept twice as many 4 MiB pieces in memory.)
+        let inFlightPerParent = max(1, config.concurrentPieceCount / max(1, parents.count))
+        let perParent = max(1, inFlightPerParent / Self.pipelineDepth)
         let queue = PieceQueue(try await missingPieces(plan), streamsPerParent: perParent * Self.pipelineDepth)
         let links = parents.map { VortexParentLink(parentID: $0.id, changes: queue.changes) }
         defer { links.forEach { $0.stop() } }

@@ -252,8 +252,9 @@ public struct OriginClient: Sendable {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(wanted)
         do {
-            for try await var chunk in response.body {
-                bytes += chunk.readBytes(length: chunk.readableBytes) ?? []
+            for try await chunk in response.body {
+                // Straight from the client's buffer into the piece, without a copy per chunk.
+                chunk.withUnsafeReadableBytes { bytes.append(contentsOf: $0) }
                 if bytes.count >= wanted {
                     // A 200 carries the whole file: take our piece and stop reading.
                     if code == 200 { return Array(bytes.prefix(wanted)) }
