@@ -45,14 +45,27 @@ extension Daemon {
         }
     }
 
-    /// A ranged GET, retried with backoff (0.2 s, 0.4 s) when the connection or a 5xx
-    /// fails; a 4xx or a wrong-sized body is final.
-    func getWithRetries(_ plan: DownloadPlan, _ piece: PieceLayout.Piece) async throws -> [UInt8] {
+    /// A ranged GET of one piece, stored as it arrives; retried with backoff (0.2 s, 0.4 s)
+    /// when the connection or a 5xx fails; a 4xx or a wrong-sized body is final. Nil when
+    /// the piece turned out to be stored already.
+    private func getWithRetries(_ plan: DownloadPlan, _ piece: PieceLayout.Piece) async throws -> IncomingPiece? {
+        try await withOriginRetries(plan) {
+            try await origin.get(plan.download.url, headers: plan.headers, offset: piece.offset, length: piece.length,
+                                 expecting: plan.validators) {
+                try await self.store.receivePiece(taskID: plan.taskID, number: piece.number)
+            }
+        }
+    }
+
+    private func withOriginRetries<T>(_ plan: DownloadPlan, _ attemptOnce: () async throws -> T) async throws -> T {
         var delay: Duration = .milliseconds(200)
         for attempt in 1...3 {
             do {
-                return try await origin.get(plan.download.url, headers: plan.headers, offset: piece.offset, length: piece.length,
-                                            expecting: plan.validators)
+                return try await attemptOnce()
+            } catch let error as StorageError {
+                // The store, not the origin, failed: retrying the origin will not help.
+                if case .noSpace(let what) = error { throw RPCError(code: .resourceExhausted, message: "no space left in the cache: \(what)") }
+                throw RPCError(code: .internal, message: "\(error)")
             } catch let error as OriginError where error.rangeIgnored {
                 throw RangeIgnored(error: error)
             } catch let error as OriginError where error.contentChanged {
@@ -75,8 +88,27 @@ extension Daemon {
         try await backToSourceLimit.take(Int(clamping: piece.length))
         try await downloadLimit.take(Int(clamping: piece.length))
         try await plan.limit.take(Int(clamping: piece.length))
-        let bytes = try await getWithRetries(plan, piece)
-        try await keepOriginPiece(plan, piece, bytes, since: start, report: report, onPiece: onPiece)
+        // The origin's errors pass as they are; the store's are told apart below.
+        let incoming = try await getWithRetries(plan, piece)
+        let stored: TaskMetadata.Piece
+        do {
+            if let incoming {
+                stored = try await incoming.commit()
+            } else if let here = try await store.metadata(plan.taskID).pieces[piece.number] {
+                // Stored meanwhile by another fetch: reported as this one would have been.
+                stored = here
+            } else {
+                return
+            }
+        } catch .noSpace(let what) {
+            throw RPCError(code: .resourceExhausted, message: "no space left in the cache: \(what)")
+        } catch {
+            throw RPCError(code: .internal, message: "\(error)")
+        }
+        recordPiece(source: "back_to_source", bytes: Int(clamping: stored.length), cost: ContinuousClock.now - start, task: plan.taskID)
+        let reported = Common_V2_Piece(stored, traffic: .backToSource, cost: ContinuousClock.now - start)
+        await onPiece?(reported)
+        try await report(reported)
     }
 
     func keepOriginPiece(_ plan: DownloadPlan, _ piece: PieceLayout.Piece, _ bytes: [UInt8], since start: ContinuousClock.Instant,

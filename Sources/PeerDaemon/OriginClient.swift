@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import PeerStorage
 import DragonflyCommon
 import Foundation
 import NIOCore
@@ -224,10 +225,10 @@ public struct OriginClient: Sendable {
         }
     }
 
-    /// Exactly `length` bytes from `offset`, or an error: a short or long answer is never
-    /// taken as the piece.
-    public func get(_ url: String, headers: [String: String], offset: UInt64, length: UInt64,
-                    expecting version: OriginValidators = OriginValidators()) async throws -> [UInt8] {
+    /// A ranged GET whose answer may carry the piece: a 206, or a 200 for a piece at offset
+    /// 0 (the whole file; the piece is its start). Any other answer is an error here.
+    private func openRange(_ url: String, headers: [String: String], offset: UInt64, length: UInt64,
+                           expecting version: OriginValidators) async throws -> (HTTPClientResponse, Int) {
         guard length > 0, length <= UInt64(Int32.max), offset <= UInt64.max - length else {
             throw OriginError(message: "piece of \(length) bytes at \(offset) cannot be fetched")
         }
@@ -248,29 +249,38 @@ public struct OriginClient: Sendable {
         guard code == 206 || code == 200 else {
             throw OriginError(message: "ranged GET failed", statusCode: code)
         }
-        let wanted = Int(length)
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(wanted)
+        return (response, code)
+    }
+
+    /// Exactly `length` bytes from `offset`, stored as they arrive into the piece `receive`
+    /// opens once the answer's headers pass (so a changed origin is reported as such, not
+    /// as whatever the store would say), or an error: a short or long answer is never taken
+    /// as the piece. Nil when `receive` finds the piece stored already. The piece is
+    /// complete, not yet committed, when it is returned.
+    public func get(_ url: String, headers: [String: String], offset: UInt64, length: UInt64,
+                    expecting version: OriginValidators = OriginValidators(),
+                    into receive: () async throws -> IncomingPiece?) async throws -> IncomingPiece? {
+        let (response, code) = try await openRange(url, headers: headers, offset: offset, length: length, expecting: version)
+        guard let piece = try await receive() else { return nil }
         do {
             for try await chunk in response.body {
-                // Straight from the client's buffer into the piece, without a copy per chunk.
-                chunk.withUnsafeReadableBytes { bytes.append(contentsOf: $0) }
-                if bytes.count >= wanted {
-                    // A 200 carries the whole file: take our piece and stop reading.
-                    if code == 200 { return Array(bytes.prefix(wanted)) }
-                    if bytes.count > wanted {
-                        throw OriginError(message: "origin sent more than the \(length) bytes asked for")
-                    }
+                let took = try await piece.append(chunk)
+                // A 200 carries the whole file: the piece is its start, the rest is not read.
+                if piece.remaining == 0 && code == 200 { return piece }
+                if took < chunk.readableBytes {
+                    throw OriginError(message: "origin sent more than the \(piece.length) bytes asked for")
                 }
             }
         } catch let error as OriginError {
             throw error
+        } catch let error as StorageError {
+            throw error
         } catch {
-            throw OriginError(message: "origin body ended after \(bytes.count) of \(length) bytes (truncated?): \(error)")
+            throw OriginError(message: "origin body ended after \(piece.received) of \(piece.length) bytes (truncated?): \(error)")
         }
-        guard bytes.count == wanted else {
-            throw OriginError(message: "origin sent \(bytes.count) bytes for a \(length)-byte piece (truncated?)")
+        guard piece.remaining == 0 else {
+            throw OriginError(message: "origin sent \(piece.received) bytes for a \(piece.length)-byte piece (truncated?)")
         }
-        return bytes
+        return piece
     }
 }

@@ -23,7 +23,7 @@ public final class PieceStore: Sendable {
     private let pool: NIOThreadPool
     private let syncEvery: UInt64
 
-    private struct Entry {
+    struct Entry {
         var meta: TaskMetadata
         /// Appends the pieces of an unfinished task; nil once it is finished.
         var log: PieceLog?
@@ -31,7 +31,7 @@ public final class PieceStore: Sendable {
         /// against an older incarnation is not merged into the new one.
         var generation: UInt64
     }
-    private let tasks = Locked<[String: Entry]>([:])
+    let tasks = Locked<[String: Entry]>([:])
     private let nextGeneration = Atomic<UInt64>(0)
 
     /// `syncEvery`: bytes of content stored between syncs of a task's content and piece log.
@@ -63,7 +63,7 @@ public final class PieceStore: Sendable {
 
     /// Runs blocking file work on the pool. Everything the body touches is owned by it: no
     /// pointer or buffer is shared with the caller across the wait.
-    private func onPool<T: Sendable>(_ body: @escaping @Sendable () throws(StorageError) -> T) async throws(StorageError) -> T {
+    func onPool<T: Sendable>(_ body: @escaping @Sendable () throws(StorageError) -> T) async throws(StorageError) -> T {
         do {
             return try await pool.runIfActive { try body() }
         } catch let error as StorageError {
@@ -126,7 +126,7 @@ public final class PieceStore: Sendable {
         try await entry(taskID).meta
     }
 
-    private func entry(_ taskID: String) async throws(StorageError) -> Entry {
+    func entry(_ taskID: String) async throws(StorageError) -> Entry {
         try Self.validate(taskID)
         if let e = tasks.withLock({ $0[taskID] }) { return e }
         let loaded = try await load(taskID)
@@ -283,7 +283,7 @@ public final class PieceStore: Sendable {
         return (handle, piece)
     }
 
-    private static func writeBytes(_ bytes: [UInt8], to path: String, offset: UInt64, taskID: String) throws(StorageError) {
+    static func writeBytes(_ bytes: [UInt8], to path: String, offset: UInt64, taskID: String) throws(StorageError) {
         let fd = Glibc.open(path, O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .io("cannot open content of \(taskID): \(String(cString: strerror(errno)))") }
         defer { Glibc.close(fd) }

@@ -41,57 +41,68 @@ enum LargeBytesFields {
         }
     }
 
-    /// Splits wire bytes into what protobuf-c unpacks and the large qualifying fields, each
-    /// copied once into its own array. Nil when there is nothing to split, or the bytes do
-    /// not parse (protobuf-c then rejects them as usual). A field number that occurs more
-    /// than once is left to protobuf-c (the last occurrence wins there).
-    static func split(_ bytes: [UInt8], for message: UnsafePointer<ProtobufCMessageDescriptor>)
-        -> (rest: [UInt8], fields: [UInt32: [UInt8]])? {
-        guard bytes.count >= threshold else { return nil }
-        return bytes.withUnsafeBufferPointer { wire -> (rest: [UInt8], fields: [UInt32: [UInt8]])? in
+    /// Splits wire bytes into what protobuf-c unpacks and the large qualifying fields.
+    /// Without such a field (or when the bytes do not parse, for protobuf-c to reject as
+    /// usual) the bytes come back whole. A field number that occurs more than once is left
+    /// to protobuf-c (the last occurrence wins there).
+    ///
+    /// One large field at the very end, as our encoder writes it, keeps the wire's storage:
+    /// the bytes before it are moved out of the way in place, so a 4 MiB piece is neither
+    /// allocated nor copied again (when the caller hands over its only reference). Others
+    /// are copied once into arrays of their own.
+    static func split(_ bytes: consuming [UInt8], for message: UnsafePointer<ProtobufCMessageDescriptor>)
+        -> (rest: [UInt8], fields: [UInt32: [UInt8]]) {
+        guard bytes.count >= threshold else { return (bytes, [:]) }
+        let chosen = bytes.withUnsafeBufferPointer { wire -> [(number: UInt32, start: Int, data: Range<Int>)] in
             var candidates: [(number: UInt32, start: Int, data: Range<Int>)] = []
             var occurrences: [UInt32: Int] = [:]
             var i = 0
             while i < wire.count {
                 let start = i
-                guard let key = readVarint(wire, &i), key >> 3 > 0, key >> 3 <= 0x1fff_ffff else { return nil }
+                guard let key = readVarint(wire, &i), key >> 3 > 0, key >> 3 <= 0x1fff_ffff else { return [] }
                 let number = UInt32(key >> 3)
                 switch key & 7 {
                 case 0:
-                    guard readVarint(wire, &i) != nil else { return nil }
+                    guard readVarint(wire, &i) != nil else { return [] }
                 case 1:
-                    guard wire.count - i >= 8 else { return nil }
+                    guard wire.count - i >= 8 else { return [] }
                     i += 8
                 case 5:
-                    guard wire.count - i >= 4 else { return nil }
+                    guard wire.count - i >= 4 else { return [] }
                     i += 4
                 case 2:
-                    guard let length = readVarint(wire, &i), length <= UInt64(wire.count - i) else { return nil }
+                    guard let length = readVarint(wire, &i), length <= UInt64(wire.count - i) else { return [] }
                     let end = i + Int(length)
                     if length >= UInt64(threshold) { candidates.append((number, start, i..<end)) }
                     i = end
                 default:
-                    return nil
+                    return []
                 }
                 occurrences[number, default: 0] += 1
             }
-            let chosen = candidates.filter { c in
+            return candidates.filter { c in
                 guard occurrences[c.number] == 1, let field = protobuf_c_message_descriptor_get_field(message, c.number) else { return false }
                 return qualifies(field)
             }
-            guard !chosen.isEmpty else { return nil }
-            var rest: [UInt8] = []
-            rest.reserveCapacity(wire.count - chosen.reduce(0) { $0 + $1.data.count })
-            var fields: [UInt32: [UInt8]] = [:]
-            var from = 0
-            for c in chosen {
-                rest.append(contentsOf: wire[from..<c.start])
-                fields[c.number] = Array(wire[c.data])
-                from = c.data.upperBound
-            }
-            rest.append(contentsOf: wire[from...])
-            return (rest, fields)
         }
+        guard !chosen.isEmpty else { return (bytes, [:]) }
+        if chosen.count == 1, let last = chosen.first, last.data.upperBound == bytes.count {
+            let rest = Array(bytes[0..<last.start])
+            var field = consume bytes
+            field.removeSubrange(0..<last.data.lowerBound)
+            return (rest, [last.number: field])
+        }
+        var rest: [UInt8] = []
+        rest.reserveCapacity(bytes.count - chosen.reduce(0) { $0 + $1.data.count })
+        var fields: [UInt32: [UInt8]] = [:]
+        var from = 0
+        for c in chosen {
+            rest.append(contentsOf: bytes[from..<c.start])
+            fields[c.number] = Array(bytes[c.data])
+            from = c.data.upperBound
+        }
+        rest.append(contentsOf: bytes[from...])
+        return (rest, fields)
     }
 
     private static func varintLength(_ value: UInt64) -> Int {

@@ -14,8 +14,10 @@ public protocol ProtoCMessage: ProtoMessage, ProtoFieldValue {
 extension ProtoCMessage {
     public init(serializedBytes wire: [UInt8]) throws {
         let descriptor = Self.protoCDescriptor.pointer
-        let split = LargeBytesFields.split(wire, for: descriptor)
-        let bytes = split?.rest ?? wire
+        let byteCount = wire.count
+        // Handed over, not copied: a piece's content can then keep the wire's storage.
+        let split = LargeBytesFields.split(consume wire, for: descriptor)
+        let bytes = split.rest
         var placeholder: UInt8 = 0
         let unpacked = withUnsafePointer(to: &placeholder) { placeholder in
             bytes.withUnsafeBufferPointer { buffer in
@@ -24,11 +26,11 @@ extension ProtoCMessage {
             }
         }
         guard let unpacked else {
-            throw ProtoDecodingError(messageName: Self.protoMessageName, byteCount: wire.count)
+            throw ProtoDecodingError(messageName: Self.protoMessageName, byteCount: byteCount)
         }
         defer { protobuf_c_message_free_unpacked(unpacked, nil) }
         self.init(protoReader: ProtoReader(base: UnsafeRawPointer(unpacked), descriptor: descriptor,
-                                           largeFields: split?.fields ?? [:]))
+                                           largeFields: split.fields))
     }
 
     public func serializedBytes() -> [UInt8] {

@@ -45,8 +45,8 @@ public struct RPCCall<Request: ProtoMessage, Response: ProtoMessage>: Sendable {
     public func cancel() { handle.cancel() }
 
     public var responses: RPCStream<Response> {
-        handle.responses.map { bytes in
-            do { return try Response(serializedBytes: bytes) } catch {
+        handle.responses.map { (bytes: consuming [UInt8]) in
+            do { return try Response(serializedBytes: consume bytes) } catch {
                 throw RPCError(code: .internal, message: "cannot decode response as \(Response.protoMessageName)")
             }
         }

@@ -59,8 +59,8 @@ public struct RPCServerMethod: Sendable {
     }
 
     static func decoding<M: ProtoMessage>(_ stream: RPCStream<[UInt8]>, as: M.Type) -> RPCStream<M> {
-        stream.map { bytes in
-            do { return try M(serializedBytes: bytes) } catch {
+        stream.map { (bytes: consuming [UInt8]) in
+            do { return try M(serializedBytes: consume bytes) } catch {
                 // The client sent bytes that are not this message: its fault, not ours.
                 throw RPCError(code: .invalidArgument, message: "cannot decode request as \(M.protoMessageName)")
             }

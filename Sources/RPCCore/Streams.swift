@@ -20,11 +20,13 @@ public struct RPCStream<Element: Sendable>: AsyncSequence, Sendable {
         self.init(buffer)
     }
 
-    public func map<T: Sendable>(_ transform: @escaping @Sendable (Element) throws -> T) -> RPCStream<T> {
+    /// Each element is handed to `transform` as its only owner, so a decoder may keep its
+    /// storage (a piece's content) instead of copying it.
+    public func map<T: Sendable>(_ transform: @escaping @Sendable (consuming Element) throws -> T) -> RPCStream<T> {
         let next = nextElement
         return RPCStream<T> {
             guard let e = try await next() else { return nil }
-            return try transform(e)
+            return try transform(consume e)
         }
     }
 

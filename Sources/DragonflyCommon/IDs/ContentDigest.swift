@@ -41,4 +41,6 @@ public struct ContentDigest: Equatable, Sendable, CustomStringConvertible {
 /// A piece's digest as the Rust client writes it: `crc32:<decimal>`.
 public enum PieceDigest {
     public static func of(_ bytes: some Collection<UInt8>) -> String { "crc32:\(Hashing.crc32(bytes))" }
+    /// The digest of a piece whose CRC-32 was computed as it arrived.
+    public static func crc32(_ value: UInt32) -> String { "crc32:\(value)" }
 }

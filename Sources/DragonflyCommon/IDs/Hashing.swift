@@ -7,6 +7,12 @@ public enum Hashing {
     public static func sha512Hex(_ bytes: some Collection<UInt8>) -> String { evpHex(bytes, EVP_sha512()) }
 
     /// CRC-32/IEEE, the checksum zlib computes and Dragonfly's pieces carry.
+    /// CRC-32 of bytes in place, continuing `crc` (a piece hashed batch by batch).
+    public static func crc32(_ buffer: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return crc }
+        return UInt32(CZlibShim.crc32(uLong(crc), base.assumingMemoryBound(to: UInt8.self), uInt(buffer.count)))
+    }
+
     public static func crc32(_ bytes: some Collection<UInt8>, continuing crc: UInt32 = 0) -> UInt32 {
         Array(bytes).withUnsafeBufferPointer { buf in
             UInt32(CZlibShim.crc32(uLong(crc), buf.baseAddress, uInt(buf.count)))

@@ -1,0 +1,95 @@
+import DragonflyCommon
+import Foundation
+import NIOCore
+import Testing
+@testable import PeerStorage
+
+/// A piece stored while it arrives: written in batches, recorded only when whole.
+@Suite struct IncomingPieceTests {
+    /// Two and a half batches, so the piece is written in three.
+    static let pieceLength = IncomingPiece.batchSize * 5 / 2
+    static let piece: [UInt8] = (0..<pieceLength).map { UInt8(truncatingIfNeeded: $0 &* 11 &+ $0 >> 9) }
+
+    func storeWithTask() async throws -> PieceStore {
+        let store = try PieceStore(directory: temporaryDirectory())
+        try await store.open(taskID: taskID, url: "u", contentLength: UInt64(2 * Self.pieceLength), pieceLength: UInt64(Self.pieceLength))
+        return store
+    }
+
+    /// Feeds `bytes` in chunks of `size`, as a network would.
+    func feed(_ bytes: [UInt8], to incoming: IncomingPiece, chunk size: Int) async throws -> Int {
+        var took = 0
+        for start in stride(from: 0, to: bytes.count, by: size) {
+            took += try await incoming.append(ByteBuffer(bytes: bytes[start..<min(bytes.count, start + size)]))
+        }
+        return took
+    }
+
+    @Test func chunksOfAnySizeMakeTheSamePieceAsOneWrite() async throws {
+        let store = try await storeWithTask()
+        let incoming = try #require(try await store.receivePiece(taskID: taskID, number: 1))
+        #expect(try await feed(Self.piece, to: incoming, chunk: 65_537) == Self.pieceLength)
+        // Written but not recorded: nobody can read it yet.
+        #expect(try await store.metadata(taskID).pieces[1] == nil)
+        await #expect(throws: StorageError.self) { try await store.readPiece(taskID: taskID, number: 1) }
+        let stored = try await incoming.commit(expectedDigest: PieceDigest.of(Self.piece))
+        #expect(stored.digest == PieceDigest.of(Self.piece))
+        #expect(try await store.readPiece(taskID: taskID, number: 1, verifying: true) == Self.piece)
+        // A piece that is here is not received again.
+        #expect(try await store.receivePiece(taskID: taskID, number: 1) == nil)
+    }
+
+    @Test func aShortPieceIsNotRecordedAndExtraBytesAreNotTaken() async throws {
+        let store = try await storeWithTask()
+        let short = try #require(try await store.receivePiece(taskID: taskID, number: 0))
+        _ = try await feed(Array(Self.piece.dropLast(10)), to: short, chunk: 1 << 20)
+        await #expect(throws: StorageError.self) { try await short.commit() }
+        #expect(try await store.metadata(taskID).pieces[0] == nil)
+
+        let long = try #require(try await store.receivePiece(taskID: taskID, number: 0))
+        #expect(try await feed(Self.piece + [1, 2, 3], to: long, chunk: 300_000) == Self.pieceLength)
+        #expect(long.remaining == 0)
+    }
+
+    @Test func aDigestThatDisagreesKeepsNothing() async throws {
+        let store = try await storeWithTask()
+        let incoming = try #require(try await store.receivePiece(taskID: taskID, number: 0))
+        var corrupt = Self.piece
+        corrupt[Self.pieceLength / 2] ^= 1
+        _ = try await feed(corrupt, to: incoming, chunk: 1 << 16)
+        await #expect(throws: StorageError.self) { try await incoming.commit(expectedDigest: PieceDigest.of(Self.piece)) }
+        #expect(try await store.metadata(taskID).pieces[0] == nil)
+    }
+
+    @Test func anAttemptThatFailedMidwayIsOverwrittenByTheNext() async throws {
+        let store = try await storeWithTask()
+        let failed = try #require(try await store.receivePiece(taskID: taskID, number: 0))
+        _ = try await feed(Array(repeating: 0xee, count: Self.pieceLength / 2), to: failed, chunk: 1 << 20)
+        let retry = try #require(try await store.receivePiece(taskID: taskID, number: 0))
+        _ = try await feed(Self.piece, to: retry, chunk: 1 << 20)
+        #expect(try await retry.commit().digest == PieceDigest.of(Self.piece))
+        #expect(try await store.readPiece(taskID: taskID, number: 0) == Self.piece)
+    }
+
+    @Test func aTaskDeletedWhileAPieceArrivesIsNotBroughtBack() async throws {
+        let store = try await storeWithTask()
+        let incoming = try #require(try await store.receivePiece(taskID: taskID, number: 0))
+        _ = try await feed(Self.piece, to: incoming, chunk: 1 << 20)
+        try await store.delete(taskID: taskID)
+        await #expect(throws: StorageError.self) { try await incoming.commit() }
+        await #expect(throws: StorageError.self) { try await store.metadata(taskID) }
+    }
+
+    @Test func aCommittedPieceSurvivesARestart() async throws {
+        let dir = temporaryDirectory()
+        do {
+            let store = try PieceStore(directory: dir)
+            try await store.open(taskID: taskID, url: "u", contentLength: UInt64(2 * Self.pieceLength), pieceLength: UInt64(Self.pieceLength))
+            let incoming = try #require(try await store.receivePiece(taskID: taskID, number: 1))
+            _ = try await feed(Self.piece, to: incoming, chunk: 1 << 18)
+            _ = try await incoming.commit()
+        }
+        let again = try PieceStore(directory: dir)
+        #expect(try await again.readPiece(taskID: taskID, number: 1) == Self.piece)
+    }
+}
