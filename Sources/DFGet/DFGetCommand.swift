@@ -44,6 +44,14 @@ struct DFGetCommand: AsyncParsableCommand {
     var daemon: String?
     @Option(name: [.customShort("e"), .long], help: "The dfdaemon's unix socket (the Rust dfget's flag; --daemon takes any address).")
     var endpoint: String?
+    @Flag(name: [.customShort("r"), .long], help: "Download a directory: every file under URL (which ends in /) into -O DIR, each its own task.")
+    var recursive = false
+    @Option(name: [.customShort("I"), .long], help: "With --recursive: only paths (relative to URL) matching this glob, or under this dir/ (repeatable).")
+    var includeFiles: [String] = []
+    @Option(help: "With --recursive: refuse a directory with more files than this.")
+    var maxFiles = 100
+    @Option(help: "With --recursive: files downloaded at once.")
+    var maxConcurrentRequests = 5
     @Flag(help: "Have the dfdaemon send each piece's content and write the file here, instead of the daemon writing it.")
     var transferFromDfdaemon = false
     @Flag(help: "Replace the output file if it exists (without it an existing file is an error).")
@@ -74,6 +82,8 @@ struct DFGetCommand: AsyncParsableCommand {
             }
             pieceBytes = bytes
         }
+        let candidates = (endpoint.map { ["unix:" + $0] } ?? daemon.map { [$0] }) ?? ["unix:/var/run/dragonfly/dfdaemon.sock", "127.0.0.1:65001"]
+        if recursive { return await runRecursive(log: log, pieceBytes: pieceBytes, candidates: candidates) }
         // The daemon writes only to absolute paths without `..` or symlinked directories: the
         // directory is made here, as the user, and named as the file system knows it.
         let requested = URL(fileURLWithPath: output).standardizedFileURL
@@ -88,25 +98,9 @@ struct DFGetCommand: AsyncParsableCommand {
         do { expected = try digest.map { try ContentDigest(parsing: $0) } } catch {
             log.fail("\(error)", code: 2)
         }
-        var headers: [String: String] = [:]
-        for h in header {
-            guard let colon = h.firstIndex(of: ":") else { log.fail("header \(h) is not 'Name: value'", code: 2) }
-            headers[String(h[..<colon]).trimmingCharacters(in: .whitespaces)] = String(h[h.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
-        }
-        var download = Common_V2_Download()
-        download.url = url
-        download.type = .standard
+        let headers = parsedHeaders(log)
+        var download = downloadTemplate(headers: headers, pieceBytes: pieceBytes)
         download.digest = expected?.description
-        download.tag = tag
-        download.application = application
-        download.requestHeader = headers
-        download.filteredQueryParams = (filteredQueryParams.map { $0.split(separator: ",").map(String.init) } ?? []) + filteredQueryParam
-        download.contentForCalculatingTaskId = contentForCalculatingTaskId
-        download.pieceLength = pieceBytes
-        download.priority = Common_V2_Priority(rawValue: priority)
-        download.disableBackToSource = disableBackToSource
-        download.overwrite = overwrite
-        download.timeout = Google_Protobuf_Duration(.seconds(Int64(timeout)))
         // The daemon writes the file, or sends the pieces for dfget to write.
         if transferFromDfdaemon {
             download.needPieceContent = true
@@ -117,7 +111,6 @@ struct DFGetCommand: AsyncParsableCommand {
         let transfer = DaemonTransfer(download: download, output: URL(fileURLWithPath: path), timeout: timeout,
                                       tls: (tlsCa, tlsCert, tlsKey), writesPieces: transferFromDfdaemon, log: log)
 
-        let candidates = (endpoint.map { ["unix:" + $0] } ?? daemon.map { [$0] }) ?? ["unix:/var/run/dragonfly/dfdaemon.sock", "127.0.0.1:65001"]
         for address in candidates {
             log.debug("trying dfdaemon \(address)")
             switch await transfer.run(via: address, progress) {
@@ -137,6 +130,69 @@ struct DFGetCommand: AsyncParsableCommand {
             log.fail("\(e)", code: 3)
         } catch {
             log.fail("\(error)", code: 1)
+        }
+    }
+
+    private func parsedHeaders(_ log: DFGetLog) -> [String: String] {
+        var headers: [String: String] = [:]
+        for h in header {
+            guard let colon = h.firstIndex(of: ":") else { log.fail("header \(h) is not 'Name: value'", code: 2) }
+            headers[String(h[..<colon]).trimmingCharacters(in: .whitespaces)] = String(h[h.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+        }
+        return headers
+    }
+
+    /// The request for `url` as the flags describe it, without its output.
+    private func downloadTemplate(headers: [String: String], pieceBytes: UInt64?) -> Common_V2_Download {
+        var download = Common_V2_Download()
+        download.url = url
+        download.type = .standard
+        download.tag = tag
+        download.application = application
+        download.requestHeader = headers
+        download.filteredQueryParams = (filteredQueryParams.map { $0.split(separator: ",").map(String.init) } ?? []) + filteredQueryParam
+        download.contentForCalculatingTaskId = contentForCalculatingTaskId
+        download.pieceLength = pieceBytes
+        download.priority = Common_V2_Priority(rawValue: priority)
+        download.disableBackToSource = disableBackToSource
+        download.overwrite = overwrite
+        download.timeout = Google_Protobuf_Duration(.seconds(Int64(timeout)))
+        return download
+    }
+
+    private func runRecursive(log: DFGetLog, pieceBytes: UInt64?, candidates: [String]) async {
+        guard digest == nil, contentForCalculatingTaskId == nil, !transferFromDfdaemon else {
+            log.fail("--recursive downloads many files: --digest, --content-for-calculating-task-id and --transfer-from-dfdaemon do not apply", code: 2)
+        }
+        guard (1...100_000).contains(maxFiles), (1...64).contains(maxConcurrentRequests) else {
+            log.fail("--max-files must be 1 to 100000 and --max-concurrent-requests 1 to 64", code: 2)
+        }
+        // As upstream's dfget: a directory URL ends in a slash.
+        let text = url.hasSuffix("/") ? url : url + "/"
+        guard let root = URL(string: text), ["http", "https"].contains(root.scheme?.lowercased() ?? "") else {
+            log.fail("--recursive needs an http or https URL, not \(url)", code: 2)
+        }
+        let directory = URL(fileURLWithPath: output).standardizedFileURL
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            log.fail("output path \(directory.path) is a file; --recursive writes into a directory", code: 2)
+        }
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        } catch {
+            log.fail("cannot create \(directory.path): \(error)", code: 1)
+        }
+        for pattern in includeFiles where pattern.hasPrefix("/") || pattern.split(separator: "/").contains("..") {
+            log.fail("--include-files \(pattern): patterns are relative to the URL, without ..", code: 2)
+        }
+        let job = RecursiveDownload(root: root, outputDirectory: directory.resolvingSymlinksInPath(), includeFiles: includeFiles,
+                                    maxFiles: maxFiles, maxConcurrent: maxConcurrentRequests,
+                                    template: downloadTemplate(headers: parsedHeaders(log), pieceBytes: pieceBytes),
+                                    timeout: timeout, tls: (tlsCa, tlsCert, tlsKey), overwrite: overwrite, log: log)
+        do {
+            try await job.run(candidates: candidates)
+        } catch {
+            log.fail(error.description, code: error.code)
         }
     }
 }

@@ -118,6 +118,12 @@ public struct OriginClient: Sendable {
     /// Sends the request, following up to `maxRedirects` redirects; each target must pass the
     /// policy, and credentials go only to the host they were given for.
     func execute(_ url: String, method: HTTPMethod, headers: [String: String], range: String?) async throws -> HTTPClientResponse {
+        try await executeFollowing(url, method: method, headers: headers, range: range).response
+    }
+
+    /// As `execute`, with the URL that answered after the redirects.
+    func executeFollowing(_ url: String, method: HTTPMethod, headers: [String: String], range: String?) async throws
+        -> (response: HTTPClientResponse, finalURL: String) {
         var current = url
         var sendCredentials = true
         let firstAuthority = URLComponents(string: url)?.authority.lowercased()
@@ -138,7 +144,7 @@ public struct OriginClient: Sendable {
             } catch {
                 throw OriginError(message: "cannot reach \(LogRedaction.url(current)): \(error)")
             }
-            guard [301, 302, 303, 307, 308].contains(Int(response.status.code)) else { return response }
+            guard [301, 302, 303, 307, 308].contains(Int(response.status.code)) else { return (response, current) }
             guard let location = response.headers.first(name: "location"),
                   let next = URL(string: location, relativeTo: URL(string: current))?.absoluteURL.absoluteString else {
                 throw OriginError(message: "redirect without a usable Location", statusCode: Int(response.status.code))
@@ -202,6 +208,29 @@ public struct OriginClient: Sendable {
         var h: [String: String] = [:]
         for header in headers { h[header.name] = header.value }
         return h
+    }
+
+    /// A small document (a directory index) read whole, at most `maxBytes`: its status,
+    /// headers and body, and the URL it came from after any redirects.
+    public func page(_ url: String, headers: [String: String], maxBytes: Int) async throws
+        -> (status: Int, headers: [String: String], body: [UInt8], finalURL: String) {
+        let (response, finalURL) = try await executeFollowing(url, method: .GET, headers: headers, range: nil)
+        let code = Int(response.status.code)
+        guard code == 200 else { return (code, Self.flatten(response.headers), [], finalURL) }
+        var body: [UInt8] = []
+        do {
+            for try await chunk in response.body {
+                guard body.count + chunk.readableBytes <= maxBytes else {
+                    throw OriginError(message: "\(LogRedaction.url(url)) is larger than \(maxBytes) bytes")
+                }
+                chunk.withUnsafeReadableBytes { body.append(contentsOf: $0) }
+            }
+        } catch let error as OriginError {
+            throw error
+        } catch {
+            throw OriginError(message: "reading \(LogRedaction.url(url)) failed: \(error)")
+        }
+        return (code, Self.flatten(response.headers), body, finalURL)
     }
 
     /// The whole content in one plain GET (for an origin that ignores Range): the response,

@@ -37,6 +37,12 @@ public struct DownloadService: Dfdaemon_V2_DfdaemonDownloadProvider {
         return Google_Protobuf_Empty()
     }
 
+    /// The files and directories under a URL, for `dfget --recursive` (Daemon+Listing.swift).
+    public func listTaskEntries(_ request: Dfdaemon_V2_ListTaskEntriesRequest, context: RPCServerContext) async throws
+        -> Dfdaemon_V2_ListTaskEntriesResponse {
+        try await daemon.listTaskEntries(request)
+    }
+
     /// The node leaves the cluster's view: every scheduler forgets this host and its peers
     /// (it is announced again at the next interval if the daemon keeps running).
     public func deleteHost(_ request: Google_Protobuf_Empty, context: RPCServerContext) async throws -> Google_Protobuf_Empty {
@@ -59,6 +65,12 @@ public struct UploadService: Dfdaemon_V2_DfdaemonUploadProvider {
 
     public func statTask(_ request: Dfdaemon_V2_StatTaskRequest, context: RPCServerContext) async throws -> Common_V2_Task {
         try await localTaskView(daemon, request.taskId)
+    }
+
+    /// As on the download side; the origin policy applies as to any fetch this peer makes.
+    public func listTaskEntries(_ request: Dfdaemon_V2_ListTaskEntriesRequest, context: RPCServerContext) async throws
+        -> Dfdaemon_V2_ListTaskEntriesResponse {
+        try await daemon.listTaskEntries(request)
     }
 
     public func statLocalTask(_ request: Dfdaemon_V2_StatLocalTaskRequest, context: RPCServerContext) async throws -> Dfdaemon_V2_StatLocalTaskResponse {
