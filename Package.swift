@@ -182,8 +182,10 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // `dfdaemon init`: container runtimes pointed at the mirror (upstream's dfinit).
+        .target(name: "RuntimeSetup", dependencies: ["DragonflyCommon"]),
         .executableTarget(name: "DFDaemon", dependencies: [
-            "PeerNode", "PeerConfig", "DragonflyCommon", "RPCTransport", "CLICommon",
+            "PeerNode", "PeerConfig", "DragonflyCommon", "RPCTransport", "CLICommon", "RuntimeSetup",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -246,6 +248,7 @@ let package = Package(
         .testTarget(name: "RegistryMirrorTests", dependencies: ["RegistryMirror", "RegistryClient", "PeerDaemon", "HTTPServing", "MirrorRouting"]),
         .testTarget(name: "ManagerTests", dependencies: ["ManagerCore", "SQLStore", "DragonflyCommon"]),
         .testTarget(name: "PeerDaemonTests", dependencies: ["PeerDaemon", "PeerConfig", "DragonflyCommon"]),
+        .testTarget(name: "RuntimeSetupTests", dependencies: ["RuntimeSetup", "DragonflyCommon"]),
         .testTarget(name: "PeerStorageTests", dependencies: ["PeerStorage", "DragonflyCommon"]),
         .testTarget(name: "SchedulerTests", dependencies: ["SchedulerCore", "DragonflyCommon", "GeneratedAPI", "RPCCore"]),
         .testTarget(name: "ProtoJSONTests", dependencies: ["ProtoJSON"]),

@@ -18,9 +18,9 @@ TRANSPORT = {"Locking", "ConnectionLimits", "ProtoCore", "RPCCore", "RPCTranspor
 DRAGONFLY = {"DragonflyCommon", "DragonflyRPC", "CLICommon", "PeerConfig", "PeerStorage", "PeerDaemon",
              "PeerNode", "RegistryClient", "MirrorRouting", "RegistryMirror", "SchedulerCore",
              "SchedulerService", "SchedulerNode", "ManagerCore", "ManagerService", "ManagerNode",
-             "ManagerClient", "SQLStore"}
+             "ManagerClient", "SQLStore", "RuntimeSetup"}
 NO_RPC_TRANSPORT = {"DragonflyCommon", "CLICommon", "PeerConfig", "PeerStorage", "RegistryClient",
-                    "MirrorRouting", "SchedulerCore", "ManagerCore", "SQLStore"}
+                    "MirrorRouting", "SchedulerCore", "ManagerCore", "SQLStore", "RuntimeSetup"}
 
 
 def main():

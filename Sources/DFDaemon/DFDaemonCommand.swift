@@ -17,7 +17,8 @@ struct DFDaemonCommand: AsyncParsableCommand {
         HTTP/1.1 (the registry mirror, /metrics, /healthy). dfdaemon.v2.DfdaemonDownload, which writes \
         files and deletes tasks, is served to local clients such as dfget on the unix socket, and on \
         the TCP port only with mutual TLS and --download-over-tcp.
-        """)
+        """,
+        subcommands: [InitCommand.self])
 
     @Option(help: "YAML config file (Dragonfly's dfdaemon keys).")
     var config: String?

@@ -1,3 +1,4 @@
+import DragonflyCommon
 import Foundation
 
 /// Picks the scheduler cluster for a host as Dragonfly's manager searcher does: only
@@ -45,8 +46,7 @@ public enum ClusterSearcher {
 
     static func hostnameScore(_ hostname: String, _ patterns: [String]) -> Double {
         guard !hostname.isEmpty else { return 0 }
-        let range = NSRange(hostname.startIndex..., in: hostname)
-        return patterns.contains { (try? NSRegularExpression(pattern: $0))?.firstMatch(in: hostname, range: range) != nil } ? 1 : 0
+        return patterns.contains { (try? PatternRegex($0))?.matches(hostname) == true } ? 1 : 0
     }
 
     /// The scope may list several IDCs separated by `|`.

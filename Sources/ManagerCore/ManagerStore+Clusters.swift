@@ -1,3 +1,4 @@
+import DragonflyCommon
 import Foundation
 import SQLStore
 
@@ -109,7 +110,7 @@ extension ManagerStore {
         for cidr in scopes?.cidrs ?? [] where CIDR(cidr) == nil {
             throw ManagerError(.invalid, "scopes.cidrs: \(cidr) is not a CIDR like 10.0.0.0/8")
         }
-        for pattern in scopes?.hostnames ?? [] where (try? NSRegularExpression(pattern: pattern)) == nil {
+        for pattern in scopes?.hostnames ?? [] where !PatternRegex.isValid(pattern) {
             throw ManagerError(.invalid, "scopes.hostnames: \(pattern) is not a regular expression")
         }
     }

@@ -78,7 +78,7 @@ public struct ProxyConfig: Sendable {
                 guard let regex = try item.string(regexKey) ?? item.string("regex") else {
                     throw ConfigError("\(item.path): \(regexKey) is required")
                 }
-                guard (try? NSRegularExpression(pattern: regex)) != nil else {
+                guard PatternRegex.isValid(regex) else {
                     throw ConfigError("\(item.path): \(regex) is not a valid regular expression")
                 }
                 var rule = Rule(regex: regex)

@@ -17,7 +17,7 @@ public final class MirrorResponder: HTTPResponder {
     let clients = UpstreamClients()
     let proxy: DirectProxy
     let authenticator: RegistryAuthenticator
-    let rules: [(ProxyConfig.Rule, NSRegularExpression)]
+    let rules: [(ProxyConfig.Rule, PatternRegex)]
 
     public init(daemon: Daemon, operational: StaticRoutes, logger: Logger) {
         self.daemon = daemon
@@ -28,7 +28,7 @@ public final class MirrorResponder: HTTPResponder {
         proxy = DirectProxy(clients: clients)
         authenticator = RegistryAuthenticator(clients: clients, policy: daemon.config.originPolicy)
         // Patterns were checked when the config was loaded.
-        rules = config.rules.compactMap { rule in (try? NSRegularExpression(pattern: rule.regex)).map { (rule, $0) } }
+        rules = config.rules.compactMap { rule in (try? PatternRegex(rule.regex)).map { (rule, $0) } }
     }
 
     public func shutdown() async { await clients.shutdown() }
@@ -71,7 +71,7 @@ public final class MirrorResponder: HTTPResponder {
     }
 
     func matchingRule(_ url: String) -> ProxyConfig.Rule? {
-        rules.first { _, regex in regex.firstMatch(in: url, range: NSRange(url.startIndex..., in: url)) != nil }?.0
+        rules.first { _, regex in regex.matches(url) }?.0
     }
 
     /// A rule's `redirect` sends the request to another host; `useTLS` upgrades it to HTTPS.

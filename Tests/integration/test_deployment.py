@@ -11,7 +11,7 @@ checked instead:
     keys, volumes, $(VAR)s, Service DNS names in configs, images;
   - every config file a container reads (ConfigMaps, compose mounts) passes our own
     loaders (`--check-config`), with the flags the container passes;
-  - the init container's hosts.toml script writes what containerd reads.
+  - the init container's `dfdaemon init` writes what containerd reads.
 """
 
 import json
@@ -59,6 +59,8 @@ CONFIG_READERS = {
     "scheduler.yaml": "scheduler",
     "dfdaemon.yaml": "dfdaemon",
     "seed-peer.yaml": "dfdaemon",
+    # dfdaemon init (upstream's dfinit) reads the DaemonSet init container's file.
+    "dfinit.yaml": ("dfdaemon", "init"),
 }
 
 # Stand-ins for the values Kubernetes puts into $(VAR) in container args. Addresses are
@@ -425,8 +427,11 @@ def test_dfdaemon_daemonset_shares_the_node():
     mounts = {m["mountPath"]: m["name"] for m in daemon["volumeMounts"]}
     assert cache_dir in mounts and mounts[cache_dir] in host_paths, "the piece cache must be a hostPath"
     init = spec["initContainers"]
-    certs = [m for c in init for m in c["volumeMounts"] if host_paths.get(m["name"]) == "/etc/containerd/certs.d"]
-    assert certs, "an init container must mount the node's /etc/containerd/certs.d"
+    # dfdaemon init edits the node's containerd config and writes certs.d beside it: the
+    # node's /etc/containerd at the same path, so a config_path in config.toml is right.
+    mounts = [m for c in init for m in c["volumeMounts"] if host_paths.get(m["name"]) == "/etc/containerd"]
+    assert [m["mountPath"] for m in mounts] == ["/etc/containerd"], "an init container must mount the node's /etc/containerd"
+    assert [c["command"][:2] for c in init] == [["dfdaemon", "init"]]
 
 
 def test_resources_and_probes():
@@ -613,10 +618,12 @@ def test_configmap_config_passes_our_loader(cm_key, tmp_path):
     name, key = cm_key.split("/")
     assert key in CONFIG_READERS, f"no reader known for {key}: add it to CONFIG_READERS"
     text = next(t for n, k, t in configmap_configs() if n == name and k == key)
-    exe = check_config_binary(CONFIG_READERS[key])
+    reader = CONFIG_READERS[key]
+    program, *subcommand = (reader,) if isinstance(reader, str) else reader
+    exe = check_config_binary(program)
     path = tmp_path / key
     path.write_text(text)
-    check_config(exe, ["--config", path], f"ConfigMap {name} key {key}")
+    check_config(exe, [*subcommand, "--config", path], f"ConfigMap {name} key {key}")
 
 
 def workload_commands():
@@ -659,30 +666,42 @@ def test_check_config_rejects_an_unknown_key(name, tmp_path):
     assert "config OK" not in res.stdout, describe(res)
 
 
-# --- the containerd hosts.toml init script -------------------------------------------
+# --- dfdaemon init in the DaemonSet ------------------------------------------------
 
-def test_init_script_writes_containerd_hosts_toml(tmp_path):
-    cm = named_object("ConfigMap", "dragonfly-containerd-hosts", NAMESPACE)
+def test_the_daemonsets_dfinit_writes_the_hosts_toml_containerd_reads(tmp_path):
+    """The init container's dfinit.yaml, run by our dfdaemon against a copy of a node's
+    containerd directory: the docker.io file equals docker/containerd's, every registry
+    goes through the mirror, and a second run changes nothing."""
+    cm = named_object("ConfigMap", "dragonfly-dfinit", NAMESPACE)
     ds = named_object("DaemonSet", "dragonfly-dfdaemon", NAMESPACE)
     init = pod_spec(ds)["initContainers"][0]
-    env = {e["name"]: e["value"] for e in init["env"]}
-    script_name = init["command"][-1].rsplit("/", 1)[1]
-    script = tmp_path / script_name
-    script.write_text(cm["data"][script_name])
-    certs = tmp_path / "certs.d"
-    registries = env["REGISTRIES"] + " registry.example.com"
-    res = run(["sh", script], env={"PATH": os.environ["PATH"], "CERTS_DIR": str(certs),
-                                   "MIRROR": env["MIRROR"], "REGISTRIES": registries})
-    assert res.returncode == 0, describe(res)
+    config_arg = init["command"][init["command"].index("--config") + 1]
+    mount = next(m for m in init["volumeMounts"] if config_arg.startswith(m["mountPath"] + "/"))
+    assert next(v for v in pod_spec(ds)["volumes"] if v["name"] == mount["name"])["configMap"]["name"] == "dragonfly-dfinit"
+    dfinit = yaml.safe_load(cm["data"][config_arg.rsplit("/", 1)[1]])
+    containerd = dfinit["containerRuntime"]["containerd"]
+    assert containerd["configPath"] == "/etc/containerd/config.toml"
+    # The node's directory, here: a config that already names its certs directory (as
+    # init would set it), moved under tmp_path.
+    node = tmp_path / "etc-containerd"
+    node.mkdir()
+    certs = node / "certs.d"
+    (node / "config.toml").write_text(f'version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "{certs}"\n')
+    containerd["configPath"] = str(node / "config.toml")
+    (tmp_path / "dfinit.yaml").write_text(yaml.safe_dump(dfinit))
+    for _ in range(2):
+        res = run([binary("dfdaemon"), "init", "--config", tmp_path / "dfinit.yaml"], timeout=30)
+        assert res.returncode == 0, describe(res)
+    assert res.stdout.strip() == "nothing to change", describe(res)
 
     reference = tomllib.loads((DOCKER / "containerd" / "certs.d" / "docker.io" / "hosts.toml").read_text())
     written = {p.parent.name: tomllib.loads(p.read_text()) for p in certs.glob("*/hosts.toml")}
-    assert set(written) >= {"docker.io", "registry.example.com"}, sorted(written)
+    assert set(written) == {r["hostNamespace"] for r in containerd["registries"]} >= {"docker.io", "ghcr.io"}, sorted(written)
     assert written["docker.io"] == reference, "the DaemonSet and docker/containerd disagree for docker.io"
-    assert written["registry.example.com"]["server"] == "https://registry.example.com"
     for registry, toml in written.items():
-        assert toml["host"] == {"http://127.0.0.1:65001": {"capabilities": ["pull", "resolve"]}}, registry
-    assert not list(certs.glob("*/.hosts.toml.*")), "temporary files left behind"
+        server = next(r["serverAddr"] for r in containerd["registries"] if r["hostNamespace"] == registry)
+        assert toml == {"server": server, "host": {dfinit["proxy"]["addr"]: {
+            "capabilities": ["pull", "resolve"], "header": {"X-Dragonfly-Registry": server}}}}, registry
 
 
 # --- docker compose ----------------------------------------------------------------

@@ -12,10 +12,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import Server, binary, describe, free_port, run, stop_process, tool
 
@@ -357,7 +359,7 @@ def test_proxy_metrics_pass_promtool(registry, mirror_for):
 class Containerd:
     """A containerd of the test's own: root, state and sockets under its directory."""
 
-    def __init__(self, root):
+    def __init__(self, root, prepare=None):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.socket = self.root / "containerd.sock"
@@ -369,6 +371,8 @@ class Containerd:
             f'[grpc]\n  address = "{self.socket}"\n[ttrpc]\n  address = "{self.root / "ttrpc.sock"}"\n'
             f'[debug]\n  address = ""\n[metrics]\n  address = ""\n'
             f'[plugins."io.containerd.internal.v1.opt"]\n  path = "{self.root / "opt"}"\n')
+        if prepare:
+            prepare(self.root / "config.toml")  # e.g. dfdaemon init editing it, as on a node
         self._log = open(self.root / "containerd.log", "w")
         self.proc = subprocess.Popen(["containerd", "--config", self.root / "config.toml"], stdout=self._log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -413,6 +417,55 @@ def test_containerd_pulls_through_the_mirror_with_a_hosts_toml(image, tmp_path, 
         assert got.returncode == 0 and got.stdout == big["layer_blob"]
         # Every layer byte the registry served went to our daemon's piece fetches: containerd
         # did not go around the mirror (it would have, had the mirror failed).
+        assert_each_byte_fetched_once(reg, big["layer"], len(big["layer_blob"]))
+        metrics = urllib.request.urlopen(f"http://{a.address}/metrics", timeout=10).read().decode()
+        assert 'dragonfly_dfdaemon_proxy_request_total{type="p2p",result="success"} 2' in metrics
+    finally:
+        if ctrd:
+            ctrd.stop()
+        reg.stop()
+
+
+def test_dfdaemon_init_points_containerd_at_the_mirror(image, tmp_path, mirror_for):
+    """`dfdaemon init` edits containerd's config and writes the hosts.toml files; the real
+    containerd starts with that config and pulls through the mirror with those files."""
+    tool("containerd", "containerd")
+    layout, big = image
+    reg = Registry(tmp_path / "reg", free_port())
+    ctrd = None
+    certs = tmp_path / "certs.d"
+    try:
+        push(layout, "v1", reg, "test/app")
+        m = mirror_for(reg.address)
+        a = m.daemon("a")
+        dfinit = tmp_path / "dfinit.yaml"
+        init_log = []
+
+        def prepare(config):
+            # An operator's containerd that already names its certs directory: dfinit keeps
+            # it and writes the registries' files there (the default is /etc/containerd/certs.d).
+            config.write_text(config.read_text() + f'[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "{certs}"\n')
+            dfinit.write_text(yaml.safe_dump({
+                "proxy": {"addr": f"http://{a.address}"},
+                "containerRuntime": {"containerd": {
+                    "configPath": str(config), "proxyAllRegistries": True,
+                    "registries": [{"hostNamespace": reg.address, "serverAddr": f"http://{reg.address}",
+                                    "capabilities": ["pull", "resolve"]}]}}}))
+            dry = run([binary("dfdaemon"), "init", "--config", dfinit, "--dry-run"], timeout=30)
+            assert dry.returncode == 0 and f"+++ {certs}/{reg.address}/hosts.toml" in dry.stdout, describe(dry)
+            assert not certs.exists(), "--dry-run wrote something"
+            for _ in range(2):
+                init_log.append(run([binary("dfdaemon"), "init", "--config", dfinit], timeout=30))
+                assert init_log[-1].returncode == 0, describe(init_log[-1])
+
+        ctrd = Containerd(tmp_path / "ctrd", prepare=prepare)
+        assert "wrote" in init_log[0].stdout and init_log[1].stdout.strip() == "nothing to change", [r.stdout for r in init_log]
+        written = tomllib.loads((certs / reg.address / "hosts.toml").read_text())
+        assert written["server"] == f"http://{reg.address}"
+        assert written["host"][f"http://{a.address}"]["header"] == {"X-Dragonfly-Registry": f"http://{reg.address}"}
+        assert (certs / "_default" / "hosts.toml").exists()
+        res = ctrd.ctr("images", "pull", "--hosts-dir", certs, "--snapshotter", "native", f"{reg.address}/test/app:v1", timeout=300)
+        assert res.returncode == 0, describe(res) + Path(a.log_path).read_text()[-2000:]
         assert_each_byte_fetched_once(reg, big["layer"], len(big["layer_blob"]))
         metrics = urllib.request.urlopen(f"http://{a.address}/metrics", timeout=10).read().decode()
         assert 'dragonfly_dfdaemon_proxy_request_total{type="p2p",result="success"} 2' in metrics
