@@ -31,6 +31,15 @@ def make_tree(root):
     return files
 
 
+def served_tree(make_cluster, tmp_path):
+    """A cluster (scheduler, no daemons yet), the 50-file tree and http.server over it."""
+    c = make_cluster({})
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    files = make_tree(tree)
+    return c, files, Server([sys.executable, HELPERS / "index_origin.py", tree], tmp_path / "index.log")
+
+
 def origin_gets(log):
     """GET request paths in http.server's access log, percent-decoded."""
     from urllib.parse import unquote
@@ -38,11 +47,7 @@ def origin_gets(log):
 
 
 def test_dfget_recursive_through_two_daemons_asks_the_origin_once_per_file(make_cluster, tmp_path):
-    c = make_cluster({})
-    tree = tmp_path / "tree"
-    tree.mkdir()
-    files = make_tree(tree)
-    index = Server([sys.executable, HELPERS / "index_origin.py", tree], tmp_path / "index.log")
+    c, files, index = served_tree(make_cluster, tmp_path)
     config = f'download:\n  allowedOutputDirs: ["{tmp_path}"]\n'
     c.daemon("a", config=config)
     c.daemon("b", config=config)
@@ -83,11 +88,7 @@ def test_dfget_recursive_through_two_daemons_asks_the_origin_once_per_file(make_
 
 
 def test_include_files_and_max_files(make_cluster, tmp_path):
-    c = make_cluster({})
-    tree = tmp_path / "tree"
-    tree.mkdir()
-    files = make_tree(tree)
-    index = Server([sys.executable, HELPERS / "index_origin.py", tree], tmp_path / "index.log")
+    c, files, index = served_tree(make_cluster, tmp_path)
     c.daemon("a", config=f'download:\n  allowedOutputDirs: ["{tmp_path}"]\n')
     url = f"http://{index.address}"  # no trailing slash: dfget adds it, as upstream's
 
@@ -105,11 +106,7 @@ def test_include_files_and_max_files(make_cluster, tmp_path):
 
 
 def test_list_task_entries_with_the_official_stubs(make_cluster, tmp_path):
-    c = make_cluster({})
-    tree = tmp_path / "tree"
-    tree.mkdir()
-    files = make_tree(tree)
-    index = Server([sys.executable, HELPERS / "index_origin.py", tree], tmp_path / "index.log")
+    c, files, index = served_tree(make_cluster, tmp_path)
     c.daemon("a")
     base = f"http://{index.address}/"
     with grpc.insecure_channel(f"unix:{c.root}/a.sock") as channel:
