@@ -1,9 +1,14 @@
 import DragonflyCommon
+import DragonflyRPC
 import Foundation
 import GeneratedAPI
 import RPCCore
 
 extension Daemon {
+    /// Whether callers on the TCP port proved who they are (mutual TLS): only they may have
+    /// this node read an origin and hand them what it read.
+    var tcpCallersAreAuthenticated: Bool { config.tls.server?.requireClientCertificate == true }
+
     /// Bounds on one listing: an origin's index is hostile, and a listing is answered whole.
     static let maxListedEntries = 10_000
     static let maxIndexPages = 1_000

@@ -67,10 +67,16 @@ public struct UploadService: Dfdaemon_V2_DfdaemonUploadProvider {
         try await localTaskView(daemon, request.taskId)
     }
 
-    /// As on the download side; the origin policy applies as to any fetch this peer makes.
+    /// As on the download side, but only for callers that proved who they are: a listing
+    /// hands back what this node read from an origin, and from the TCP port anyone could
+    /// otherwise read the indexes of servers only this node can reach.
     public func listTaskEntries(_ request: Dfdaemon_V2_ListTaskEntriesRequest, context: RPCServerContext) async throws
         -> Dfdaemon_V2_ListTaskEntriesResponse {
-        try await daemon.listTaskEntries(request)
+        guard daemon.tcpCallersAreAuthenticated else {
+            throw RPCError(code: .permissionDenied,
+                           message: "ListTaskEntries on the upload port needs mutual TLS (tls.caCert); local clients use the unix socket")
+        }
+        return try await daemon.listTaskEntries(request)
     }
 
     public func statLocalTask(_ request: Dfdaemon_V2_StatLocalTaskRequest, context: RPCServerContext) async throws -> Dfdaemon_V2_StatLocalTaskResponse {

@@ -150,3 +150,21 @@ def test_a_hostile_index_cannot_make_dfget_write_outside_its_directory(make_clus
     assert res.returncode == 1 and "not a safe relative path" in res.stderr, res.stderr
     assert not (tmp_path / "evil.bin").exists() and not (tmp_path / "out" / "secret.txt").exists()
     assert not any((tmp_path / "out").rglob("*.bin"))
+
+
+def test_the_upload_port_does_not_list_for_anonymous_callers(make_cluster, tmp_path):
+    """The attack: a TCP client of the node asks it to read an index only the node can
+    reach. Without mutual TLS the upload port refuses; the unix socket still lists."""
+    c, files, index = served_tree(make_cluster, tmp_path)
+    a = c.daemon("a")
+    request = dfdaemon_pb2.ListTaskEntriesRequest(task_id="t", url=f"http://{index.address}/")
+    with grpc.insecure_channel(a.address) as channel:
+        try:
+            dfdaemon_pb2_grpc.DfdaemonUploadStub(channel).ListTaskEntries(request, timeout=30)
+            raise AssertionError("the upload port listed an origin for an anonymous caller")
+        except grpc.RpcError as err:
+            assert err.code() == grpc.StatusCode.PERMISSION_DENIED, (err.code(), err.details())
+    assert origin_gets(tmp_path / "index.log") == [], "the origin was read for the refused caller"
+    with grpc.insecure_channel(f"unix:{c.root}/a.sock") as channel:
+        listing = dfdaemon_pb2_grpc.DfdaemonDownloadStub(channel).ListTaskEntries(request, timeout=60)
+    assert len([e for e in listing.entries if not e.is_dir]) == len(files)
