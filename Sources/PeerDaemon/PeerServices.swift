@@ -67,6 +67,18 @@ public struct UploadService: Dfdaemon_V2_DfdaemonUploadProvider {
         try await localTaskView(daemon, request.taskId)
     }
 
+    /// A task removed from this node's cache, as a cluster-wide delete asks each peer.
+    /// Only for callers that proved who they are: from the TCP port anyone could otherwise
+    /// empty a node's cache and send its pulls back to the origin.
+    public func deleteTask(_ request: Dfdaemon_V2_DeleteTaskRequest, context: RPCServerContext) async throws -> Google_Protobuf_Empty {
+        guard daemon.tcpCallersAreAuthenticated else {
+            throw RPCError(code: .permissionDenied,
+                           message: "DeleteTask on the upload port needs mutual TLS (tls.caCert); local clients use the unix socket")
+        }
+        try await daemon.deleteLocalTask(request.taskId)
+        return Google_Protobuf_Empty()
+    }
+
     /// As on the download side, but only for callers that proved who they are: a listing
     /// hands back what this node read from an origin, and from the TCP port anyone could
     /// otherwise read the indexes of servers only this node can reach.

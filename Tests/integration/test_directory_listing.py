@@ -168,3 +168,23 @@ def test_the_upload_port_does_not_list_for_anonymous_callers(make_cluster, tmp_p
     with grpc.insecure_channel(f"unix:{c.root}/a.sock") as channel:
         listing = dfdaemon_pb2_grpc.DfdaemonDownloadStub(channel).ListTaskEntries(request, timeout=60)
     assert len([e for e in listing.entries if not e.is_dir]) == len(files)
+
+
+def test_the_upload_port_does_not_delete_for_anonymous_callers(make_cluster, tmp_path):
+    """The attack: a TCP client tries to empty a node's cache (its pulls would go back to
+    the origin). Without mutual TLS the upload port refuses and the task stays."""
+    c, files, index = served_tree(make_cluster, tmp_path)
+    c.daemon("a", config=f'download:\n  allowedOutputDirs: ["{tmp_path}"]\n')
+    url = f"http://{index.address}/f1.bin"
+    res = run([binary("dfget"), url, "-O", tmp_path / "f1.bin", "--daemon", f"unix:{c.root}/a.sock", "--quiet"], timeout=60)
+    assert res.returncode == 0, res.stderr
+    task = task_id(url)
+    with grpc.insecure_channel(c.daemons["a"].address) as channel:
+        try:
+            dfdaemon_pb2_grpc.DfdaemonUploadStub(channel).DeleteTask(dfdaemon_pb2.DeleteTaskRequest(task_id=task), timeout=10)
+            raise AssertionError("the upload port deleted a task for an anonymous caller")
+        except grpc.RpcError as err:
+            assert err.code() == grpc.StatusCode.PERMISSION_DENIED, (err.code(), err.details())
+    with grpc.insecure_channel(f"unix:{c.root}/a.sock") as channel:
+        stat = dfdaemon_pb2_grpc.DfdaemonDownloadStub(channel).StatLocalTask(dfdaemon_pb2.StatLocalTaskRequest(task_id=task), timeout=10)
+    assert stat.task_id == task and stat.content_length == len(files["f1.bin"])

@@ -79,8 +79,6 @@ UNIMPLEMENTED = {
     "scheduler.v2.Scheduler/PreheatImage": NOT_YET,
     "scheduler.v2.Scheduler/StatFile": NOT_YET,
     "scheduler.v2.Scheduler/StatImage": NOT_YET,
-    # Deleting a node's cached task from the network: refused by design until it can be limited to the cluster (issue 20).
-    "dfdaemon.v2.DfdaemonUpload/DeleteTask": NOT_YET,
 }
 
 

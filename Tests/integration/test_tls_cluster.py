@@ -2,6 +2,7 @@
 a certificate from one CA (tools/make-test-ca.sh), requiring client certificates from it;
 dfget over TCP with its own; grpcio as a foreign client with and without a certificate."""
 
+import hashlib
 import os
 import re
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from dragonfly_api import manager_pb2, manager_pb2_grpc
+from dragonfly_api import dfdaemon_pb2, dfdaemon_pb2_grpc, manager_pb2, manager_pb2_grpc
 
 from conftest import Server, binary, describe, run
 
@@ -89,6 +90,16 @@ def test_cluster_over_mutual_tls(tmp_path, certs):
             answer = manager_pb2_grpc.ManagerStub(channel).ListSchedulers(
                 manager_pb2.ListSchedulersRequest(source_type=manager_pb2.PEER_SOURCE, hostname="x", ip="127.0.0.1"), timeout=10)
             assert [s.hostname for s in answer.schedulers], "the scheduler registered over mutual TLS"
+        # With a certificate, the node's upload side removes a task from its cache (a
+        # cluster-wide delete), which it refuses to anonymous callers.
+        task = hashlib.sha256((f"http://{origin.address}/model.bin" + "STANDARD").encode()).hexdigest()
+        with grpc.secure_channel(node.address, good) as channel:
+            upload = dfdaemon_pb2_grpc.DfdaemonUploadStub(channel)
+            assert upload.StatLocalTask(dfdaemon_pb2.StatLocalTaskRequest(task_id=task), timeout=10).task_id == task
+            upload.DeleteTask(dfdaemon_pb2.DeleteTaskRequest(task_id=task), timeout=10)
+            with pytest.raises(grpc.RpcError) as gone:
+                upload.StatLocalTask(dfdaemon_pb2.StatLocalTaskRequest(task_id=task), timeout=10)
+            assert gone.value.code() == grpc.StatusCode.NOT_FOUND, gone.value.details()
         # ...one without a certificate, or with one from another CA, or in plaintext, is not.
         rogue = grpc.ssl_channel_credentials(root_certificates=ca,
                                              private_key=(certs / "rogue" / "client.key").read_bytes(),
