@@ -27,10 +27,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         // Only for AsyncHTTPClient's TLS settings towards origins (certificate verification).
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
-        // The manager: REST on Hummingbird, PostgreSQL through postgres-nio (DESIGN.md).
-        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        // The manager's shared database: PostgreSQL through postgres-nio (DESIGN.md).
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
-        // Process lifecycle: signals and ordered graceful shutdown (Hummingbird uses it too).
+        // Process lifecycle: signals and ordered graceful shutdown.
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
@@ -112,10 +111,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "ManagerService", dependencies: [
-            "ManagerCore", "SQLStore", "DragonflyCommon", "GeneratedAPI", "RPCCore", "RPCTransport", "RegistryClient",
+            "ManagerCore", "SQLStore", "DragonflyCommon", "GeneratedAPI", "RPCCore", "RPCTransport", "RegistryClient", "HTTPServing",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Prometheus", package: "swift-prometheus"),
-            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Vortex, the Rust dfdaemon's piece transport: the packet codec, then TCP.
@@ -128,9 +127,8 @@ let package = Package(
         ]),
         // Each server assembled from its parts and started, for its own executable and for all-in-one.
         .target(name: "ManagerNode", dependencies: [
-            "ManagerService", "ManagerCore", "SQLStore", "DragonflyCommon", "DragonflyRPC", "RPCTransport", "RPCServices", "ConnectionLimits", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "HummingbirdCore", package: "hummingbird"),
+            "ManagerService", "ManagerCore", "SQLStore", "DragonflyCommon", "DragonflyRPC", "RPCTransport", "RPCServices", "ConnectionLimits",
+            "HTTPServing", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "SchedulerNode", dependencies: [
@@ -246,7 +244,7 @@ let package = Package(
             "DragonflyCommon", .product(name: "CoreMetrics", package: "swift-metrics"),
         ]),
         .testTarget(name: "RegistryMirrorTests", dependencies: ["RegistryMirror", "RegistryClient", "PeerDaemon", "HTTPServing", "MirrorRouting"]),
-        .testTarget(name: "ManagerTests", dependencies: ["ManagerCore", "SQLStore", "DragonflyCommon"]),
+        .testTarget(name: "ManagerTests", dependencies: ["ManagerCore", "ManagerService", "HTTPServing", "SQLStore", "DragonflyCommon"]),
         .testTarget(name: "PeerDaemonTests", dependencies: ["PeerDaemon", "PeerConfig", "DragonflyCommon"]),
         .testTarget(name: "RuntimeSetupTests", dependencies: ["RuntimeSetup", "DragonflyCommon"]),
         .testTarget(name: "PeerStorageTests", dependencies: ["PeerStorage", "DragonflyCommon"]),

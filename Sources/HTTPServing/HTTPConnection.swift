@@ -9,7 +9,7 @@ public protocol HTTPResponder: Sendable {
 }
 
 /// Serves HTTP/1.1 on an accepted connection: keep-alive, one request at a time, streamed
-/// responses. Request bodies are read and dropped (only GET and HEAD carry meaning here).
+/// responses. A request's body is read whole (up to `maxBodyBytes`) before it is answered.
 public enum HTTPConnection {
     /// Call on the channel's event loop, e.g. from a handler that sniffed the protocol.
     public static func serve(_ channel: any Channel, responder: some HTTPResponder, limits: HTTPLimits = HTTPLimits(),
@@ -45,9 +45,13 @@ public enum HTTPConnection {
             // Drain the body up to the end of this request. After CONNECT the parser stops
             // (what follows would be a tunnel), so there is no end to wait for.
             let tunnel = head.method == .CONNECT
+            var body = ByteBuffer()
             var bodyBytes = 0
             while !tunnel, let next = try await parts.next() {
-                if case .body(let chunk) = next { bodyBytes += chunk.readableBytes }
+                if case .body(var chunk) = next {
+                    bodyBytes += chunk.readableBytes
+                    if bodyBytes <= limits.maxBodyBytes { body.writeBuffer(&chunk) }
+                }
                 if case .end = next { break }
                 if bodyBytes > limits.maxBodyBytes { break }
             }
@@ -55,12 +59,14 @@ public enum HTTPConnection {
             let writer = HTTPResponseWriter(outbound: outbound, channel: channel, isHEAD: head.method == .HEAD,
                                             keepAlive: head.isKeepAlive)
             if let refusal = Self.refusal(head, bodyBytes: bodyBytes, limits: limits) {
-                // Whatever else the client sends is not read: answer and close.
-                try await writer.respond(refusal.status, body: refusal.message + "\n")
-                try? await channel.close()
+                // Whatever else the client sends is not served: answer, then close as after
+                // any last response, so a client still sending its body reads the answer
+                // instead of a reset.
+                try await writer.respond(refusal.status, headers: ["Connection": "close"], body: refusal.message + "\n")
+                try await closeAfterResponse(channel, &parts, limits: limits)
                 return
             }
-            let request = HTTPRequest(head: head, remoteAddress: channel.remoteAddress)
+            let request = HTTPRequest(head: head, remoteAddress: channel.remoteAddress, body: body)
             do {
                 try await responder.respond(to: request, writer: writer)
             } catch {

@@ -5,8 +5,8 @@ public struct HTTPLimits: Sendable, Equatable {
     public var maxURILength = 8 << 10
     /// Total bytes of header names and values; more gets 431.
     public var maxHeaderBytes = 32 << 10
-    /// Request bodies are read and dropped (GET and HEAD are what is served); a longer one
-    /// gets 413 and the connection is closed.
+    /// Longest request body, held whole until it is answered; a longer one gets 413 and
+    /// the connection is closed.
     public var maxBodyBytes = 1 << 20
     /// Time a client has to send a whole request head (and drain its body), on a new
     /// connection or between keep-alive requests; then the connection is closed.

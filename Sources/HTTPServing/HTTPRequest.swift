@@ -2,10 +2,12 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 
-/// The head of a request, with the URI split into path and query.
+/// A request: its head, with the URI split into path and query, and its body (bounded by
+/// `HTTPLimits.maxBodyBytes`, read whole before the responder is asked).
 public struct HTTPRequest: Sendable {
     public let head: HTTPRequestHead
     public let remoteAddress: SocketAddress?
+    public let body: ByteBuffer
 
     public var method: HTTPMethod { head.method }
     public var uri: String { head.uri }
@@ -33,9 +35,15 @@ public struct HTTPRequest: Sendable {
         }
     }
 
-    public init(head: HTTPRequestHead, remoteAddress: SocketAddress? = nil) {
+    /// The first value of query parameter `name`, decoded.
+    public func queryParameter(_ name: String) -> String? {
+        queryItems.first { $0.name == name }?.value
+    }
+
+    public init(head: HTTPRequestHead, remoteAddress: SocketAddress? = nil, body: ByteBuffer = ByteBuffer()) {
         self.head = head
         self.remoteAddress = remoteAddress
+        self.body = body
     }
 }
 

@@ -2,8 +2,7 @@ import ConnectionLimits
 import DragonflyCommon
 import DragonflyRPC
 import Foundation
-import Hummingbird
-import HummingbirdCore
+import HTTPServing
 import Logging
 import ManagerCore
 import ManagerService
@@ -20,10 +19,7 @@ public final class ManagerNode: Service {
     public let grpcPort: Int
     public let restPort: Int
     private let grpc: RPCServer
-    private let rest: Task<Void, any Error>
-    /// Runs Hummingbird's application; asked to shut down gracefully, never cancelled, so
-    /// open requests finish and nothing is logged as an error.
-    private let restGroup: ServiceGroup
+    private let rest: HTTPListener
     private let store: ManagerStore
     private let db: any SQLDatabase
     private let preheats: PreheatRunner
@@ -67,56 +63,32 @@ public final class ManagerNode: Service {
         let inspector = ClusterInspector(store: store, metrics: metrics, tls: c.tls.client, logger: logger)
         let restAPI = ManagerREST(store: store, signer: signer, metrics: metrics, inspector: inspector)
         let restGate = ConnectionGate(perIP: c.rpcLimits.maxConnectionsPerIP, total: ConnectionGate.defaultTotal)
-        let http1 = HTTP1Channel.Configuration(
-            additionalChannelHandlers: [ConnectionCapHandler(gate: restGate)],
-            idleTimeout: .nanoseconds(Int64(c.restIdleTimeout.components.seconds) * 1_000_000_000),
-            httpDecoderConfiguration: .init(maxHeaderFieldSize: c.restMaxHeaderBytes, maxHeaderListSize: c.restMaxHeaderBytes,
-                                             maxHeaderFieldCount: 200))
-        // Hummingbird reports its bound port from inside `run`; the stream carries
-        // it out, or the error that kept the server from starting (a port in use).
-        let (bound, boundSink) = AsyncThrowingStream<Int, any Error>.makeStream()
-        let app = Application(router: restAPI.router(), server: .http1(configuration: http1),
-                              configuration: .init(address: .hostname(c.listenIP, port: c.restPort)),
-                              onServerRunning: { channel in
-                                  boundSink.yield(channel.localAddress?.port ?? c.restPort)
-                              }, logger: logger)
-        let restGroup = ServiceGroup(configuration: .init(services: [app], logger: logger))
-        let rest = Task {
-            do {
-                try await restGroup.run()
-                boundSink.finish()
-            } catch {
-                boundSink.finish(throwing: error)
-                throw error
-            }
-        }
-        var restPort: Int?
+        var limits = HTTPLimits()
+        limits.maxHeaderBytes = c.restMaxHeaderBytes
+        limits.requestTimeout = c.restIdleTimeout
+        let rest: HTTPListener
         do {
-            for try await port in bound { restPort = port; break }
+            rest = try await HTTPListener.start(host: c.listenIP, port: c.restPort, responder: restAPI.router(logger: logger),
+                                                limits: limits, admission: restGate, logger: logger)
         } catch {
             await grpc.shutdownGracefully(timeout: .seconds(1))
             await db.close()
             throw StartError("REST server failed to start on \(c.listenIP):\(c.restPort): \(error)")
         }
-        guard let restPort else {
-            await grpc.shutdownGracefully(timeout: .seconds(1))
-            await db.close()
-            throw StartError("REST server failed: it stopped before it started")
-        }
+        let restPort = rest.port
         logger.info("manager serving gRPC on \(c.listenIP):\(grpcPort), REST on \(c.listenIP):\(restPort)")
-        return ManagerNode(grpcPort: grpcPort, restPort: restPort, grpc: grpc, rest: rest, restGroup: restGroup, store: store, db: db,
+        return ManagerNode(grpcPort: grpcPort, restPort: restPort, grpc: grpc, rest: rest, store: store, db: db,
                            preheats: PreheatRunner(store: store, tls: c.tls.client, logger: logger), inspector: inspector,
                            keepAliveTimeout: Double(c.keepAliveTimeout.components.seconds), logger: logger)
     }
 
-    private init(grpcPort: Int, restPort: Int, grpc: RPCServer, rest: Task<Void, any Error>, restGroup: ServiceGroup, store: ManagerStore,
+    private init(grpcPort: Int, restPort: Int, grpc: RPCServer, rest: HTTPListener, store: ManagerStore,
                  db: any SQLDatabase,
                  preheats: PreheatRunner, inspector: ClusterInspector, keepAliveTimeout: Double, logger: Logger) {
         self.grpcPort = grpcPort
         self.restPort = restPort
         self.grpc = grpc
         self.rest = rest
-        self.restGroup = restGroup
         self.store = store
         self.db = db
         self.preheats = preheats
@@ -126,36 +98,23 @@ public final class ManagerNode: Service {
     }
 
     /// Serves until a graceful shutdown (SIGTERM or SIGINT in a `ServiceGroup`) or until the
-    /// calling task is cancelled. Throws if the REST server fails, which must not leave half
-    /// a manager running.
+    /// calling task is cancelled: gRPC stops first (GOAWAY, open calls finish), then REST
+    /// stops accepting, then the background loops.
     public func run() async throws {
-        let (store, logger, timeout, rest, restGroup) = (store, logger, keepAliveTimeout, rest, restGroup)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            // Waiting on the task does not cancel it: the REST side stops gracefully below.
-            group.addTask { try await rest.value }
+        let (store, logger, timeout) = (store, logger, keepAliveTimeout)
+        await withTaskGroup(of: Void.self) { group in
             group.addTask { [preheats] in await preheats.run() }
             group.addTask { [inspector] in await inspector.syncPeers(every: .seconds(30)) }
             group.addTask {
                 while !Task.isCancelled {
-                    try await Task.sleep(for: .seconds(max(1, timeout / 4)))
+                    guard (try? await Task.sleep(for: .seconds(max(1, timeout / 4)))) != nil else { return }
                     if let n = try? await store.expireKeepAlives(olderThan: timeout), n > 0 {
                         logger.info("\(n) instance(s) silent for \(Int(timeout))s marked inactive")
                     }
                 }
             }
-            group.addTask { [grpc] in
-                await cancelWhenGracefulShutdown { await grpc.runUntilCancelled() }
-            }
-            do {
-                _ = try await group.next()
-            } catch {
-                logger.critical("REST server failed: \(error)")
-                group.cancelAll()
-                throw error
-            }
-            // gRPC has stopped (a shutdown): REST next, then the background loops.
-            await restGroup.triggerGracefulShutdown()
-            _ = await rest.result
+            await cancelWhenGracefulShutdown { [grpc] in await grpc.runUntilCancelled() }
+            await rest.stop()
             group.cancelAll()
         }
         await db.close()

@@ -1,7 +1,9 @@
 import DragonflyCommon
 import Foundation
-import Hummingbird
+import HTTPServing
+import Logging
 import ManagerCore
+import NIOHTTP1
 
 /// The REST API on 8080 (`/api/v1`, `/oapi/v1`), with `/healthy` and `/metrics`.
 public struct ManagerREST: Sendable {
@@ -18,31 +20,26 @@ public struct ManagerREST: Sendable {
         self.inspector = inspector
     }
 
-    public func router() -> Router<ManagerRequestContext> {
-        let router = Router(context: ManagerRequestContext.self)
-        router.add(middleware: ErrorAndMetricsMiddleware(metrics: metrics))
-        router.get("/healthy") { _, _ in Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: "OK"))) }
-        router.get("/metrics") { [metrics] _, _ in
-            var h = HTTPFields()
-            h[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
-            return Response(status: .ok, headers: h, body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.render())))
+    public func router(logger: Logger) -> RESTRouter {
+        let routes = RouteTable()
+        let metrics = self.metrics
+        routes.get("/healthy") { _, _ in REST.text("OK", type: "text/plain; charset=utf-8") }
+        routes.get("/metrics") { _, _ in
+            RESTResponse(status: .ok, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: metrics.render())
         }
-        router.get("/api/v1/openapi.json") { _, _ in
-            var h = HTTPFields()
-            h[.contentType] = "application/json"
-            return Response(status: .ok, headers: h, body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
-        }
-        ConsoleRoutes.add(to: router)
-        let api = router.group("api/v1").add(middleware: Authenticator(store: store, signer: signer))
+        routes.get("/api/v1/openapi.json") { _, _ in REST.text(OpenAPIDocument.json, type: "application/json") }
+        ConsoleRoutes.add(to: routes)
+        let authenticator = Authenticator(store: store, signer: signer)
+        let api = routes.group("api/v1", authenticator: authenticator)
         addUsers(api)
         addClusters(api)
         addInstances(api)
         addLiveState(api)
         addJobs(api, prefix: "jobs", open: false)
         addPreheatAliases(api)
-        let oapi = router.group("oapi/v1").add(middleware: Authenticator(store: store, signer: signer))
+        let oapi = routes.group("oapi/v1", authenticator: authenticator)
         addJobs(oapi, prefix: "jobs", open: true)
-        return router
+        return routes.router(metrics: metrics, logger: logger)
     }
 
     // MARK: - Users and tokens
@@ -57,10 +54,10 @@ public struct ManagerREST: Sendable {
         var user_id: UInt64?
     }
 
-    func addUsers(_ api: RouterGroup<ManagerRequestContext>) {
+    func addUsers(_ api: RouteGroup) {
         let store = self.store, signer = self.signer, signIns = self.signIns
         api.post("users/signin") { request, context in
-            let body = try await REST.body(SignIn.self, request, context)
+            let body = try REST.body(SignIn.self, request)
             // Longer than any account can have: refused before it costs a hash.
             guard body.name.utf8.count <= UserLimits.maxNameBytes, body.password.utf8.count <= UserLimits.maxPasswordBytes else {
                 throw ManagerError(.invalid, "name or password too long")
@@ -80,24 +77,21 @@ public struct ManagerREST: Sendable {
             }
             await signIns.succeeded(name: body.name)
             let (token, expires) = signer.sign(user)
-            var h = HTTPFields()
-            h[.setCookie] = "jwt=\(token); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(signer.lifetime))"
+            let h: HTTPHeaders = ["Set-Cookie": "jwt=\(token); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(signer.lifetime))"]
             return try REST.json(SignInAnswer(code: 200, token: token, expire: expires), headers: h)
         }
         // Revokes the session's token, not just the cookie: a copy of it (a script, a
         // proxy log) must stop working too.
         api.post("users/signout") { _, context in
             if let session = context.session { try await store.revokeSession(session) }
-            var h = HTTPFields()
-            h[.setCookie] = "jwt=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
-            return Response(status: .noContent, headers: h)
+            return RESTResponse(status: .noContent, headers: ["Set-Cookie": "jwt=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"])
         }
         // Who the session belongs to: the console asks on load, as its cookie is HttpOnly.
         api.get("users/me") { _, context in
             try REST.json(try context.requireSession())
         }
         api.post("users/signup") { request, context in
-            let body = try await REST.body(SignUp.self, request, context)
+            let body = try REST.body(SignUp.self, request)
             return try REST.json(try await store.createUser(name: body.name, password: body.password, email: body.email ?? "", role: .guest),
                                  status: .created)
         }
@@ -122,7 +116,7 @@ public struct ManagerREST: Sendable {
         }
         api.post("personal-access-tokens") { request, context in
             let me = try context.requireSession()
-            let body = try await REST.body(TokenInput.self, request, context)
+            let body = try REST.body(TokenInput.self, request)
             let owner = body.user_id ?? me.id
             guard owner == me.id || me.role == UserRole.root.rawValue else { throw ManagerError(.forbidden, "tokens are made for yourself") }
             _ = try await store.user(owner)
@@ -148,18 +142,18 @@ public struct ManagerREST: Sendable {
 
     // MARK: - Clusters
 
-    func addClusters(_ api: RouterGroup<ManagerRequestContext>) {
+    func addClusters(_ api: RouteGroup) {
         let store = self.store
         api.get("scheduler-clusters") { request, context in
             _ = try context.requireSession()
             let page = try Pagination(request)
             let (items, total) = try await store.schedulerClusters(page: page.page, perPage: page.perPage,
-                                                                   name: request.uri.queryParameters["name"].map(String.init))
+                                                                   name: request.queryParameter("name"))
             return try REST.page(items, total: total, request: request, page: page)
         }
         api.post("scheduler-clusters") { request, context in
             _ = try context.requireSessionRoot()
-            let body = try await REST.body(SchedulerClusterInput.self, request, context)
+            let body = try REST.body(SchedulerClusterInput.self, request)
             return try REST.json(try await store.createSchedulerCluster(body), status: .created)
         }
         api.get("scheduler-clusters/:id") { _, context in
@@ -169,7 +163,7 @@ public struct ManagerREST: Sendable {
         api.patch("scheduler-clusters/:id") { request, context in
             _ = try context.requireSessionRoot()
             let id = try REST.id(context)
-            return try REST.json(try await store.updateSchedulerCluster(id, try await REST.body(SchedulerClusterInput.self, request, context)))
+            return try REST.json(try await store.updateSchedulerCluster(id, try REST.body(SchedulerClusterInput.self, request)))
         }
         api.delete("scheduler-clusters/:id") { _, context in
             _ = try context.requireSessionRoot()
@@ -180,12 +174,12 @@ public struct ManagerREST: Sendable {
             _ = try context.requireSession()
             let page = try Pagination(request)
             let (items, total) = try await store.seedPeerClusters(page: page.page, perPage: page.perPage,
-                                                                  name: request.uri.queryParameters["name"].map(String.init))
+                                                                  name: request.queryParameter("name"))
             return try REST.page(items, total: total, request: request, page: page)
         }
         api.post("seed-peer-clusters") { request, context in
             _ = try context.requireSessionRoot()
-            let body = try await REST.body(SeedPeerClusterInput.self, request, context)
+            let body = try REST.body(SeedPeerClusterInput.self, request)
             return try REST.json(try await store.createSeedPeerCluster(body), status: .created)
         }
         api.get("seed-peer-clusters/:id") { _, context in
@@ -195,7 +189,7 @@ public struct ManagerREST: Sendable {
         api.patch("seed-peer-clusters/:id") { request, context in
             _ = try context.requireSessionRoot()
             let id = try REST.id(context)
-            return try REST.json(try await store.updateSeedPeerCluster(id, try await REST.body(SeedPeerClusterInput.self, request, context)))
+            return try REST.json(try await store.updateSeedPeerCluster(id, try REST.body(SeedPeerClusterInput.self, request)))
         }
         api.delete("seed-peer-clusters/:id") { _, context in
             _ = try context.requireSessionRoot()
@@ -206,7 +200,7 @@ public struct ManagerREST: Sendable {
 
     // MARK: - Live state, from the schedulers
 
-    func addLiveState(_ api: RouterGroup<ManagerRequestContext>) {
+    func addLiveState(_ api: RouteGroup) {
         let store = self.store, inspector = self.inspector
         api.get("scheduler-clusters/:id/hosts") { _, context in
             _ = try context.requireSession()
@@ -216,27 +210,26 @@ public struct ManagerREST: Sendable {
         api.get("scheduler-clusters/:id/tasks") { request, context in
             _ = try context.requireSession()
             let cluster = try await store.schedulerCluster(try REST.id(context))
-            let limit = try request.uri.queryParameters["limit"].map { try Self.positive(String($0), "limit") } ?? 100
+            let limit = try request.queryParameter("limit").map { try Self.positive($0, "limit") } ?? 100
             return try REST.json(try await inspector.tasks(clusterID: cluster.id, limit: UInt32(min(limit, 1000))))
         }
     }
 
     // MARK: - Schedulers and seed peers
 
-    func addInstances(_ api: RouterGroup<ManagerRequestContext>) {
+    func addInstances(_ api: RouteGroup) {
         let store = self.store
         api.get("schedulers") { request, context in
             _ = try context.requireSession()
             let page = try Pagination(request)
-            let q = request.uri.queryParameters
-            let cluster = try q["scheduler_cluster_id"].map { try Self.positive(String($0), "scheduler_cluster_id") }
+            let cluster = try request.queryParameter("scheduler_cluster_id").map { try Self.positive($0, "scheduler_cluster_id") }
             let (items, total) = try await store.schedulers(page: page.page, perPage: page.perPage, clusterID: cluster,
-                                                            state: q["state"].map(String.init))
+                                                            state: request.queryParameter("state"))
             return try REST.page(items, total: total, request: request, page: page)
         }
         api.post("schedulers") { request, context in
             _ = try context.requireSessionRoot()
-            return try REST.json(try await store.upsertScheduler(try await REST.body(SchedulerInput.self, request, context)), status: .created)
+            return try REST.json(try await store.upsertScheduler(try REST.body(SchedulerInput.self, request)), status: .created)
         }
         api.get("schedulers/:id") { _, context in
             _ = try context.requireSession()
@@ -245,7 +238,7 @@ public struct ManagerREST: Sendable {
         api.patch("schedulers/:id") { request, context in
             _ = try context.requireSessionRoot()
             let id = try REST.id(context)
-            return try REST.json(try await store.updateScheduler(id, try await REST.body(SchedulerInput.self, request, context)))
+            return try REST.json(try await store.updateScheduler(id, try REST.body(SchedulerInput.self, request)))
         }
         api.delete("schedulers/:id") { _, context in
             _ = try context.requireSessionRoot()
@@ -255,15 +248,14 @@ public struct ManagerREST: Sendable {
         api.get("seed-peers") { request, context in
             _ = try context.requireSession()
             let page = try Pagination(request)
-            let q = request.uri.queryParameters
-            let cluster = try q["seed_peer_cluster_id"].map { try Self.positive(String($0), "seed_peer_cluster_id") }
+            let cluster = try request.queryParameter("seed_peer_cluster_id").map { try Self.positive($0, "seed_peer_cluster_id") }
             let (items, total) = try await store.seedPeers(page: page.page, perPage: page.perPage, clusterID: cluster,
-                                                           state: q["state"].map(String.init))
+                                                           state: request.queryParameter("state"))
             return try REST.page(items, total: total, request: request, page: page)
         }
         api.post("seed-peers") { request, context in
             _ = try context.requireSessionRoot()
-            return try REST.json(try await store.upsertSeedPeer(try await REST.body(SeedPeerInput.self, request, context)), status: .created)
+            return try REST.json(try await store.upsertSeedPeer(try REST.body(SeedPeerInput.self, request)), status: .created)
         }
         api.get("seed-peers/:id") { _, context in
             _ = try context.requireSession()
@@ -272,7 +264,7 @@ public struct ManagerREST: Sendable {
         api.patch("seed-peers/:id") { request, context in
             _ = try context.requireSessionRoot()
             let id = try REST.id(context)
-            return try REST.json(try await store.updateSeedPeer(id, try await REST.body(SeedPeerInput.self, request, context)))
+            return try REST.json(try await store.updateSeedPeer(id, try REST.body(SeedPeerInput.self, request)))
         }
         api.delete("seed-peers/:id") { _, context in
             _ = try context.requireSessionRoot()
@@ -289,23 +281,22 @@ public struct ManagerREST: Sendable {
     // MARK: - Jobs
 
     /// `/api/v1/jobs` takes sessions; `/oapi/v1/jobs` takes personal access tokens.
-    func addJobs(_ group: RouterGroup<ManagerRequestContext>, prefix: String, open: Bool) {
+    func addJobs(_ group: RouteGroup, prefix: String, open: Bool) {
         let store = self.store
-        group.get(RouterPath(prefix)) { request, context in
+        group.get(prefix) { request, context in
             _ = open ? try context.requireToken(scope: .job) : try context.requireSession()
             let page = try Pagination(request)
-            let q = request.uri.queryParameters
-            let (items, total) = try await store.jobs(page: page.page, perPage: page.perPage, type: q["type"].map(String.init),
-                                                      state: q["state"].map(String.init))
+            let (items, total) = try await store.jobs(page: page.page, perPage: page.perPage, type: request.queryParameter("type"),
+                                                      state: request.queryParameter("state"))
             return try REST.page(items.map { $0.maskingSecrets() }, total: total, request: request, page: page)
         }
-        group.post(RouterPath(prefix)) { request, context in
+        group.post(prefix) { request, context in
             let user = open ? try context.requireWriter(scope: .job) : try context.requireSessionRoot()
-            let body = try await REST.body(JobInput.self, request, context)
+            let body = try REST.body(JobInput.self, request)
             if body.type == "preheat" { _ = try PreheatArguments(body.args ?? .emptyObject) }  // refuse bad args now, not at run time
             return try REST.json(try await store.createJob(body, userID: user.id).maskingSecrets(), status: .created)
         }
-        group.get(RouterPath("\(prefix)/:id")) { _, context in
+        group.get("\(prefix)/:id") { _, context in
             _ = open ? try context.requireToken(scope: .job) : try context.requireSession()
             return try REST.json(try await store.job(try REST.id(context)).maskingSecrets())
         }
@@ -313,11 +304,11 @@ public struct ManagerREST: Sendable {
 
     /// The seed's `POST /api/v1/preheat` and `GET /api/v1/preheat/{id}`: a preheat job
     /// under another name, for either kind of credential.
-    func addPreheatAliases(_ api: RouterGroup<ManagerRequestContext>) {
+    func addPreheatAliases(_ api: RouteGroup) {
         let store = self.store
         api.post("preheat") { request, context in
             let user = try context.requireWriter(scope: .preheat)
-            let args = try await REST.body(JSONValue.self, request, context)
+            let args = try REST.body(JSONValue.self, request)
             _ = try PreheatArguments(args)
             var input = JobInput()
             input.type = "preheat"

@@ -1,16 +1,17 @@
 import Foundation
-import Hummingbird
+import HTTPServing
 import ManagerCore
 
 /// Reads `Authorization: Bearer …` (or the console's `jwt` cookie): a signed-in session
 /// token (JWT) or a personal access token. It only identifies the caller; each route says
 /// what it requires.
-struct Authenticator: RouterMiddleware {
-    typealias Context = ManagerRequestContext
+struct Authenticator: Sendable {
     let store: ManagerStore
     let signer: JWTSigner
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    /// The context with the caller filled in; no credential leaves it anonymous, a wrong
+    /// one is refused (401).
+    func identify(_ request: HTTPRequest, _ context: ManagerRequestContext) async throws -> ManagerRequestContext {
         var context = context
         if let token = Self.bearer(request) {
             if let claims = signer.verify(token) {
@@ -25,16 +26,16 @@ struct Authenticator: RouterMiddleware {
             }
             if context.user == nil { throw ManagerError(.unauthorized, "the token is invalid or expired") }
         }
-        return try await next(request, context)
+        return context
     }
 
-    static func bearer(_ request: Request) -> String? {
-        if let header = request.headers[.authorization] {
+    static func bearer(_ request: HTTPRequest) -> String? {
+        if let header = request.headers.first(name: "Authorization") {
             let parts = header.split(separator: " ", maxSplits: 1)
             if parts.count == 2, parts[0].lowercased() == "bearer" { return String(parts[1]).trimmingCharacters(in: .whitespaces) }
             return nil
         }
-        for cookie in request.headers[values: .cookie].flatMap({ $0.split(separator: ";") }) {
+        for cookie in request.headers["Cookie"].flatMap({ $0.split(separator: ";") }) {
             let kv = cookie.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
             if kv.count == 2, kv[0] == "jwt" { return String(kv[1]) }
         }
