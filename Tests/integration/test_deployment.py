@@ -5,6 +5,9 @@ checked instead:
   - each Dockerfile passes hadolint (warning level and above), and its `swift build`
     commands are the release build the README documents;
   - the ports agree everywhere: DESIGN.md's defaults, EXPOSE, compose, containerPorts;
+  - docker/k8s is the Helm chart (docker/helm/dragonfly) rendered with its defaults, and
+    the same chart rendered with overrides (PostgreSQL, other registries, TLS) is held to
+    every check below;
   - every Kubernetes manifest validates with kubernetes-validate (strict, pinned version);
     the ServiceMonitors, a CRD it has no schema for, are checked structurally here;
   - cross-references: Service selectors and target ports, ConfigMaps, Secrets and their
@@ -89,24 +92,48 @@ def venv_tool(name, package):
     return Path(found)
 
 
-def manifest_files():
+class ManifestSet:
+    """A set of Kubernetes manifests: docker/k8s, or the Helm chart rendered with some values."""
+
+    def __init__(self, name, files, external_secrets=()):
+        self.name = name
+        self.files = files  # [(Path, text)] in apply order
+        # Secrets the set refers to but leaves to the user (a TLS Secret from cert-manager).
+        self.external_secrets = set(external_secrets)
+        assert files, f"{name}: no manifests"
+        self.docs = [(path, doc) for path, text in files for doc in yaml.safe_load_all(text) if doc]
+
+    def docs_of(self, kind):
+        return [d for _, d in self.docs if d["kind"] == kind]
+
+    def workloads(self):
+        return [d for _, d in self.docs if d["kind"] in WORKLOAD_KINDS]
+
+    def workloads_selected_by(self, service):
+        sel = service["spec"].get("selector") or {}
+        ns = service["metadata"].get("namespace")
+        return [w for w in self.workloads() if w["metadata"].get("namespace") == ns
+                and labels_match(sel, w["spec"]["template"]["metadata"].get("labels", {}))]
+
+    def named_object(self, kind, name, namespace):
+        for _, d in self.docs:
+            if d["kind"] == kind and d["metadata"]["name"] == name and d["metadata"].get("namespace") == namespace:
+                return d
+        return None
+
+    def configmap_configs(self):
+        """(ConfigMap name, key, text) for every config file a ConfigMap holds."""
+        return [(cm["metadata"]["name"], key, text) for cm in self.docs_of("ConfigMap")
+                for key, text in (cm.get("data") or {}).items() if key.endswith((".yaml", ".yml"))]
+
+    def tls(self):
+        return any("tls" in yaml.safe_load(text) for _, key, text in self.configmap_configs() if key != "dfinit.yaml")
+
+
+def k8s_set():
     files = sorted(K8S.rglob("*.yaml"))
     assert files, f"no manifests under {K8S}"
-    return files
-
-
-def manifests():
-    """(file, document) for every document under docker/k8s."""
-    out = []
-    for f in manifest_files():
-        for doc in yaml.safe_load_all(f.read_text()):
-            if doc:
-                out.append((f, doc))
-    return out
-
-
-def docs_of(kind):
-    return [d for _, d in manifests() if d["kind"] == kind]
+    return ManifestSet("docker/k8s", [(f, f.read_text()) for f in files])
 
 
 def pod_spec(workload):
@@ -120,21 +147,6 @@ def containers(workload, init=True):
 
 def labels_match(selector, labels):
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
-
-
-def workloads_selected_by(service):
-    sel = service["spec"].get("selector") or {}
-    ns = service["metadata"].get("namespace")
-    return [w for _, w in manifests() if w["kind"] in WORKLOAD_KINDS
-            and w["metadata"].get("namespace") == ns
-            and labels_match(sel, w["spec"]["template"]["metadata"].get("labels", {}))]
-
-
-def named_object(kind, name, namespace):
-    for _, d in manifests():
-        if d["kind"] == kind and d["metadata"]["name"] == name and d["metadata"].get("namespace") == namespace:
-            return d
-    return None
 
 
 def object_keys(obj):
@@ -221,16 +233,6 @@ def check_config(exe, args, what):
     res = run([exe, *args, "--check-config"], timeout=60)
     assert res.returncode == 0, f"{what} was rejected" + describe(res)
     assert "config OK" in res.stdout, f"{what}: no 'config OK'" + describe(res)
-
-
-def configmap_configs():
-    """(ConfigMap name, key, text) for every config file a ConfigMap holds."""
-    out = []
-    for cm in docs_of("ConfigMap"):
-        for key, text in (cm.get("data") or {}).items():
-            if key.endswith((".yaml", ".yml")):
-                out.append((cm["metadata"]["name"], key, text))
-    return out
 
 
 def compose():
@@ -333,17 +335,67 @@ def test_dockerignore_keeps_build_output_out():
     assert "Tests" not in patterns and "Tests/" not in patterns
 
 
+# --- Kubernetes: the manifest sets ---------------------------------------------------
+
+CHART = DOCKER / "helm" / "dragonfly"
+# The dfdaemon's HTTP/1.1 port when gRPC is on TLS (the chart's client.httpPort).
+TLS_HTTP_PORT = 65004
+_MONITORED = {c: {"metrics": {"serviceMonitor": {"enable": True}}} for c in ("manager", "scheduler", "seedClient", "client")}
+# The chart with realistic overrides, each rendered and held to every check docker/k8s (the
+# chart's defaults, written by tools/render-k8s.py) is held to.
+HELM_OVERRIDES = {
+    "helm-postgres": {"manager": {"replicas": 2, "database": {"type": "postgres", "postgres": {
+        "url": "postgres://dragonfly:change-me@postgres.db.example.com:5432/manager?sslmode=require"}},
+        "config": {"auth": {"jwt": {"key": "a-shared-key-for-both-replicas"}}}}},
+    "helm-registries": {"client": {"registries": [
+        {"host": "docker.io", "url": "https://registry-1.docker.io"},
+        {"host": "harbor.example.com", "url": "https://harbor.example.com"}]}},
+    # The TLS Secret is the user's (cert-manager's): referenced, not rendered.
+    "helm-tls": {"tls": {"enabled": True, "secretName": "dragonfly-tls"}},
+}
+EXTERNAL_SECRETS = {"helm-tls": {"dragonfly-tls"}}
+
+
+def deep_merge(base, extra):
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def helm_module():
+    try:
+        import helm_python
+    except ImportError:
+        missing("helm-python-sdk not installed (see Tests/integration/requirements.txt)")
+    return helm_python
+
+
+def helm_set(name):
+    helm = helm_module()
+    values = deep_merge(_MONITORED, HELM_OVERRIDES[name])
+    with helm.Chart.load(str(CHART)) as chart:
+        rendered = chart.render(values, name="dragonfly", namespace=NAMESPACE)
+    files = [(Path(k), v) for k, v in sorted(rendered.items()) if not k.endswith(".tpl") and v.strip()]
+    return ManifestSet(name, files, external_secrets=EXTERNAL_SECRETS.get(name, set()))
+
+
+@pytest.fixture(scope="module", params=["docker/k8s", *HELM_OVERRIDES])
+def m(request):
+    return k8s_set() if request.param == "docker/k8s" else helm_set(request.param)
+
+
 # --- Kubernetes: schemas -----------------------------------------------------------
 
-def test_manifests_validate_against_kubernetes_schemas():
+def test_manifests_validate_against_kubernetes_schemas(m):
     try:
         import kubernetes_validate as kv
         from kubernetes_validate.utils import SchemaNotFoundError
     except ImportError:
         missing("kubernetes-validate not installed (see Tests/integration/requirements.txt)")
     validated, crds = [], []
-    for path, doc in manifests():
-        name = f"{path.relative_to(REPO_ROOT)}: {doc['kind']}/{doc['metadata']['name']}"
+    for path, doc in m.docs:
+        name = f"{m.name}: {path.name}: {doc['kind']}/{doc['metadata']['name']}"
         try:
             kv.validate(doc, K8S_VERSION, strict=True)
             validated.append(name)
@@ -360,9 +412,13 @@ def test_manifests_validate_against_kubernetes_schemas():
     assert validated and crds, (validated, crds)
 
 
-def test_kubernetes_validate_cli_passes_in_strict_mode():
+def test_kubernetes_validate_cli_passes_in_strict_mode(m, tmp_path):
     tool = venv_tool("kubernetes-validate", "kubernetes-validate")
-    res = run([tool, "--strict", "--kubernetes-version", K8S_VERSION, *manifest_files()], timeout=120)
+    files = []
+    for i, (path, text) in enumerate(m.files):
+        files.append(tmp_path / f"{i:02d}-{path.name}")
+        files[-1].write_text(text)
+    res = run([tool, "--strict", "--kubernetes-version", K8S_VERSION, *files], timeout=120)
     assert res.returncode == 0, describe(res)
     for line in res.stdout.splitlines():
         assert line.startswith("INFO") or "kind ServiceMonitor" in line, line
@@ -381,61 +437,66 @@ def test_strict_validation_catches_a_misspelt_field(tmp_path):
 
 # --- Kubernetes: what the issue asks of each part -----------------------------------
 
-def test_everything_lives_in_the_dragonfly_namespace():
-    namespaces = [d["metadata"]["name"] for d in docs_of("Namespace")]
-    assert namespaces == [NAMESPACE]
-    assert sorted(manifest_files())[0].name.startswith("00-"), "the Namespace file must sort first"
-    for path, doc in manifests():
+def test_everything_lives_in_the_dragonfly_namespace(m):
+    namespaces = [d["metadata"]["name"] for d in m.docs_of("Namespace")]
+    if m.name == "docker/k8s":
+        assert namespaces == [NAMESPACE]
+        assert m.files[0][0].name.startswith("00-"), "the Namespace file must sort first"
+    else:
+        assert namespaces == [], "the chart leaves the namespace to helm install --create-namespace by default"
+    for path, doc in m.docs:
         if doc["kind"] != "Namespace":
             assert doc["metadata"].get("namespace") == NAMESPACE, f"{path.name}: {doc['kind']}/{doc['metadata']['name']}"
 
 
-def test_components_and_their_kinds():
-    kinds = {(d["kind"], d["metadata"]["name"]) for _, d in manifests()}
+def test_components_and_their_kinds(m):
+    kinds = {(d["kind"], d["metadata"]["name"]) for _, d in m.docs}
     for expected in [("Deployment", "dragonfly-manager"), ("Service", "dragonfly-manager"),
                      ("Deployment", "dragonfly-scheduler"), ("Service", "dragonfly-scheduler"),
                      ("StatefulSet", "dragonfly-seed-peer"), ("Service", "dragonfly-seed-peer"),
                      ("DaemonSet", "dragonfly-dfdaemon")]:
         assert expected in kinds, f"missing {expected}"
-    ports = {s["metadata"]["name"]: {p["port"] for p in s["spec"]["ports"]} for s in docs_of("Service")}
+    ports = {s["metadata"]["name"]: {p["port"] for p in s["spec"]["ports"]} for s in m.docs_of("Service")}
     assert ports["dragonfly-manager"] == PORTS["manager"]
     assert ports["dragonfly-scheduler"] == PORTS["scheduler"]
-    seed = named_object("StatefulSet", "dragonfly-seed-peer", NAMESPACE)
+    seed = m.named_object("StatefulSet", "dragonfly-seed-peer", NAMESPACE)
     assert seed["spec"]["volumeClaimTemplates"], "the seed peer keeps its cache on a claim"
-    governing = named_object("Service", seed["spec"]["serviceName"], NAMESPACE)
+    governing = m.named_object("Service", seed["spec"]["serviceName"], NAMESPACE)
     assert governing and governing["spec"].get("clusterIP") == "None", "a StatefulSet's service must be headless"
 
 
-def test_workload_ports_follow_design():
-    for w in [d for _, d in manifests() if d["kind"] in WORKLOAD_KINDS]:
+def test_workload_ports_follow_design(m):
+    # With TLS on, a dfdaemon's 65001 serves gRPC over TLS only and HTTP/1.1 has its own port.
+    ports = dict(PORTS, dfdaemon=PORTS["dfdaemon"] | ({TLS_HTTP_PORT} if m.tls() else set()))
+    for w in m.workloads():
         for c in containers(w, init=False):
             ours = image_binary(c["image"])
-            if ours in PORTS:
+            if ours in ports:
                 got = {p["containerPort"] for p in c.get("ports", [])}
-                assert got == PORTS[ours], f"{w['metadata']['name']}/{c['name']}: {got} != {PORTS[ours]}"
+                assert got == ports[ours], f"{w['metadata']['name']}/{c['name']}: {got} != {ports[ours]}"
 
 
-def test_dfdaemon_daemonset_shares_the_node():
-    ds = named_object("DaemonSet", "dragonfly-dfdaemon", NAMESPACE)
+def test_dfdaemon_daemonset_shares_the_node(m):
+    ds = m.named_object("DaemonSet", "dragonfly-dfdaemon", NAMESPACE)
     spec = pod_spec(ds)
     assert spec["hostNetwork"] is True
     assert spec["dnsPolicy"] == "ClusterFirstWithHostNet"
     host_paths = {v["name"]: v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v}
-    config = next(text for name, key, text in configmap_configs() if key == "dfdaemon.yaml")
+    config = next(text for name, key, text in m.configmap_configs() if key == "dfdaemon.yaml")
     cache_dir = yaml.safe_load(config)["storage"]["dir"]
     daemon = next(c for c in spec["containers"] if c["name"] == "dfdaemon")
-    mounts = {m["mountPath"]: m["name"] for m in daemon["volumeMounts"]}
+    mounts = {mnt["mountPath"]: mnt["name"] for mnt in daemon["volumeMounts"]}
     assert cache_dir in mounts and mounts[cache_dir] in host_paths, "the piece cache must be a hostPath"
     init = spec["initContainers"]
     # dfdaemon init edits the node's containerd config and writes certs.d beside it: the
     # node's /etc/containerd at the same path, so a config_path in config.toml is right.
-    mounts = [m for c in init for m in c["volumeMounts"] if host_paths.get(m["name"]) == "/etc/containerd"]
-    assert [m["mountPath"] for m in mounts] == ["/etc/containerd"], "an init container must mount the node's /etc/containerd"
+    mounts = [mnt for c in init for mnt in c["volumeMounts"] if host_paths.get(mnt["name"]) == "/etc/containerd"]
+    assert [mnt["mountPath"] for mnt in mounts] == ["/etc/containerd"], "an init container must mount the node's /etc/containerd"
     assert [c["command"][:2] for c in init] == [["dfdaemon", "init"]]
 
 
-def test_resources_and_probes():
-    for w in [d for _, d in manifests() if d["kind"] in WORKLOAD_KINDS]:
+def test_resources_and_probes(m):
+    for w in m.workloads():
         for c in containers(w):
             where = f"{w['metadata']['name']}/{c['name']}"
             res = c.get("resources", {})
@@ -451,8 +512,8 @@ def test_resources_and_probes():
                     assert probe["httpGet"]["path"] == "/healthy", where
 
 
-def test_components_are_sized_as_the_seed_spec():
-    for w in [d for _, d in manifests() if d["kind"] in WORKLOAD_KINDS]:
+def test_components_are_sized_as_the_seed_spec(m):
+    for w in m.workloads():
         for c in containers(w, init=False):
             if image_binary(c["image"]) in PORTS:
                 assert c["resources"] == {"requests": {"cpu": "100m", "memory": "256Mi"},
@@ -461,10 +522,10 @@ def test_components_are_sized_as_the_seed_spec():
 
 # --- Kubernetes: cross-references ---------------------------------------------------
 
-def test_service_selectors_match_workloads_and_ports():
-    for svc in docs_of("Service"):
+def test_service_selectors_match_workloads_and_ports(m):
+    for svc in m.docs_of("Service"):
         name = svc["metadata"]["name"]
-        selected = workloads_selected_by(svc)
+        selected = m.workloads_selected_by(svc)
         assert selected, f"Service {name} selects no workload"
         pods_ports = [p for w in selected for c in containers(w, init=False) for p in c.get("ports", [])]
         for port in svc["spec"]["ports"]:
@@ -475,14 +536,14 @@ def test_service_selectors_match_workloads_and_ports():
                 assert target in {p["containerPort"] for p in pods_ports}, f"Service {name}: no containerPort {target}"
 
 
-def test_workload_selectors_match_their_pods():
-    for w in [d for _, d in manifests() if d["kind"] in WORKLOAD_KINDS]:
+def test_workload_selectors_match_their_pods(m):
+    for w in m.workloads():
         sel = w["spec"]["selector"]["matchLabels"]
         assert labels_match(sel, w["spec"]["template"]["metadata"]["labels"]), w["metadata"]["name"]
 
 
-def test_referenced_configmaps_and_secrets_exist():
-    for w in [d for _, d in manifests() if d["kind"] in WORKLOAD_KINDS]:
+def test_referenced_configmaps_and_secrets_exist(m):
+    for w in m.workloads():
         ns = w["metadata"]["namespace"]
         wname = w["metadata"]["name"]
         spec = pod_spec(w)
@@ -490,26 +551,26 @@ def test_referenced_configmaps_and_secrets_exist():
         claims = {t["metadata"]["name"] for t in w["spec"].get("volumeClaimTemplates", [])}
         for v in volumes.values():
             if "configMap" in v:
-                assert named_object("ConfigMap", v["configMap"]["name"], ns), f"{wname}: ConfigMap {v['configMap']['name']}"
-            if "secret" in v:
-                assert named_object("Secret", v["secret"]["secretName"], ns), f"{wname}: Secret {v['secret']['secretName']}"
+                assert m.named_object("ConfigMap", v["configMap"]["name"], ns), f"{wname}: ConfigMap {v['configMap']['name']}"
+            if "secret" in v and v["secret"]["secretName"] not in m.external_secrets:
+                assert m.named_object("Secret", v["secret"]["secretName"], ns), f"{wname}: Secret {v['secret']['secretName']}"
         for c in containers(w):
             where = f"{wname}/{c['name']}"
-            for m in c.get("volumeMounts", []):
-                assert m["name"] in volumes or m["name"] in claims, f"{where}: no volume {m['name']}"
+            for mnt in c.get("volumeMounts", []):
+                assert mnt["name"] in volumes or mnt["name"] in claims, f"{where}: no volume {mnt['name']}"
             defined = set()
             for e in c.get("env", []):
                 defined.add(e["name"])
                 ref = e.get("valueFrom", {})
                 for kind, field in (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef")):
                     if field in ref:
-                        obj = named_object(kind, ref[field]["name"], ns)
+                        obj = m.named_object(kind, ref[field]["name"], ns)
                         assert obj, f"{where}: {kind} {ref[field]['name']} does not exist"
                         assert ref[field]["key"] in object_keys(obj), f"{where}: {kind} {ref[field]['name']} has no {ref[field]['key']}"
             for source in c.get("envFrom", []):
                 for kind, field in (("Secret", "secretRef"), ("ConfigMap", "configMapRef")):
                     if field in source:
-                        assert named_object(kind, source[field]["name"], ns), f"{where}: {kind} {source[field]['name']}"
+                        assert m.named_object(kind, source[field]["name"], ns), f"{where}: {kind} {source[field]['name']}"
             for arg in c.get("args", []) + c.get("command", []):
                 for var in re.findall(r"\$\((\w+)\)", arg):
                     assert var in defined, f"{where}: $({var}) in its command line is not in its env"
@@ -520,33 +581,34 @@ def test_referenced_configmaps_and_secrets_exist():
                     assert port in named_ports, f"{where}: {probe} names port {port}"
 
 
-def test_config_files_are_mounted_where_the_containers_read_them():
-    for w in [d for _, d in manifests() if d["kind"] in WORKLOAD_KINDS]:
+def test_config_files_are_mounted_where_the_containers_read_them(m):
+    for w in m.workloads():
         for c in containers(w, init=False):
             args = c.get("args", [])
             if "--config" in args:
-                cm, key = mounted_configmap(w, c, args[args.index("--config") + 1])
+                cm, key = mounted_configmap(m, w, c, args[args.index("--config") + 1])
                 assert key in (cm.get("data") or {}), f"{c['name']}: ConfigMap {cm['metadata']['name']} has no {key}"
 
 
-def test_service_dns_names_in_manifests_resolve_to_our_services():
+def test_service_dns_names_in_manifests_resolve_to_our_services(m):
     """Every <svc>.<ns>.svc.cluster.local[:port] written anywhere (configs, Secrets,
     commands) names a Service of ours that has that port."""
     pattern = re.compile(r"([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local(?::(\d+))?")
     seen = 0
-    for path in manifest_files():
-        for svc_name, ns, port in pattern.findall(path.read_text()):
+    for path, text in m.files:
+        for svc_name, ns, port in pattern.findall(text):
             seen += 1
-            svc = named_object("Service", svc_name, ns)
+            svc = m.named_object("Service", svc_name, ns)
             assert svc, f"{path.name}: {svc_name}.{ns} is not a Service here"
             if port:
                 assert int(port) in {p["port"] for p in svc["spec"]["ports"]}, f"{path.name}: {svc_name} has no port {port}"
-    assert seen >= 4, "the configs should reach the manager (and the store) by Service name"
+    # The scheduler, the seed peer and the dfdaemon each reach the manager by its name.
+    assert seen >= 3, "the configs should reach the manager by Service name"
 
 
-def test_images_are_the_ones_compose_builds():
+def test_images_are_the_ones_compose_builds(m):
     built = {s["image"] for s in compose()["services"].values() if "build" in s}
-    for w in [d for _, d in manifests() if d["kind"] in WORKLOAD_KINDS]:
+    for w in m.workloads():
         for c in containers(w):
             if image_binary(c["image"]):
                 assert c["image"] in built, f"{c['image']} is not an image docker/compose.yaml builds"
@@ -554,10 +616,10 @@ def test_images_are_the_ones_compose_builds():
 
 # --- the ServiceMonitors (a CRD: checked here, not by kubernetes-validate) ------------
 
-def test_servicemonitors_select_services_and_their_metrics_ports():
-    monitors = docs_of("ServiceMonitor")
-    assert monitors, "no ServiceMonitor under docker/k8s"
-    services = docs_of("Service")
+def test_servicemonitors_select_services_and_their_metrics_ports(m):
+    monitors = m.docs_of("ServiceMonitor")
+    assert monitors, f"{m.name}: no ServiceMonitor"
+    services = m.docs_of("Service")
     covered = set()
     for sm in monitors:
         name = sm["metadata"]["name"]
@@ -580,20 +642,20 @@ def test_servicemonitors_select_services_and_their_metrics_ports():
                 covered.add(svc["metadata"]["name"])
     # Every Service of one of our servers is scraped.
     ours = {s["metadata"]["name"] for s in services
-            if any(image_binary(c["image"]) for w in workloads_selected_by(s) for c in containers(w, init=False))}
+            if any(image_binary(c["image"]) for w in m.workloads_selected_by(s) for c in containers(w, init=False))}
     assert ours <= covered, f"not scraped: {sorted(ours - covered)}"
 
 
-def test_servicemonitor_ports_serve_metrics():
+def test_servicemonitor_ports_serve_metrics(m):
     """The port each ServiceMonitor scrapes is one where our server answers /metrics:
     the manager's REST port, the scheduler's metrics port, the dfdaemon's one port."""
-    metrics_ports = {"manager": 8080, "scheduler": 8002, "dfdaemon": 65001}
-    for sm in docs_of("ServiceMonitor"):
+    metrics_ports = {"manager": 8080, "scheduler": 8002, "dfdaemon": TLS_HTTP_PORT if m.tls() else 65001}
+    for sm in m.docs_of("ServiceMonitor"):
         labels = sm["spec"]["selector"]["matchLabels"]
-        for svc in docs_of("Service"):
+        for svc in m.docs_of("Service"):
             if not labels_match(labels, svc["metadata"].get("labels", {})):
                 continue
-            binaries = {image_binary(c["image"]) for w in workloads_selected_by(svc) for c in containers(w, init=False)}
+            binaries = {image_binary(c["image"]) for w in m.workloads_selected_by(svc) for c in containers(w, init=False)}
             for ep in sm["spec"]["endpoints"]:
                 port = next(p for p in svc["spec"]["ports"] if p.get("name") == ep["port"])
                 assert {metrics_ports[b] for b in binaries if b} == {port["port"]}, (sm["metadata"]["name"], port)
@@ -601,61 +663,57 @@ def test_servicemonitor_ports_serve_metrics():
 
 # --- configs through our own loaders --------------------------------------------------
 
-def mounted_configmap(workload, container, config_path):
+def mounted_configmap(m, workload, container, config_path):
     """The ConfigMap and key that a container's --config path comes from."""
     volumes = {v["name"]: v for v in pod_spec(workload).get("volumes", [])}
-    for m in container.get("volumeMounts", []):
-        if config_path.startswith(m["mountPath"].rstrip("/") + "/"):
-            vol = volumes[m["name"]]
+    for mnt in container.get("volumeMounts", []):
+        if config_path.startswith(mnt["mountPath"].rstrip("/") + "/"):
+            vol = volumes[mnt["name"]]
             assert "configMap" in vol, f"{config_path} is not from a ConfigMap"
-            cm = named_object("ConfigMap", vol["configMap"]["name"], workload["metadata"]["namespace"])
-            return cm, config_path[len(m["mountPath"].rstrip("/")) + 1:]
+            cm = m.named_object("ConfigMap", vol["configMap"]["name"], workload["metadata"]["namespace"])
+            return cm, config_path[len(mnt["mountPath"].rstrip("/")) + 1:]
     pytest.fail(f"{container['name']}: nothing is mounted at {config_path}")
 
 
-@pytest.mark.parametrize("cm_key", [f"{name}/{key}" for name, key, _ in configmap_configs()])
-def test_configmap_config_passes_our_loader(cm_key, tmp_path):
-    name, key = cm_key.split("/")
-    assert key in CONFIG_READERS, f"no reader known for {key}: add it to CONFIG_READERS"
-    text = next(t for n, k, t in configmap_configs() if n == name and k == key)
-    reader = CONFIG_READERS[key]
-    program, *subcommand = (reader,) if isinstance(reader, str) else reader
-    exe = check_config_binary(program)
-    path = tmp_path / key
-    path.write_text(text)
-    check_config(exe, [*subcommand, "--config", path], f"ConfigMap {name} key {key}")
+def test_configmap_config_passes_our_loader(m, tmp_path):
+    configs = m.configmap_configs()
+    assert {k for _, k, _ in configs} >= {"manager.yaml", "scheduler.yaml", "dfdaemon.yaml", "seed-peer.yaml", "dfinit.yaml"}
+    for name, key, text in configs:
+        assert key in CONFIG_READERS, f"no reader known for {key}: add it to CONFIG_READERS"
+        reader = CONFIG_READERS[key]
+        program, *subcommand = (reader,) if isinstance(reader, str) else reader
+        exe = check_config_binary(program)
+        path = tmp_path / key
+        path.write_text(text)
+        check_config(exe, [*subcommand, "--config", path], f"{m.name}: ConfigMap {name} key {key}")
 
 
-def workload_commands():
-    out = []
-    for w in [d for _, d in manifests() if d["kind"] in WORKLOAD_KINDS]:
-        for c in containers(w, init=False):
-            if image_binary(c["image"]) and "command" not in c:
-                out.append((w, c))
-    return out
-
-
-@pytest.mark.parametrize("index", range(len(workload_commands())),
-                         ids=[f"{w['metadata']['name']}/{c['name']}" for w, c in workload_commands()])
-def test_workload_command_line_passes_our_loader(index, tmp_path):
-    """The container's own args (its flags too), with the ConfigMap's file and $(VAR)s
+def test_workload_command_line_passes_our_loader(m, tmp_path):
+    """Each container's own args (its flags too), with the ConfigMap's file and $(VAR)s
     filled in, pass --check-config."""
-    w, c = workload_commands()[index]
-    exe = check_config_binary(image_binary(c["image"]))
-    args = [re.sub(r"\$\((\w+)\)", lambda m: ARG_VALUES[m.group(1)], a) for a in c.get("args", [])]
-    i = args.index("--config")
-    cm, key = mounted_configmap(w, c, args[i + 1])
-    path = tmp_path / key
-    path.write_text(cm["data"][key])
-    args[i + 1] = str(path)
-    check_config(exe, args, f"{w['metadata']['name']}/{c['name']} {shlex.join(args)}")
+    checked = 0
+    for w in m.workloads():
+        for c in containers(w, init=False):
+            if not image_binary(c["image"]) or "command" in c:
+                continue
+            exe = check_config_binary(image_binary(c["image"]))
+            args = [re.sub(r"\$\((\w+)\)", lambda v: ARG_VALUES[v.group(1)], a) for a in c.get("args", [])]
+            i = args.index("--config")
+            cm, key = mounted_configmap(m, w, c, args[i + 1])
+            path = tmp_path / key
+            path.write_text(cm["data"][key])
+            args[i + 1] = str(path)
+            check_config(exe, args, f"{m.name}: {w['metadata']['name']}/{c['name']} {shlex.join(args)}")
+            checked += 1
+    assert checked == 4, f"{m.name}: {checked} of our containers checked, expected manager, scheduler, seed peer, dfdaemon"
 
 
 @pytest.mark.parametrize("name", ["manager", "scheduler", "dfdaemon"])
 def test_check_config_rejects_an_unknown_key(name, tmp_path):
+    m = k8s_set()
     exe = check_config_binary(name)
     key = {"manager": "manager.yaml", "scheduler": "scheduler.yaml", "dfdaemon": "dfdaemon.yaml"}[name]
-    text = next(t for _, k, t in configmap_configs() if k == key)
+    text = next(t for _, k, t in m.configmap_configs() if k == key)
     config = yaml.safe_load(text)
     config["server"]["notADragonflyKey"] = 1
     path = tmp_path / key
@@ -672,11 +730,12 @@ def test_the_daemonsets_dfinit_writes_the_hosts_toml_containerd_reads(tmp_path):
     """The init container's dfinit.yaml, run by our dfdaemon against a copy of a node's
     containerd directory: the docker.io file equals docker/containerd's, every registry
     goes through the mirror, and a second run changes nothing."""
-    cm = named_object("ConfigMap", "dragonfly-dfinit", NAMESPACE)
-    ds = named_object("DaemonSet", "dragonfly-dfdaemon", NAMESPACE)
+    m = k8s_set()
+    cm = m.named_object("ConfigMap", "dragonfly-dfinit", NAMESPACE)
+    ds = m.named_object("DaemonSet", "dragonfly-dfdaemon", NAMESPACE)
     init = pod_spec(ds)["initContainers"][0]
     config_arg = init["command"][init["command"].index("--config") + 1]
-    mount = next(m for m in init["volumeMounts"] if config_arg.startswith(m["mountPath"] + "/"))
+    mount = next(mnt for mnt in init["volumeMounts"] if config_arg.startswith(mnt["mountPath"] + "/"))
     assert next(v for v in pod_spec(ds)["volumes"] if v["name"] == mount["name"])["configMap"]["name"] == "dragonfly-dfinit"
     dfinit = yaml.safe_load(cm["data"][config_arg.rsplit("/", 1)[1]])
     containerd = dfinit["containerRuntime"]["containerd"]
