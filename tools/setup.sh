@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on Debian 12: the C libraries of the design
 # card, protoc/protoc-c (to check generated code), HTTP/2 and TLS tools used by tests,
-# a registry and image pullers for the mirror tests, SQLite and a PostgreSQL server for the
+# a registry and image pullers for the mirror tests (skopeo, containerd, podman, dockerd), SQLite and a PostgreSQL server for the
 # manager, headless chromium for the web console, Go with grpc-go (a foreign client), and a Python venv with grpcio and the official dragonfly-api package.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -9,7 +9,7 @@ cd "$root"
 
 packages=(libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev
           libssl-dev zlib1g-dev nghttp2-client openssl valgrind python3-venv pkg-config prometheus
-          docker-registry skopeo containerd podman apache2-utils libsqlite3-dev postgresql
+          docker-registry skopeo containerd podman docker.io apache2-utils libsqlite3-dev postgresql
           chromium chromium-driver fonts-dejavu-core binutils
           golang-go golang-google-grpc-dev)
 missing=()
