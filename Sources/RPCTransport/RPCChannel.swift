@@ -86,7 +86,6 @@ public final class RPCChannel: RPCClientTransport {
         let ready = group.next().makePromise(of: LoopBoundHandler.self)
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(config.connectTimeout.timeAmount)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { [weak self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     let loop = channel.eventLoop

@@ -35,7 +35,6 @@ public struct VortexClient: Sendable {
                               expectedLength: UInt64? = nil) async throws -> VortexPiece {
         let request = try DownloadPieceRequest(taskID: taskID, pieceNumber: number).packet()
         let channel = try await ClientBootstrap(group: group)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
