@@ -9,7 +9,7 @@ cd "$root"
 
 packages=(libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev
           libssl-dev zlib1g-dev nghttp2-client openssl valgrind python3-venv pkg-config prometheus
-          docker-registry skopeo containerd podman docker.io apache2-utils libsqlite3-dev postgresql
+          docker-registry skopeo containerd podman docker.io debootstrap apache2-utils libsqlite3-dev postgresql
           chromium chromium-driver fonts-dejavu-core binutils
           golang-go golang-google-grpc-dev)
 missing=()

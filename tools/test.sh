@@ -26,6 +26,17 @@ if ! swift build --build-tests > .build-log.txt 2>&1; then
     exit 1
 fi
 
+echo "== release build (the container images' binaries, as the README builds them)"
+# test_images.py builds each Dockerfile's runtime stage from these and runs the compose
+# cluster from the images.
+for product in manager scheduler dfdaemon dfget dfrpc; do
+    if ! swift build -c release --static-swift-stdlib --product "$product" > .build-release-log.txt 2>&1; then
+        grep -E 'error' .build-release-log.txt | head -40 || tail -40 .build-release-log.txt
+        exit 1
+    fi
+done
+export DF_RELEASE_BIN_DIR="$root/.build/release"
+
 echo "== Swift tests"
 # The whole log is kept; a failure shows every failed expectation, not just the summary.
 if ! swift test --skip-build > .swift-test-log.txt 2>&1; then
