@@ -41,9 +41,9 @@ fi
 declare -A binaries=([manager]="manager" [scheduler]="scheduler" [dfdaemon]="dfdaemon dfget dfrpc")
 for image in manager scheduler dfdaemon; do
     ctx="$work/$image"
-    mkdir -p "$ctx/prebuilt" "$ctx/docker"
+    mkdir -p "$ctx/docker/prebuilt"
     cp docker/*.yaml "docker/Dockerfile.$image" "$ctx/docker/"
-    for b in ${binaries[$image]}; do cp "$bin/$b" "$ctx/prebuilt/"; done
+    for b in ${binaries[$image]}; do cp "$bin/$b" "$ctx/docker/prebuilt/"; done
     echo "build-images: dragonfly-swift/$image:dev"
     DOCKER_BUILDKIT=1 "$docker_cli" build --quiet --network host --build-arg BINARIES=prebuilt \
         -f "$ctx/docker/Dockerfile.$image" -t "dragonfly-swift/$image:dev" "$ctx" >/dev/null
