@@ -112,6 +112,7 @@ let package = Package(
         ]),
         .target(name: "ManagerService", dependencies: [
             "ManagerCore", "SQLStore", "DragonflyCommon", "GeneratedAPI", "RPCCore", "RPCTransport", "RegistryClient", "HTTPServing",
+            "Preheating",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -202,7 +203,13 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .target(name: "SchedulerService", dependencies: [
-            "SchedulerCore", "GeneratedAPI", "RPCCore", "RPCTransport", "RPCServices", "DragonflyCommon",
+            "SchedulerCore", "GeneratedAPI", "RPCCore", "RPCTransport", "RPCServices", "DragonflyCommon", "Preheating",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Preheats: an image's blobs, the peers a scope reaches, their downloads and what they hold.
+        .target(name: "Preheating", dependencies: [
+            "DragonflyCommon", "GeneratedAPI", "RPCCore", "RPCTransport", "RegistryClient",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "Scheduler", dependencies: [
@@ -244,6 +251,7 @@ let package = Package(
             "DragonflyCommon", .product(name: "CoreMetrics", package: "swift-metrics"),
         ]),
         .testTarget(name: "RegistryMirrorTests", dependencies: ["RegistryMirror", "RegistryClient", "PeerDaemon", "HTTPServing", "MirrorRouting"]),
+        .testTarget(name: "PreheatingTests", dependencies: ["Preheating", "GeneratedAPI"]),
         .testTarget(name: "ManagerTests", dependencies: ["ManagerCore", "ManagerService", "HTTPServing", "SQLStore", "DragonflyCommon"]),
         .testTarget(name: "PeerDaemonTests", dependencies: ["PeerDaemon", "PeerConfig", "DragonflyCommon"]),
         .testTarget(name: "RuntimeSetupTests", dependencies: ["RuntimeSetup", "DragonflyCommon"]),

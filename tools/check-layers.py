@@ -18,7 +18,7 @@ TRANSPORT = {"Locking", "ConnectionLimits", "ProtoCore", "RPCCore", "RPCTranspor
 DRAGONFLY = {"DragonflyCommon", "DragonflyRPC", "CLICommon", "PeerConfig", "PeerStorage", "PeerDaemon",
              "PeerNode", "RegistryClient", "MirrorRouting", "RegistryMirror", "SchedulerCore",
              "SchedulerService", "SchedulerNode", "ManagerCore", "ManagerService", "ManagerNode",
-             "ManagerClient", "SQLStore", "RuntimeSetup"}
+             "ManagerClient", "SQLStore", "RuntimeSetup", "Preheating"}
 NO_RPC_TRANSPORT = {"DragonflyCommon", "CLICommon", "PeerConfig", "PeerStorage", "RegistryClient",
                     "MirrorRouting", "SchedulerCore", "ManagerCore", "SQLStore", "RuntimeSetup"}
 

@@ -1,5 +1,6 @@
 import Foundation
 import ManagerCore
+import Preheating
 
 /// A preheat job's `args`, as Dragonfly's API defines them.
 struct PreheatArguments: Sendable {
@@ -64,31 +65,11 @@ struct PreheatArguments: Sendable {
         timeout = .seconds(max(1, min(seconds, 86_400)))
     }
 
-    /// A file is fetched by URL, so it must be one (http or https, with a host); an image
-    /// may also be a reference (`registry/repo:tag`). Neither may carry spaces or controls.
     static func checkURL(_ url: String, kind: Kind) throws {
-        guard url.utf8.count <= 4096, !url.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F })
-        else { throw ManagerError(.invalid, "args.url must be at most 4096 characters, without spaces or control characters") }
-        let parsed = URLComponents(string: url)
-        let isHTTP = ["http", "https"].contains(parsed?.scheme?.lowercased() ?? "") && !(parsed?.host ?? "").isEmpty
-        if kind == .file && !isHTTP { throw ManagerError(.invalid, "args.url \(url) is not an http(s) URL") }
-        if kind == .image && !isHTTP && url.contains("://") {
-            throw ManagerError(.invalid, "args.url \(url): an image is an http(s) manifest URL or a reference")
-        }
+        if let refusal = PreheatChecks.refusal(url: url, isImage: kind == .image) { throw ManagerError(.invalid, "args.url: \(refusal)") }
     }
 
-    /// Header names are HTTP tokens and values single lines: nothing a preheat passes on
-    /// can split a request.
     static func checkHeaders(_ headers: [String: String]) throws {
-        guard headers.count <= 50 else { throw ManagerError(.invalid, "args.headers has more than 50 entries") }
-        let token = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".unicodeScalars)
-        for (name, value) in headers {
-            guard !name.isEmpty, name.unicodeScalars.allSatisfy(token.contains) else {
-                throw ManagerError(.invalid, "args.headers: \(name.debugDescription) is not a valid header name")
-            }
-            guard value.utf8.count <= 8192, !value.unicodeScalars.contains(where: { $0.value < 0x20 && $0 != "\t" || $0.value == 0x7F }) else {
-                throw ManagerError(.invalid, "args.headers: the value of \(name) must be one line of at most 8192 bytes")
-            }
-        }
+        if let refusal = PreheatChecks.refusal(headers: headers) { throw ManagerError(.invalid, "args.headers: \(refusal)") }
     }
 }

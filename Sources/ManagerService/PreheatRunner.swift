@@ -1,45 +1,34 @@
-import AsyncHTTPClient
 import DragonflyCommon
 import Foundation
 import GeneratedAPI
 import Logging
 import ManagerCore
-import RegistryClient
+import Preheating
 import RPCCore
 import RPCTransport
 
 /// Runs preheat jobs: resolves an image to its blobs (or takes the file URLs), then asks
 /// the seed peers (or every peer, for `all_peers`) of the job's scheduler clusters to
 /// download each one, the way a later pull will name it, so that pull is a cache hit.
+/// While a job runs its result shows its progress (downloads done, failed, in all).
 /// PENDING jobs are claimed one runner at a time; RUNNING ones left by a stopped manager
 /// are taken up again on start.
 public actor PreheatRunner {
     let store: ManagerStore
     let logger: Logger
-    let http: HTTPClient
-    let peers: RPCChannelPool
-    /// Which addresses the manager fetches manifests and tokens from: never link-local or
-    /// cloud-metadata ones, where a job's URL could otherwise read instance credentials.
-    let originPolicy = OriginAddressPolicy()
-
-    static func refusal(of url: String, under policy: OriginAddressPolicy) async -> String? {
-        guard let c = URLComponents(string: url), let scheme = c.scheme?.lowercased(), scheme == "http" || scheme == "https",
-              let host = c.host, !host.isEmpty else { return "not an http(s) URL with a host" }
-        return await policy.refusal(forHost: host)
-    }
+    let executor: PreheatExecutor
+    /// For `ListHosts` on schedulers (the peers of `all_peers`).
+    let schedulers: RPCChannelPool
 
     /// `tls` is for calls to schedulers and peers that serve TLS.
     public init(store: ManagerStore, tls: TLSConfiguration? = nil, logger: Logger) {
         self.store = store
         self.logger = logger
-        peers = RPCChannelPool { config in
+        executor = PreheatExecutor(tls: tls, logger: logger)
+        schedulers = RPCChannelPool { config in
             config.connectTimeout = .seconds(5)
             if case .tcp = config.target { config.tls = tls }
         }
-        // Redirects are not followed: every URL the manager fetches passes `originPolicy`.
-        var config = HTTPClient.Configuration(redirectConfiguration: .disallow)
-        config.timeout = .init(connect: .seconds(10), read: .seconds(60))
-        http = HTTPClient(configuration: config)
     }
 
     public func run() async {
@@ -54,24 +43,19 @@ public actor PreheatRunner {
             }
             try? await Task.sleep(for: .milliseconds(500))
         }
-        try? await http.shutdown()
-        await peers.closeAll()
-    }
-
-    struct TaskResult: Encodable {
-        var url: String
-        var peer: String
-        var task_id: String
-        var state: String
-        var error: String?
+        await executor.shutdown()
+        await schedulers.closeAll()
     }
 
     func execute(_ job: JobRecord) async {
         logger.info("preheat job \(job.id) running")
         let outcome: (JobState, JSONValue)
+        let progress = JobProgress(store: store, jobID: job.id)
         do {
             let args = try PreheatArguments(job.args)
-            let results = try await withTimeout(args.timeout) { try await self.preheat(args, clusters: job.scheduler_cluster_ids) }
+            let results = try await withTimeout(args.timeout) {
+                try await self.preheat(args, clusters: job.scheduler_cluster_ids, progress: progress)
+            }
             let failed = results.filter { $0.state != "SUCCESS" }
             var result = try JSONValue(encoding: ["tasks": results])
             if case .object(var o) = result {
@@ -85,135 +69,131 @@ public actor PreheatRunner {
             outcome = (.failure, .object(["message": .string("\(error)")]))
         }
         logger.info("preheat job \(job.id): \(outcome.0.rawValue)")
+        // Downloads cut off by a timeout may still report: their counts must not replace
+        // the result.
+        await progress.close()
         _ = try? await store.updateJob(job.id, state: outcome.0, result: outcome.1)
     }
 
-    func preheat(_ args: PreheatArguments, clusters: [UInt64]) async throws -> [TaskResult] {
-        var downloads: [(url: String, digest: String?)] = []
+    func preheat(_ args: PreheatArguments, clusters: [UInt64], progress: JobProgress) async throws -> [PreheatExecutor.Outcome] {
+        var items: [PreheatPlan.Item] = []
         var headers = args.headers
         switch args.kind {
         case .file:
-            downloads = args.urls.map { ($0, nil) }
+            items = args.urls.map { PreheatPlan.Item(url: $0) }
         case .image:
-            let policy = originPolicy
-            let resolver = ImageResolver(client: http, check: { url in await Self.refusal(of: url, under: policy) })
             for url in args.urls {
-                let image = try ImageReference.parse(url)
-                let resolved = try await resolver.resolve(image, platform: args.platform, username: args.username,
-                                                          password: args.password, headers: args.headers)
+                let resolved = try await executor.resolveImage(url, platform: args.platform, username: args.username,
+                                                               password: args.password, headers: args.headers)
                 if let auth = resolved.authorization { headers["Authorization"] = auth }
-                downloads += resolved.blobs.map { ($0.url, $0.digest) }
+                items += resolved.items
             }
         }
-        let targets = Self.narrow(try await targetPeers(args.scope, clusters: clusters), args)
+        var download = Common_V2_Download()
+        download.tag = args.tag
+        download.application = args.application
+        download.filteredQueryParams = args.filteredQueryParams
+        download.requestHeader = headers
+        download.pieceLength = args.pieceLength
+        download.enableTaskIdBasedBlobDigest = args.taskIDBasedBlobDigest
+        let selection = PeerSelection(ips: args.ips, count: args.count, percentage: args.percentage)
+        let scope = PreheatPlan.Scope(rawValue: args.scope.rawValue) ?? .singleSeedPeer
+        let targets = selection.choose(from: try await candidates(scope, clusters: clusters), scope: scope)
         guard !targets.isEmpty else {
-            throw ManagerError(.notFound, args.scope == .allPeers ? "no peers in the scheduler clusters"
-                                                                  : "no active seed peer in the scheduler clusters")
+            throw ManagerError(.notFound, scope == .allPeers ? "no peers in the scheduler clusters"
+                                                            : "no active seed peer in the scheduler clusters")
         }
-        var work: [(url: String, digest: String?, peer: String)] = []
-        for d in downloads {
-            let chosen = args.scope == .singleSeedPeer ? [Self.rendezvous(d.url, targets)] : targets
-            work += chosen.map { (d.url, d.digest, $0) }
-        }
-        let sharedHeaders = headers
-        return await withTaskGroup(of: TaskResult.self) { group in
-            var results: [TaskResult] = []
-            var next = 0
-            func launch() {
-                guard next < work.count else { return }
-                let w = work[next]
-                next += 1
-                group.addTask { await self.download(w.url, digest: w.digest, on: w.peer, args: args, headers: sharedHeaders) }
-            }
-            for _ in 0..<args.concurrentTaskCount { launch() }
-            while let r = await group.next() {
-                results.append(r)
-                launch()
-            }
-            return results.sorted { ($0.url, $0.peer) < ($1.url, $1.peer) }
-        }
+        let plan = PreheatPlan(items: items, download: download, scope: scope, selection: selection,
+                               concurrentTaskCount: args.concurrentTaskCount, timeout: args.timeout)
+        await progress.start(total: plan.work(on: targets).count)
+        return await executor.run(plan, on: targets) { outcome in await progress.record(outcome) }
     }
 
-    /// `host:port` of the dfdaemons that should hold the content.
-    func targetPeers(_ scope: PreheatArguments.Scope, clusters: [UInt64]) async throws -> [String] {
+    /// The dfdaemons a scope draws from: the clusters' active seed peers, or for
+    /// `all_peers` every host their schedulers know.
+    func candidates(_ scope: PreheatPlan.Scope, clusters: [UInt64]) async throws -> [PreheatTarget] {
         let clusterIDs = clusters.isEmpty ? try await store.allSchedulerClusters().map(\.id) : clusters
-        var addresses: Set<String> = []
+        var found: Set<PreheatTarget> = []
         for id in clusterIDs {
             if scope == .allPeers {
                 for scheduler in try await store.activeSchedulers(clusterID: id) {
-                    addresses.formUnion(await hosts(of: scheduler))
+                    found.formUnion(await hosts(of: scheduler))
                 }
             } else {
                 for seed in try await store.activeSeedPeers(schedulerClusterID: id) {
-                    addresses.insert(Self.address(seed.ip, Int(seed.port)))
+                    found.insert(PreheatTarget(ip: seed.ip, port: Int(seed.port), hostname: seed.hostname, isSeed: true))
                 }
             }
         }
-        return addresses.sorted()
-    }
-
-    /// Applies `ips`, then `count` or `percentage` (rounded up, at least one).
-    static func narrow(_ addresses: [String], _ args: PreheatArguments) -> [String] {
-        var chosen = addresses
-        if !args.ips.isEmpty {
-            chosen = chosen.filter { address in
-                let ip = address.hasPrefix("[") ? String(address.dropFirst().prefix { $0 != "]" }) : String(address.prefix { $0 != ":" })
-                return args.ips.contains(ip)
-            }
-        }
-        if let count = args.count { chosen = Array(chosen.prefix(count)) }
-        if let percentage = args.percentage {
-            chosen = Array(chosen.prefix(max(1, Int((Double(chosen.count) * percentage / 100).rounded(.up)))))
-        }
-        return chosen
+        return found.sorted()
     }
 
     /// Every host a scheduler knows (seed peers and normal peers alike).
-    func hosts(of scheduler: SchedulerRecord) async -> [String] {
-        guard let channel = try? peers.channel(Self.address(scheduler.ip, Int(scheduler.port))) else { return [] }
+    func hosts(of scheduler: SchedulerRecord) async -> [PreheatTarget] {
+        let address = PreheatTarget(ip: scheduler.ip, port: Int(scheduler.port), isSeed: false).address
+        guard let channel = try? schedulers.channel(address) else { return [] }
         let client = Scheduler_V2_SchedulerClient(RPCClient(transport: channel))
         let answer = try? await client.listHosts(Scheduler_V2_ListHostsRequest(), options: CallOptions(timeout: .seconds(10)))
-        return answer?.hosts.map { Self.address($0.ip, Int($0.port)) } ?? []
+        return answer?.hosts.map { PreheatTarget(ip: $0.ip, port: Int($0.port), hostname: $0.hostname, isSeed: $0.type != 0) } ?? []
+    }
+}
+
+/// A running job's result: how many of its downloads finished and failed so far. Written
+/// at most twice a second, so a large preheat is not a database write per download; a
+/// count held back is written when its half second is up.
+actor JobProgress {
+    let store: ManagerStore
+    let jobID: UInt64
+    var total = 0
+    var done = 0
+    var failed = 0
+    var lastWrite = ContinuousClock.now - .seconds(1)
+    var trailing: Task<Void, Never>?
+    /// Set before the job's final result is written: nothing after may overwrite it.
+    var closed = false
+    static let interval: Duration = .milliseconds(500)
+
+    init(store: ManagerStore, jobID: UInt64) {
+        self.store = store
+        self.jobID = jobID
     }
 
-    func download(_ url: String, digest: String?, on peer: String, args: PreheatArguments, headers: [String: String]) async -> TaskResult {
-        var result = TaskResult(url: url, peer: peer, task_id: "", state: "FAILURE", error: nil)
-        do {
-            let client = Dfdaemon_V2_DfdaemonUploadClient(RPCClient(transport: try peers.channel(peer)))
-            var download = Common_V2_Download()
-            download.url = url
-            download.digest = digest
-            download.tag = args.tag
-            download.application = args.application
-            download.filteredQueryParams = args.filteredQueryParams
-            download.requestHeader = headers
-            download.pieceLength = args.pieceLength
-            download.enableTaskIdBasedBlobDigest = args.taskIDBasedBlobDigest
-            var request = Dfdaemon_V2_DownloadTaskRequest()
-            request.download = download
-            let call = try await client.downloadTask(request, options: CallOptions(timeout: args.timeout))
-            for try await message in call.responses where !message.taskId.isEmpty {
-                result.task_id = message.taskId
+    func start(total: Int) async {
+        self.total = total
+        await write()
+    }
+
+    func record(_ outcome: PreheatExecutor.Outcome) async {
+        done += 1
+        if outcome.state != "SUCCESS" { failed += 1 }
+        if ContinuousClock.now - lastWrite >= Self.interval {
+            await write()
+        } else if trailing == nil {
+            let due = lastWrite + Self.interval
+            trailing = Task {
+                try? await Task.sleep(until: due)
+                await self.writeTrailing()
             }
-            result.state = "SUCCESS"
-        } catch {
-            result.error = "\(error)"
-            logger.warning("preheat of \(url) on \(peer) failed: \(error)")
         }
-        return result
     }
 
-    static func address(_ ip: String, _ port: Int) -> String { ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)" }
-
-    /// The same seed peer for the same URL every time, spread evenly over seed peers.
-    static func rendezvous(_ url: String, _ peers: [String]) -> String {
-        peers.max { hash(url + $0) < hash(url + $1) } ?? peers[0]
+    func close() {
+        closed = true
+        trailing?.cancel()
+        trailing = nil
     }
 
-    static func hash(_ s: String) -> UInt64 {
-        var h: UInt64 = 0xcbf29ce484222325
-        for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
-        return h
+    private func writeTrailing() async {
+        trailing = nil
+        await write()
+    }
+
+    private func write() async {
+        guard !closed else { return }
+        lastWrite = ContinuousClock.now
+        let progress: JSONValue = .object(["total": .number(Double(total)), "done": .number(Double(done)),
+                                           "failed": .number(Double(failed))])
+        _ = try? await store.updateJob(jobID, state: .running, result: .object(["progress": progress]))
     }
 }
 

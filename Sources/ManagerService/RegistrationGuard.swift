@@ -22,19 +22,13 @@ public struct RegistrationGuard: Sendable {
     }
 
     public let policy: Policy
-    /// HMAC of the secret under a key made at start: comparing two digests of the same
-    /// length keeps the comparison from telling the secret's length or a matching prefix.
-    private let digestKey: [UInt8]
-    private let expected: [UInt8]
+    private let secret: SharedSecret?
 
     public init(secret: String?, mutualTLS: Bool, open: Bool) {
-        let key = Secrets.randomBytes(32)
-        let secret = secret.flatMap { $0.isEmpty ? nil : $0 }
-        digestKey = key
-        expected = secret.map { Secrets.hmacSHA256(key: key, message: Array($0.utf8)) } ?? []
+        self.secret = SharedSecret(secret)
         if mutualTLS {
             policy = .mutualTLS
-        } else if secret != nil {
+        } else if self.secret != nil {
             policy = .secret
         } else {
             policy = open ? .open : .closed
@@ -56,8 +50,7 @@ public struct RegistrationGuard: Sendable {
             guard let presented = context.requestMetadata[Self.metadataKey] else {
                 throw RPCError(code: .unauthenticated, message: "registering \(what) needs the cluster's registration secret (\(Self.metadataKey))")
             }
-            let digest = Secrets.hmacSHA256(key: digestKey, message: Array(presented.utf8))
-            guard Secrets.constantTimeEqual(digest, expected) else {
+            guard secret?.matches(presented) == true else {
                 throw RPCError(code: .permissionDenied, message: "the registration secret is wrong")
             }
         }

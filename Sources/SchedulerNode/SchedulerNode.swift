@@ -19,6 +19,7 @@ public final class SchedulerNode: Service {
     private let http: HTTPListener
     private let engine: SchedulerEngine
     private let seeds: SeedPeerClient
+    private let preheats: SchedulerPreheat
     private let announcer: ManagerAnnouncer?
     private let logger: Logger
 
@@ -30,7 +31,10 @@ public final class SchedulerNode: Service {
         let engine = SchedulerEngine(settings: c.settings, metrics: metrics, logger: logger)
         let seeds = SeedPeerClient(tls: c.tls.client)
         await engine.setSeedDownloader { await seeds.download($0) }
-        let service = SchedulerRPCService(engine: engine, settings: c.settings, metrics: metrics)
+        let secret = c.managerRegistrationSecret ?? ProcessInfo.processInfo.environment[ManagerAnnouncer.registrationSecretVariable]
+        let preheats = SchedulerPreheat(engine: engine, access: PreheatAccess(secret: secret, mutualTLS: c.tls.server?.requireClientCertificate == true),
+                                        tls: c.tls.client, logger: logger)
+        let service = SchedulerRPCService(engine: engine, settings: c.settings, metrics: metrics, preheats: preheats)
         let (_, services) = StandardServices.make(for: [service, SchedulerInspectService(engine: engine)])
         let server = RPCServer(services: services,
                                configuration: RPCServerConfiguration(address: .tcp(host: c.listenIP, port: c.port), tls: c.tls.server)
@@ -53,17 +57,18 @@ public final class SchedulerNode: Service {
                 interval: c.keepAliveInterval, tls: c.tls.client, registrationSecret: c.managerRegistrationSecret)
         }
         return SchedulerNode(grpcPort: grpcPort, metricsPort: metricsPort, server: server, http: http, engine: engine,
-                             seeds: seeds, announcer: announcer, logger: logger)
+                             seeds: seeds, preheats: preheats, announcer: announcer, logger: logger)
     }
 
     private init(grpcPort: Int, metricsPort: Int, server: RPCServer, http: HTTPListener, engine: SchedulerEngine,
-                 seeds: SeedPeerClient, announcer: ManagerAnnouncer?, logger: Logger) {
+                 seeds: SeedPeerClient, preheats: SchedulerPreheat, announcer: ManagerAnnouncer?, logger: Logger) {
         self.grpcPort = grpcPort
         self.metricsPort = metricsPort
         self.server = server
         self.http = http
         self.engine = engine
         self.seeds = seeds
+        self.preheats = preheats
         self.announcer = announcer
         self.logger = logger
     }
@@ -79,6 +84,7 @@ public final class SchedulerNode: Service {
         registration?.cancel()
         await http.stop()
         await seeds.close()
+        await preheats.shutdown()
         logger.info("scheduler stopped")
     }
 }

@@ -10,10 +10,13 @@ public struct SchedulerRPCService: Scheduler_V2_SchedulerProvider {
     let scheduling: Scheduling
     let metrics: SchedulerMetrics
     let logger: Logger
+    /// The preheat methods; nil answers them UNIMPLEMENTED.
+    let preheats: SchedulerPreheat?
 
-    public init(engine: SchedulerEngine, settings: SchedulerSettings, metrics: SchedulerMetrics,
+    public init(engine: SchedulerEngine, settings: SchedulerSettings, metrics: SchedulerMetrics, preheats: SchedulerPreheat? = nil,
                 logger: Logger = Logger(label: "scheduler.rpc")) {
         self.engine = engine
+        self.preheats = preheats
         self.scheduling = Scheduling(engine: engine, retryInterval: settings.retryInterval)
         self.metrics = metrics
         self.logger = logger

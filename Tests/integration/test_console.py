@@ -144,6 +144,9 @@ def test_console_signs_in_and_shows_clusters_hosts_tasks_jobs_and_tokens(cluster
     job = next(j for j in jobs if j["args"].get("url") == url)
     assert job["type"] == "preheat" and job["args"]["type"] == "file" and job["scheduler_cluster_ids"] == [1], job
     wait(browser, lambda d: any(url in t and "SUCCESS" in t for t in texts(d, "tr.job")), timeout=60, what="the job to succeed")
+    # Its downloads, counted: one file on one seed peer.
+    wait(browser, lambda d: any(url in t and "1/1 downloads" in t for t in texts(d, "tr.job")), timeout=10,
+         what="the job's progress column")
     screenshot(browser, shots, "04-jobs", capsys)
 
     # Personal access tokens: made, shown once, usable on the open API, revoked.

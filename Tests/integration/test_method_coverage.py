@@ -74,11 +74,6 @@ UNIMPLEMENTED = {
     "scheduler.v2.Scheduler/UploadPersistentTaskFailed": NOT_YET,
     "scheduler.v2.Scheduler/UploadPersistentTaskFinished": NOT_YET,
     "scheduler.v2.Scheduler/UploadPersistentTaskStarted": NOT_YET,
-    # Preheat through the scheduler (Dragonfly 2.4): the manager preheats through seed peers today (issue 20).
-    "scheduler.v2.Scheduler/PreheatFile": NOT_YET,
-    "scheduler.v2.Scheduler/PreheatImage": NOT_YET,
-    "scheduler.v2.Scheduler/StatFile": NOT_YET,
-    "scheduler.v2.Scheduler/StatImage": NOT_YET,
 }
 
 

@@ -270,3 +270,38 @@ def test_index_platform_choice_and_token_auth(tmp_path):
             cluster.stop()
         reg.stop()
         tokens.stop()
+
+
+def test_a_running_job_shows_its_progress(tmp_path):
+    """Three files, one at a time, the last from an origin that drips it out over seconds:
+    while the job runs its result counts the downloads done and in all."""
+    (tmp_path / "origin").mkdir()
+    for name, size in (("a.bin", 1024), ("b.bin", 1024), ("c.bin", 2 * MIB)):
+        (tmp_path / "origin" / name).write_bytes(os.urandom(size))
+    origin = Server([sys.executable, HELPERS / "faulty_origin.py", "0", tmp_path / "origin"], tmp_path / "o.log")
+    reg = Registry(tmp_path / "reg", free_port())
+    cluster = None
+    try:
+        cluster = PreheatCluster(tmp_path / "c", reg)
+        urls = [f"http://{origin.address}/a.bin", f"http://{origin.address}/b.bin", f"http://{origin.address}/slow/c.bin"]
+        status, job, _ = cluster.manager.call("POST", "/api/v1/jobs", {"type": "preheat", "args": {
+            "type": "file", "urls": urls, "concurrent_task_count": 1}}, cluster.token)
+        assert status == 201, job
+        seen = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            status, job, _ = cluster.manager.call("GET", f"/api/v1/jobs/{job['id']}", token=cluster.token)
+            if job["state"] == "RUNNING" and job.get("result") and "progress" in job["result"]:
+                seen.append(job["result"]["progress"])
+            if job["state"] in ("SUCCESS", "FAILURE"):
+                break
+            time.sleep(0.05)
+        assert job["state"] == "SUCCESS", job
+        assert seen and all(p["total"] == 3 and 0 <= p["done"] <= 3 and p["failed"] == 0 for p in seen), seen
+        assert any(p["done"] >= 1 for p in seen), f"the count moved while the job ran: {seen}"
+        assert job["result"]["total"] == 3 and "progress" not in job["result"], "the final result replaces the progress"
+    finally:
+        if cluster:
+            cluster.stop()
+        reg.stop()
+        origin.stop()

@@ -121,10 +121,20 @@ enum ConsoleScript {
       render(el("h1", {}, "Scheduler clusters"), cards.length ? cards : el("p", { class: "muted" }, "No clusters yet."));
     }
 
-    function progress(done, total) {
+    function progress(done, total, unit) {
       const pct = total ? Math.min(100, Math.round(done / total * 100)) : 0;
       return el("span", {}, el("span", { class: "progress", title: pct + "%" }, el("span", { style: "width:" + pct + "%" })),
-        " " + done + "/" + (total || "?") + " pieces");
+        " " + done + "/" + (total || "?") + " " + (unit || "pieces"));
+    }
+
+    // A job's downloads: counted while it runs, then done (and failed) of all.
+    function jobProgress(j) {
+      const r = j.result || {};
+      const failed = r.progress ? r.progress.failed : r.failed;
+      let shown = "";
+      if (r.progress) shown = progress(r.progress.done, r.progress.total, "downloads");
+      else if (typeof r.total === "number") shown = progress(r.total - (r.failed || 0), r.total, "downloads");
+      return el("span", { class: "job-progress" }, shown, failed ? el("span", { class: "muted" }, " (" + failed + " failed)") : null);
     }
 
     async function clusterView(id) {
@@ -195,12 +205,12 @@ enum ConsoleScript {
       });
       const rows = jobs.map(j => el("tr", { class: "job" },
         el("td", {}, j.id), el("td", {}, j.type), el("td", { class: "mono job-url" }, jobURL(j)),
-        el("td", {}, (j.args && j.args.scope) || ""), el("td", {}, badge(j.state)),
+        el("td", {}, (j.args && j.args.scope) || ""), el("td", {}, badge(j.state)), el("td", {}, jobProgress(j)),
         el("td", {}, (j.scheduler_cluster_ids || []).join(", ") || "all"), el("td", {}, when(j.created_at))));
       render(el("h1", {}, "Preheat jobs"),
         el("section", { class: "card" }, el("h2", {}, "Start a preheat"), form),
         el("section", { class: "card" }, el("h2", {}, "Jobs"),
-          table(["ID", "Type", "URL", "Scope", "State", "Clusters", "Created"], rows, "No jobs yet.")));
+          table(["ID", "Type", "URL", "Scope", "State", "Progress", "Clusters", "Created"], rows, "No jobs yet.")));
       if (jobs.some(j => j.state === "PENDING" || j.state === "RUNNING")) state.timer = setTimeout(() => route(), 3000);
     }
 
