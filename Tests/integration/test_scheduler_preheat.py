@@ -128,3 +128,30 @@ def test_bad_requests_get_clear_errors(cluster):
     with pytest.raises(grpc.RpcError) as none:
         stub.PreheatFile(scheduler_pb2.PreheatFileRequest(url=c.url(), ips=["198.18.0.1"]), metadata=secret(c), timeout=60)
     assert none.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "no seed peer" in none.value.details()
+
+
+def test_hostile_numbers_are_bounded_not_trusted(cluster):
+    """Counts, percentages, concurrency and timeouts at the edges of their types: refused
+    with a reason, or bounded before use; the preheat still works after them."""
+    c, _, _, stub = cluster
+    url = c.url()
+    for request, words in [
+        (scheduler_pb2.PreheatFileRequest(url=url, count=0), "count"),
+        (scheduler_pb2.PreheatFileRequest(url=url, percentage=0), "percentage"),
+        (scheduler_pb2.PreheatFileRequest(url=url, percentage=2**32 - 1), "percentage"),
+        (scheduler_pb2.PreheatFileRequest(url=url, ips=["10.0.0.1"] * 10_001), "ips"),
+        (scheduler_pb2.PreheatFileRequest(url=url, filtered_query_params=["x"] * 101), "filtered_query_params"),
+    ]:
+        with pytest.raises(grpc.RpcError) as err:
+            stub.PreheatFile(request, metadata=secret(c), timeout=60)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and words in err.value.details(), (words, err.value)
+    # Concurrency and timeouts at their types' limits are clamped (1..64 downloads at once,
+    # 1 s to a day), and a count larger than the cluster is every peer.
+    stub.PreheatFile(scheduler_pb2.PreheatFileRequest(
+        url=url, scope="all_peers", count=2**32 - 1, concurrent_task_count=-(2**63), concurrent_peer_count=2**63 - 1,
+        timeout=duration_pb2.Duration(seconds=2**63 - 1, nanos=999_999_999)), metadata=secret(c), timeout=120)
+    stub.PreheatFile(scheduler_pb2.PreheatFileRequest(
+        url=url, scope="all_peers", concurrent_task_count=2**63 - 1, timeout=duration_pb2.Duration(seconds=-(2**63))),
+        metadata=secret(c), timeout=120)
+    answer = stub.StatFile(scheduler_pb2.StatFileRequest(url=url), metadata=secret(c), timeout=60)
+    assert {p.hostname for p in answer.peers if p.cached_files} == {"seed", "node"}, answer

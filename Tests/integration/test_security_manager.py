@@ -394,3 +394,47 @@ def test_a_guest_sees_cluster_tasks_without_signed_url_parameters(manager, tmp_p
     finally:
         for s in reversed(servers):
             s.stop()
+
+
+def raw_http(port, request, wait=5):
+    """One raw HTTP/1.1 exchange: what the server wrote before it closed or went quiet."""
+    import socket
+    s = socket.create_connection(("127.0.0.1", port), timeout=wait)
+    s.sendall(request)
+    data = b""
+    try:
+        while chunk := s.recv(65536):
+            data += chunk
+    except socket.timeout:
+        pass
+    s.close()
+    return data
+
+
+def test_rest_refuses_hostile_ids_paths_and_methods(manager):
+    """The REST router, attacked: ids at and past the integer limits, encoded traversal and
+    NUL in a path, methods it does not route, a body on a GET. Each is a clear 4xx in JSON;
+    the manager stays up and answers normally afterwards."""
+    token = manager.sign_in()
+    for bad_id in ("0", "-1", "18446744073709551616", "99999999999999999999999", "1e3", "%00", "%2e%2e"):
+        status, body, _ = manager.call("GET", f"/api/v1/scheduler-clusters/{bad_id}", token=token)
+        assert status == 400 and body["message"], (bad_id, status, body)
+    status, body, _ = manager.call("GET", "/api/v1/scheduler-clusters/18446744073709551615", token=token)
+    assert status == 404 and body["message"], (status, body)
+    for path in ("/api/v1/../../etc/passwd", "/api/v1/%2e%2e/%2e%2e/etc/passwd", "/console/../api/v1/users", "/api/v1/users/1/extra"):
+        status, body, _ = manager.call("GET", path, token=token)
+        assert status == 404 and "passwd" not in json.dumps(body or {}).replace(path, ""), (path, status, body)
+    status, body, headers = manager.call("PUT", "/api/v1/users/1", {"name": "x"}, token=token)
+    assert status == 405 and headers["Allow"] == "GET", (status, body)
+    for page in ("0", "-1", "9223372036854775808", "abc"):
+        status, body, _ = manager.call("GET", f"/api/v1/users?page={page}", token=token)
+        assert status == 400, (page, status, body)
+    port = int(manager.rest.rsplit(":", 1)[1])
+    odd = raw_http(port, b"BREW /api/v1/users HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
+    assert odd.startswith(b"HTTP/1.1 4"), odd[:200]
+    with_body = raw_http(port, b"GET /healthy HTTP/1.1\r\nHost: m\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+    assert with_body.startswith(b"HTTP/1.1 200"), with_body[:200]
+    nul = raw_http(port, b"GET /api/v1/users/\x00 HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
+    assert nul.startswith(b"HTTP/1.1 4"), nul[:200]
+    status, _, _ = manager.call("GET", "/api/v1/users/me", token=token)
+    assert status == 200
