@@ -9,7 +9,8 @@ public protocol HTTPResponder: Sendable {
 }
 
 /// Serves HTTP/1.1 on an accepted connection: keep-alive, one request at a time, streamed
-/// responses. A request's body is read whole (up to `maxBodyBytes`) before it is answered.
+/// responses. A request's body is read (up to `maxBodyBytes`) before it is answered, and
+/// kept for the responder when `keepsBodies` says so.
 public enum HTTPConnection {
     /// Call on the channel's event loop, e.g. from a handler that sniffed the protocol.
     public static func serve(_ channel: any Channel, responder: some HTTPResponder, limits: HTTPLimits = HTTPLimits(),
@@ -50,7 +51,7 @@ public enum HTTPConnection {
             while !tunnel, let next = try await parts.next() {
                 if case .body(var chunk) = next {
                     bodyBytes += chunk.readableBytes
-                    if bodyBytes <= limits.maxBodyBytes { body.writeBuffer(&chunk) }
+                    if limits.keepsBodies && bodyBytes <= limits.maxBodyBytes { body.writeBuffer(&chunk) }
                 }
                 if case .end = next { break }
                 if bodyBytes > limits.maxBodyBytes { break }

@@ -5,9 +5,12 @@ public struct HTTPLimits: Sendable, Equatable {
     public var maxURILength = 8 << 10
     /// Total bytes of header names and values; more gets 431.
     public var maxHeaderBytes = 32 << 10
-    /// Longest request body, held whole until it is answered; a longer one gets 413 and
-    /// the connection is closed.
+    /// Longest request body; a longer one gets 413 and the connection is closed.
     public var maxBodyBytes = 1 << 20
+    /// Whether the responder gets the body (held whole, up to `maxBodyBytes`). Off, bodies
+    /// are read and dropped, so a connection costs no more than its buffers: the mirror
+    /// serves GET and HEAD; the manager's REST API turns it on.
+    public var keepsBodies = false
     /// Time a client has to send a whole request head (and drain its body), on a new
     /// connection or between keep-alive requests; then the connection is closed.
     public var requestTimeout: Duration = .seconds(60)

@@ -2,8 +2,8 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 
-/// A request: its head, with the URI split into path and query, and its body (bounded by
-/// `HTTPLimits.maxBodyBytes`, read whole before the responder is asked).
+/// A request: its head, with the URI split into path and query, and its body (read whole
+/// before the responder is asked, when `HTTPLimits.keepsBodies`; else empty).
 public struct HTTPRequest: Sendable {
     public let head: HTTPRequestHead
     public let remoteAddress: SocketAddress?

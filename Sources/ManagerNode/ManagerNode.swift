@@ -66,6 +66,7 @@ public final class ManagerNode: Service {
         var limits = HTTPLimits()
         limits.maxHeaderBytes = c.restMaxHeaderBytes
         limits.requestTimeout = c.restIdleTimeout
+        limits.keepsBodies = true
         let rest: HTTPListener
         do {
             rest = try await HTTPListener.start(host: c.listenIP, port: c.restPort, responder: restAPI.router(logger: logger),
