@@ -20,6 +20,7 @@ import pytest
 from dragonfly_api import manager_pb2, manager_pb2_grpc
 
 from conftest import Server, binary, describe, run
+from test_limits import http1
 
 HELPERS = Path(__file__).parent / "helpers"
 sys.path.insert(0, str(HELPERS))
@@ -396,21 +397,6 @@ def test_a_guest_sees_cluster_tasks_without_signed_url_parameters(manager, tmp_p
             s.stop()
 
 
-def raw_http(port, request, wait=5):
-    """One raw HTTP/1.1 exchange: what the server wrote before it closed or went quiet."""
-    import socket
-    s = socket.create_connection(("127.0.0.1", port), timeout=wait)
-    s.sendall(request)
-    data = b""
-    try:
-        while chunk := s.recv(65536):
-            data += chunk
-    except socket.timeout:
-        pass
-    s.close()
-    return data
-
-
 def test_rest_refuses_hostile_ids_paths_and_methods(manager):
     """The REST router, attacked: ids at and past the integer limits, encoded traversal and
     NUL in a path, methods it does not route, a body on a GET. Each is a clear 4xx in JSON;
@@ -430,11 +416,11 @@ def test_rest_refuses_hostile_ids_paths_and_methods(manager):
         status, body, _ = manager.call("GET", f"/api/v1/users?page={page}", token=token)
         assert status == 400, (page, status, body)
     port = int(manager.rest.rsplit(":", 1)[1])
-    odd = raw_http(port, b"BREW /api/v1/users HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
+    odd = http1(port, b"BREW /api/v1/users HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
     assert odd.startswith(b"HTTP/1.1 4"), odd[:200]
-    with_body = raw_http(port, b"GET /healthy HTTP/1.1\r\nHost: m\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+    with_body = http1(port, b"GET /healthy HTTP/1.1\r\nHost: m\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
     assert with_body.startswith(b"HTTP/1.1 200"), with_body[:200]
-    nul = raw_http(port, b"GET /api/v1/users/\x00 HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
+    nul = http1(port, b"GET /api/v1/users/\x00 HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
     assert nul.startswith(b"HTTP/1.1 4"), nul[:200]
     status, _, _ = manager.call("GET", "/api/v1/users/me", token=token)
     assert status == 200
