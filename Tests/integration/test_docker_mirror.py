@@ -62,9 +62,13 @@ class Dockerd:
         return run(["docker", "-H", f"unix://{self.socket}", *args], timeout=timeout)
 
     def stop(self):
-        # dockerd stops the containerd it started.
+        # dockerd stops the containerd it started, but leaves its network namespace
+        # bind-mounted under the exec root.
         stop_process(self.proc, grace=30)
         self._log.close()
+        netns = self.root / "exec" / "netns" / "default"
+        if os.path.ismount(netns):
+            subprocess.run(["umount", netns], capture_output=True, timeout=30)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
