@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "dfdaemon", targets: ["DFDaemon"]),
         .executable(name: "dfget", targets: ["DFGet"]),
         .executable(name: "dfctl", targets: ["DFCtl"]),
+        .executable(name: "dfcache", targets: ["DFCache"]),
         .executable(name: "manager", targets: ["Manager"]),
         .executable(name: "dragonfly", targets: ["Dragonfly"]),
         .executable(name: "proto-leak-loop", targets: ["ProtoLeakLoop"]),
@@ -192,8 +193,16 @@ let package = Package(
             "GeneratedAPI", "RPCCore", "RPCTransport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        .target(name: "TransferCLI", dependencies: [
+            "DragonflyCommon", "GeneratedAPI",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "DFCache", dependencies: [
+            "DragonflyCommon", "GeneratedAPI", "RPCCore", "RPCTransport", "DragonflyRPC", "TransferCLI",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .executableTarget(name: "DFGet", dependencies: [
-            "DragonflyCommon", "GeneratedAPI", "RPCCore", "RPCTransport", "DragonflyRPC",
+            "DragonflyCommon", "GeneratedAPI", "RPCCore", "RPCTransport", "DragonflyRPC", "TransferCLI",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

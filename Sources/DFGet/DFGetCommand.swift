@@ -1,3 +1,4 @@
+import TransferCLI
 import ArgumentParser
 import DragonflyCommon
 import Foundation
@@ -63,7 +64,7 @@ struct DFGetCommand: AsyncParsableCommand {
     @Flag(help: "No progress output and no messages but errors.")
     var quiet = false
     @Option(name: [.customShort("l"), .long], help: "What dfget prints: trace, debug, info, warn or error.")
-    var logLevel: DFGetLogLevel = .info
+    var logLevel: ClientLogLevel = .info
     @Option(help: "CA bundle to verify a TLS dfdaemon with (TCP addresses only).")
     var tlsCa: String?
     @Option(help: "Client certificate for a dfdaemon that requires one (mutual TLS).")
@@ -72,7 +73,7 @@ struct DFGetCommand: AsyncParsableCommand {
     var tlsKey: String?
 
     func run() async throws {
-        let log = DFGetLog(level: quiet ? .error : logLevel)
+        let log = ClientLog(program: "dfget", level: quiet ? .error : logLevel)
         guard (0...6).contains(priority) else { log.fail("--priority must be 0 to 6", code: 2) }
         var pieceBytes: UInt64?
         if let pieceLength {
@@ -133,7 +134,7 @@ struct DFGetCommand: AsyncParsableCommand {
         }
     }
 
-    private func parsedHeaders(_ log: DFGetLog) -> [String: String] {
+    private func parsedHeaders(_ log: ClientLog) -> [String: String] {
         var headers: [String: String] = [:]
         for h in header {
             guard let colon = h.firstIndex(of: ":") else { log.fail("header \(h) is not 'Name: value'", code: 2) }
@@ -160,7 +161,7 @@ struct DFGetCommand: AsyncParsableCommand {
         return download
     }
 
-    private func runRecursive(log: DFGetLog, pieceBytes: UInt64?, candidates: [String]) async {
+    private func runRecursive(log: ClientLog, pieceBytes: UInt64?, candidates: [String]) async {
         guard digest == nil, contentForCalculatingTaskId == nil, !transferFromDfdaemon else {
             log.fail("--recursive downloads many files: --digest, --content-for-calculating-task-id and --transfer-from-dfdaemon do not apply", code: 2)
         }

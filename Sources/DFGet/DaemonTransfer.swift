@@ -1,3 +1,4 @@
+import TransferCLI
 import DragonflyCommon
 import Foundation
 import GeneratedAPI
@@ -15,7 +16,7 @@ struct DaemonTransfer {
     let timeout: Double
     let tls: (ca: String?, cert: String?, key: String?)
     let writesPieces: Bool
-    let log: DFGetLog
+    let log: ClientLog
 
     /// `.unreachable` when the daemon never started the task, so the next daemon (or the
     /// origin) can be tried.

@@ -1,3 +1,4 @@
+import TransferCLI
 import DragonflyCommon
 import DragonflyRPC
 import Foundation
@@ -24,7 +25,7 @@ struct RecursiveDownload {
     let timeout: Double
     let tls: (ca: String?, cert: String?, key: String?)
     let overwrite: Bool
-    let log: DFGetLog
+    let log: ClientLog
 
     struct Failure: Error, CustomStringConvertible {
         let description: String

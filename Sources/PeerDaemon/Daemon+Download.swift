@@ -247,7 +247,7 @@ extension Daemon {
     }
 
     /// Copies the part of `piece` inside `range` (or all of it) to where it belongs in `file`.
-    private func copyPiece(_ piece: TaskMetadata.Piece, of taskID: String, into file: OutputFile, range: ByteRange?) async throws {
+    func copyPiece(_ piece: TaskMetadata.Piece, of taskID: String, into file: OutputFile, range: ByteRange?) async throws {
         let source = contentPath(taskID)
         let first = max(piece.offset, range?.first ?? 0)
         let end = min(piece.offset + piece.length, range.map { $0.last + 1 } ?? UInt64.max)

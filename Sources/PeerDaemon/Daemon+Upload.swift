@@ -42,7 +42,9 @@ extension Daemon {
     }
 
     /// True while a fetch of the task's missing pieces is running here.
-    func isFetching(_ taskID: String) -> Bool { inflight.withLock { $0[taskID] != nil } }
+    func isFetching(_ taskID: String) -> Bool {
+        inflight.withLock { $0[taskID] != nil } || persistentFetches.withLock { $0[taskID] != nil }
+    }
 
     func countUpload(_ bytes: Int) {
         traffic.sent(bytes)
@@ -163,5 +165,32 @@ public struct VortexUploadSource: VortexPieceSource {
             throw VortexErrorPacket(code: .internal, message: "piece \(number) lies beyond what this host can address")
         }
         return VortexOutgoingPiece(metadata: metadata, body: .file(handle, offset: offset, length: length))
+    }
+}
+
+extension Daemon {
+    /// Sends the task's pieces this peer has (of `interested`, or all), then each one as it
+    /// lands, until every one was sent or the piece timeout passes. Fails at once when the
+    /// task is incomplete here and nothing is fetching it.
+    func syncPieces(_ taskID: String, interested: [UInt32], send: (TaskMetadata.Piece) async throws -> Void) async throws {
+        var wanted = Set(interested.prefix(Int(PieceLayout.maxPieceCount)))
+        var sent: Set<UInt32> = []
+        let deadline = ContinuousClock.now + config.pieceTimeout
+        while ContinuousClock.now < deadline {
+            let seen = store.changes.version(taskID)
+            let m = try? await store.metadata(taskID)
+            if let m, wanted.isEmpty { wanted = Set(0..<m.pieceCount) }
+            for p in (m?.pieces.values.sorted { $0.number < $1.number } ?? []) where wanted.contains(p.number) && !sent.contains(p.number) {
+                sent.insert(p.number)
+                try await send(p)
+            }
+            if !wanted.isEmpty && sent.isSuperset(of: wanted) { return }
+            if let m, !m.finished, !isFetching(taskID) {
+                throw RPCError(code: .notFound, message: "task \(taskID) is incomplete here and no download of it is running")
+            }
+            await store.changes.wait(taskID, after: seen, timeout: deadline - ContinuousClock.now)
+            try Task.checkCancellation()
+        }
+        throw RPCError(code: .deadlineExceeded, message: "pieces of \(taskID) did not arrive in time")
     }
 }

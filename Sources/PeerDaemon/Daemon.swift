@@ -24,6 +24,8 @@ public final class Daemon: Sendable {
     private let channels: RPCChannelPool
     /// At most one fetch per task; concurrent requests for it follow the same one.
     let inflight = Locked<[String: FetchJob]>([:])
+    /// Persistent cache tasks being fetched from peers now, with how many callers follow each.
+    let persistentFetches = Locked<[String: Int]>([:])
     /// Length-less origin bodies being read now, one per task.
     let spools = SpoolRegistry()
     /// Pieces handed to children, per task (`StatLocalTask`).

@@ -81,7 +81,8 @@ public final class PieceStore: Sendable {
     /// version (validators, content type), kept with a new task so a resumed download can
     /// tell whether the origin changed meanwhile.
     public func open(taskID: String, url: String, contentLength: UInt64, pieceLength: UInt64,
-                     responseHeader: [String: String] = [:]) async throws(StorageError) -> TaskMetadata {
+                     responseHeader: [String: String] = [:],
+                     persistentCache: PersistentCacheInfo? = nil) async throws(StorageError) -> TaskMetadata {
         try Self.validate(taskID)
         // Lengths come from origins and clients (the daemon checked them too): a piece count
         // the metadata can hold, and offsets that fit in off_t.
@@ -96,6 +97,7 @@ public final class PieceStore: Sendable {
         var draft = TaskMetadata(taskID: taskID, url: url, contentLength: contentLength, pieceLength: pieceLength,
                                  createdAt: now, accessedAt: now)
         draft.responseHeader = responseHeader
+        draft.persistentCache = persistentCache
         let fresh = draft
         let content = contentPath(taskID), header = headerPath(taskID), log = logPath(taskID)
         let old = tasks.withLock { $0.removeValue(forKey: taskID) }
@@ -412,6 +414,26 @@ public final class PieceStore: Sendable {
         }
     }
 
+    /// Changes a task's persistent-cache facts (a replica made persistent, the TTL the
+    /// scheduler holds) in memory and in its header, merged into the current metadata.
+    public func updatePersistentCache(taskID: String, _ change: @escaping @Sendable (inout PersistentCacheInfo) -> Void) async throws(StorageError) {
+        _ = try await entry(taskID)
+        let updated = tasks.withLock { t -> TaskMetadata? in
+            guard var info = t[taskID]?.meta.persistentCache else { return nil }
+            change(&info)
+            t[taskID]?.meta.persistentCache = info
+            return t[taskID]?.meta
+        }
+        guard let updated else { throw .unknownTask(taskID) }
+        let header = headerPath(taskID)
+        // The header of an unfinished task lists no pieces (the log does), so the snapshot
+        // written here loses nothing of them.
+        var written = updated
+        if !written.finished { written.pieces = [:] }
+        let final = written
+        try await onPool { () throws(StorageError) in try Self.writeHeader(final, to: header) }
+    }
+
     // MARK: - Removal
 
     public func delete(taskID: String) async throws(StorageError) {
@@ -452,7 +474,8 @@ public final class PieceStore: Sendable {
             if let m = try? await metadata(id), m.finished { finished.append(m) }
         }
         var removed: [String] = []
-        for m in finished.sorted(by: { $0.accessedAt < $1.accessedAt }) where total > maxBytes {
+        // A persistent replica is what the cluster counts on; only its TTL removes it.
+        for m in finished.sorted(by: { $0.accessedAt < $1.accessedAt }) where total > maxBytes && m.persistentCache?.persistent != true {
             try? await delete(taskID: m.taskID)
             total -= min(total, m.pieces.values.reduce(0) { $0 &+ $1.length })
             removed.append(m.taskID)
@@ -473,7 +496,13 @@ public final class PieceStore: Sendable {
     public func collect(olderThan ttl: TimeInterval, now: Date = Date()) async -> [String] {
         var removed: [String] = []
         for id in allTaskIDs() {
-            guard let m = try? await metadata(id), now.timeIntervalSince(m.accessedAt) > ttl else { continue }
+            guard let m = try? await metadata(id) else { continue }
+            // A persistent cache task lives for its own TTL, used or not, and no longer.
+            if let cache = m.persistentCache {
+                guard now > cache.expiresAt else { continue }
+            } else {
+                guard now.timeIntervalSince(m.accessedAt) > ttl else { continue }
+            }
             try? await delete(taskID: id)
             removed.append(id)
         }

@@ -26,10 +26,37 @@ public struct TaskMetadata: Codable, Equatable, Sendable {
     public var accessedAt: Date
     /// When the last piece made it complete (absent in metadata from before it was kept).
     public var finishedAt: Date?
+    /// Set for a persistent cache task (`dfcache import`): content the cluster keeps until
+    /// its TTL, with no origin to fetch it from again.
+    public var persistentCache: PersistentCacheInfo?
 
     public var pieceCount: UInt32 {
         pieceLength == 0 ? 0 : PieceLayout(contentLength: contentLength, pieceLength: pieceLength).pieceCount
     }
 
     public var isComplete: Bool { pieces.count == Int(pieceCount) }
+}
+
+/// What makes a task a persistent cache task: how long the cluster keeps it, and whether
+/// this node holds one of its counted replicas.
+public struct PersistentCacheInfo: Codable, Equatable, Sendable {
+    /// A counted replica: the storage GC does not evict it for space, only at its TTL.
+    public var persistent: Bool
+    /// When the scheduler created the task; the TTL runs from here on every node alike.
+    public var createdAt: Date
+    public var ttlSeconds: Int64
+    public var replicaCount: UInt64
+    public var tag: String?
+    public var application: String?
+
+    public init(persistent: Bool, createdAt: Date, ttlSeconds: Int64, replicaCount: UInt64, tag: String?, application: String?) {
+        self.persistent = persistent
+        self.createdAt = createdAt
+        self.ttlSeconds = ttlSeconds
+        self.replicaCount = replicaCount
+        self.tag = tag
+        self.application = application
+    }
+
+    public var expiresAt: Date { createdAt.addingTimeInterval(TimeInterval(ttlSeconds)) }
 }

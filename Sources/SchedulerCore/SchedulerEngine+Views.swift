@@ -75,3 +75,15 @@ extension SchedulerEngine {
         (hosts.count, tasks.count, peers.count)
     }
 }
+
+extension SchedulerEngine {
+    /// Every announced host by id, as a candidate parent shows it (no name, sharing or cluster).
+    public func hostDirectory() -> [String: Common_V2_Host] {
+        hosts.mapValues { hostView($0, .candidate) }
+    }
+
+    /// Every announced seed host's id.
+    public func seedHostIDs() -> Set<String> {
+        Set(hosts.values.filter { $0.type.isSeed }.map(\.id))
+    }
+}

@@ -20,6 +20,7 @@ public final class SchedulerNode: Service {
     private let engine: SchedulerEngine
     private let seeds: SeedPeerClient
     private let preheats: SchedulerPreheat
+    private let persistentCache: SchedulerPersistentCache
     private let announcer: ManagerAnnouncer?
     private let logger: Logger
 
@@ -32,9 +33,12 @@ public final class SchedulerNode: Service {
         let seeds = SeedPeerClient(tls: c.tls.client)
         await engine.setSeedDownloader { await seeds.download($0) }
         let secret = c.managerRegistrationSecret ?? ProcessInfo.processInfo.environment[ManagerAnnouncer.registrationSecretVariable]
-        let preheats = SchedulerPreheat(engine: engine, access: PreheatAccess(secret: secret, mutualTLS: c.tls.server?.requireClientCertificate == true),
-                                        tls: c.tls.client, logger: logger)
-        let service = SchedulerRPCService(engine: engine, settings: c.settings, metrics: metrics, preheats: preheats)
+        let access = PreheatAccess(secret: secret, mutualTLS: c.tls.server?.requireClientCertificate == true)
+        let preheats = SchedulerPreheat(engine: engine, access: access, tls: c.tls.client, logger: logger)
+        let persistentCache = SchedulerPersistentCache(engine: engine, access: access, secret: secret, tls: c.tls.client,
+                                                       candidateParentLimit: c.settings.candidateParentLimit, logger: logger)
+        let service = SchedulerRPCService(engine: engine, settings: c.settings, metrics: metrics, preheats: preheats,
+                                          persistentCache: persistentCache)
         let (_, services) = StandardServices.make(for: [service, SchedulerInspectService(engine: engine)])
         let server = RPCServer(services: services,
                                configuration: RPCServerConfiguration(address: .tcp(host: c.listenIP, port: c.port), tls: c.tls.server)
@@ -57,11 +61,13 @@ public final class SchedulerNode: Service {
                 interval: c.keepAliveInterval, tls: c.tls.client, registrationSecret: c.managerRegistrationSecret)
         }
         return SchedulerNode(grpcPort: grpcPort, metricsPort: metricsPort, server: server, http: http, engine: engine,
-                             seeds: seeds, preheats: preheats, announcer: announcer, logger: logger)
+                             seeds: seeds, preheats: preheats, persistentCache: persistentCache, announcer: announcer, logger: logger)
     }
 
     private init(grpcPort: Int, metricsPort: Int, server: RPCServer, http: HTTPListener, engine: SchedulerEngine,
-                 seeds: SeedPeerClient, preheats: SchedulerPreheat, announcer: ManagerAnnouncer?, logger: Logger) {
+                 seeds: SeedPeerClient, preheats: SchedulerPreheat, persistentCache: SchedulerPersistentCache,
+                 announcer: ManagerAnnouncer?, logger: Logger) {
+        self.persistentCache = persistentCache
         self.grpcPort = grpcPort
         self.metricsPort = metricsPort
         self.server = server
@@ -77,10 +83,13 @@ public final class SchedulerNode: Service {
     /// calling task is cancelled.
     public func run() async throws {
         let gc = Task { [engine] in await engine.runGarbageCollection() }
+        let replicas = Task { [persistentCache] in await persistentCache.run() }
         let registration = announcer.map { a in Task { await a.run() } }
         let server = server
         await cancelWhenGracefulShutdown { await server.runUntilCancelled() }
         gc.cancel()
+        replicas.cancel()
+        await persistentCache.shutdown()
         registration?.cancel()
         await http.stop()
         await seeds.close()

@@ -12,11 +12,14 @@ public struct SchedulerRPCService: Scheduler_V2_SchedulerProvider {
     let logger: Logger
     /// The preheat methods; nil answers them UNIMPLEMENTED.
     let preheats: SchedulerPreheat?
+    /// Persistent cache tasks; nil answers them UNIMPLEMENTED.
+    let persistentCache: SchedulerPersistentCache?
 
     public init(engine: SchedulerEngine, settings: SchedulerSettings, metrics: SchedulerMetrics, preheats: SchedulerPreheat? = nil,
-                logger: Logger = Logger(label: "scheduler.rpc")) {
+                persistentCache: SchedulerPersistentCache? = nil, logger: Logger = Logger(label: "scheduler.rpc")) {
         self.engine = engine
         self.preheats = preheats
+        self.persistentCache = persistentCache
         self.scheduling = Scheduling(engine: engine, retryInterval: settings.retryInterval)
         self.metrics = metrics
         self.logger = logger

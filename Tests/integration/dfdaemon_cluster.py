@@ -19,7 +19,7 @@ HELPERS = Path(__file__).parent / "helpers"
 
 
 class Cluster:
-    def __init__(self, root, files, origin_delay=None):
+    def __init__(self, root, files, origin_delay=None, sched_config=None):
         self.root = root
         (root / "origin").mkdir()
         for name, data in files.items():
@@ -28,8 +28,11 @@ class Cluster:
         if origin_delay:
             args.append(str(origin_delay))
         self.origin = Server(args, root / "origin.log")
-        self.sched = Server([binary("scheduler"), "--port", "0", "--metrics-port", "0", "--listen-ip", "127.0.0.1",
-                             "--data-dir", root / "sched"], root / "sched.log")
+        sched_args = [binary("scheduler"), "--port", "0", "--metrics-port", "0", "--listen-ip", "127.0.0.1", "--data-dir", root / "sched"]
+        if sched_config:
+            (root / "sched.yaml").write_text(sched_config)
+            sched_args += ["--config", root / "sched.yaml"]
+        self.sched = Server(sched_args, root / "sched.log")
         self.daemons = {}
 
     def daemon(self, name, *extra, config=None, data_dir=None):

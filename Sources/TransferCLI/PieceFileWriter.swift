@@ -8,8 +8,8 @@ import Glibc
 /// `--transfer-from-dfdaemon`: the daemon sends each piece's content and dfget writes it at
 /// its offset, into a temporary file beside the output that is renamed into place only once
 /// every piece is there. A failed download leaves nothing at the output path.
-final class PieceFileWriter {
-    struct Failure: Error, CustomStringConvertible { let description: String }
+public final class PieceFileWriter {
+    public struct Failure: Error, CustomStringConvertible { public let description: String }
 
     private let output: URL
     private let temporary: URL
@@ -18,7 +18,7 @@ final class PieceFileWriter {
     private var remaining: Set<UInt32> = []
     private var committed = false
 
-    init(output: URL) {
+    public init(output: URL) {
         self.output = output
         temporary = output.deletingLastPathComponent()
             .appendingPathComponent(".\(output.lastPathComponent).dfget-\(UInt32.random(in: 0...UInt32.max))")
@@ -30,7 +30,7 @@ final class PieceFileWriter {
     }
 
     /// The task's length and pieces, from the started response.
-    func start(contentLength: UInt64, pieces: [UInt32]) throws {
+    public func start(contentLength: UInt64, pieces: [UInt32]) throws {
         guard fd < 0 else { throw Failure(description: "the daemon started the download twice") }
         fd = open(temporary.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw Failure(description: "cannot create \(temporary.path): \(String(cString: strerror(errno)))") }
@@ -42,7 +42,7 @@ final class PieceFileWriter {
     }
 
     /// Writes one piece, after checking it is one of the task's and its bytes match its digest.
-    func write(_ piece: Common_V2_Piece) throws {
+    public func write(_ piece: Common_V2_Piece) throws {
         guard fd >= 0 else { throw Failure(description: "a piece arrived before the download started") }
         guard remaining.remove(piece.number) != nil else { return }
         let content = piece.content ?? []
@@ -66,7 +66,7 @@ final class PieceFileWriter {
     }
 
     /// Renames the file into place once every piece was written.
-    func commit() throws {
+    public func commit() throws {
         guard fd >= 0 else { throw Failure(description: "the daemon never started the download") }
         guard remaining.isEmpty else {
             throw Failure(description: "the daemon ended the download with \(remaining.count) pieces missing")

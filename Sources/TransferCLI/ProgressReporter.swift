@@ -1,15 +1,15 @@
 import Foundation
 import GeneratedAPI
 
-/// What dfget tells the user while it downloads: a redrawn bar on a terminal, a few plain
+/// What dfget (or dfcache) tells the user while it downloads: a redrawn bar on a terminal, a few plain
 /// lines otherwise (logs, CI), nothing with `--quiet`. Both say where the bytes came from,
 /// which is the question a Dragonfly user has: did the peers carry it, or the origin?
-final class ProgressReporter: @unchecked Sendable {
-    enum Mode { case silent, bar, lines }
+public final class ProgressReporter: @unchecked Sendable {
+    public enum Mode: Sendable { case silent, bar, lines }
 
-    enum Source {
+    public enum Source: Sendable {
         case peer, origin, cache
-        init(_ traffic: Common_V2_TrafficType?) {
+        public init(_ traffic: Common_V2_TrafficType?) {
             switch traffic {
             case .remotePeer?: self = .peer
             case .localPeer?: self = .cache
@@ -19,27 +19,31 @@ final class ProgressReporter: @unchecked Sendable {
     }
 
     let mode: Mode
+    let program: String
     private let began = ContinuousClock.now
     private var total: UInt64 = 0
     private var bytes: [Source: UInt64] = [:]
     private var lastDraw: ContinuousClock.Instant?
     private var nextLineAt = 0.25
 
-    init(mode: Mode) { self.mode = mode }
+    public init(mode: Mode, program: String = "dfget") {
+        self.mode = mode
+        self.program = program
+    }
 
-    var done: UInt64 { bytes.values.reduce(0, +) }
+    public var done: UInt64 { bytes.values.reduce(0, +) }
 
-    func started(total: UInt64) {
+    public func started(total: UInt64) {
         self.total = total
         draw(force: true)
     }
 
-    func piece(length: UInt64, source: Source) {
+    public func piece(length: UInt64, source: Source) {
         bytes[source, default: 0] += length
         draw(force: false)
     }
 
-    func finish() {
+    public func finish() {
         switch mode {
         case .silent: return
         case .bar:
@@ -48,7 +52,7 @@ final class ProgressReporter: @unchecked Sendable {
         case .lines: break
         }
         let seconds = elapsed
-        write("dfget: \(Self.size(done)) in \(String(format: "%.1f", seconds)) s (\(Self.size(rate(seconds)))/s); \(shares)\n")
+        write("\(program): \(Self.size(done)) in \(String(format: "%.1f", seconds)) s (\(Self.size(rate(seconds)))/s); \(shares)\n")
     }
 
     private var elapsed: Double {
@@ -78,7 +82,7 @@ final class ProgressReporter: @unchecked Sendable {
             let fraction = Double(done) / Double(total)
             guard fraction >= nextLineAt, fraction < 1 else { return }
             while nextLineAt <= fraction { nextLineAt += 0.25 }
-            write("dfget: \(Int(fraction * 100))% \(Self.size(done)) of \(Self.size(total)); \(shares)\n")
+            write("\(program): \(Int(fraction * 100))% \(Self.size(done)) of \(Self.size(total)); \(shares)\n")
         }
     }
 
@@ -97,7 +101,7 @@ final class ProgressReporter: @unchecked Sendable {
 
     private func write(_ text: String) { FileHandle.standardError.write(Data(text.utf8)) }
 
-    static func size(_ n: UInt64) -> String {
+    public static func size(_ n: UInt64) -> String {
         let units = ["B", "KiB", "MiB", "GiB", "TiB"]
         var v = Double(n), i = 0
         while v >= 1024, i < units.count - 1 { v /= 1024; i += 1 }

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Sizes as users of the Rust dfget write them: `4194304`, `4mib`, `4MiB`, `1gib`, `512kb`.
-enum ByteSize {
+public enum ByteSize {
     private static let units: [(String, UInt64)] = [
         ("kib", 1 << 10), ("mib", 1 << 20), ("gib", 1 << 30), ("tib", 1 << 40),
         ("kb", 1_000), ("mb", 1_000_000), ("gb", 1_000_000_000), ("tb", 1_000_000_000_000),
@@ -9,7 +9,7 @@ enum ByteSize {
     ]
 
     /// nil for anything else, or a size past UInt64.
-    static func parse(_ text: String) -> UInt64? {
+    public static func parse(_ text: String) -> UInt64? {
         let lower = text.trimmingCharacters(in: .whitespaces).lowercased()
         for (suffix, factor) in units where lower.hasSuffix(suffix) {
             let number = lower.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)

@@ -1,0 +1,137 @@
+import DragonflyCommon
+import Foundation
+import GeneratedAPI
+import Logging
+import RPCCore
+import RPCTransport
+import SchedulerCore
+
+/// Keeps persistent cache tasks at their replica count: asks hosts to hold a copy (seed
+/// peers first), forgets hosts that left or went silent and replaces their copies, drops
+/// tasks past their TTL, and tells hosts to delete copies of a deleted task.
+public final class SchedulerPersistentCache: Sendable {
+    public let registry: PersistentCacheRegistry
+    let engine: SchedulerEngine
+    /// Deleting is for the cluster's own callers, as preheating is.
+    let access: PreheatAccess
+    private let channels: RPCChannelPool
+    /// Presented to hosts when telling them to delete a copy (they take it from the cluster only).
+    private let secret: String?
+    private let logger: Logger
+    /// Replications under way (task id + host id), so one is not asked twice at once.
+    private let replicating = ReplicationSet()
+
+    public init(engine: SchedulerEngine, access: PreheatAccess, secret: String?, tls: TLSConfiguration?, candidateParentLimit: Int,
+                logger: Logger) {
+        self.engine = engine
+        self.secret = secret
+        self.access = access
+        self.registry = PersistentCacheRegistry(candidateParentLimit: candidateParentLimit)
+        self.logger = logger
+        channels = RPCChannelPool { config in
+            config.connectTimeout = .seconds(3)
+            if case .tcp = config.target { config.tls = tls }
+        }
+    }
+
+    /// Reconciles every `interval` until cancelled.
+    public func run(interval: Duration = .seconds(2)) async {
+        while !Task.isCancelled {
+            await reconcile()
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    /// One pass: hosts gone take their copies with them; every task short of its replica
+    /// count gets cached copies made persistent, then new ones on other hosts.
+    public func reconcile() async {
+        let hosts = await engine.hostDirectory()
+        let forgotten = await registry.forgetHosts(except: Set(hosts.keys))
+        if forgotten > 0 { logger.info("persistent cache: forgot \(forgotten) replica(s) on hosts that left") }
+        let seeds = await engine.seedHostIDs()
+        for shortfall in await registry.shortfalls() {
+            for (peerID, hostID) in shortfall.promote {
+                guard let host = hosts[hostID] else { continue }
+                do {
+                    let client = try uploadClient(host)
+                    _ = try await client.updatePersistentCacheTask(Dfdaemon_V2_UpdatePersistentCacheTaskRequest.with {
+                        $0.taskId = shortfall.task.id
+                        $0.persistent = true
+                    }, options: CallOptions(timeout: .seconds(10)))
+                    await registry.markPersistent(taskID: shortfall.task.id, peerID: peerID)
+                } catch {
+                    logger.warning("persistent cache: host \(hostID) could not make its copy of \(shortfall.task.id) persistent: \(error)")
+                }
+            }
+            guard shortfall.missing > 0 else { continue }
+            // Seed peers first (they are there to hold the cluster's content), then others;
+            // the order among equals is by id, so every pass asks the same hosts.
+            let targets = hosts.values.filter { !shortfall.occupied.contains($0.id) && !$0.disableShared }
+                .sorted { a, b in
+                    let (sa, sb) = (seeds.contains(a.id), seeds.contains(b.id))
+                    return sa != sb ? sa : a.id < b.id
+                }
+            var asked = 0
+            for host in targets where asked < shortfall.missing {
+                guard replicating.begin(shortfall.task.id + "/" + host.id) else { asked += 1; continue }
+                asked += 1
+                let task = shortfall.task
+                Task { await self.replicate(task, to: host) }
+            }
+            if asked < shortfall.missing {
+                logger.warning("persistent cache: task \(shortfall.task.id) needs \(shortfall.missing) more replica(s) but only \(asked) host(s) can take one")
+            }
+        }
+    }
+
+    /// Has `host` fetch the task from its peers as a persistent replica; the host registers
+    /// with the scheduler like any downloader, so the registry learns of it from there.
+    private func replicate(_ task: Common_V2_PersistentCacheTask, to host: Common_V2_Host) async {
+        defer { replicating.end(task.id + "/" + host.id) }
+        do {
+            let client = try uploadClient(host)
+            let call = try await client.downloadPersistentCacheTask(Dfdaemon_V2_DownloadPersistentCacheTaskRequest.with {
+                $0.taskId = task.id
+                $0.persistent = true
+                $0.tag = task.tag
+                $0.application = task.application
+            }, options: CallOptions(timeout: .seconds(3600)))
+            for try await _ in call.responses {}
+            logger.info("persistent cache: host \(host.id) holds a replica of \(task.id)")
+        } catch {
+            logger.warning("persistent cache: host \(host.id) could not fetch a replica of \(task.id): \(error)")
+        }
+    }
+
+    /// Tells each host to drop its copy; a host that cannot be reached drops it at the TTL.
+    func deleteCopies(of taskID: String, on hostIDs: [String]) async {
+        let hosts = await engine.hostDirectory()
+        for id in hostIDs {
+            guard let host = hosts[id] else { continue }
+            var options = CallOptions(timeout: .seconds(10))
+            if let secret { options.metadata.add(PreheatAccess.metadataKey, secret) }
+            do {
+                _ = try await uploadClient(host).deletePersistentCacheTask(
+                    Dfdaemon_V2_DeletePersistentCacheTaskRequest.with { $0.taskId = taskID }, options: options)
+            } catch {
+                logger.warning("persistent cache: host \(id) did not delete its copy of \(taskID): \(error)")
+            }
+        }
+    }
+
+    private func uploadClient(_ host: Common_V2_Host) throws -> Dfdaemon_V2_DfdaemonUploadClient {
+        let port = host.port > 0 ? host.port : host.downloadPort
+        let address = host.ip.contains(":") ? "[\(host.ip)]:\(port)" : "\(host.ip):\(port)"
+        return Dfdaemon_V2_DfdaemonUploadClient(RPCClient(transport: try channels.channel(address)))
+    }
+
+    public func shutdown() async { await channels.closeAll() }
+}
+
+import Locking
+
+final class ReplicationSet: Sendable {
+    private let keys = Locked<Set<String>>([])
+    func begin(_ key: String) -> Bool { keys.withLock { $0.insert(key).inserted } }
+    func end(_ key: String) { _ = keys.withLock { $0.remove(key) } }
+}
