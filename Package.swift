@@ -212,7 +212,7 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .target(name: "SchedulerService", dependencies: [
-            "SchedulerCore", "GeneratedAPI", "RPCCore", "RPCTransport", "RPCServices", "DragonflyCommon", "Preheating",
+            "SchedulerCore", "GeneratedAPI", "RPCCore", "RPCTransport", "RPCServices", "DragonflyCommon", "Preheating", "Locking",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Preheats: an image's blobs, the peers a scope reaches, their downloads and what they hold.

@@ -42,7 +42,11 @@ public actor PersistentCacheRegistry {
     /// The longest TTL taken (upstream's dfcache allows 7 days).
     public static let maxTTL = Duration.seconds(7 * 86_400)
 
-    private var tasks: [String: Entry] = [:]
+    private var tasks: [String: Entry] = [:] {
+        didSet { dirty = true }
+    }
+    /// Something changed since the last snapshot.
+    private var dirty = false
     private let candidateParentLimit: Int
 
     public init(candidateParentLimit: Int = 3) {
@@ -337,4 +341,82 @@ public actor PersistentCacheRegistry {
 
 extension Duration {
     var seconds: TimeInterval { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+/// The registry on disk, so a restarted scheduler still knows the tasks it keeps (upstream
+/// keeps them in Redis). Written whole, at most every reconcile pass, when something changed.
+extension PersistentCacheRegistry {
+    struct Saved: Codable {
+        struct Task: Codable {
+            var id: String
+            var replicaCount: UInt64
+            var tag: String?
+            var application: String?
+            var pieceLength: UInt64
+            var contentLength: UInt64
+            var pieceCount: UInt32
+            var ttlSeconds: Int64
+            var state: String
+            var createdAt: Date
+            var peers: [Peer]
+        }
+        struct Peer: Codable {
+            var id: String
+            var hostID: String
+            var persistent: Bool
+            var state: String
+            var createdAt: Date
+            var updatedAt: Date
+            var costSeconds: Double?
+        }
+        var version = 1
+        var tasks: [Task]
+    }
+
+    /// The registry as JSON if it changed since the last call; nil otherwise.
+    public func snapshotIfChanged() -> Data? {
+        guard dirty else { return nil }
+        dirty = false
+        let saved = Saved(tasks: tasks.values.sorted { $0.task.id < $1.task.id }.map { e in
+            Saved.Task(id: e.task.id, replicaCount: e.task.persistentReplicaCount, tag: e.task.tag, application: e.task.application,
+                       pieceLength: e.task.pieceLength, contentLength: e.task.contentLength, pieceCount: e.task.pieceCount,
+                       ttlSeconds: e.ttl.components.seconds, state: e.state.rawValue, createdAt: e.createdAt,
+                       peers: e.peers.values.sorted { $0.id < $1.id }.map { p in
+                           Saved.Peer(id: p.id, hostID: p.hostID, persistent: p.persistent, state: p.state.rawValue,
+                                      createdAt: p.createdAt, updatedAt: p.updatedAt, costSeconds: p.cost?.seconds)
+                       })
+        })
+        return try? JSONEncoder().encode(saved)
+    }
+
+    /// Loads what an earlier run saved; tasks past their TTL, and anything that does not
+    /// parse or breaks the registry's bounds, are left out. Returns how many tasks it took.
+    @discardableResult
+    public func restore(_ data: Data, now: Date = Date()) -> Int {
+        guard let saved = try? JSONDecoder().decode(Saved.self, from: data), saved.version == 1 else { return 0 }
+        for t in saved.tasks.prefix(Self.maxTasks) {
+            guard (try? Self.checkIDs(host: "h", task: t.id, peer: "p")) != nil, t.ttlSeconds >= 1,
+                  t.ttlSeconds <= Self.maxTTL.components.seconds, t.pieceLength > 0,
+                  let state = TaskState(rawValue: t.state) else { continue }
+            var task = Common_V2_PersistentCacheTask()
+            task.id = t.id
+            task.persistentReplicaCount = t.replicaCount
+            task.tag = t.tag
+            task.application = t.application
+            task.pieceLength = t.pieceLength
+            task.contentLength = t.contentLength
+            task.pieceCount = t.pieceCount
+            task.ttl = Google_Protobuf_Duration(Duration.seconds(t.ttlSeconds))
+            var entry = Entry(task: task, state: state, createdAt: t.createdAt, ttl: .seconds(t.ttlSeconds))
+            guard !entry.expired(at: now) else { continue }
+            for p in t.peers.prefix(Self.maxPeersPerTask) {
+                guard let peerState = PeerState(rawValue: p.state) else { continue }
+                entry.peers[p.id] = Peer(id: p.id, hostID: p.hostID, persistent: p.persistent, state: peerState,
+                                         cost: p.costSeconds.map { .milliseconds(Int64(min(max($0, 0), 1e9) * 1000)) },
+                                         createdAt: p.createdAt, updatedAt: p.updatedAt)
+            }
+            tasks[t.id] = entry
+        }
+        return tasks.count
+    }
 }

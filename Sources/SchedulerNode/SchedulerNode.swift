@@ -36,7 +36,10 @@ public final class SchedulerNode: Service {
         let access = PreheatAccess(secret: secret, mutualTLS: c.tls.server?.requireClientCertificate == true)
         let preheats = SchedulerPreheat(engine: engine, access: access, tls: c.tls.client, logger: logger)
         let persistentCache = SchedulerPersistentCache(engine: engine, access: access, secret: secret, tls: c.tls.client,
-                                                       candidateParentLimit: c.settings.candidateParentLimit, logger: logger)
+                                                       candidateParentLimit: c.settings.candidateParentLimit,
+                                                       stateFile: (c.dataDir as NSString).appendingPathComponent("persistent-cache-tasks.json"),
+                                                       logger: logger)
+        await persistentCache.restore()
         let service = SchedulerRPCService(engine: engine, settings: c.settings, metrics: metrics, preheats: preheats,
                                           persistentCache: persistentCache)
         let (_, services) = StandardServices.make(for: [service, SchedulerInspectService(engine: engine)])

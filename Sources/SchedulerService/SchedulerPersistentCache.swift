@@ -1,6 +1,7 @@
 import DragonflyCommon
 import Foundation
 import GeneratedAPI
+import Locking
 import Logging
 import RPCCore
 import RPCTransport
@@ -20,11 +21,19 @@ public final class SchedulerPersistentCache: Sendable {
     private let logger: Logger
     /// Replications under way (task id + host id), so one is not asked twice at once.
     private let replicating = ReplicationSet()
+    /// Where the registry is kept between runs; nil keeps it in memory only.
+    private let stateFile: String?
+    /// Until then, hosts are not forgotten for being unknown: after a restart they have not
+    /// announced themselves yet, and their copies must not be replaced for that.
+    private let forgetHostsAfter: Locked<ContinuousClock.Instant>
+    static let restartGrace: Duration = .seconds(30)
 
     public init(engine: SchedulerEngine, access: PreheatAccess, secret: String?, tls: TLSConfiguration?, candidateParentLimit: Int,
-                logger: Logger) {
+                stateFile: String? = nil, logger: Logger) {
         self.engine = engine
         self.secret = secret
+        self.stateFile = stateFile
+        self.forgetHostsAfter = Locked(.now)
         self.access = access
         self.registry = PersistentCacheRegistry(candidateParentLimit: candidateParentLimit)
         self.logger = logger
@@ -34,11 +43,32 @@ public final class SchedulerPersistentCache: Sendable {
         }
     }
 
-    /// Reconciles every `interval` until cancelled.
+    /// Loads the tasks an earlier run kept, if any.
+    public func restore() async {
+        guard let stateFile, let data = FileManager.default.contents(atPath: stateFile) else { return }
+        let count = await registry.restore(data)
+        if count > 0 {
+            forgetHostsAfter.withLock { $0 = .now + Self.restartGrace }
+            logger.info("persistent cache: restored \(count) task(s) from \(stateFile)")
+        }
+    }
+
+    /// Reconciles and saves every `interval` until cancelled.
     public func run(interval: Duration = .seconds(2)) async {
         while !Task.isCancelled {
             await reconcile()
+            await save()
             try? await Task.sleep(for: interval)
+        }
+    }
+
+    /// Writes the registry if it changed (write-then-rename: a crash leaves the old or new).
+    public func save() async {
+        guard let stateFile, let data = await registry.snapshotIfChanged() else { return }
+        do {
+            try data.write(to: URL(fileURLWithPath: stateFile), options: .atomic)
+        } catch {
+            logger.warning("persistent cache: cannot save \(stateFile): \(error)")
         }
     }
 
@@ -46,7 +76,7 @@ public final class SchedulerPersistentCache: Sendable {
     /// count gets cached copies made persistent, then new ones on other hosts.
     public func reconcile() async {
         let hosts = await engine.hostDirectory()
-        let forgotten = await registry.forgetHosts(except: Set(hosts.keys))
+        let forgotten = forgetHostsAfter.withLock { $0 } <= .now ? await registry.forgetHosts(except: Set(hosts.keys)) : 0
         if forgotten > 0 { logger.info("persistent cache: forgot \(forgotten) replica(s) on hosts that left") }
         let seeds = await engine.seedHostIDs()
         for shortfall in await registry.shortfalls() {
@@ -125,10 +155,11 @@ public final class SchedulerPersistentCache: Sendable {
         return Dfdaemon_V2_DfdaemonUploadClient(RPCClient(transport: try channels.channel(address)))
     }
 
-    public func shutdown() async { await channels.closeAll() }
+    public func shutdown() async {
+        await save()
+        await channels.closeAll()
+    }
 }
-
-import Locking
 
 final class ReplicationSet: Sendable {
     private let keys = Locked<Set<String>>([])

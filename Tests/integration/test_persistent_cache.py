@@ -14,7 +14,7 @@ import pytest
 from dragonfly_api import dfdaemon_pb2, dfdaemon_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 from google.protobuf import duration_pb2
 
-from conftest import binary, run
+from conftest import Server, binary, run
 from dfdaemon_cluster import Cluster
 
 MIB = 1 << 20
@@ -243,3 +243,38 @@ def test_refusals(cluster, tmp_path):
     for args in [["import", source, "--ttl", "1m"], ["import", source, "--ttl", "8d"], ["import", tmp_path],
                  ["import", source, "--piece-length", "1mib"], ["export", task, "-O", tmp_path / "no" / "dir" / "f"]]:
         assert dfcache(c, "a", *args).returncode == 2, args
+
+
+def test_tasks_survive_restarts_of_the_scheduler_and_the_importer(cluster, tmp_path):
+    c = cluster
+    data = os.urandom(9 * MIB)
+    source = tmp_path / "kept.bin"
+    source.write_bytes(data)
+    imported = dfcache(c, "a", "import", source, "--replica-count", "2")
+    assert imported.returncode == 0, imported.stderr
+    task = imported.stdout.strip()
+    wait_until("two replicas", lambda: stat(c, task).current_persistent_replica_count == 2)
+
+    # The scheduler restarts on its port and finds the task where it left it.
+    port = c.sched.port
+    assert c.sched.stop() == 0
+    c.sched = Server([binary("scheduler"), "--port", str(port), "--metrics-port", "0", "--listen-ip", "127.0.0.1",
+                      "--data-dir", c.root / "sched", "--config", c.root / "sched.yaml"], c.root / "sched-2.log")
+    wait_until("the restore", lambda: "restored 1 task(s)" in (c.root / "sched-2.log").read_text())
+    t = stat(c, task)
+    assert (t.state, t.content_length, t.current_persistent_replica_count) == ("Succeeded", len(data), 2)
+
+    # The importer is killed and started again on the same store: its copy is still served.
+    c.daemons["a"].proc.send_signal(signal.SIGKILL)
+    c.daemons["a"].proc.wait(timeout=10)
+    c.daemon("a", config=DAEMON_CONFIG)
+    c.wait_for_hosts(4)
+    assert holders(c, task) == {"a": True, "seed": True}
+    out = tmp_path / "from-c.bin"
+    exported = dfcache(c, "c", "export", task, "-O", out)
+    assert exported.returncode == 0, exported.stderr
+    assert out.read_bytes() == data
+    local = tmp_path / "from-a.bin"
+    exported = dfcache(c, "a", "export", task, "-O", local)
+    assert exported.returncode == 0, exported.stderr
+    assert local.read_bytes() == data
