@@ -50,8 +50,13 @@ public enum ProtoFileRegistry {
                 "dfswift.scheduler.v1.PeerProgress",
                 "dfswift.scheduler.v1.TaskSummary",
                 "dfswift.scheduler.v1.ListTasksResponse",
+                "dfswift.scheduler.v1.ListPersistentCacheTasksRequest",
+                "dfswift.scheduler.v1.PersistentCacheReplica",
+                "dfswift.scheduler.v1.PersistentCacheTaskSummary",
+                "dfswift.scheduler.v1.ListPersistentCacheTasksResponse",
                 "dfswift.scheduler.v1.SchedulerInspect",
                 "dfswift.scheduler.v1.SchedulerInspect.ListTasks",
+                "dfswift.scheduler.v1.SchedulerInspect.ListPersistentCacheTasks",
             ] as [String],
             services: ["dfswift.scheduler.v1.SchedulerInspect"] as [String],
             descriptorBase64: """
@@ -65,9 +70,24 @@ public enum ProtoFileRegistry {
                 Y291bnQYBSABKA1SCnBpZWNlQ291bnQSOAoFcGVlcnMYBiADKAsyIi5kZnN3aWZ0LnNjaGVkdWxlci52MS5QZWVyUHJvZ3Jlc3NS
                 BXBlZXJzEjkKCmNyZWF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wUgljcmVhdGVkQXQSOQoKdXBkYXRl
                 ZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBSCXVwZGF0ZWRBdCJMChFMaXN0VGFza3NSZXNwb25zZRI3CgV0
-                YXNrcxgBIAMoCzIhLmRmc3dpZnQuc2NoZWR1bGVyLnYxLlRhc2tTdW1tYXJ5UgV0YXNrczJwChBTY2hlZHVsZXJJbnNwZWN0ElwK
-                CUxpc3RUYXNrcxImLmRmc3dpZnQuc2NoZWR1bGVyLnYxLkxpc3RUYXNrc1JlcXVlc3QaJy5kZnN3aWZ0LnNjaGVkdWxlci52MS5M
-                aXN0VGFza3NSZXNwb25zZWIGcHJvdG8z
+                YXNrcxgBIAMoCzIhLmRmc3dpZnQuc2NoZWR1bGVyLnYxLlRhc2tTdW1tYXJ5UgV0YXNrcyIhCh9MaXN0UGVyc2lzdGVudENhY2hl
+                VGFza3NSZXF1ZXN0IucBChZQZXJzaXN0ZW50Q2FjaGVSZXBsaWNhEhcKB3BlZXJfaWQYASABKAlSBnBlZXJJZBIXCgdob3N0X2lk
+                GAIgASgJUgZob3N0SWQSGgoIaG9zdG5hbWUYAyABKAlSCGhvc3RuYW1lEg4KAmlwGAQgASgJUgJpcBIeCgpwZXJzaXN0ZW50GAUg
+                ASgIUgpwZXJzaXN0ZW50EhQKBXN0YXRlGAYgASgJUgVzdGF0ZRI5Cgp1cGRhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVm
+                LlRpbWVzdGFtcFIJdXBkYXRlZEF0IsUEChpQZXJzaXN0ZW50Q2FjaGVUYXNrU3VtbWFyeRIOCgJpZBgBIAEoCVICaWQSFAoFc3Rh
+                dGUYAiABKAlSBXN0YXRlEiUKDmNvbnRlbnRfbGVuZ3RoGAMgASgEUg1jb250ZW50TGVuZ3RoEiEKDHBpZWNlX2xlbmd0aBgEIAEo
+                BFILcGllY2VMZW5ndGgSHwoLcGllY2VfY291bnQYBSABKA1SCnBpZWNlQ291bnQSOAoYcGVyc2lzdGVudF9yZXBsaWNhX2NvdW50
+                GAYgASgEUhZwZXJzaXN0ZW50UmVwbGljYUNvdW50EkcKIGN1cnJlbnRfcGVyc2lzdGVudF9yZXBsaWNhX2NvdW50GAcgASgEUh1j
+                dXJyZW50UGVyc2lzdGVudFJlcGxpY2FDb3VudBIfCgt0dGxfc2Vjb25kcxgIIAEoA1IKdHRsU2Vjb25kcxIQCgN0YWcYCSABKAlS
+                A3RhZxIgCgthcHBsaWNhdGlvbhgKIAEoCVILYXBwbGljYXRpb24SSAoIcmVwbGljYXMYCyADKAsyLC5kZnN3aWZ0LnNjaGVkdWxl
+                ci52MS5QZXJzaXN0ZW50Q2FjaGVSZXBsaWNhUghyZXBsaWNhcxI5CgpjcmVhdGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVm
+                LlRpbWVzdGFtcFIJY3JlYXRlZEF0EjkKCnVwZGF0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wUgl1cGRh
+                dGVkQXQiagogTGlzdFBlcnNpc3RlbnRDYWNoZVRhc2tzUmVzcG9uc2USRgoFdGFza3MYASADKAsyMC5kZnN3aWZ0LnNjaGVkdWxl
+                ci52MS5QZXJzaXN0ZW50Q2FjaGVUYXNrU3VtbWFyeVIFdGFza3My/AEKEFNjaGVkdWxlckluc3BlY3QSXAoJTGlzdFRhc2tzEiYu
+                ZGZzd2lmdC5zY2hlZHVsZXIudjEuTGlzdFRhc2tzUmVxdWVzdBonLmRmc3dpZnQuc2NoZWR1bGVyLnYxLkxpc3RUYXNrc1Jlc3Bv
+                bnNlEokBChhMaXN0UGVyc2lzdGVudENhY2hlVGFza3MSNS5kZnN3aWZ0LnNjaGVkdWxlci52MS5MaXN0UGVyc2lzdGVudENhY2hl
+                VGFza3NSZXF1ZXN0GjYuZGZzd2lmdC5zY2hlZHVsZXIudjEuTGlzdFBlcnNpc3RlbnRDYWNoZVRhc2tzUmVzcG9uc2ViBnByb3Rv
+                Mw==
                 """))
         entries.append(ProtoFileTable.Entry(
             name: "google/protobuf/duration.proto",

@@ -118,9 +118,132 @@ public struct Dfswift_Scheduler_V1_ListTasksResponse: ProtoCMessage, Hashable {
     }
 }
 
+/// `dfswift.scheduler.v1.ListPersistentCacheTasksRequest`.
+public struct Dfswift_Scheduler_V1_ListPersistentCacheTasksRequest: ProtoCMessage, Hashable {
+    public static let protoMessageName: String = "dfswift.scheduler.v1.ListPersistentCacheTasksRequest"
+    public static let protoCDescriptor: ProtoCDescriptor = CProtosDescriptors.table["dfswift.scheduler.v1.ListPersistentCacheTasksRequest"]
+
+    public init() {}
+
+    public init(protoReader r: ProtoReader) {
+    }
+
+    public func writeFields(to w: ProtoWriter) {
+    }
+}
+
+/// `dfswift.scheduler.v1.PersistentCacheReplica`.
+public struct Dfswift_Scheduler_V1_PersistentCacheReplica: ProtoCMessage, Hashable {
+    public static let protoMessageName: String = "dfswift.scheduler.v1.PersistentCacheReplica"
+    public static let protoCDescriptor: ProtoCDescriptor = CProtosDescriptors.table["dfswift.scheduler.v1.PersistentCacheReplica"]
+
+    public var peerId: String = ""
+    public var hostId: String = ""
+    public var hostname: String = ""
+    public var ip: String = ""
+    public var persistent: Bool = false
+    public var state: String = ""
+    public var updatedAt: Google_Protobuf_Timestamp? = nil
+
+    public init() {}
+
+    public init(protoReader r: ProtoReader) {
+        self.peerId = r.value(1)
+        self.hostId = r.value(2)
+        self.hostname = r.value(3)
+        self.ip = r.value(4)
+        self.persistent = r.value(5)
+        self.state = r.value(6)
+        self.updatedAt = r.optional(7)
+    }
+
+    public func writeFields(to w: ProtoWriter) {
+        w.set(1, self.peerId)
+        w.set(2, self.hostId)
+        w.set(3, self.hostname)
+        w.set(4, self.ip)
+        w.set(5, self.persistent)
+        w.set(6, self.state)
+        w.setOptional(7, self.updatedAt)
+    }
+}
+
+/// `dfswift.scheduler.v1.PersistentCacheTaskSummary`.
+public struct Dfswift_Scheduler_V1_PersistentCacheTaskSummary: ProtoCMessage, Hashable {
+    public static let protoMessageName: String = "dfswift.scheduler.v1.PersistentCacheTaskSummary"
+    public static let protoCDescriptor: ProtoCDescriptor = CProtosDescriptors.table["dfswift.scheduler.v1.PersistentCacheTaskSummary"]
+
+    public var id: String = ""
+    public var state: String = ""
+    public var contentLength: UInt64 = 0
+    public var pieceLength: UInt64 = 0
+    public var pieceCount: UInt32 = 0
+    public var persistentReplicaCount: UInt64 = 0
+    public var currentPersistentReplicaCount: UInt64 = 0
+    public var ttlSeconds: Int64 = 0
+    public var tag: String = ""
+    public var application: String = ""
+    public var replicas: [Dfswift_Scheduler_V1_PersistentCacheReplica] = []
+    public var createdAt: Google_Protobuf_Timestamp? = nil
+    public var updatedAt: Google_Protobuf_Timestamp? = nil
+
+    public init() {}
+
+    public init(protoReader r: ProtoReader) {
+        self.id = r.value(1)
+        self.state = r.value(2)
+        self.contentLength = r.value(3)
+        self.pieceLength = r.value(4)
+        self.pieceCount = r.value(5)
+        self.persistentReplicaCount = r.value(6)
+        self.currentPersistentReplicaCount = r.value(7)
+        self.ttlSeconds = r.value(8)
+        self.tag = r.value(9)
+        self.application = r.value(10)
+        self.replicas = r.repeated(11)
+        self.createdAt = r.optional(12)
+        self.updatedAt = r.optional(13)
+    }
+
+    public func writeFields(to w: ProtoWriter) {
+        w.set(1, self.id)
+        w.set(2, self.state)
+        w.set(3, self.contentLength)
+        w.set(4, self.pieceLength)
+        w.set(5, self.pieceCount)
+        w.set(6, self.persistentReplicaCount)
+        w.set(7, self.currentPersistentReplicaCount)
+        w.set(8, self.ttlSeconds)
+        w.set(9, self.tag)
+        w.set(10, self.application)
+        w.setRepeated(11, self.replicas)
+        w.setOptional(12, self.createdAt)
+        w.setOptional(13, self.updatedAt)
+    }
+}
+
+/// `dfswift.scheduler.v1.ListPersistentCacheTasksResponse`.
+public struct Dfswift_Scheduler_V1_ListPersistentCacheTasksResponse: ProtoCMessage, Hashable {
+    public static let protoMessageName: String = "dfswift.scheduler.v1.ListPersistentCacheTasksResponse"
+    public static let protoCDescriptor: ProtoCDescriptor = CProtosDescriptors.table["dfswift.scheduler.v1.ListPersistentCacheTasksResponse"]
+
+    public var tasks: [Dfswift_Scheduler_V1_PersistentCacheTaskSummary] = []
+
+    public init() {}
+
+    public init(protoReader r: ProtoReader) {
+        self.tasks = r.repeated(1)
+    }
+
+    public func writeFields(to w: ProtoWriter) {
+        w.setRepeated(1, self.tasks)
+    }
+}
+
 /// The server side of `dfswift.scheduler.v1.SchedulerInspect`: implement the methods you serve; the rest answer UNIMPLEMENTED.
 public protocol Dfswift_Scheduler_V1_SchedulerInspectProvider: RPCServiceProvider {
     func listTasks(_ request: Dfswift_Scheduler_V1_ListTasksRequest, context: RPCServerContext) async throws -> Dfswift_Scheduler_V1_ListTasksResponse
+    func listPersistentCacheTasks(_ request: Dfswift_Scheduler_V1_ListPersistentCacheTasksRequest, context: RPCServerContext) async throws -> Dfswift_Scheduler_V1_ListPersistentCacheTasksResponse
 }
 
 extension Dfswift_Scheduler_V1_SchedulerInspectProvider {
@@ -131,11 +254,18 @@ extension Dfswift_Scheduler_V1_SchedulerInspectProvider {
         methods.append(RPCServerMethod.unary("ListTasks") { (request: Dfswift_Scheduler_V1_ListTasksRequest, context: RPCServerContext) async throws -> Dfswift_Scheduler_V1_ListTasksResponse in
             try await self.listTasks(request, context: context)
         })
+        methods.append(RPCServerMethod.unary("ListPersistentCacheTasks") { (request: Dfswift_Scheduler_V1_ListPersistentCacheTasksRequest, context: RPCServerContext) async throws -> Dfswift_Scheduler_V1_ListPersistentCacheTasksResponse in
+            try await self.listPersistentCacheTasks(request, context: context)
+        })
         return methods
     }
 
     public func listTasks(_ request: Dfswift_Scheduler_V1_ListTasksRequest, context: RPCServerContext) async throws -> Dfswift_Scheduler_V1_ListTasksResponse {
         throw RPCError(code: .unimplemented, message: "method ListTasks is not implemented")
+    }
+
+    public func listPersistentCacheTasks(_ request: Dfswift_Scheduler_V1_ListPersistentCacheTasksRequest, context: RPCServerContext) async throws -> Dfswift_Scheduler_V1_ListPersistentCacheTasksResponse {
+        throw RPCError(code: .unimplemented, message: "method ListPersistentCacheTasks is not implemented")
     }
 }
 
@@ -147,5 +277,9 @@ public struct Dfswift_Scheduler_V1_SchedulerInspectClient: Sendable {
 
     public func listTasks(_ request: Dfswift_Scheduler_V1_ListTasksRequest, options: CallOptions = CallOptions()) async throws -> Dfswift_Scheduler_V1_ListTasksResponse {
         try await client.unary(path: "/dfswift.scheduler.v1.SchedulerInspect/ListTasks", request: request, options: options, response: Dfswift_Scheduler_V1_ListTasksResponse.self)
+    }
+
+    public func listPersistentCacheTasks(_ request: Dfswift_Scheduler_V1_ListPersistentCacheTasksRequest, options: CallOptions = CallOptions()) async throws -> Dfswift_Scheduler_V1_ListPersistentCacheTasksResponse {
+        try await client.unary(path: "/dfswift.scheduler.v1.SchedulerInspect/ListPersistentCacheTasks", request: request, options: options, response: Dfswift_Scheduler_V1_ListPersistentCacheTasksResponse.self)
     }
 }

@@ -70,6 +70,56 @@ public actor ClusterInspector {
         var scheduler: String
     }
 
+    public struct ReplicaView: Codable, Sendable {
+        var peer_id: String
+        var host_id: String
+        var hostname: String
+        var ip: String
+        var persistent: Bool
+        var state: String
+        var updated_at: Date?
+    }
+
+    public struct PersistentCacheTaskView: Codable, Sendable {
+        var id: String
+        var state: String
+        var content_length: UInt64
+        var piece_length: UInt64
+        var piece_count: UInt32
+        var persistent_replica_count: UInt64
+        var current_persistent_replica_count: UInt64
+        var ttl_seconds: Int64
+        var tag: String
+        var application: String
+        var replicas: [ReplicaView]
+        var created_at: Date?
+        var updated_at: Date?
+        var scheduler: String
+    }
+
+    /// The persistent cache tasks (dfcache imports) the cluster's schedulers keep, by id.
+    public func persistentCacheTasks(clusterID: UInt64) async throws -> [PersistentCacheTaskView] {
+        var views: [PersistentCacheTaskView] = []
+        for scheduler in try await store.activeSchedulers(clusterID: clusterID) {
+            guard let channel = try? channels.channel(Self.address(scheduler)) else { continue }
+            let inspect = Dfswift_Scheduler_V1_SchedulerInspectClient(RPCClient(transport: channel))
+            guard let answer = try? await inspect.listPersistentCacheTasks(Dfswift_Scheduler_V1_ListPersistentCacheTasksRequest(),
+                                                                           options: Self.options) else { continue }
+            views += answer.tasks.map { t in
+                PersistentCacheTaskView(
+                    id: t.id, state: t.state, content_length: t.contentLength, piece_length: t.pieceLength, piece_count: t.pieceCount,
+                    persistent_replica_count: t.persistentReplicaCount, current_persistent_replica_count: t.currentPersistentReplicaCount,
+                    ttl_seconds: t.ttlSeconds, tag: t.tag, application: t.application,
+                    replicas: t.replicas.map { r in
+                        ReplicaView(peer_id: r.peerId, host_id: r.hostId, hostname: r.hostname, ip: r.ip, persistent: r.persistent,
+                                    state: r.state, updated_at: Self.date(r.updatedAt))
+                    },
+                    created_at: Self.date(t.createdAt), updated_at: Self.date(t.updatedAt), scheduler: scheduler.hostname)
+            }
+        }
+        return views.sorted { $0.id < $1.id }
+    }
+
     /// Every host the cluster's active schedulers know, each once.
     public func hosts(clusterID: UInt64) async throws -> [HostView] {
         var views: [String: HostView] = [:]

@@ -80,6 +80,14 @@ enum OpenAPIDocument {
         "ClusterTask": object(["id": string, "url": string, "state": string, "content_length": ["type": "integer"],
                                "piece_count": ["type": "integer"], "peers": array(ref("PeerProgress")), "created_at": dateTime,
                                "updated_at": dateTime, "scheduler": string]),
+        "PersistentCacheReplica": object(["peer_id": string, "host_id": string, "hostname": string, "ip": string,
+                                          "persistent": ["type": "boolean"], "state": string, "updated_at": dateTime]),
+        "PersistentCacheTask": object(["id": string, "state": string, "content_length": ["type": "integer"],
+                                       "piece_length": ["type": "integer"], "piece_count": ["type": "integer"],
+                                       "persistent_replica_count": ["type": "integer"],
+                                       "current_persistent_replica_count": ["type": "integer"], "ttl_seconds": ["type": "integer"],
+                                       "tag": string, "application": string, "replicas": array(ref("PersistentCacheReplica")),
+                                       "created_at": dateTime, "updated_at": dateTime, "scheduler": string]),
     ]
 
     static func response(_ description: String, _ schema: Object?) -> Object {
@@ -142,6 +150,10 @@ enum OpenAPIDocument {
         tasks["parameters"] = (tasks["parameters"] as? [Object] ?? []) +
             [["name": "limit", "in": "query", "schema": ["type": "integer", "minimum": 1, "maximum": 1000]]]
         p["/api/v1/scheduler-clusters/{id}/tasks"] = ["get": tasks]
+        p["/api/v1/scheduler-clusters/{id}/persistent-cache-tasks"] = [
+            "get": operation("persistent cache tasks the cluster's active schedulers keep, with every copy", ok: "200",
+                             array(ref("PersistentCacheTask")), idParam: true),
+        ]
         p["/api/v1/users"] = ["get": operation("list users", ok: "200", array(ref("User")), paged: true)]
         p["/api/v1/users/{id}"] = ["get": operation("get a user", ok: "200", ref("User"), idParam: true)]
         p["/api/v1/personal-access-tokens"] = [

@@ -82,6 +82,11 @@ extension SchedulerEngine {
         hosts.mapValues { hostView($0, .candidate) }
     }
 
+    /// Every announced host's name, by id (the console shows names).
+    public func hostnames() -> [String: String] {
+        hosts.mapValues { $0.info.hostname }
+    }
+
     /// Every announced seed host's id.
     public func seedHostIDs() -> Set<String> {
         Set(hosts.values.filter { $0.type.isSeed }.map(\.id))

@@ -42,7 +42,7 @@ public final class SchedulerNode: Service {
         await persistentCache.restore()
         let service = SchedulerRPCService(engine: engine, settings: c.settings, metrics: metrics, preheats: preheats,
                                           persistentCache: persistentCache)
-        let (_, services) = StandardServices.make(for: [service, SchedulerInspectService(engine: engine)])
+        let (_, services) = StandardServices.make(for: [service, SchedulerInspectService(engine: engine, persistentCache: persistentCache.registry)])
         let server = RPCServer(services: services,
                                configuration: RPCServerConfiguration(address: .tcp(host: c.listenIP, port: c.port), tls: c.tls.server)
                                    .limited(by: c.rpcLimits),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import missing
+from conftest import binary, missing, run
 
 HELPERS = Path(__file__).parent / "helpers"
 sys.path.insert(0, str(HELPERS))
@@ -129,6 +129,22 @@ def test_console_signs_in_and_shows_clusters_hosts_tasks_jobs_and_tokens(cluster
     assert "Succeeded" in task and "3/3 pieces" in task, task
     assert "origin" in task and "peers" in task, "the seed fetched from the origin, the dfdaemon from peers: " + task
     screenshot(browser, shots, "03-cluster", capsys)
+
+    # A file imported with dfcache: the persistent cache task, at its two replicas (the
+    # importing node's and the seed peer's), and the copies listed by host.
+    imported = cluster.root / "imported.bin"
+    imported.write_bytes(os.urandom(5 << 20))
+    res = run([binary("dfcache"), "import", imported, "--replica-count", "2", "--ttl", "2h",
+               "--endpoint", cluster.root / "node.sock", "--no-progress"], timeout=60)
+    assert res.returncode == 0, res.stderr
+    task_id = res.stdout.strip()
+    row = wait(browser, lambda d: [t for t in texts(d, "tr.persistent-cache-task") if "2 / 2" in t], timeout=30,
+               what="the persistent cache task at two replicas")[0]
+    assert task_id[:16] in row and "Succeeded" in row and "5.0 MiB" in row and "2 h" in row, row
+    replicas = sorted(t.split(" ")[0] for t in texts(browser, "tr.replica"))
+    assert replicas == ["node", "seed"], replicas
+    assert all("replica" in t and "cached" not in t for t in texts(browser, "tr.replica"))
+    screenshot(browser, shots, "03b-persistent-cache", capsys)
 
     # A preheat from the form becomes a job, and runs.
     browser.find_element("css selector", 'nav a[href="#/jobs"]').click()

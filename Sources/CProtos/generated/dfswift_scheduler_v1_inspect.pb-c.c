@@ -187,6 +187,186 @@ void   dfswift__scheduler__v1__list_tasks_response__free_unpacked
   assert(message->base.descriptor == &dfswift__scheduler__v1__list_tasks_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   dfswift__scheduler__v1__list_persistent_cache_tasks_request__init
+                     (Dfswift__Scheduler__V1__ListPersistentCacheTasksRequest         *message)
+{
+  static const Dfswift__Scheduler__V1__ListPersistentCacheTasksRequest init_value = DFSWIFT__SCHEDULER__V1__LIST_PERSISTENT_CACHE_TASKS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t dfswift__scheduler__v1__list_persistent_cache_tasks_request__get_packed_size
+                     (const Dfswift__Scheduler__V1__ListPersistentCacheTasksRequest *message)
+{
+  assert(message->base.descriptor == &dfswift__scheduler__v1__list_persistent_cache_tasks_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t dfswift__scheduler__v1__list_persistent_cache_tasks_request__pack
+                     (const Dfswift__Scheduler__V1__ListPersistentCacheTasksRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &dfswift__scheduler__v1__list_persistent_cache_tasks_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t dfswift__scheduler__v1__list_persistent_cache_tasks_request__pack_to_buffer
+                     (const Dfswift__Scheduler__V1__ListPersistentCacheTasksRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &dfswift__scheduler__v1__list_persistent_cache_tasks_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Dfswift__Scheduler__V1__ListPersistentCacheTasksRequest *
+       dfswift__scheduler__v1__list_persistent_cache_tasks_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Dfswift__Scheduler__V1__ListPersistentCacheTasksRequest *)
+     protobuf_c_message_unpack (&dfswift__scheduler__v1__list_persistent_cache_tasks_request__descriptor,
+                                allocator, len, data);
+}
+void   dfswift__scheduler__v1__list_persistent_cache_tasks_request__free_unpacked
+                     (Dfswift__Scheduler__V1__ListPersistentCacheTasksRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &dfswift__scheduler__v1__list_persistent_cache_tasks_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   dfswift__scheduler__v1__persistent_cache_replica__init
+                     (Dfswift__Scheduler__V1__PersistentCacheReplica         *message)
+{
+  static const Dfswift__Scheduler__V1__PersistentCacheReplica init_value = DFSWIFT__SCHEDULER__V1__PERSISTENT_CACHE_REPLICA__INIT;
+  *message = init_value;
+}
+size_t dfswift__scheduler__v1__persistent_cache_replica__get_packed_size
+                     (const Dfswift__Scheduler__V1__PersistentCacheReplica *message)
+{
+  assert(message->base.descriptor == &dfswift__scheduler__v1__persistent_cache_replica__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t dfswift__scheduler__v1__persistent_cache_replica__pack
+                     (const Dfswift__Scheduler__V1__PersistentCacheReplica *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &dfswift__scheduler__v1__persistent_cache_replica__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t dfswift__scheduler__v1__persistent_cache_replica__pack_to_buffer
+                     (const Dfswift__Scheduler__V1__PersistentCacheReplica *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &dfswift__scheduler__v1__persistent_cache_replica__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Dfswift__Scheduler__V1__PersistentCacheReplica *
+       dfswift__scheduler__v1__persistent_cache_replica__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Dfswift__Scheduler__V1__PersistentCacheReplica *)
+     protobuf_c_message_unpack (&dfswift__scheduler__v1__persistent_cache_replica__descriptor,
+                                allocator, len, data);
+}
+void   dfswift__scheduler__v1__persistent_cache_replica__free_unpacked
+                     (Dfswift__Scheduler__V1__PersistentCacheReplica *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &dfswift__scheduler__v1__persistent_cache_replica__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   dfswift__scheduler__v1__persistent_cache_task_summary__init
+                     (Dfswift__Scheduler__V1__PersistentCacheTaskSummary         *message)
+{
+  static const Dfswift__Scheduler__V1__PersistentCacheTaskSummary init_value = DFSWIFT__SCHEDULER__V1__PERSISTENT_CACHE_TASK_SUMMARY__INIT;
+  *message = init_value;
+}
+size_t dfswift__scheduler__v1__persistent_cache_task_summary__get_packed_size
+                     (const Dfswift__Scheduler__V1__PersistentCacheTaskSummary *message)
+{
+  assert(message->base.descriptor == &dfswift__scheduler__v1__persistent_cache_task_summary__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t dfswift__scheduler__v1__persistent_cache_task_summary__pack
+                     (const Dfswift__Scheduler__V1__PersistentCacheTaskSummary *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &dfswift__scheduler__v1__persistent_cache_task_summary__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t dfswift__scheduler__v1__persistent_cache_task_summary__pack_to_buffer
+                     (const Dfswift__Scheduler__V1__PersistentCacheTaskSummary *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &dfswift__scheduler__v1__persistent_cache_task_summary__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Dfswift__Scheduler__V1__PersistentCacheTaskSummary *
+       dfswift__scheduler__v1__persistent_cache_task_summary__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Dfswift__Scheduler__V1__PersistentCacheTaskSummary *)
+     protobuf_c_message_unpack (&dfswift__scheduler__v1__persistent_cache_task_summary__descriptor,
+                                allocator, len, data);
+}
+void   dfswift__scheduler__v1__persistent_cache_task_summary__free_unpacked
+                     (Dfswift__Scheduler__V1__PersistentCacheTaskSummary *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &dfswift__scheduler__v1__persistent_cache_task_summary__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   dfswift__scheduler__v1__list_persistent_cache_tasks_response__init
+                     (Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse         *message)
+{
+  static const Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse init_value = DFSWIFT__SCHEDULER__V1__LIST_PERSISTENT_CACHE_TASKS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t dfswift__scheduler__v1__list_persistent_cache_tasks_response__get_packed_size
+                     (const Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse *message)
+{
+  assert(message->base.descriptor == &dfswift__scheduler__v1__list_persistent_cache_tasks_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t dfswift__scheduler__v1__list_persistent_cache_tasks_response__pack
+                     (const Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &dfswift__scheduler__v1__list_persistent_cache_tasks_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t dfswift__scheduler__v1__list_persistent_cache_tasks_response__pack_to_buffer
+                     (const Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &dfswift__scheduler__v1__list_persistent_cache_tasks_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse *
+       dfswift__scheduler__v1__list_persistent_cache_tasks_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse *)
+     protobuf_c_message_unpack (&dfswift__scheduler__v1__list_persistent_cache_tasks_response__descriptor,
+                                allocator, len, data);
+}
+void   dfswift__scheduler__v1__list_persistent_cache_tasks_response__free_unpacked
+                     (Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &dfswift__scheduler__v1__list_persistent_cache_tasks_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor dfswift__scheduler__v1__list_tasks_request__field_descriptors[1] =
 {
   {
@@ -521,11 +701,379 @@ const ProtobufCMessageDescriptor dfswift__scheduler__v1__list_tasks_response__de
   (ProtobufCMessageInit) dfswift__scheduler__v1__list_tasks_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor dfswift__scheduler__v1__scheduler_inspect__method_descriptors[1] =
+#define dfswift__scheduler__v1__list_persistent_cache_tasks_request__field_descriptors NULL
+#define dfswift__scheduler__v1__list_persistent_cache_tasks_request__field_indices_by_name NULL
+#define dfswift__scheduler__v1__list_persistent_cache_tasks_request__number_ranges NULL
+const ProtobufCMessageDescriptor dfswift__scheduler__v1__list_persistent_cache_tasks_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "dfswift.scheduler.v1.ListPersistentCacheTasksRequest",
+  "ListPersistentCacheTasksRequest",
+  "Dfswift__Scheduler__V1__ListPersistentCacheTasksRequest",
+  "dfswift.scheduler.v1",
+  sizeof(Dfswift__Scheduler__V1__ListPersistentCacheTasksRequest),
+  0,
+  dfswift__scheduler__v1__list_persistent_cache_tasks_request__field_descriptors,
+  dfswift__scheduler__v1__list_persistent_cache_tasks_request__field_indices_by_name,
+  0,  dfswift__scheduler__v1__list_persistent_cache_tasks_request__number_ranges,
+  (ProtobufCMessageInit) dfswift__scheduler__v1__list_persistent_cache_tasks_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor dfswift__scheduler__v1__persistent_cache_replica__field_descriptors[7] =
+{
+  {
+    "peer_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Dfswift__Scheduler__V1__PersistentCacheReplica, peer_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "host_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Dfswift__Scheduler__V1__PersistentCacheReplica, host_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "hostname",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Dfswift__Scheduler__V1__PersistentCacheReplica, hostname),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ip",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Dfswift__Scheduler__V1__PersistentCacheReplica, ip),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "persistent",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Dfswift__Scheduler__V1__PersistentCacheReplica, persistent),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Dfswift__Scheduler__V1__PersistentCacheReplica, state),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "updated_at",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Dfswift__Scheduler__V1__PersistentCacheReplica, updated_at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned dfswift__scheduler__v1__persistent_cache_replica__field_indices_by_name[] = {
+  1,   /* field[1] = host_id */
+  2,   /* field[2] = hostname */
+  3,   /* field[3] = ip */
+  0,   /* field[0] = peer_id */
+  4,   /* field[4] = persistent */
+  5,   /* field[5] = state */
+  6,   /* field[6] = updated_at */
+};
+static const ProtobufCIntRange dfswift__scheduler__v1__persistent_cache_replica__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor dfswift__scheduler__v1__persistent_cache_replica__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "dfswift.scheduler.v1.PersistentCacheReplica",
+  "PersistentCacheReplica",
+  "Dfswift__Scheduler__V1__PersistentCacheReplica",
+  "dfswift.scheduler.v1",
+  sizeof(Dfswift__Scheduler__V1__PersistentCacheReplica),
+  7,
+  dfswift__scheduler__v1__persistent_cache_replica__field_descriptors,
+  dfswift__scheduler__v1__persistent_cache_replica__field_indices_by_name,
+  1,  dfswift__scheduler__v1__persistent_cache_replica__number_ranges,
+  (ProtobufCMessageInit) dfswift__scheduler__v1__persistent_cache_replica__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor dfswift__scheduler__v1__persistent_cache_task_summary__field_descriptors[13] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Dfswift__Scheduler__V1__PersistentCacheTaskSummary, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Dfswift__Scheduler__V1__PersistentCacheTaskSummary, state),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "content_length",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Dfswift__Scheduler__V1__PersistentCacheTaskSummary, content_length),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "piece_length",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Dfswift__Scheduler__V1__PersistentCacheTaskSummary, piece_length),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "piece_count",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Dfswift__Scheduler__V1__PersistentCacheTaskSummary, piece_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "persistent_replica_count",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Dfswift__Scheduler__V1__PersistentCacheTaskSummary, persistent_replica_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "current_persistent_replica_count",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Dfswift__Scheduler__V1__PersistentCacheTaskSummary, current_persistent_replica_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ttl_seconds",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Dfswift__Scheduler__V1__PersistentCacheTaskSummary, ttl_seconds),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "tag",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Dfswift__Scheduler__V1__PersistentCacheTaskSummary, tag),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "application",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Dfswift__Scheduler__V1__PersistentCacheTaskSummary, application),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "replicas",
+    11,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Dfswift__Scheduler__V1__PersistentCacheTaskSummary, n_replicas),
+    offsetof(Dfswift__Scheduler__V1__PersistentCacheTaskSummary, replicas),
+    &dfswift__scheduler__v1__persistent_cache_replica__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "created_at",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Dfswift__Scheduler__V1__PersistentCacheTaskSummary, created_at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "updated_at",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Dfswift__Scheduler__V1__PersistentCacheTaskSummary, updated_at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned dfswift__scheduler__v1__persistent_cache_task_summary__field_indices_by_name[] = {
+  9,   /* field[9] = application */
+  2,   /* field[2] = content_length */
+  11,   /* field[11] = created_at */
+  6,   /* field[6] = current_persistent_replica_count */
+  0,   /* field[0] = id */
+  5,   /* field[5] = persistent_replica_count */
+  4,   /* field[4] = piece_count */
+  3,   /* field[3] = piece_length */
+  10,   /* field[10] = replicas */
+  1,   /* field[1] = state */
+  8,   /* field[8] = tag */
+  7,   /* field[7] = ttl_seconds */
+  12,   /* field[12] = updated_at */
+};
+static const ProtobufCIntRange dfswift__scheduler__v1__persistent_cache_task_summary__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 13 }
+};
+const ProtobufCMessageDescriptor dfswift__scheduler__v1__persistent_cache_task_summary__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "dfswift.scheduler.v1.PersistentCacheTaskSummary",
+  "PersistentCacheTaskSummary",
+  "Dfswift__Scheduler__V1__PersistentCacheTaskSummary",
+  "dfswift.scheduler.v1",
+  sizeof(Dfswift__Scheduler__V1__PersistentCacheTaskSummary),
+  13,
+  dfswift__scheduler__v1__persistent_cache_task_summary__field_descriptors,
+  dfswift__scheduler__v1__persistent_cache_task_summary__field_indices_by_name,
+  1,  dfswift__scheduler__v1__persistent_cache_task_summary__number_ranges,
+  (ProtobufCMessageInit) dfswift__scheduler__v1__persistent_cache_task_summary__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor dfswift__scheduler__v1__list_persistent_cache_tasks_response__field_descriptors[1] =
+{
+  {
+    "tasks",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse, n_tasks),
+    offsetof(Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse, tasks),
+    &dfswift__scheduler__v1__persistent_cache_task_summary__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned dfswift__scheduler__v1__list_persistent_cache_tasks_response__field_indices_by_name[] = {
+  0,   /* field[0] = tasks */
+};
+static const ProtobufCIntRange dfswift__scheduler__v1__list_persistent_cache_tasks_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor dfswift__scheduler__v1__list_persistent_cache_tasks_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "dfswift.scheduler.v1.ListPersistentCacheTasksResponse",
+  "ListPersistentCacheTasksResponse",
+  "Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse",
+  "dfswift.scheduler.v1",
+  sizeof(Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse),
+  1,
+  dfswift__scheduler__v1__list_persistent_cache_tasks_response__field_descriptors,
+  dfswift__scheduler__v1__list_persistent_cache_tasks_response__field_indices_by_name,
+  1,  dfswift__scheduler__v1__list_persistent_cache_tasks_response__number_ranges,
+  (ProtobufCMessageInit) dfswift__scheduler__v1__list_persistent_cache_tasks_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCMethodDescriptor dfswift__scheduler__v1__scheduler_inspect__method_descriptors[2] =
 {
   { "ListTasks", &dfswift__scheduler__v1__list_tasks_request__descriptor, &dfswift__scheduler__v1__list_tasks_response__descriptor },
+  { "ListPersistentCacheTasks", &dfswift__scheduler__v1__list_persistent_cache_tasks_request__descriptor, &dfswift__scheduler__v1__list_persistent_cache_tasks_response__descriptor },
 };
 const unsigned dfswift__scheduler__v1__scheduler_inspect__method_indices_by_name[] = {
+  1,        /* ListPersistentCacheTasks */
   0         /* ListTasks */
 };
 const ProtobufCServiceDescriptor dfswift__scheduler__v1__scheduler_inspect__descriptor =
@@ -535,7 +1083,7 @@ const ProtobufCServiceDescriptor dfswift__scheduler__v1__scheduler_inspect__desc
   "SchedulerInspect",
   "Dfswift__Scheduler__V1__SchedulerInspect",
   "dfswift.scheduler.v1",
-  1,
+  2,
   dfswift__scheduler__v1__scheduler_inspect__method_descriptors,
   dfswift__scheduler__v1__scheduler_inspect__method_indices_by_name
 };
@@ -546,6 +1094,14 @@ void dfswift__scheduler__v1__scheduler_inspect__list_tasks(ProtobufCService *ser
 {
   assert(service->descriptor == &dfswift__scheduler__v1__scheduler_inspect__descriptor);
   service->invoke(service, 0, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void dfswift__scheduler__v1__scheduler_inspect__list_persistent_cache_tasks(ProtobufCService *service,
+                                                                            const Dfswift__Scheduler__V1__ListPersistentCacheTasksRequest *input,
+                                                                            Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse_Closure closure,
+                                                                            void *closure_data)
+{
+  assert(service->descriptor == &dfswift__scheduler__v1__scheduler_inspect__descriptor);
+  service->invoke(service, 1, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void dfswift__scheduler__v1__scheduler_inspect__init (Dfswift__Scheduler__V1__SchedulerInspect_Service *service,
                                                       Dfswift__Scheduler__V1__SchedulerInspect_ServiceDestroy destroy)

@@ -127,6 +127,13 @@ enum ConsoleScript {
         " " + done + "/" + (total || "?") + " " + (unit || "pieces"));
     }
 
+    function duration(seconds) {
+      if (seconds % 86400 === 0 && seconds > 0) return seconds / 86400 + " d";
+      if (seconds % 3600 === 0 && seconds > 0) return seconds / 3600 + " h";
+      if (seconds % 60 === 0 && seconds > 0) return seconds / 60 + " min";
+      return seconds + " s";
+    }
+
     // A job's downloads: counted while it runs, then done (and failed) of all.
     function jobProgress(j) {
       const r = j.result || {};
@@ -138,10 +145,11 @@ enum ConsoleScript {
     }
 
     async function clusterView(id) {
-      const [cluster, hosts, tasks] = await Promise.all([
+      const [cluster, hosts, tasks, cached] = await Promise.all([
         api("GET", "/scheduler-clusters/" + id),
         api("GET", "/scheduler-clusters/" + id + "/hosts"),
         api("GET", "/scheduler-clusters/" + id + "/tasks?limit=50"),
+        api("GET", "/scheduler-clusters/" + id + "/persistent-cache-tasks"),
       ]);
       const hostTable = table(["Hostname", "Address", "Type", "OS", "Disk used", "Scheduler"], hosts.map(h =>
         el("tr", { class: "host" }, el("td", {}, h.hostname), el("td", { class: "mono" }, h.ip + ":" + h.port),
@@ -157,10 +165,21 @@ enum ConsoleScript {
           el("tr", { class: "peer" }, el("td", {}, p.hostname || p.host_id), el("td", {}, badge(p.state)),
             el("td", {}, progress(p.finished_pieces, t.piece_count)),
             el("td", {}, p.back_to_source ? "origin" : "peers"))), "No peers."))));
+      const cachedRows = cached.map(t => el("tr", { class: "persistent-cache-task" },
+        el("td", { class: "mono" }, t.id.slice(0, 16) + "…"),
+        el("td", {}, badge(t.state)),
+        el("td", {}, bytes(t.content_length)),
+        el("td", { class: "replica-count" }, t.current_persistent_replica_count + " / " + t.persistent_replica_count),
+        el("td", {}, duration(t.ttl_seconds)),
+        el("td", {}, table(["Host", "State", "Kind"], t.replicas.map(r =>
+          el("tr", { class: "replica" }, el("td", {}, r.hostname || r.host_id), el("td", {}, badge(r.state)),
+            el("td", {}, r.persistent ? "replica" : "cached copy"))), "No copies."))));
       render(el("h1", {}, "Cluster ", el("span", { class: "cluster-name" }, cluster.name)),
         el("section", { class: "card" }, el("h2", {}, "Hosts (" + hosts.length + ")"), hostTable),
         el("section", { class: "card" }, el("h2", {}, "Tasks (" + tasks.length + ")"),
           table(["Task", "URL", "State", "Size", "Peers"], taskRows, "No tasks yet.")),
+        el("section", { class: "card" }, el("h2", {}, "Persistent cache tasks (" + cached.length + ")"),
+          table(["Task", "State", "Size", "Replicas", "TTL", "Copies"], cachedRows, "No persistent cache tasks (dfcache import).")),
         el("p", { class: "muted" }, "Refreshes every 5 seconds."));
       state.timer = setTimeout(() => route(), 5000);
     }

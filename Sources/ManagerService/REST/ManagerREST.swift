@@ -213,6 +213,11 @@ public struct ManagerREST: Sendable {
             let limit = try request.queryParameter("limit").map { try Self.positive($0, "limit") } ?? 100
             return try REST.json(try await inspector.tasks(clusterID: cluster.id, limit: UInt32(min(limit, 1000))))
         }
+        api.get("scheduler-clusters/:id/persistent-cache-tasks") { _, context in
+            _ = try context.requireSession()
+            let cluster = try await store.schedulerCluster(try REST.id(context))
+            return try REST.json(try await inspector.persistentCacheTasks(clusterID: cluster.id))
+        }
     }
 
     // MARK: - Schedulers and seed peers

@@ -20,6 +20,10 @@ typedef struct Dfswift__Scheduler__V1__ListTasksRequest Dfswift__Scheduler__V1__
 typedef struct Dfswift__Scheduler__V1__PeerProgress Dfswift__Scheduler__V1__PeerProgress;
 typedef struct Dfswift__Scheduler__V1__TaskSummary Dfswift__Scheduler__V1__TaskSummary;
 typedef struct Dfswift__Scheduler__V1__ListTasksResponse Dfswift__Scheduler__V1__ListTasksResponse;
+typedef struct Dfswift__Scheduler__V1__ListPersistentCacheTasksRequest Dfswift__Scheduler__V1__ListPersistentCacheTasksRequest;
+typedef struct Dfswift__Scheduler__V1__PersistentCacheReplica Dfswift__Scheduler__V1__PersistentCacheReplica;
+typedef struct Dfswift__Scheduler__V1__PersistentCacheTaskSummary Dfswift__Scheduler__V1__PersistentCacheTaskSummary;
+typedef struct Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse;
 
 
 /* --- enums --- */
@@ -89,6 +93,77 @@ struct  Dfswift__Scheduler__V1__ListTasksResponse
 };
 #define DFSWIFT__SCHEDULER__V1__LIST_TASKS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&dfswift__scheduler__v1__list_tasks_response__descriptor) \
+    , 0,NULL }
+
+
+struct  Dfswift__Scheduler__V1__ListPersistentCacheTasksRequest
+{
+  ProtobufCMessage base;
+};
+#define DFSWIFT__SCHEDULER__V1__LIST_PERSISTENT_CACHE_TASKS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&dfswift__scheduler__v1__list_persistent_cache_tasks_request__descriptor) \
+     }
+
+
+/*
+ * One copy of a persistent cache task, on one host.
+ */
+struct  Dfswift__Scheduler__V1__PersistentCacheReplica
+{
+  ProtobufCMessage base;
+  char *peer_id;
+  char *host_id;
+  char *hostname;
+  char *ip;
+  /*
+   * A counted replica (kept until the TTL), or a copy a download left.
+   */
+  protobuf_c_boolean persistent;
+  /*
+   * Pending, ReceivedNormal, Running, Succeeded, Failed, ...
+   */
+  char *state;
+  Google__Protobuf__Timestamp *updated_at;
+};
+#define DFSWIFT__SCHEDULER__V1__PERSISTENT_CACHE_REPLICA__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&dfswift__scheduler__v1__persistent_cache_replica__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, NULL }
+
+
+/*
+ * A persistent cache task (dfcache import) and where its copies are.
+ */
+struct  Dfswift__Scheduler__V1__PersistentCacheTaskSummary
+{
+  ProtobufCMessage base;
+  char *id;
+  char *state;
+  uint64_t content_length;
+  uint64_t piece_length;
+  uint32_t piece_count;
+  uint64_t persistent_replica_count;
+  uint64_t current_persistent_replica_count;
+  int64_t ttl_seconds;
+  char *tag;
+  char *application;
+  size_t n_replicas;
+  Dfswift__Scheduler__V1__PersistentCacheReplica **replicas;
+  Google__Protobuf__Timestamp *created_at;
+  Google__Protobuf__Timestamp *updated_at;
+};
+#define DFSWIFT__SCHEDULER__V1__PERSISTENT_CACHE_TASK_SUMMARY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&dfswift__scheduler__v1__persistent_cache_task_summary__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, NULL, NULL }
+
+
+struct  Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse
+{
+  ProtobufCMessage base;
+  size_t n_tasks;
+  Dfswift__Scheduler__V1__PersistentCacheTaskSummary **tasks;
+};
+#define DFSWIFT__SCHEDULER__V1__LIST_PERSISTENT_CACHE_TASKS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&dfswift__scheduler__v1__list_persistent_cache_tasks_response__descriptor) \
     , 0,NULL }
 
 
@@ -168,6 +243,82 @@ Dfswift__Scheduler__V1__ListTasksResponse *
 void   dfswift__scheduler__v1__list_tasks_response__free_unpacked
                      (Dfswift__Scheduler__V1__ListTasksResponse *message,
                       ProtobufCAllocator *allocator);
+/* Dfswift__Scheduler__V1__ListPersistentCacheTasksRequest methods */
+void   dfswift__scheduler__v1__list_persistent_cache_tasks_request__init
+                     (Dfswift__Scheduler__V1__ListPersistentCacheTasksRequest         *message);
+size_t dfswift__scheduler__v1__list_persistent_cache_tasks_request__get_packed_size
+                     (const Dfswift__Scheduler__V1__ListPersistentCacheTasksRequest   *message);
+size_t dfswift__scheduler__v1__list_persistent_cache_tasks_request__pack
+                     (const Dfswift__Scheduler__V1__ListPersistentCacheTasksRequest   *message,
+                      uint8_t             *out);
+size_t dfswift__scheduler__v1__list_persistent_cache_tasks_request__pack_to_buffer
+                     (const Dfswift__Scheduler__V1__ListPersistentCacheTasksRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Dfswift__Scheduler__V1__ListPersistentCacheTasksRequest *
+       dfswift__scheduler__v1__list_persistent_cache_tasks_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   dfswift__scheduler__v1__list_persistent_cache_tasks_request__free_unpacked
+                     (Dfswift__Scheduler__V1__ListPersistentCacheTasksRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Dfswift__Scheduler__V1__PersistentCacheReplica methods */
+void   dfswift__scheduler__v1__persistent_cache_replica__init
+                     (Dfswift__Scheduler__V1__PersistentCacheReplica         *message);
+size_t dfswift__scheduler__v1__persistent_cache_replica__get_packed_size
+                     (const Dfswift__Scheduler__V1__PersistentCacheReplica   *message);
+size_t dfswift__scheduler__v1__persistent_cache_replica__pack
+                     (const Dfswift__Scheduler__V1__PersistentCacheReplica   *message,
+                      uint8_t             *out);
+size_t dfswift__scheduler__v1__persistent_cache_replica__pack_to_buffer
+                     (const Dfswift__Scheduler__V1__PersistentCacheReplica   *message,
+                      ProtobufCBuffer     *buffer);
+Dfswift__Scheduler__V1__PersistentCacheReplica *
+       dfswift__scheduler__v1__persistent_cache_replica__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   dfswift__scheduler__v1__persistent_cache_replica__free_unpacked
+                     (Dfswift__Scheduler__V1__PersistentCacheReplica *message,
+                      ProtobufCAllocator *allocator);
+/* Dfswift__Scheduler__V1__PersistentCacheTaskSummary methods */
+void   dfswift__scheduler__v1__persistent_cache_task_summary__init
+                     (Dfswift__Scheduler__V1__PersistentCacheTaskSummary         *message);
+size_t dfswift__scheduler__v1__persistent_cache_task_summary__get_packed_size
+                     (const Dfswift__Scheduler__V1__PersistentCacheTaskSummary   *message);
+size_t dfswift__scheduler__v1__persistent_cache_task_summary__pack
+                     (const Dfswift__Scheduler__V1__PersistentCacheTaskSummary   *message,
+                      uint8_t             *out);
+size_t dfswift__scheduler__v1__persistent_cache_task_summary__pack_to_buffer
+                     (const Dfswift__Scheduler__V1__PersistentCacheTaskSummary   *message,
+                      ProtobufCBuffer     *buffer);
+Dfswift__Scheduler__V1__PersistentCacheTaskSummary *
+       dfswift__scheduler__v1__persistent_cache_task_summary__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   dfswift__scheduler__v1__persistent_cache_task_summary__free_unpacked
+                     (Dfswift__Scheduler__V1__PersistentCacheTaskSummary *message,
+                      ProtobufCAllocator *allocator);
+/* Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse methods */
+void   dfswift__scheduler__v1__list_persistent_cache_tasks_response__init
+                     (Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse         *message);
+size_t dfswift__scheduler__v1__list_persistent_cache_tasks_response__get_packed_size
+                     (const Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse   *message);
+size_t dfswift__scheduler__v1__list_persistent_cache_tasks_response__pack
+                     (const Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse   *message,
+                      uint8_t             *out);
+size_t dfswift__scheduler__v1__list_persistent_cache_tasks_response__pack_to_buffer
+                     (const Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse *
+       dfswift__scheduler__v1__list_persistent_cache_tasks_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   dfswift__scheduler__v1__list_persistent_cache_tasks_response__free_unpacked
+                     (Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Dfswift__Scheduler__V1__ListTasksRequest_Closure)
@@ -182,6 +333,18 @@ typedef void (*Dfswift__Scheduler__V1__TaskSummary_Closure)
 typedef void (*Dfswift__Scheduler__V1__ListTasksResponse_Closure)
                  (const Dfswift__Scheduler__V1__ListTasksResponse *message,
                   void *closure_data);
+typedef void (*Dfswift__Scheduler__V1__ListPersistentCacheTasksRequest_Closure)
+                 (const Dfswift__Scheduler__V1__ListPersistentCacheTasksRequest *message,
+                  void *closure_data);
+typedef void (*Dfswift__Scheduler__V1__PersistentCacheReplica_Closure)
+                 (const Dfswift__Scheduler__V1__PersistentCacheReplica *message,
+                  void *closure_data);
+typedef void (*Dfswift__Scheduler__V1__PersistentCacheTaskSummary_Closure)
+                 (const Dfswift__Scheduler__V1__PersistentCacheTaskSummary *message,
+                  void *closure_data);
+typedef void (*Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse_Closure)
+                 (const Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -193,6 +356,10 @@ struct Dfswift__Scheduler__V1__SchedulerInspect_Service
                      const Dfswift__Scheduler__V1__ListTasksRequest *input,
                      Dfswift__Scheduler__V1__ListTasksResponse_Closure closure,
                      void *closure_data);
+  void (*list_persistent_cache_tasks)(Dfswift__Scheduler__V1__SchedulerInspect_Service *service,
+                                      const Dfswift__Scheduler__V1__ListPersistentCacheTasksRequest *input,
+                                      Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse_Closure closure,
+                                      void *closure_data);
 };
 typedef void (*Dfswift__Scheduler__V1__SchedulerInspect_ServiceDestroy)(Dfswift__Scheduler__V1__SchedulerInspect_Service *);
 void dfswift__scheduler__v1__scheduler_inspect__init (Dfswift__Scheduler__V1__SchedulerInspect_Service *service,
@@ -201,11 +368,16 @@ void dfswift__scheduler__v1__scheduler_inspect__init (Dfswift__Scheduler__V1__Sc
     { &dfswift__scheduler__v1__scheduler_inspect__descriptor, protobuf_c_service_invoke_internal, NULL }
 #define DFSWIFT__SCHEDULER__V1__SCHEDULER_INSPECT__INIT(function_prefix__) \
     { DFSWIFT__SCHEDULER__V1__SCHEDULER_INSPECT__BASE_INIT,\
-      function_prefix__ ## list_tasks  }
+      function_prefix__ ## list_tasks,\
+      function_prefix__ ## list_persistent_cache_tasks  }
 void dfswift__scheduler__v1__scheduler_inspect__list_tasks(ProtobufCService *service,
                                                            const Dfswift__Scheduler__V1__ListTasksRequest *input,
                                                            Dfswift__Scheduler__V1__ListTasksResponse_Closure closure,
                                                            void *closure_data);
+void dfswift__scheduler__v1__scheduler_inspect__list_persistent_cache_tasks(ProtobufCService *service,
+                                                                            const Dfswift__Scheduler__V1__ListPersistentCacheTasksRequest *input,
+                                                                            Dfswift__Scheduler__V1__ListPersistentCacheTasksResponse_Closure closure,
+                                                                            void *closure_data);
 
 /* --- descriptors --- */
 
@@ -213,6 +385,10 @@ extern const ProtobufCMessageDescriptor dfswift__scheduler__v1__list_tasks_reque
 extern const ProtobufCMessageDescriptor dfswift__scheduler__v1__peer_progress__descriptor;
 extern const ProtobufCMessageDescriptor dfswift__scheduler__v1__task_summary__descriptor;
 extern const ProtobufCMessageDescriptor dfswift__scheduler__v1__list_tasks_response__descriptor;
+extern const ProtobufCMessageDescriptor dfswift__scheduler__v1__list_persistent_cache_tasks_request__descriptor;
+extern const ProtobufCMessageDescriptor dfswift__scheduler__v1__persistent_cache_replica__descriptor;
+extern const ProtobufCMessageDescriptor dfswift__scheduler__v1__persistent_cache_task_summary__descriptor;
+extern const ProtobufCMessageDescriptor dfswift__scheduler__v1__list_persistent_cache_tasks_response__descriptor;
 extern const ProtobufCServiceDescriptor dfswift__scheduler__v1__scheduler_inspect__descriptor;
 
 PROTOBUF_C__END_DECLS
