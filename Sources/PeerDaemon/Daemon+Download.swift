@@ -22,6 +22,9 @@ struct DownloadPlan: Sendable {
     var validators = OriginValidators()
     /// The bytes the caller asked for (`Download.range` or a `Range` header); nil for all.
     var range: ByteRange? = nil
+    /// A persistent cache task: parents are asked with its own SyncPersistentCachePieces
+    /// and Vortex tag, as upstream keeps it apart from tasks.
+    var persistentCache = false
 
     /// The pieces this download needs: those covering `range`, or nil for every piece.
     var wanted: Set<UInt32>? {

@@ -175,8 +175,10 @@ extension Daemon {
         var reported = Set<UInt32>()
         try await deliver(meta, &reported, traffic: .localPeer, file: file, report: report)
         if !meta.finished {
-            let plan = DownloadPlan(taskID: taskID, peerID: peerID, download: Common_V2_Download(), layout: layout, headers: [:],
+            var plan = DownloadPlan(taskID: taskID, peerID: peerID, download: Common_V2_Download(), layout: layout, headers: [:],
                                     log: logger, limit: TokenBucket(bytesPerSecond: config.perTaskDownloadRateLimit))
+            plan.persistentCache = true
+            let fetchPlan = plan
             let outcome = PersistentFetchOutcome()
             persistentFetches.withLock { $0[taskID, default: 0] += 1 }
             let fetch = Task {
@@ -186,7 +188,7 @@ extension Daemon {
                     }
                 }
                 do {
-                    try await self.fetchPersistentCacheFromPeers(plan, scheduler: scheduler, persistent: r.persistent)
+                    try await self.fetchPersistentCacheFromPeers(fetchPlan, scheduler: scheduler, persistent: r.persistent)
                     try await self.store.finish(taskID: taskID)
                     outcome.set(.success(()))
                 } catch {

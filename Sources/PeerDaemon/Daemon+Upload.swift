@@ -148,7 +148,11 @@ public struct VortexUploadSource: VortexPieceSource {
 
     /// The piece goes out from the store's file by sendfile: its bytes never enter this
     /// process, and the child checks them against the digest sent with them.
-    public func piece(taskID: String, number: UInt32) async throws -> VortexOutgoingPiece {
+    public func piece(taskID: String, number: UInt32, kind: VortexPieceKind) async throws -> VortexOutgoingPiece {
+        // Each kind is asked for by its own tag, as upstream keeps them apart.
+        guard await daemon.isPersistentCacheTask(taskID) == (kind == .persistentCacheTask) else {
+            throw VortexErrorPacket(code: .notFound, message: "no \(kind == .task ? "task" : "persistent cache task") \(taskID) here")
+        }
         let p: TaskMetadata.Piece
         let handle: NIOFileHandle
         do {
@@ -164,7 +168,7 @@ public struct VortexUploadSource: VortexPieceSource {
             try? handle.close()
             throw VortexErrorPacket(code: .internal, message: "piece \(number) lies beyond what this host can address")
         }
-        return VortexOutgoingPiece(metadata: metadata, body: .file(handle, offset: offset, length: length))
+        return VortexOutgoingPiece(metadata: metadata, body: .file(handle, offset: offset, length: length), kind: kind)
     }
 }
 

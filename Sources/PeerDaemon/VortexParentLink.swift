@@ -29,29 +29,30 @@ final class VortexParentLink: Sendable {
         self.changes = changes
     }
 
-    /// Starts reading the parent's SyncPieces, once, however many workers ask.
-    func start(_ daemon: Daemon, address: String, taskID: String) {
+    /// Starts reading the parent's SyncPieces (SyncPersistentCachePieces for a persistent
+    /// cache task), once, however many workers ask.
+    func start(_ daemon: Daemon, address: String, taskID: String, persistentCache: Bool = false) {
         let first = state.withLock { s -> Bool in
             defer { s.started = true }
             return !s.started
         }
         guard first else { return }
-        let request = Dfdaemon_V2_SyncPiecesRequest.with {
-            $0.hostId = daemon.config.hostID
-            $0.taskId = taskID
-        }
         let task = Task {
             do {
                 let client = Dfdaemon_V2_DfdaemonUploadClient(RPCClient(transport: try daemon.channel(address)))
-                let call = try await client.syncPieces(request, options: CallOptions(timeout: .seconds(3600)))
-                for try await piece in call.responses {
-                    state.withLock { s in
-                        s.announced.insert(piece.number)
-                        if s.endpoint == nil, let port = piece.tcpPort, port > 0 {
-                            s.endpoint = (piece.ip.isEmpty ? hostOf(address) : piece.ip, Int(port))
-                        }
-                    }
-                    changes.signal("")
+                let options = CallOptions(timeout: .seconds(3600))
+                if persistentCache {
+                    let call = try await client.syncPersistentCachePieces(Dfdaemon_V2_SyncPersistentCachePiecesRequest.with {
+                        $0.hostId = daemon.config.hostID
+                        $0.taskId = taskID
+                    }, options: options)
+                    for try await piece in call.responses { announce(piece.number, ip: piece.ip, port: piece.tcpPort, address: address) }
+                } else {
+                    let call = try await client.syncPieces(Dfdaemon_V2_SyncPiecesRequest.with {
+                        $0.hostId = daemon.config.hostID
+                        $0.taskId = taskID
+                    }, options: options)
+                    for try await piece in call.responses { announce(piece.number, ip: piece.ip, port: piece.tcpPort, address: address) }
                 }
                 state.withLock {
                     $0.ended = "its SyncPieces stream ended"
@@ -63,6 +64,16 @@ final class VortexParentLink: Sendable {
             changes.signal("")
         }
         state.withLock { $0.reader = task }
+    }
+
+    private func announce(_ number: UInt32, ip: String, port: Int32?, address: String) {
+        state.withLock { s in
+            s.announced.insert(number)
+            if s.endpoint == nil, let port, port > 0 {
+                s.endpoint = (ip.isEmpty ? hostOf(address) : ip, Int(port))
+            }
+        }
+        changes.signal("")
     }
 
     /// The next piece to fetch from this parent and where, once the parent has announced one

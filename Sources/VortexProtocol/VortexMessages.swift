@@ -1,14 +1,16 @@
-/// Tag 0: the piece a child wants — the task id as its 64 hex characters, then the piece
-/// number as a big-endian u32; 68 bytes, no more and no less.
+/// Tag 0 (tag 4 for a persistent cache task): the piece a child wants — the task id as its
+/// 64 hex characters, then the piece number as a big-endian u32; 68 bytes, no more and no less.
 public struct DownloadPieceRequest: Equatable, Sendable {
     public static let taskIDSize = 64
     public static let valueSize = taskIDSize + 4
     public var taskID: String
     public var pieceNumber: UInt32
+    public var kind: VortexPieceKind
 
-    public init(taskID: String, pieceNumber: UInt32) {
+    public init(taskID: String, pieceNumber: UInt32, kind: VortexPieceKind = .task) {
         self.taskID = taskID
         self.pieceNumber = pieceNumber
+        self.kind = kind
     }
 
     /// The whole packet: header and value. The task id must be 64 ASCII characters.
@@ -17,13 +19,14 @@ public struct DownloadPieceRequest: Equatable, Sendable {
         guard task.count == Self.taskIDSize else {
             throw .invalid("a task id is \(Self.taskIDSize) characters, not \(task.count)")
         }
-        var out = VortexHeader(id: id, tag: .downloadPiece, length: UInt32(Self.valueSize)).bytes
+        var out = VortexHeader(id: id, tag: kind.requestTag, length: UInt32(Self.valueSize)).bytes
         out += task
         out.appendBigEndian(pieceNumber)
         return out
     }
 
-    public init(value: some Collection<UInt8>) throws(VortexDecodingError) {
+    public init(value: some Collection<UInt8>, kind: VortexPieceKind = .task) throws(VortexDecodingError) {
+        self.kind = kind
         guard value.count == Self.valueSize else {
             throw .invalid("a download-piece value is \(Self.valueSize) bytes, not \(value.count)")
         }
@@ -87,9 +90,9 @@ public struct PieceContentMetadata: Equatable, Sendable {
     }
 
     /// Header and value; the caller sends the piece's bytes after them.
-    public func packetHead(id: UInt8 = .random(in: 0...255)) -> [UInt8] {
+    public func packetHead(id: UInt8 = .random(in: 0...255), kind: VortexPieceKind = .task) -> [UInt8] {
         let v = value
-        return VortexHeader(id: id, tag: .pieceContent, length: UInt32(v.count)).bytes + v
+        return VortexHeader(id: id, tag: kind.contentTag, length: UInt32(v.count)).bytes + v
     }
 
     public init(value: some Collection<UInt8>) throws(VortexDecodingError) {

@@ -1,12 +1,14 @@
 /// Vortex, the piece transport of Dragonfly's Rust dfdaemon (dragonflyoss/vortex-protocol):
 /// every packet is a 6-byte header — a packet id, a tag, the value's length as a big-endian
 /// u32 — and then the value. A piece-content packet is followed by the piece's bytes, which
-/// its header does not count. Tags 0, 1, 254 and 255 mean the same in every protocol
-/// version; the persistent and cache variants (2...7) were renumbered in 0.1.5, so they are
-/// read as `.other` and refused.
+/// its header does not count. Tags as vortex-protocol 0.1.5 numbers them: 0 and 1 a task's
+/// piece, 4 and 5 a persistent cache task's (the same layouts), 254 close, 255 error. The
+/// persistent (2, 3) and in-memory cache (6, 7) variants are read as `.other` and refused.
 public enum VortexTag: Equatable, Sendable {
     case downloadPiece
     case pieceContent
+    case downloadPersistentCachePiece
+    case persistentCachePieceContent
     case close
     case error
     case other(UInt8)
@@ -15,6 +17,8 @@ public enum VortexTag: Equatable, Sendable {
         switch rawValue {
         case 0: self = .downloadPiece
         case 1: self = .pieceContent
+        case 4: self = .downloadPersistentCachePiece
+        case 5: self = .persistentCachePieceContent
         case 254: self = .close
         case 255: self = .error
         default: self = .other(rawValue)
@@ -25,11 +29,22 @@ public enum VortexTag: Equatable, Sendable {
         switch self {
         case .downloadPiece: 0
         case .pieceContent: 1
+        case .downloadPersistentCachePiece: 4
+        case .persistentCachePieceContent: 5
         case .close: 254
         case .error: 255
         case .other(let raw): raw
         }
     }
+}
+
+/// Which kind of task a piece belongs to; it picks the request and content tags.
+public enum VortexPieceKind: Equatable, Sendable {
+    case task
+    case persistentCacheTask
+
+    public var requestTag: VortexTag { self == .task ? .downloadPiece : .downloadPersistentCachePiece }
+    public var contentTag: VortexTag { self == .task ? .pieceContent : .persistentCachePieceContent }
 }
 
 public struct VortexHeader: Equatable, Sendable {

@@ -4,8 +4,8 @@ public struct VortexRequestParser: Sendable {
     public enum Request: Equatable, Sendable {
         case downloadPiece(DownloadPieceRequest)
         case close
-        /// A tag this server does not serve (persistent or cache pieces, reserved); the
-        /// value has been skipped, so the connection can go on.
+        /// A tag this server does not serve (persistent or in-memory cache pieces, reserved);
+        /// the value has been skipped, so the connection can go on.
         case unsupported(VortexTag)
     }
 
@@ -23,13 +23,13 @@ public struct VortexRequestParser: Sendable {
             guard let header = VortexHeader(buffer[0..<VortexHeader.size]) else { break }
             let length = Int(header.length)
             switch header.tag {
-            case .downloadPiece:
+            case .downloadPiece, .downloadPersistentCachePiece:
                 guard length == DownloadPieceRequest.valueSize else {
                     throw .oversized("a download-piece value is \(DownloadPieceRequest.valueSize) bytes; the header says \(length)")
                 }
             case .close:
                 guard length == 0 else { throw .invalid("a close packet has no value; the header says \(length) bytes") }
-            case .pieceContent, .error:
+            case .pieceContent, .persistentCachePieceContent, .error:
                 throw .invalid("a \(header.tag) packet is a parent's answer, not a request")
             case .other:
                 guard length <= Self.maxSkippedValue else { throw .oversized("\(length) bytes of value for tag \(header.tag.rawValue)") }
@@ -38,6 +38,7 @@ public struct VortexRequestParser: Sendable {
             let value = buffer[VortexHeader.size..<VortexHeader.size + length]
             switch header.tag {
             case .downloadPiece: out.append(.downloadPiece(try DownloadPieceRequest(value: value)))
+            case .downloadPersistentCachePiece: out.append(.downloadPiece(try DownloadPieceRequest(value: value, kind: .persistentCacheTask)))
             case .close: out.append(.close)
             default: out.append(.unsupported(header.tag))
             }
@@ -72,10 +73,13 @@ public struct VortexResponseParser: Sendable {
     private var buffer: [UInt8] = []
     private var content: [UInt8] = []
     private let maxContent: UInt64
+    private let kind: VortexPieceKind
 
-    /// `maxContent`: the largest piece accepted (Dragonfly's pieces are at most 64 MiB).
-    public init(maxContent: UInt64 = 1 << 30) {
+    /// `maxContent`: the largest piece accepted (Dragonfly's pieces are at most 64 MiB);
+    /// `kind`: the kind of piece asked for, whose content tag alone is an answer.
+    public init(maxContent: UInt64 = 1 << 30, kind: VortexPieceKind = .task) {
         self.maxContent = maxContent
+        self.kind = kind
     }
 
     /// Appends `bytes`; returns the response once it is complete. Bytes past it are kept.
@@ -87,14 +91,17 @@ public struct VortexResponseParser: Sendable {
                 guard buffer.count >= VortexHeader.size, let header = VortexHeader(buffer[0..<VortexHeader.size]) else { return nil }
                 buffer.removeFirst(VortexHeader.size)
                 switch header.tag {
-                case .pieceContent, .error:
+                case .pieceContent, .persistentCachePieceContent, .error:
+                    guard header.tag == .error || header.tag == kind.contentTag else {
+                        throw .invalid("tag \(header.tag.rawValue) answers a request for another kind of piece")
+                    }
                     guard header.length <= Self.maxValue else {
                         throw .oversized("\(header.length) bytes of \(header.tag) value (at most \(Self.maxValue))")
                     }
                 case .close:
                     guard header.length == 0 else { throw .invalid("a close packet has no value; the header says \(header.length) bytes") }
                     return .close
-                case .downloadPiece, .other:
+                case .downloadPiece, .downloadPersistentCachePiece, .other:
                     throw .invalid("tag \(header.tag.rawValue) is not an answer to a download-piece request")
                 }
                 state = .value(header)

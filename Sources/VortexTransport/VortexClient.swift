@@ -31,9 +31,9 @@ public struct VortexClient: Sendable {
 
     /// The piece, its metadata checked against what was asked (number, and `length` when
     /// known); the digest is the caller's to check against the bytes.
-    public func downloadPiece(host: String, port: Int, taskID: String, number: UInt32,
+    public func downloadPiece(host: String, port: Int, taskID: String, number: UInt32, kind: VortexPieceKind = .task,
                               expectedLength: UInt64? = nil) async throws -> VortexPiece {
-        let request = try DownloadPieceRequest(taskID: taskID, pieceNumber: number).packet()
+        let request = try DownloadPieceRequest(taskID: taskID, pieceNumber: number, kind: kind).packet()
         let channel = try await ClientBootstrap(group: group)
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -43,7 +43,7 @@ public struct VortexClient: Sendable {
         let maxPiece = maxPiece
         return try await channel.executeThenClose { inbound, outbound in
             try await outbound.write(ByteBuffer(bytes: request))
-            var parser = VortexResponseParser(maxContent: maxPiece)
+            var parser = VortexResponseParser(maxContent: maxPiece, kind: kind)
             for try await chunk in inbound {
                 let response: VortexResponseParser.Response?
                 do { response = try parser.feed(chunk.readableBytesView) } catch let e as VortexDecodingError { throw VortexClientError.protocolError(e) }

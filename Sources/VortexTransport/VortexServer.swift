@@ -26,10 +26,13 @@ public struct VortexOutgoingPiece: Sendable {
 
     public var metadata: PieceContentMetadata
     public var body: Body
+    /// Picks the content tag: 1, or 5 for a persistent cache task's piece.
+    public var kind: VortexPieceKind
 
-    public init(metadata: PieceContentMetadata, body: Body) {
+    public init(metadata: PieceContentMetadata, body: Body, kind: VortexPieceKind = .task) {
         self.metadata = metadata
         self.body = body
+        self.kind = kind
     }
 
     var length: Int {
@@ -54,7 +57,8 @@ public protocol VortexPieceSource: Sendable {
     /// the connection's first request, and the connection ends.
     /// `host` is the child's IP address.
     func openConnection(from host: String?) throws -> any VortexConnectionBudget
-    func piece(taskID: String, number: UInt32) async throws -> VortexOutgoingPiece
+    /// `kind`: a task's piece (tag 0) or a persistent cache task's (tag 4).
+    func piece(taskID: String, number: UInt32, kind: VortexPieceKind) async throws -> VortexOutgoingPiece
 }
 
 public protocol VortexConnectionBudget: Sendable {
@@ -138,14 +142,14 @@ public final class VortexServer: Sendable {
         func write(_ piece: VortexOutgoingPiece) async throws {
             switch piece.body {
             case .bytes(let content):
-                let packetHead = piece.metadata.packetHead()
+                let packetHead = piece.metadata.packetHead(kind: piece.kind)
                 var head = channel.allocator.buffer(capacity: packetHead.count + content.count)
                 head.writeBytes(packetHead)
                 head.writeBytes(content)
                 try await channel.writeAndFlush(head)
             case .file(let handle, let offset, let length):
                 defer { try? handle.close() }
-                channel.write(ByteBuffer(bytes: piece.metadata.packetHead()), promise: nil)
+                channel.write(ByteBuffer(bytes: piece.metadata.packetHead(kind: piece.kind)), promise: nil)
                 let region = FileRegion(fileHandle: handle, readerIndex: offset, endIndex: offset + length)
                 try await channel.writeAndFlush(IOData.fileRegion(region))
             }
@@ -179,7 +183,7 @@ public final class VortexServer: Sendable {
                 case .close:
                     return
                 case .unsupported(let tag):
-                    let message = "tag \(tag.rawValue) is not served here (only download-piece, 0)"
+                    let message = "tag \(tag.rawValue) is not served here (only download-piece, 0, and download-persistent-cache-piece, 4)"
                     try await outbound.write(VortexErrorPacket(code: .invalidArgument, message: message).packet())
                 case .downloadPiece(let want):
                     try await answer(want, outbound, source: source, budget: budget)
@@ -192,7 +196,7 @@ public final class VortexServer: Sendable {
                                source: some VortexPieceSource, budget: any VortexConnectionBudget) async throws {
         let piece: VortexOutgoingPiece
         do {
-            piece = try await source.piece(taskID: want.taskID, number: want.pieceNumber)
+            piece = try await source.piece(taskID: want.taskID, number: want.pieceNumber, kind: want.kind)
         } catch {
             let refusal = error as? VortexErrorPacket ?? VortexErrorPacket(code: .internal, message: "\(error)")
             try await outbound.write(refusal.packet())

@@ -13,11 +13,13 @@ import VortexTransport
 final class MemorySource: VortexPieceSource {
     let taskID: String
     let pieces: [UInt32: [UInt8]]
+    let kind: VortexPieceKind
     let sent = Mutex<[Int]>([])
     let finished = Mutex(0)
 
-    init(taskID: String, pieces: [UInt32: [UInt8]]) {
+    init(taskID: String, pieces: [UInt32: [UInt8]], kind: VortexPieceKind = .task) {
         self.taskID = taskID
+        self.kind = kind
         self.pieces = pieces
     }
 
@@ -30,12 +32,12 @@ final class MemorySource: VortexPieceSource {
 
     func openConnection(from host: String?) throws -> any VortexConnectionBudget { Budget(self) }
 
-    func piece(taskID: String, number: UInt32) async throws -> VortexOutgoingPiece {
-        guard taskID == self.taskID, let bytes = pieces[number] else {
+    func piece(taskID: String, number: UInt32, kind: VortexPieceKind) async throws -> VortexOutgoingPiece {
+        guard taskID == self.taskID, kind == self.kind, let bytes = pieces[number] else {
             throw VortexErrorPacket(code: .notFound, message: "piece \(number) not found")
         }
         return VortexOutgoingPiece(metadata: PieceContentMetadata(number: number, offset: UInt64(number) * 4, length: UInt64(bytes.count),
-                                                                  digest: "crc32:1"), body: .bytes(bytes))
+                                                                  digest: "crc32:1"), body: .bytes(bytes), kind: kind)
     }
 }
 
@@ -64,7 +66,7 @@ final class FileSource: VortexPieceSource {
 
     func openConnection(from host: String?) throws -> any VortexConnectionBudget { Budget(refuse: refuseBudget) }
 
-    func piece(taskID: String, number: UInt32) async throws -> VortexOutgoingPiece {
+    func piece(taskID: String, number: UInt32, kind: VortexPieceKind) async throws -> VortexOutgoingPiece {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw VortexErrorPacket(code: .internal, message: "cannot open \(path)") }
         let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
@@ -103,6 +105,30 @@ final class FileSource: VortexPieceSource {
         } catch VortexClientError.unexpected {}
         #expect(source.sent.withLock { $0 } == [5, 64 << 20, 5])
         await server.stop()
+    }
+
+    /// A persistent cache task's pieces: asked with tag 4, answered with tag 5, and not
+    /// served to a request for a task's piece (tag 0), as upstream keeps the two apart.
+    @Test func persistentCachePiecesGoByTheirOwnTags() async throws {
+        let source = MemorySource(taskID: Self.task, pieces: [0: Array("kept".utf8)], kind: .persistentCacheTask)
+        let server = try await VortexServer.start(host: "127.0.0.1", port: 0, source: source, logger: Logger(label: "vortex"))
+        let client = VortexClient()
+        let piece = try await client.downloadPiece(host: "127.0.0.1", port: server.port, taskID: Self.task, number: 0,
+                                                   kind: .persistentCacheTask, expectedLength: 4)
+        #expect(piece.content == Array("kept".utf8))
+        do {
+            _ = try await client.downloadPiece(host: "127.0.0.1", port: server.port, taskID: Self.task, number: 0)
+            Issue.record("a persistent cache task's piece was served for tag 0")
+        } catch VortexClientError.refused(let packet) {
+            #expect(packet.code == .notFound)
+        }
+        await server.stop()
+        // On the wire: the request's tag is 4, and a tag-1 answer to it is refused.
+        #expect(try DownloadPieceRequest(taskID: Self.task, pieceNumber: 0, kind: .persistentCacheTask).packet()[1] == 4)
+        var parser = VortexResponseParser(kind: .persistentCacheTask)
+        let metadata = PieceContentMetadata(number: 0, offset: 0, length: 1, digest: "crc32:1")
+        #expect(metadata.packetHead(kind: .persistentCacheTask)[1] == 5)
+        #expect(throws: VortexDecodingError.self) { try parser.feed(metadata.packetHead()) }
     }
 
     /// A piece sent from a file region arrives byte for byte, from its offset; the server

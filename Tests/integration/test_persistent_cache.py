@@ -6,8 +6,13 @@ and by the official stubs."""
 
 import hashlib
 import os
+import re
 import signal
+import sys
 import time
+import urllib.request
+import zlib
+from pathlib import Path
 
 import grpc
 import pytest
@@ -16,6 +21,9 @@ from google.protobuf import duration_pb2
 
 from conftest import Server, binary, run
 from dfdaemon_cluster import Cluster
+
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+import vortex_spec  # noqa: E402
 
 MIB = 1 << 20
 SECRET_KEY = "x-dragonfly-registration-secret"
@@ -278,3 +286,35 @@ def test_tasks_survive_restarts_of_the_scheduler_and_the_importer(cluster, tmp_p
     exported = dfcache(c, "a", "export", task, "-O", local)
     assert exported.returncode == 0, exported.stderr
     assert local.read_bytes() == data
+
+
+def test_pieces_go_over_vortex_with_the_persistent_cache_tags(cluster, tmp_path):
+    """As between Rust dfdaemons: SyncPersistentCachePieces names the Vortex port, and
+    pieces are asked with tag 4 and answered with tag 5; a tag-0 request is refused."""
+    c = cluster
+    data = os.urandom(9 * MIB)
+    source = tmp_path / "v.bin"
+    source.write_bytes(data)
+    task = download_stub(c, "a").UploadPersistentCacheTask(dfdaemon_pb2.UploadPersistentCacheTaskRequest(
+        path=str(source), persistent_replica_count=1, ttl=duration_pb2.Duration(seconds=600)), timeout=30).id
+    upload = dfdaemon_pb2_grpc.DfdaemonUploadStub(grpc.insecure_channel(c.daemons["a"].address))
+    synced = list(upload.SyncPersistentCachePieces(dfdaemon_pb2.SyncPersistentCachePiecesRequest(host_id="spec", task_id=task), timeout=10))
+    assert [p.number for p in synced] == [0, 1, 2] and all(p.tcp_port > 0 for p in synced)
+    port = synced[0].tcp_port
+    for p in synced:
+        meta, content = vortex_spec.fetch_piece("127.0.0.1", port, task, p.number, persistent_cache=True)
+        assert content == data[p.offset:p.offset + p.length]
+        assert meta["digest"] == f"crc32:{zlib.crc32(content)}"
+    with pytest.raises(vortex_spec.VortexError) as err:
+        vortex_spec.fetch_piece("127.0.0.1", port, task, 0)
+    assert err.value.code == vortex_spec.NOT_FOUND
+    # Our own dfdaemon with download.protocol tcp fetches it the same way.
+    c.daemon("d", config=DAEMON_CONFIG + "download:\n  protocol: tcp\n")
+    c.wait_for_hosts(5)
+    out = tmp_path / "over-vortex.bin"
+    exported = dfcache(c, "d", "export", task, "-O", out)
+    assert exported.returncode == 0, exported.stderr
+    assert out.read_bytes() == data
+    with urllib.request.urlopen(f"http://{c.daemons['d'].address}/metrics", timeout=10) as res:
+        metrics = res.read().decode()
+    assert re.search(r'^dragonfly_dfdaemon_parent_piece_total\{transport="vortex"\} 3(\.0)?$', metrics, re.M), metrics

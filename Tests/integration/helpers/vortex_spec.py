@@ -1,7 +1,8 @@
 """The Vortex piece protocol of Dragonfly's Rust dfdaemon, written from its published
 description (dragonflyoss/vortex-protocol): a 6-byte header (packet id, tag, value length
-as a big-endian u32), then the value. Tags: 0 download piece, 1 piece content, 254 close,
-255 error. A piece-content value is a u32 metadata length and the metadata; the piece's
+as a big-endian u32), then the value. Tags (0.1.5): 0 download piece, 1 piece content,
+4 download persistent cache piece, 5 persistent cache piece content (the same layouts),
+254 close, 255 error. A piece-content value is a u32 metadata length and the metadata; the piece's
 bytes follow the packet. Independent of our Swift code on purpose."""
 
 import random
@@ -9,6 +10,7 @@ import socket
 import struct
 
 DOWNLOAD_PIECE, PIECE_CONTENT, CLOSE, ERROR = 0, 1, 254, 255
+DOWNLOAD_PERSISTENT_CACHE_PIECE, PERSISTENT_CACHE_PIECE_CONTENT = 4, 5
 NOT_FOUND, INVALID_ARGUMENT, INTERNAL = 2, 1, 3
 
 
@@ -22,10 +24,10 @@ def header(tag, length):
     return struct.pack(">BBI", random.randrange(256), tag, length)
 
 
-def download_piece(task_id, number):
+def download_piece(task_id, number, tag=DOWNLOAD_PIECE):
     value = task_id.encode("ascii") + struct.pack(">I", number)
     assert len(value) == 68
-    return header(DOWNLOAD_PIECE, len(value)) + value
+    return header(tag, len(value)) + value
 
 
 def error_packet(code, message):
@@ -68,20 +70,23 @@ def parse_metadata(value):
             "traffic_type": traffic, "cost": cost, "created_at": created}
 
 
-def read_response(sock):
+def read_response(sock, content_tag=PIECE_CONTENT):
     """(metadata, content) for a piece; raises VortexError for an error packet."""
     _, tag, length = struct.unpack(">BBI", read_exactly(sock, 6))
     value = read_exactly(sock, length)
     if tag == ERROR:
         raise VortexError(value[0], value[1:].decode(errors="replace"))
-    assert tag == PIECE_CONTENT, f"unexpected tag {tag}"
+    assert tag == content_tag, f"unexpected tag {tag}"
     metadata = parse_metadata(value)
     return metadata, read_exactly(sock, metadata["length"])
 
 
-def fetch_piece(host, port, task_id, number, timeout=60):
+def fetch_piece(host, port, task_id, number, timeout=60, persistent_cache=False):
     """One piece over one connection, as the Rust client does."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
+        if persistent_cache:
+            sock.sendall(download_piece(task_id, number, DOWNLOAD_PERSISTENT_CACHE_PIECE))
+            return read_response(sock, PERSISTENT_CACHE_PIECE_CONTENT)
         sock.sendall(download_piece(task_id, number))
         return read_response(sock)
 
