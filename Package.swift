@@ -113,7 +113,7 @@ let package = Package(
         ]),
         .target(name: "ManagerService", dependencies: [
             "ManagerCore", "SQLStore", "DragonflyCommon", "GeneratedAPI", "RPCCore", "RPCTransport", "RegistryClient", "HTTPServing",
-            "Preheating",
+            "Preheating", "Locking",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -79,7 +79,7 @@ public final class ManagerNode: Service {
         let restPort = rest.port
         logger.info("manager serving gRPC on \(c.listenIP):\(grpcPort), REST on \(c.listenIP):\(restPort)")
         return ManagerNode(grpcPort: grpcPort, restPort: restPort, grpc: grpc, rest: rest, store: store, db: db,
-                           preheats: PreheatRunner(store: store, tls: c.tls.client, logger: logger), inspector: inspector,
+                           preheats: PreheatRunner(store: store, tls: c.tls.client, secret: c.registrationSecret, logger: logger), inspector: inspector,
                            keepAliveTimeout: Double(c.keepAliveTimeout.components.seconds), logger: logger)
     }
 

@@ -1,15 +1,17 @@
 import DragonflyCommon
 import Foundation
 import GeneratedAPI
+import Locking
 import Logging
 import ManagerCore
 import Preheating
 import RPCCore
 import RPCTransport
 
-/// Runs preheat jobs: resolves an image to its blobs (or takes the file URLs), then asks
-/// the seed peers (or every peer, for `all_peers`) of the job's scheduler clusters to
-/// download each one, the way a later pull will name it, so that pull is a cache hit.
+/// Runs preheat jobs: each scheduler cluster's part goes to its scheduler (`PreheatImage`,
+/// `PreheatFile`), which has the seed peers (or every peer, for `all_peers`) download each
+/// blob or file the way a later pull will name it, so that pull is a cache hit. A cluster
+/// whose scheduler does not take preheats has the manager ask the peers itself.
 /// While a job runs its result shows its progress (downloads done, failed, in all).
 /// PENDING jobs are claimed one runner at a time; RUNNING ones left by a stopped manager
 /// are taken up again on start.
@@ -17,12 +19,15 @@ public actor PreheatRunner {
     let store: ManagerStore
     let logger: Logger
     let executor: PreheatExecutor
-    /// For `ListHosts` on schedulers (the peers of `all_peers`).
+    /// For `ListHosts` and the preheats on schedulers.
     let schedulers: RPCChannelPool
+    /// The cluster's registration secret, which schedulers require of preheat callers.
+    let secret: String?
 
     /// `tls` is for calls to schedulers and peers that serve TLS.
-    public init(store: ManagerStore, tls: TLSConfiguration? = nil, logger: Logger) {
+    public init(store: ManagerStore, tls: TLSConfiguration? = nil, secret: String? = nil, logger: Logger) {
         self.store = store
+        self.secret = secret
         self.logger = logger
         executor = PreheatExecutor(tls: tls, logger: logger)
         schedulers = RPCChannelPool { config in
@@ -53,12 +58,13 @@ public actor PreheatRunner {
         let progress = JobProgress(store: store, jobID: job.id)
         do {
             let args = try PreheatArguments(job.args)
-            let results = try await withTimeout(args.timeout) {
+            let (results, via) = try await withTimeout(args.timeout) {
                 try await self.preheat(args, clusters: job.scheduler_cluster_ids, progress: progress)
             }
             let failed = results.filter { $0.state != "SUCCESS" }
             var result = try JSONValue(encoding: ["tasks": results])
             if case .object(var o) = result {
+                o["via"] = .array(via.map { .string($0) })
                 o["total"] = .number(Double(results.count))
                 o["failed"] = .number(Double(failed.count))
                 if let first = failed.first { o["message"] = .string("\(failed.count) of \(results.count) downloads failed; first: \(first.error ?? "?")") }
@@ -75,13 +81,15 @@ public actor PreheatRunner {
         _ = try? await store.updateJob(job.id, state: outcome.0, result: outcome.1)
     }
 
-    func preheat(_ args: PreheatArguments, clusters: [UInt64], progress: JobProgress) async throws -> [PreheatExecutor.Outcome] {
+    /// The job's downloads, and who ran each cluster's part (`scheduler HOST:PORT` or `manager`).
+    func preheat(_ args: PreheatArguments, clusters: [UInt64], progress: JobProgress) async throws -> ([PreheatExecutor.Outcome], [String]) {
         var items: [PreheatPlan.Item] = []
         var headers = args.headers
         switch args.kind {
         case .file:
             items = args.urls.map { PreheatPlan.Item(url: $0) }
         case .image:
+            // Resolved here too, for the job's per-blob progress and results.
             for url in args.urls {
                 let resolved = try await executor.resolveImage(url, platform: args.platform, username: args.username,
                                                                password: args.password, headers: args.headers)
@@ -96,17 +104,96 @@ public actor PreheatRunner {
         download.requestHeader = headers
         download.pieceLength = args.pieceLength
         download.enableTaskIdBasedBlobDigest = args.taskIDBasedBlobDigest
-        let selection = PeerSelection(ips: args.ips, count: args.count, percentage: args.percentage)
+        let call = SchedulerPreheatCall(args: args, secret: secret)
+        // The share as the scheduler is sent it, so both plan the same peers.
+        let selection = PeerSelection(ips: args.ips, count: args.count, percentage: call.percentage.map(Double.init))
         let scope = PreheatPlan.Scope(rawValue: args.scope.rawValue) ?? .singleSeedPeer
-        let targets = selection.choose(from: try await candidates(scope, clusters: clusters), scope: scope)
-        guard !targets.isEmpty else {
+        let plan = PreheatPlan(items: items, download: download, scope: scope, selection: selection,
+                               concurrentTaskCount: args.concurrentTaskCount, timeout: args.timeout)
+        // Each cluster's scheduler plans over its own peers, as the manager lists them here.
+        var parts: [(targets: [PreheatTarget], scheduler: SchedulerRecord?)] = []
+        for id in clusters.isEmpty ? try await store.allSchedulerClusters().map(\.id) : clusters {
+            let targets = selection.choose(from: try await candidates(scope, clusters: [id]), scope: scope)
+            if !targets.isEmpty { parts.append((targets, try await store.activeSchedulers(clusterID: id).first)) }
+        }
+        guard !parts.isEmpty else {
             throw ManagerError(.notFound, scope == .allPeers ? "no peers in the scheduler clusters"
                                                             : "no active seed peer in the scheduler clusters")
         }
-        let plan = PreheatPlan(items: items, download: download, scope: scope, selection: selection,
-                               concurrentTaskCount: args.concurrentTaskCount, timeout: args.timeout)
-        await progress.start(total: plan.work(on: targets).count)
-        return await executor.run(plan, on: targets) { outcome in await progress.record(outcome) }
+        await progress.start(total: parts.reduce(0) { $0 + plan.work(on: $1.targets).count })
+        var outcomes: [PreheatExecutor.Outcome] = []
+        var via: [String] = []
+        for part in parts {
+            if let scheduler = part.scheduler,
+               let done = await throughScheduler(scheduler, call, plan, part.targets, progress: progress, before: outcomes) {
+                outcomes += done
+                via.append("scheduler " + PreheatTarget(ip: scheduler.ip, port: Int(scheduler.port), isSeed: false).address)
+                continue
+            }
+            // No scheduler, or one that does not preheat (an older one): the manager asks the peers itself.
+            outcomes += await executor.run(plan, on: part.targets) { outcome in await progress.record(outcome) }
+            via.append("manager")
+        }
+        return (outcomes.sorted { ($0.url, $0.peer) < ($1.url, $1.peer) }, via)
+    }
+
+    /// The cluster's part of the job, run by its scheduler; while it runs, the peers are
+    /// asked which of their items they hold, for the job's progress; at the end, each
+    /// (item, peer) is a success if the peer holds it. nil when the scheduler does not take
+    /// preheats (UNIMPLEMENTED, it refuses this manager, or it cannot be reached): the
+    /// caller runs them itself (what the scheduler did already is a cache hit then).
+    func throughScheduler(_ scheduler: SchedulerRecord, _ call: SchedulerPreheatCall, _ plan: PreheatPlan, _ targets: [PreheatTarget],
+                          progress: JobProgress, before: [PreheatExecutor.Outcome]) async -> [PreheatExecutor.Outcome]? {
+        let address = PreheatTarget(ip: scheduler.ip, port: Int(scheduler.port), isSeed: false).address
+        guard let channel = try? schedulers.channel(address) else { return nil }
+        let client = Scheduler_V2_SchedulerClient(RPCClient(transport: channel))
+        let ended = Locked<RPCError??>(nil)
+        let running = Task {
+            var failure: RPCError?
+            do { try await call.run(client) } catch { failure = RPCError.wrapping(error) }
+            ended.withLock { $0 = .some(failure) }
+        }
+        _ = running
+        let work = plan.work(on: targets)
+        let doneBefore = before.count, failedBefore = before.filter { $0.state != "SUCCESS" }.count
+        // A survey asks every peer about every item: spaced out for large jobs.
+        let interval = Duration.seconds(min(30, max(1, work.count / 100)))
+        var next = ContinuousClock.now + interval
+        while ended.withLock({ $0 }) == nil {
+            try? await Task.sleep(for: .milliseconds(200))
+            guard ContinuousClock.now >= next else { continue }
+            next = ContinuousClock.now + interval
+            let held = await cachedPairs(plan, targets)
+            let done = work.filter { held.contains(Pair(url: $0.item.url, address: $0.target.address)) }.count
+            await progress.set(done: doneBefore + done, failed: failedBefore)
+        }
+        let failure = ended.withLock { $0 } ?? nil
+        if let failure, [.unimplemented, .permissionDenied, .unauthenticated, .unavailable].contains(failure.code) {
+            logger.warning("scheduler \(address) did not take the preheat (\(failure.message)); the manager runs it")
+            return nil
+        }
+        let held = await cachedPairs(plan, targets)
+        let outcomes = work.map { w in
+            let ok = held.contains(Pair(url: w.item.url, address: w.target.address))
+            return PreheatExecutor.Outcome(url: w.item.url, peer: w.target.address, hostname: w.target.hostname,
+                                           task_id: (try? PreheatPlan.taskID(of: plan.request(for: w.item))) ?? "",
+                                           state: ok ? "SUCCESS" : "FAILURE",
+                                           error: ok ? nil : (failure?.message ?? "not in the peer's cache after the scheduler's preheat"))
+        }
+        await progress.set(done: doneBefore + outcomes.count, failed: failedBefore + outcomes.filter { $0.state != "SUCCESS" }.count)
+        logger.info("preheat through scheduler \(address): \(outcomes.filter { $0.state == "SUCCESS" }.count) of \(outcomes.count) downloads done")
+        return outcomes
+    }
+
+    struct Pair: Hashable { let url: String; let address: String }
+
+    /// The (item, peer) pairs the peers hold complete now.
+    func cachedPairs(_ plan: PreheatPlan, _ targets: [PreheatTarget]) async -> Set<Pair> {
+        var held: Set<Pair> = []
+        for (target, finished) in await executor.cached(plan, on: targets) {
+            for (item, ok) in finished where ok { held.insert(Pair(url: item.url, address: target.address)) }
+        }
+        return held
     }
 
     /// The dfdaemons a scope draws from: the clusters' active seed peers, or for
@@ -160,6 +247,14 @@ actor JobProgress {
 
     func start(total: Int) async {
         self.total = total
+        await write()
+    }
+
+    /// Counts as a survey found them; never backwards.
+    func set(done: Int, failed: Int) async {
+        guard done > self.done || failed > self.failed else { return }
+        self.done = max(self.done, done)
+        self.failed = max(self.failed, failed)
         await write()
     }
 

@@ -62,6 +62,15 @@ public final class PreheatExecutor: Sendable {
         public var task_id: String
         public var state: String
         public var error: String?
+
+        public init(url: String, peer: String, hostname: String, task_id: String, state: String, error: String? = nil) {
+            self.url = url
+            self.peer = peer
+            self.hostname = hostname
+            self.task_id = task_id
+            self.state = state
+            self.error = error
+        }
     }
 
     /// Runs every (item, peer) download of `plan` on `targets`, `concurrentTaskCount` at a

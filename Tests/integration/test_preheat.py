@@ -225,6 +225,8 @@ def test_all_peers_scope_reaches_every_peer_and_ips_narrow_it(tmp_path):
         job = cluster.preheat({"type": "file", "url": url, "scope": "all_peers"})
         assert job["state"] == "SUCCESS", job
         assert sorted(t["peer"] for t in job["result"]["tasks"]) == sorted([cluster.seed.address, cluster.node.address])
+        # Planned and run by the cluster's scheduler (PreheatFile), which knows its peers.
+        assert job["result"]["via"] == [f"scheduler {cluster.sched.address}"], job
         job = cluster.preheat({"type": "file", "url": url, "scope": "all_peers", "count": 1})
         assert len(job["result"]["tasks"]) == 1
         job = cluster.preheat({"type": "file", "url": url, "scope": "all_peers", "ips": ["192.0.2.1"]})
@@ -232,6 +234,13 @@ def test_all_peers_scope_reaches_every_peer_and_ips_narrow_it(tmp_path):
         status, body, _ = cluster.manager.call("POST", "/api/v1/jobs", {"type": "preheat", "args": {"url": url, "scope": "some"}},
                                                cluster.token)
         assert status == 400 and "scope" in body["message"], "bad arguments are refused when the job is made"
+        # With the scheduler gone, the manager asks the seed peer itself.
+        cluster.sched.proc.kill()
+        cluster.sched.proc.wait(timeout=10)
+        (tmp_path / "origin" / "g.bin").write_bytes(os.urandom(MIB))
+        job = cluster.preheat({"type": "file", "url": f"http://{origin.address}/g.bin"})
+        assert job["state"] == "SUCCESS" and job["result"]["via"] == ["manager"], job
+        assert [t["peer"] for t in job["result"]["tasks"]] == [cluster.seed.address]
     finally:
         if cluster:
             cluster.stop()
@@ -300,6 +309,7 @@ def test_a_running_job_shows_its_progress(tmp_path):
         assert seen and all(p["total"] == 3 and 0 <= p["done"] <= 3 and p["failed"] == 0 for p in seen), seen
         assert any(p["done"] >= 1 for p in seen), f"the count moved while the job ran: {seen}"
         assert job["result"]["total"] == 3 and "progress" not in job["result"], "the final result replaces the progress"
+        assert job["result"]["via"] == [f"scheduler {cluster.sched.address}"], job
     finally:
         if cluster:
             cluster.stop()
