@@ -6,6 +6,7 @@ import NIOPosix
 import PeerStorage
 import RPCCore
 import Locking
+import VortexProtocol
 
 /// What a download needs to know once the task's size is known.
 struct DownloadPlan: Sendable {
@@ -22,9 +23,9 @@ struct DownloadPlan: Sendable {
     var validators = OriginValidators()
     /// The bytes the caller asked for (`Download.range` or a `Range` header); nil for all.
     var range: ByteRange? = nil
-    /// A persistent cache task: parents are asked with its own SyncPersistentCachePieces
-    /// and Vortex tag, as upstream keeps it apart from tasks.
-    var persistentCache = false
+    /// A task, a persistent task or a persistent cache task: parents are asked with the
+    /// kind's own Sync*Pieces and Vortex tag, as upstream keeps them apart.
+    var kind = VortexPieceKind.task
 
     /// The pieces this download needs: those covering `range`, or nil for every piece.
     var wanted: Set<UInt32>? {

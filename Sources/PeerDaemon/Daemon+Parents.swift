@@ -175,7 +175,7 @@ extension Daemon {
     private func vortexWorker(_ plan: DownloadPlan, _ parent: Common_V2_Peer, address: String, _ link: VortexParentLink,
                               _ queue: PieceQueue, report: PieceReport,
                               onPiece: @Sendable (Common_V2_Piece) async -> Void) async -> (String, UInt32)? {
-        link.start(self, address: address, taskID: plan.taskID, persistentCache: plan.persistentCache)
+        link.start(self, address: address, taskID: plan.taskID, kind: plan.kind)
         let client = VortexClient(maxPiece: 1 << 30)
         while true {
             let next: (PieceLayout.Piece, host: String, port: Int)?
@@ -191,7 +191,7 @@ extension Daemon {
             do {
                 let got = try await withTimeout(config.pieceTimeout) {
                     try await client.downloadPiece(host: host, port: port, taskID: plan.taskID, number: piece.number,
-                                                   kind: plan.persistentCache ? .persistentCacheTask : .task, expectedLength: piece.length)
+                                                   kind: plan.kind, expectedLength: piece.length)
                 }
                 try await keep(plan, piece, got.content, digest: got.metadata.digest, from: parent, queue: queue, transport: "vortex",
                                since: start, report: report, onPiece: onPiece)

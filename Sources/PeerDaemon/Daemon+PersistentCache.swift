@@ -4,6 +4,7 @@ import GeneratedAPI
 import NIOPosix
 import PeerStorage
 import RPCCore
+import VortexProtocol
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -116,21 +117,8 @@ extension Daemon {
         guard !taskID.isEmpty, taskID.utf8.count <= 128, taskID.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else {
             throw RPCError(code: .invalidArgument, message: "task_id must be lowercase hex")
         }
-        let output: OutputTarget?
-        if let path = r.outputPath, !path.isEmpty {
-            guard caller == .local else {
-                throw RPCError(code: .permissionDenied, message: "only a local client may name an output path")
-            }
-            let target = try OutputTarget.check(path, allowed: config.allowedOutputDirs)
-            try target.preflight()
-            output = target
-        } else {
-            output = nil
-        }
-        var contentDigest: ContentDigest?
-        do { contentDigest = try r.digest.map { try ContentDigest(parsing: $0) } } catch {
-            throw RPCError(code: .invalidArgument, message: "invalid digest(\(r.digest ?? "")): \(error)")
-        }
+        let output = try keptOutput(r.outputPath, caller: caller)
+        let contentDigest = try keptDigest(r.digest)
         guard let address = scheduler(for: taskID) else {
             throw RPCError(code: .unavailable, message: "no scheduler: a persistent cache task lives in the cluster's scheduler")
         }
@@ -148,83 +136,13 @@ extension Daemon {
             throw RPCError(code: .dataLoss, message: "the scheduler's layout of \(taskID) is impossible: \(error.description)")
         }
         let ttl = try Self.checkedTTL(task.ttl)
-        let peerID = PeerIdentity.peerID(ip: config.ip, hostname: config.hostname, seed: config.seedPeer)
         let info = PersistentCacheInfo(persistent: r.persistent, createdAt: task.createdAt?.date ?? Date(), ttlSeconds: ttl.components.seconds,
                                        replicaCount: task.persistentReplicaCount, tag: task.tag, application: task.application)
-        var meta: TaskMetadata
-        do {
-            if let m = try? await store.metadata(taskID), m.persistentCache != nil,
-               m.contentLength == layout.contentLength, m.pieceLength == layout.pieceLength {
-                meta = m
-                if r.persistent { try await store.updatePersistentCache(taskID: taskID) { $0.persistent = true } }
-            } else {
-                try? await store.delete(taskID: taskID)
-                meta = try await store.open(taskID: taskID, url: "", contentLength: layout.contentLength,
-                                            pieceLength: layout.pieceLength, persistentCache: info)
-            }
-        } catch {
-            throw RPCError(code: .internal, message: "\(error)")
-        }
-        let file: OutputFile?
-        if let output {
-            file = try await NIOThreadPool.singleton.runIfActive { try OutputFile(output, length: layout.contentLength) }
-        } else {
-            file = nil
-        }
-        try await started(layout.contentLength, peerID)
-        var reported = Set<UInt32>()
-        try await deliver(meta, &reported, traffic: .localPeer, file: file, report: report)
-        if !meta.finished {
-            var plan = DownloadPlan(taskID: taskID, peerID: peerID, download: Common_V2_Download(), layout: layout, headers: [:],
-                                    log: logger, limit: TokenBucket(bytesPerSecond: config.perTaskDownloadRateLimit))
-            plan.persistentCache = true
-            let fetchPlan = plan
-            let outcome = PersistentFetchOutcome()
-            persistentFetches.withLock { $0[taskID, default: 0] += 1 }
-            let fetch = Task {
-                defer {
-                    persistentFetches.withLock { f in
-                        if let n = f[taskID], n > 1 { f[taskID] = n - 1 } else { f[taskID] = nil }
-                    }
-                }
-                do {
-                    try await self.fetchPersistentCacheFromPeers(fetchPlan, scheduler: scheduler, persistent: r.persistent)
-                    try await self.store.finish(taskID: taskID)
-                    outcome.set(.success(()))
-                } catch {
-                    outcome.set(.failure(RPCError.wrapping(error)))
-                }
-                self.store.changes.signal(taskID)
-            }
-            defer { fetch.cancel() }
-            // Pieces go to the caller as they land, whoever's workers stored them.
-            while true {
-                let seen = store.changes.version(taskID)
-                try await deliver(store.metadata(taskID), &reported, traffic: .remotePeer, file: file, report: report)
-                if let result = outcome.value {
-                    try result.get()
-                    try await deliver(store.metadata(taskID), &reported, traffic: .remotePeer, file: file, report: report)
-                    break
-                }
-                await store.changes.wait(taskID, after: seen, timeout: .seconds(5))
-                try Task.checkCancellation()
-            }
-        }
-        if let contentDigest {
-            do { try await store.verify(taskID: taskID, contentDigest: contentDigest) } catch {
-                throw RPCError(code: .internal, message: "\(error)")
-            }
-        }
-        if let file { try await NIOThreadPool.singleton.runIfActive { try file.commit() } }
-    }
-
-    /// Reports the stored pieces not reported yet, copying each into the output first.
-    private func deliver(_ m: TaskMetadata, _ reported: inout Set<UInt32>, traffic: Common_V2_TrafficType,
-                         file: OutputFile?, report: PieceReport) async throws {
-        for p in m.pieces.values.sorted(by: { $0.number < $1.number }) where !reported.contains(p.number) {
-            reported.insert(p.number)
-            if let file { try await copyPiece(p, of: m.taskID, into: file, range: nil) }
-            try await report(Common_V2_Piece(p, traffic: traffic))
+        try await runKeptDownload(taskID, layout: layout, info: info, output: output, contentDigest: contentDigest,
+                                  started: started, report: report) { plan in
+            var plan = plan
+            plan.kind = .persistentCacheTask
+            try await self.fetchPersistentCacheFromPeers(plan, scheduler: scheduler, persistent: r.persistent)
         }
     }
 
@@ -300,7 +218,7 @@ extension Daemon {
     // MARK: - Views, updates, removal
 
     func statLocalPersistentCacheTask(_ taskID: String) async throws -> Dfdaemon_V2_StatLocalPersistentCacheTaskResponse {
-        guard let m = try? await store.metadata(taskID), let cache = m.persistentCache else {
+        guard let m = try? await store.metadata(taskID), let cache = m.persistentCache, cache.sourceURL == nil else {
             throw RPCError(code: .notFound, message: "local persistent cache task not found: \(taskID)")
         }
         let (uploading, uploaded) = uploadCounts.of(taskID)
@@ -327,7 +245,17 @@ extension Daemon {
     }
 
     func isPersistentCacheTask(_ taskID: String) async -> Bool {
-        (try? await store.metadata(taskID))?.persistentCache != nil
+        await pieceKind(of: taskID) == .persistentCacheTask
+    }
+
+    func isPersistentTask(_ taskID: String) async -> Bool {
+        await pieceKind(of: taskID) == .persistentTask
+    }
+
+    /// Which kind of task the store holds under `taskID` (`.task` also when it holds none).
+    func pieceKind(of taskID: String) async -> VortexPieceKind {
+        guard let kept = (try? await store.metadata(taskID))?.persistentCache else { return .task }
+        return kept.sourceURL == nil ? .persistentCacheTask : .persistentTask
     }
 
     /// `StatPersistentCacheTask`: the cluster's view, from the task's scheduler.

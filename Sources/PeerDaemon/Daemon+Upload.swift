@@ -150,8 +150,8 @@ public struct VortexUploadSource: VortexPieceSource {
     /// process, and the child checks them against the digest sent with them.
     public func piece(taskID: String, number: UInt32, kind: VortexPieceKind) async throws -> VortexOutgoingPiece {
         // Each kind is asked for by its own tag, as upstream keeps them apart.
-        guard await daemon.isPersistentCacheTask(taskID) == (kind == .persistentCacheTask) else {
-            throw VortexErrorPacket(code: .notFound, message: "no \(kind == .task ? "task" : "persistent cache task") \(taskID) here")
+        guard await daemon.pieceKind(of: taskID) == kind else {
+            throw VortexErrorPacket(code: .notFound, message: "no \(kind) \(taskID) here")
         }
         let p: TaskMetadata.Piece
         let handle: NIOFileHandle

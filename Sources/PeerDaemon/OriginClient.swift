@@ -157,6 +157,31 @@ public struct OriginClient: Sendable {
         throw OriginError(message: "more than \(Self.maxRedirects) redirects from \(LogRedaction.url(url))")
     }
 
+    /// Sends `length` bytes from `body` to `url` with a PUT (a persistent task's upload to
+    /// its origin). The URL must pass the policy; a redirect is an error rather than
+    /// followed, since the body cannot be sent twice. Fails unless the answer is 2xx.
+    public func put(_ url: String, length: UInt64, body: AsyncThrowingStream<ByteBuffer, any Error>) async throws {
+        if let why = await policy.refusal(for: url) {
+            throw OriginError(message: "refused: \(why)", statusCode: nil, refused: true)
+        }
+        var request = HTTPClientRequest(url: url)
+        request.method = .PUT
+        request.headers.add(name: "Content-Type", value: "application/octet-stream")
+        request.body = .stream(body, length: .known(Int64(length)))
+        let response: HTTPClientResponse
+        do {
+            response = try await client(for: url).execute(request, timeout: .hours(24))
+        } catch {
+            throw OriginError(message: "cannot PUT to \(LogRedaction.url(url)): \(error)")
+        }
+        let answer = try? await response.body.collect(upTo: 64 << 10)
+        guard (200..<300).contains(Int(response.status.code)) else {
+            let text = answer.map { String(buffer: $0) } ?? ""
+            throw OriginError(message: "PUT to \(LogRedaction.url(url)) answered \(response.status.code) \(text.prefix(200))",
+                              statusCode: Int(response.status.code))
+        }
+    }
+
     /// The content's length and headers, from a HEAD; an origin that refuses HEAD (405,
     /// 501, or 403 from a URL signed for GET only, as object stores sign them) is asked
     /// with a one-byte ranged GET instead, whose `Content-Range` (or, from an origin that

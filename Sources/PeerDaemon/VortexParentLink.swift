@@ -3,6 +3,7 @@ import GeneratedAPI
 import PeerStorage
 import RPCCore
 import Locking
+import VortexProtocol
 
 /// What a parent without our piece stream (a Rust dfdaemon) says it has: its SyncPieces
 /// stream, read once for all of the workers fetching from it, gives the pieces it holds and
@@ -29,9 +30,9 @@ final class VortexParentLink: Sendable {
         self.changes = changes
     }
 
-    /// Starts reading the parent's SyncPieces (SyncPersistentCachePieces for a persistent
-    /// cache task), once, however many workers ask.
-    func start(_ daemon: Daemon, address: String, taskID: String, persistentCache: Bool = false) {
+    /// Starts reading the parent's SyncPieces (SyncPersistentPieces or
+    /// SyncPersistentCachePieces for those kinds), once, however many workers ask.
+    func start(_ daemon: Daemon, address: String, taskID: String, kind: VortexPieceKind = .task) {
         let first = state.withLock { s -> Bool in
             defer { s.started = true }
             return !s.started
@@ -41,13 +42,20 @@ final class VortexParentLink: Sendable {
             do {
                 let client = Dfdaemon_V2_DfdaemonUploadClient(RPCClient(transport: try daemon.channel(address)))
                 let options = CallOptions(timeout: .seconds(3600))
-                if persistentCache {
+                switch kind {
+                case .persistentCacheTask:
                     let call = try await client.syncPersistentCachePieces(Dfdaemon_V2_SyncPersistentCachePiecesRequest.with {
                         $0.hostId = daemon.config.hostID
                         $0.taskId = taskID
                     }, options: options)
                     for try await piece in call.responses { announce(piece.number, ip: piece.ip, port: piece.tcpPort, address: address) }
-                } else {
+                case .persistentTask:
+                    let call = try await client.syncPersistentPieces(Dfdaemon_V2_SyncPersistentPiecesRequest.with {
+                        $0.hostId = daemon.config.hostID
+                        $0.taskId = taskID
+                    }, options: options)
+                    for try await piece in call.responses { announce(piece.number, ip: piece.ip, port: piece.tcpPort, address: address) }
+                case .task:
                     let call = try await client.syncPieces(Dfdaemon_V2_SyncPiecesRequest.with {
                         $0.hostId = daemon.config.hostID
                         $0.taskId = taskID

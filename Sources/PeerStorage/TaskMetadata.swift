@@ -37,8 +37,8 @@ public struct TaskMetadata: Codable, Equatable, Sendable {
     public var isComplete: Bool { pieces.count == Int(pieceCount) }
 }
 
-/// What makes a task a persistent cache task: how long the cluster keeps it, and whether
-/// this node holds one of its counted replicas.
+/// What makes a task one the cluster keeps (a persistent cache task, or a persistent task
+/// of an origin): how long it keeps it, and whether this node holds a counted replica.
 public struct PersistentCacheInfo: Codable, Equatable, Sendable {
     /// A counted replica: the storage GC does not evict it for space, only at its TTL.
     public var persistent: Bool
@@ -48,8 +48,13 @@ public struct PersistentCacheInfo: Codable, Equatable, Sendable {
     public var replicaCount: UInt64
     public var tag: String?
     public var application: String?
+    /// A persistent task's origin (upstream: its object storage); nil for a persistent cache
+    /// task, which has none.
+    public var sourceURL: String?
 
-    public init(persistent: Bool, createdAt: Date, ttlSeconds: Int64, replicaCount: UInt64, tag: String?, application: String?) {
+    public init(persistent: Bool, createdAt: Date, ttlSeconds: Int64, replicaCount: UInt64, tag: String?, application: String?,
+                sourceURL: String? = nil) {
+        self.sourceURL = sourceURL
         self.persistent = persistent
         self.createdAt = createdAt
         self.ttlSeconds = ttlSeconds

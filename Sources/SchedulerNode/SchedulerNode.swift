@@ -20,7 +20,8 @@ public final class SchedulerNode: Service {
     private let engine: SchedulerEngine
     private let seeds: SeedPeerClient
     private let preheats: SchedulerPreheat
-    private let persistentCache: SchedulerPersistentCache
+    /// Persistent cache tasks and persistent tasks, each kept at its replica count.
+    private let keepers: [ReplicaKeeper]
     private let announcer: ManagerAnnouncer?
     private let logger: Logger
 
@@ -35,13 +36,14 @@ public final class SchedulerNode: Service {
         let secret = c.managerRegistrationSecret ?? ProcessInfo.processInfo.environment[ManagerAnnouncer.registrationSecretVariable]
         let access = PreheatAccess(secret: secret, mutualTLS: c.tls.server?.requireClientCertificate == true)
         let preheats = SchedulerPreheat(engine: engine, access: access, tls: c.tls.client, logger: logger)
-        let persistentCache = SchedulerPersistentCache(engine: engine, access: access, secret: secret, tls: c.tls.client,
-                                                       candidateParentLimit: c.settings.candidateParentLimit,
-                                                       stateFile: (c.dataDir as NSString).appendingPathComponent("persistent-cache-tasks.json"),
-                                                       logger: logger)
+        let persistentCache = ReplicaKeeper(.persistentCache, engine: engine, access: access, secret: secret, tls: c.tls.client,
+                                            candidateParentLimit: c.settings.candidateParentLimit, dataDir: c.dataDir, logger: logger)
+        let persistentTasks = ReplicaKeeper(.persistent, engine: engine, access: access, secret: secret, tls: c.tls.client,
+                                            candidateParentLimit: c.settings.candidateParentLimit, dataDir: c.dataDir, logger: logger)
         await persistentCache.restore()
+        await persistentTasks.restore()
         let service = SchedulerRPCService(engine: engine, settings: c.settings, metrics: metrics, preheats: preheats,
-                                          persistentCache: persistentCache)
+                                          persistentCache: persistentCache, persistentTasks: persistentTasks)
         let (_, services) = StandardServices.make(for: [service, SchedulerInspectService(engine: engine, persistentCache: persistentCache.registry)])
         let server = RPCServer(services: services,
                                configuration: RPCServerConfiguration(address: .tcp(host: c.listenIP, port: c.port), tls: c.tls.server)
@@ -64,13 +66,13 @@ public final class SchedulerNode: Service {
                 interval: c.keepAliveInterval, tls: c.tls.client, registrationSecret: c.managerRegistrationSecret)
         }
         return SchedulerNode(grpcPort: grpcPort, metricsPort: metricsPort, server: server, http: http, engine: engine,
-                             seeds: seeds, preheats: preheats, persistentCache: persistentCache, announcer: announcer, logger: logger)
+                             seeds: seeds, preheats: preheats, keepers: [persistentCache, persistentTasks], announcer: announcer, logger: logger)
     }
 
     private init(grpcPort: Int, metricsPort: Int, server: RPCServer, http: HTTPListener, engine: SchedulerEngine,
-                 seeds: SeedPeerClient, preheats: SchedulerPreheat, persistentCache: SchedulerPersistentCache,
+                 seeds: SeedPeerClient, preheats: SchedulerPreheat, keepers: [ReplicaKeeper],
                  announcer: ManagerAnnouncer?, logger: Logger) {
-        self.persistentCache = persistentCache
+        self.keepers = keepers
         self.grpcPort = grpcPort
         self.metricsPort = metricsPort
         self.server = server
@@ -86,13 +88,13 @@ public final class SchedulerNode: Service {
     /// calling task is cancelled.
     public func run() async throws {
         let gc = Task { [engine] in await engine.runGarbageCollection() }
-        let replicas = Task { [persistentCache] in await persistentCache.run() }
+        let replicas = keepers.map { keeper in Task { await keeper.run() } }
         let registration = announcer.map { a in Task { await a.run() } }
         let server = server
         await cancelWhenGracefulShutdown { await server.runUntilCancelled() }
         gc.cancel()
-        replicas.cancel()
-        await persistentCache.shutdown()
+        replicas.forEach { $0.cancel() }
+        for keeper in keepers { await keeper.shutdown() }
         registration?.cancel()
         await http.stop()
         await seeds.close()

@@ -5,9 +5,9 @@ import SchedulerCore
 /// `dfswift.scheduler.v1.SchedulerInspect`: read-only views for the manager's console.
 public struct SchedulerInspectService: Dfswift_Scheduler_V1_SchedulerInspectProvider {
     let engine: SchedulerEngine
-    let persistentCache: PersistentCacheRegistry?
+    let persistentCache: ReplicaRegistry?
 
-    public init(engine: SchedulerEngine, persistentCache: PersistentCacheRegistry? = nil) {
+    public init(engine: SchedulerEngine, persistentCache: ReplicaRegistry? = nil) {
         self.engine = engine
         self.persistentCache = persistentCache
     }
@@ -25,22 +25,22 @@ public struct SchedulerInspectService: Dfswift_Scheduler_V1_SchedulerInspectProv
                 s.contentLength = task.contentLength
                 s.pieceLength = task.pieceLength
                 s.pieceCount = task.pieceCount
-                s.persistentReplicaCount = task.persistentReplicaCount
+                s.persistentReplicaCount = task.replicaCount
                 s.currentPersistentReplicaCount = task.currentPersistentReplicaCount
-                s.ttlSeconds = task.ttl?.seconds ?? 0
+                s.ttlSeconds = task.ttl.components.seconds
                 s.tag = task.tag ?? ""
                 s.application = task.application ?? ""
-                s.createdAt = task.createdAt
-                s.updatedAt = task.updatedAt
+                s.createdAt = KeptTask.timestamp(task.createdAt)
+                s.updatedAt = KeptTask.timestamp(task.updatedAt)
                 s.replicas = peers.map { p in
                     Dfswift_Scheduler_V1_PersistentCacheReplica.with { r in
                         r.peerId = p.id
-                        r.hostId = p.host?.id ?? ""
-                        r.hostname = names[p.host?.id ?? ""] ?? ""
+                        r.hostId = p.hostID
+                        r.hostname = names[p.hostID] ?? ""
                         r.ip = p.host?.ip ?? ""
                         r.persistent = p.persistent
                         r.state = p.state
-                        r.updatedAt = p.updatedAt
+                        r.updatedAt = KeptTask.timestamp(p.updatedAt)
                     }
                 }
             }

@@ -4,7 +4,7 @@ import SchedulerCore
 
 /// Persistent cache tasks (`dfcache`): imports, downloads, and the views of both.
 extension SchedulerRPCService {
-    func enabledPersistentCache() throws -> SchedulerPersistentCache {
+    func enabledPersistentCache() throws -> ReplicaKeeper {
         guard let persistentCache else { throw RPCError(code: .unimplemented, message: "persistent cache tasks are off on this scheduler") }
         return persistentCache
     }
@@ -15,7 +15,10 @@ extension SchedulerRPCService {
         guard await engine.hostDirectory()[request.hostId] != nil else {
             throw RPCError(code: .notFound, message: "host \(request.hostId) not found")
         }
-        try await cache.registry.uploadStarted(request)
+        let task = KeptTask(id: request.taskId, replicaCount: request.persistentReplicaCount, tag: request.tag,
+                            application: request.application, pieceLength: request.pieceLength, contentLength: request.contentLength,
+                            pieceCount: request.pieceCount, ttl: try ReplicaRegistry.checkedTTL(request.ttl))
+        try await cache.registry.uploadStarted(task, hostID: request.hostId, peerID: request.peerId)
         return Google_Protobuf_Empty()
     }
 
@@ -25,7 +28,7 @@ extension SchedulerRPCService {
         let task = try await cache.registry.uploadFinished(taskID: request.taskId, peerID: request.peerId)
         // Replicas are made at once, not at the next pass.
         Task { await cache.reconcile() }
-        return task
+        return task.persistentCacheTask
     }
 
     public func uploadPersistentCacheTaskFailed(_ request: Scheduler_V2_UploadPersistentCacheTaskFailedRequest,
@@ -36,13 +39,13 @@ extension SchedulerRPCService {
 
     public func statPersistentCacheTask(_ request: Scheduler_V2_StatPersistentCacheTaskRequest,
                                         context: RPCServerContext) async throws -> Common_V2_PersistentCacheTask {
-        try await enabledPersistentCache().registry.stat(taskID: request.taskId)
+        try await enabledPersistentCache().registry.stat(taskID: request.taskId).persistentCacheTask
     }
 
     public func statPersistentCachePeer(_ request: Scheduler_V2_StatPersistentCachePeerRequest,
                                         context: RPCServerContext) async throws -> Common_V2_PersistentCachePeer {
         let cache = try enabledPersistentCache()
-        return try await cache.registry.statPeer(taskID: request.taskId, peerID: request.peerId, hosts: engine.hostDirectory())
+        return try await cache.registry.statPeer(taskID: request.taskId, peerID: request.peerId, hosts: engine.hostDirectory()).persistentCachePeer
     }
 
     /// Removes the task cluster-wide. Only the cluster's own callers may: anyone else could
@@ -82,18 +85,18 @@ extension SchedulerRPCService {
                 switch r.request {
                 case .registerPersistentCachePeerRequest(let register)?:
                     guard registered == nil else { throw RPCError(code: .failedPrecondition, message: "peer \(r.peerId) is already registered") }
-                    let parents = try await registry.register(hostID: r.hostId, taskID: r.taskId, peerID: r.peerId,
-                                                              persistent: register.persistent, hosts: engine.hostDirectory())
+                    let answer = try await registry.register(hostID: r.hostId, taskID: r.taskId, peerID: r.peerId,
+                                                             persistent: register.persistent, hosts: engine.hostDirectory())
                     registered = (r.taskId, r.peerId)
-                    try await responses.write(Self.answer(parents))
+                    try await responses.write(Self.answer(answer))
                 case .downloadPersistentCachePeerStartedRequest?:
                     guard let registered else { throw RPCError(code: .failedPrecondition, message: "register the peer first") }
                     await registry.peerStarted(taskID: registered.task, peerID: registered.peer)
                 case .reschedulePersistentCachePeerRequest(let reschedule)?:
                     guard let registered else { throw RPCError(code: .failedPrecondition, message: "register the peer first") }
-                    let parents = try await registry.reschedule(taskID: registered.task, peerID: registered.peer,
-                                                                excluding: reschedule.candidateParents.map(\.id), hosts: engine.hostDirectory())
-                    try await responses.write(Self.answer(parents))
+                    let answer = try await registry.reschedule(taskID: registered.task, peerID: registered.peer,
+                                                               excluding: reschedule.candidateParents.map(\.id), hosts: engine.hostDirectory())
+                    try await responses.write(Self.answer(answer))
                 case .downloadPieceFailedRequest(let failed)?:
                     guard let registered else { throw RPCError(code: .failedPrecondition, message: "register the peer first") }
                     if !failed.parentId.isEmpty, failed.temporary {
@@ -121,12 +124,17 @@ extension SchedulerRPCService {
         }
     }
 
-    static func answer(_ parents: [Common_V2_PersistentCachePeer]?) -> Scheduler_V2_AnnouncePersistentCachePeerResponse {
+    static func answer(_ registration: ReplicaRegistry.Registration) throws(RPCError) -> Scheduler_V2_AnnouncePersistentCachePeerResponse {
         var response = Scheduler_V2_AnnouncePersistentCachePeerResponse()
-        if let parents {
-            response.response = .normalPersistentCacheTaskResponse(Scheduler_V2_NormalPersistentCacheTaskResponse.with { $0.candidateCacheParents = parents })
-        } else {
+        switch registration {
+        case .parents(let parents):
+            response.response = .normalPersistentCacheTaskResponse(Scheduler_V2_NormalPersistentCacheTaskResponse.with {
+                $0.candidateCacheParents = parents.map(\.persistentCachePeer)
+            })
+        case .empty:
             response.response = .emptyPersistentCacheTaskResponse(Scheduler_V2_EmptyPersistentCacheTaskResponse())
+        case .backToSource:
+            throw RPCError(code: .failedPrecondition, message: "a persistent cache task has no origin to go back to")
         }
         return response
     }

@@ -12,11 +12,14 @@ public struct SchedulerRPCService: Scheduler_V2_SchedulerProvider {
     let logger: Logger
     /// The preheat methods; nil answers them UNIMPLEMENTED.
     let preheats: SchedulerPreheat?
-    /// Persistent cache tasks; nil answers them UNIMPLEMENTED.
-    let persistentCache: SchedulerPersistentCache?
+    /// Persistent cache tasks and persistent tasks; nil answers them UNIMPLEMENTED.
+    let persistentCache: ReplicaKeeper?
+    let persistentTasks: ReplicaKeeper?
 
     public init(engine: SchedulerEngine, settings: SchedulerSettings, metrics: SchedulerMetrics, preheats: SchedulerPreheat? = nil,
-                persistentCache: SchedulerPersistentCache? = nil, logger: Logger = Logger(label: "scheduler.rpc")) {
+                persistentCache: ReplicaKeeper? = nil, persistentTasks: ReplicaKeeper? = nil,
+                logger: Logger = Logger(label: "scheduler.rpc")) {
+        self.persistentTasks = persistentTasks
         self.engine = engine
         self.preheats = preheats
         self.persistentCache = persistentCache

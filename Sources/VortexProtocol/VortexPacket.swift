@@ -2,11 +2,14 @@
 /// every packet is a 6-byte header — a packet id, a tag, the value's length as a big-endian
 /// u32 — and then the value. A piece-content packet is followed by the piece's bytes, which
 /// its header does not count. Tags as vortex-protocol 0.1.5 numbers them: 0 and 1 a task's
-/// piece, 4 and 5 a persistent cache task's (the same layouts), 254 close, 255 error. The
-/// persistent (2, 3) and in-memory cache (6, 7) variants are read as `.other` and refused.
+/// piece, 2 and 3 a persistent task's, 4 and 5 a persistent cache task's (the same
+/// layouts), 254 close, 255 error. The in-memory cache variants (6, 7) are read as `.other`
+/// and refused.
 public enum VortexTag: Equatable, Sendable {
     case downloadPiece
     case pieceContent
+    case downloadPersistentPiece
+    case persistentPieceContent
     case downloadPersistentCachePiece
     case persistentCachePieceContent
     case close
@@ -17,6 +20,8 @@ public enum VortexTag: Equatable, Sendable {
         switch rawValue {
         case 0: self = .downloadPiece
         case 1: self = .pieceContent
+        case 2: self = .downloadPersistentPiece
+        case 3: self = .persistentPieceContent
         case 4: self = .downloadPersistentCachePiece
         case 5: self = .persistentCachePieceContent
         case 254: self = .close
@@ -29,6 +34,8 @@ public enum VortexTag: Equatable, Sendable {
         switch self {
         case .downloadPiece: 0
         case .pieceContent: 1
+        case .downloadPersistentPiece: 2
+        case .persistentPieceContent: 3
         case .downloadPersistentCachePiece: 4
         case .persistentCachePieceContent: 5
         case .close: 254
@@ -41,10 +48,24 @@ public enum VortexTag: Equatable, Sendable {
 /// Which kind of task a piece belongs to; it picks the request and content tags.
 public enum VortexPieceKind: Equatable, Sendable {
     case task
+    case persistentTask
     case persistentCacheTask
 
-    public var requestTag: VortexTag { self == .task ? .downloadPiece : .downloadPersistentCachePiece }
-    public var contentTag: VortexTag { self == .task ? .pieceContent : .persistentCachePieceContent }
+    public var requestTag: VortexTag {
+        switch self {
+        case .task: .downloadPiece
+        case .persistentTask: .downloadPersistentPiece
+        case .persistentCacheTask: .downloadPersistentCachePiece
+        }
+    }
+
+    public var contentTag: VortexTag {
+        switch self {
+        case .task: .pieceContent
+        case .persistentTask: .persistentPieceContent
+        case .persistentCacheTask: .persistentCachePieceContent
+        }
+    }
 }
 
 public struct VortexHeader: Equatable, Sendable {

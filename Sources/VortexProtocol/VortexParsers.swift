@@ -4,7 +4,7 @@ public struct VortexRequestParser: Sendable {
     public enum Request: Equatable, Sendable {
         case downloadPiece(DownloadPieceRequest)
         case close
-        /// A tag this server does not serve (persistent or in-memory cache pieces, reserved);
+        /// A tag this server does not serve (in-memory cache pieces, reserved);
         /// the value has been skipped, so the connection can go on.
         case unsupported(VortexTag)
     }
@@ -23,13 +23,13 @@ public struct VortexRequestParser: Sendable {
             guard let header = VortexHeader(buffer[0..<VortexHeader.size]) else { break }
             let length = Int(header.length)
             switch header.tag {
-            case .downloadPiece, .downloadPersistentCachePiece:
+            case .downloadPiece, .downloadPersistentPiece, .downloadPersistentCachePiece:
                 guard length == DownloadPieceRequest.valueSize else {
                     throw .oversized("a download-piece value is \(DownloadPieceRequest.valueSize) bytes; the header says \(length)")
                 }
             case .close:
                 guard length == 0 else { throw .invalid("a close packet has no value; the header says \(length) bytes") }
-            case .pieceContent, .persistentCachePieceContent, .error:
+            case .pieceContent, .persistentPieceContent, .persistentCachePieceContent, .error:
                 throw .invalid("a \(header.tag) packet is a parent's answer, not a request")
             case .other:
                 guard length <= Self.maxSkippedValue else { throw .oversized("\(length) bytes of value for tag \(header.tag.rawValue)") }
@@ -38,6 +38,7 @@ public struct VortexRequestParser: Sendable {
             let value = buffer[VortexHeader.size..<VortexHeader.size + length]
             switch header.tag {
             case .downloadPiece: out.append(.downloadPiece(try DownloadPieceRequest(value: value)))
+            case .downloadPersistentPiece: out.append(.downloadPiece(try DownloadPieceRequest(value: value, kind: .persistentTask)))
             case .downloadPersistentCachePiece: out.append(.downloadPiece(try DownloadPieceRequest(value: value, kind: .persistentCacheTask)))
             case .close: out.append(.close)
             default: out.append(.unsupported(header.tag))
@@ -91,7 +92,7 @@ public struct VortexResponseParser: Sendable {
                 guard buffer.count >= VortexHeader.size, let header = VortexHeader(buffer[0..<VortexHeader.size]) else { return nil }
                 buffer.removeFirst(VortexHeader.size)
                 switch header.tag {
-                case .pieceContent, .persistentCachePieceContent, .error:
+                case .pieceContent, .persistentPieceContent, .persistentCachePieceContent, .error:
                     guard header.tag == .error || header.tag == kind.contentTag else {
                         throw .invalid("tag \(header.tag.rawValue) answers a request for another kind of piece")
                     }
@@ -101,7 +102,7 @@ public struct VortexResponseParser: Sendable {
                 case .close:
                     guard header.length == 0 else { throw .invalid("a close packet has no value; the header says \(header.length) bytes") }
                     return .close
-                case .downloadPiece, .downloadPersistentCachePiece, .other:
+                case .downloadPiece, .downloadPersistentPiece, .downloadPersistentCachePiece, .other:
                     throw .invalid("tag \(header.tag.rawValue) is not an answer to a download-piece request")
                 }
                 state = .value(header)

@@ -26,7 +26,7 @@ public struct VortexOutgoingPiece: Sendable {
 
     public var metadata: PieceContentMetadata
     public var body: Body
-    /// Picks the content tag: 1, or 5 for a persistent cache task's piece.
+    /// Picks the content tag: 1, 3 for a persistent task's piece, 5 for a persistent cache task's.
     public var kind: VortexPieceKind
 
     public init(metadata: PieceContentMetadata, body: Body, kind: VortexPieceKind = .task) {
@@ -57,7 +57,7 @@ public protocol VortexPieceSource: Sendable {
     /// the connection's first request, and the connection ends.
     /// `host` is the child's IP address.
     func openConnection(from host: String?) throws -> any VortexConnectionBudget
-    /// `kind`: a task's piece (tag 0) or a persistent cache task's (tag 4).
+    /// `kind`: a task's piece (tag 0), a persistent task's (2) or a persistent cache task's (4).
     func piece(taskID: String, number: UInt32, kind: VortexPieceKind) async throws -> VortexOutgoingPiece
 }
 
@@ -183,7 +183,7 @@ public final class VortexServer: Sendable {
                 case .close:
                     return
                 case .unsupported(let tag):
-                    let message = "tag \(tag.rawValue) is not served here (only download-piece, 0, and download-persistent-cache-piece, 4)"
+                    let message = "tag \(tag.rawValue) is not served here (only the download-piece tags 0, 2 and 4)"
                     try await outbound.write(VortexErrorPacket(code: .invalidArgument, message: message).packet())
                 case .downloadPiece(let want):
                     try await answer(want, outbound, source: source, budget: budget)

@@ -137,9 +137,9 @@ func hex(_ s: String) -> [UInt8] {
         // A persistent-cache download (tag 4 in 0.1.5) is a request of its own kind.
         #expect(try parser.feed(DownloadPieceRequest(taskID: task, pieceNumber: 3, kind: .persistentCacheTask).packet()) ==
                 [.downloadPiece(DownloadPieceRequest(taskID: task, pieceNumber: 3, kind: .persistentCacheTask))])
-        // A persistent task's (tag 2): skipped and reported, the stream goes on.
-        #expect(try parser.feed(VortexHeader(tag: .other(2), length: 68).bytes + [UInt8](repeating: 0x30, count: 68)) ==
-                [.unsupported(.other(2))])
+        // An in-memory cache task's (tag 6): skipped and reported, the stream goes on.
+        #expect(try parser.feed(VortexHeader(tag: .other(6), length: 68).bytes + [UInt8](repeating: 0x30, count: 68)) ==
+                [.unsupported(.other(6))])
         // An oversized download-piece length is refused from the header alone.
         var oversized = VortexRequestParser()
         #expect(throws: VortexDecodingError.self) { try oversized.feed([0, 0, 0xff, 0xff, 0xff, 0xff]) }

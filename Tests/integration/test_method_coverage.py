@@ -17,7 +17,6 @@ from dfdaemon_cluster import make_cluster  # noqa: F401 (fixture)
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 from manager_proc import Manager  # noqa: E402
 
-NOT_YET = "not implemented yet (issue 20)"
 UPSTREAM_STUB = ("in-memory cache tasks: upstream's Rust dfdaemon leaves its side as todo!() stubs, so no client uses "
                  "the scheduler's side either")
 
@@ -36,25 +35,6 @@ UNIMPLEMENTED = {
     "scheduler.v2.Scheduler/DeleteCacheTask": UPSTREAM_STUB,
     "scheduler.v2.Scheduler/StatCachePeer": UPSTREAM_STUB,
     "scheduler.v2.Scheduler/StatCacheTask": UPSTREAM_STUB,
-    # Persistent tasks (object-storage backed upstream): not built yet (issue 20).
-    "dfdaemon.v2.DfdaemonDownload/DownloadPersistentTask": NOT_YET,
-    "dfdaemon.v2.DfdaemonDownload/ListLocalPersistentTasks": NOT_YET,
-    "dfdaemon.v2.DfdaemonDownload/StatLocalPersistentTask": NOT_YET,
-    "dfdaemon.v2.DfdaemonDownload/StatPersistentTask": NOT_YET,
-    "dfdaemon.v2.DfdaemonDownload/UploadPersistentTask": NOT_YET,
-    "dfdaemon.v2.DfdaemonUpload/DeletePersistentTask": NOT_YET,
-    "dfdaemon.v2.DfdaemonUpload/DownloadPersistentTask": NOT_YET,
-    "dfdaemon.v2.DfdaemonUpload/StatPersistentTask": NOT_YET,
-    "dfdaemon.v2.DfdaemonUpload/SyncPersistentPieces": NOT_YET,
-    "dfdaemon.v2.DfdaemonUpload/UpdatePersistentTask": NOT_YET,
-    "scheduler.v2.Scheduler/AnnouncePersistentPeer": NOT_YET,
-    "scheduler.v2.Scheduler/DeletePersistentPeer": NOT_YET,
-    "scheduler.v2.Scheduler/DeletePersistentTask": NOT_YET,
-    "scheduler.v2.Scheduler/StatPersistentPeer": NOT_YET,
-    "scheduler.v2.Scheduler/StatPersistentTask": NOT_YET,
-    "scheduler.v2.Scheduler/UploadPersistentTaskFailed": NOT_YET,
-    "scheduler.v2.Scheduler/UploadPersistentTaskFinished": NOT_YET,
-    "scheduler.v2.Scheduler/UploadPersistentTaskStarted": NOT_YET,
 }
 
 

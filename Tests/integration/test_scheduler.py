@@ -741,8 +741,9 @@ def test_stat_unknown_is_not_found(sched):
 def test_unimplemented_methods(sched):
     err = rpc_error(sched.stub.StatCachePeer, scheduler_pb2.StatCachePeerRequest(peer_id="x"))
     assert err.code() == grpc.StatusCode.UNIMPLEMENTED, err
-    err = rpc_error(sched.stub.StatPersistentCacheTask, scheduler_pb2.StatPersistentCacheTaskRequest(task_id="x"))
-    assert err.code() == grpc.StatusCode.UNIMPLEMENTED, err
+    # Persistent cache tasks are served (test_persistent_cache.py): an unknown one is not found.
+    err = rpc_error(sched.stub.StatPersistentCacheTask, scheduler_pb2.StatPersistentCacheTaskRequest(task_id="ab"))
+    assert err.code() == grpc.StatusCode.NOT_FOUND, err
     # Preheats are served (test_scheduler_preheat.py), but never to an anonymous caller.
     err = rpc_error(sched.stub.PreheatImage, scheduler_pb2.PreheatImageRequest(url="https://r.test/v2/a/manifests/1"))
     assert err.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED), err

@@ -34,6 +34,13 @@ public enum TaskID {
     public static func content(_ text: String) -> String {
         Hashing.sha256Hex(Array(text.utf8))
     }
+
+    /// A persistent task's id, as upstream's id generator makes it: SHA-256 over the URL,
+    /// the object storage's region and endpoint (empty for an HTTP(S) origin), then
+    /// `PERSISTENT`.
+    public static func persistent(url: String, region: String = "", endpoint: String = "") -> String {
+        Hashing.sha256Hex(Array((url + region + endpoint + "PERSISTENT").utf8))
+    }
 }
 
 /// Dragonfly's URL canonicalisation for task ids: with nothing to filter the URL is used

@@ -3,7 +3,8 @@ request as `METHOD path range` on stderr, so a test can count what the origin se
 Prints `LISTENING <port>` once bound. Usage: range_origin.py PORT DIR [DELAY_SECONDS]
 (PORT 0 = any; DELAY makes every GET that slow, to keep downloads in flight).
 `/redirect/NAME` answers 307 to `/NAME?sig=<random>`; a name ending `.trunc` is cut short;
-`/private/NAME` is 401 without `Authorization: Bearer let-me-in`."""
+`/private/NAME` is 401 without `Authorization: Bearer let-me-in`. `PUT /uploads/NAME` stores
+the body (Content-Length bytes) as `uploads/NAME` (201), as an object store takes an upload."""
 import http.server
 import os
 import signal
@@ -61,6 +62,23 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         self.end_headers()
         self._remaining = size
         return f
+
+    def do_PUT(self):
+        name = self.path.split("?")[0]
+        parts = [p for p in name.split("/") if p]
+        length = int(self.headers.get("Content-Length") or -1)
+        if len(parts) != 2 or parts[0] != "uploads" or parts[1] in ("..", ".") or length < 0:
+            self.send_response(403)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        os.makedirs(os.path.join(self.directory, "uploads"), exist_ok=True)
+        data = self.rfile.read(length)
+        with open(os.path.join(self.directory, "uploads", parts[1]), "wb") as f:
+            f.write(data)
+        self.send_response(201)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def copyfile(self, src, dst):
         if DELAY:

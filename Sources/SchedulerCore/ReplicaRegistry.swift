@@ -3,12 +3,56 @@ import Foundation
 import GeneratedAPI
 import RPCCore
 
-/// Persistent cache tasks (`dfcache import`): content a node imported, which the cluster
-/// keeps in `persistent_replica_count` copies until its TTL, with no origin to go back to.
-/// Which hosts hold which replica, in which state, as upstream's scheduler tracks them.
-/// The state lives in memory: a restarted scheduler forgets the tasks (upstream keeps them
-/// in Redis), while every node still holds and serves its copies until their TTL.
-public actor PersistentCacheRegistry {
+/// A task the cluster keeps in `persistent_replica_count` copies until its TTL, and the
+/// copy on one host, as the registry shows them; the service turns them into
+/// `PersistentCacheTask`/`PersistentTask` and their peers.
+public struct KeptTask: Sendable, Equatable {
+    public var id: String
+    public var replicaCount: UInt64
+    public var tag: String?
+    public var application: String?
+    /// A persistent task's origin; nil for a persistent cache task, which has none.
+    public var url: String?
+    public var pieceLength: UInt64
+    public var contentLength: UInt64
+    public var pieceCount: UInt32
+    public var ttl: Duration
+    public var state = ""
+    public var currentPersistentReplicaCount: UInt64 = 0
+    public var currentReplicaCount: UInt64 = 0
+    public var createdAt = Date.distantPast
+    public var updatedAt = Date.distantPast
+
+    public init(id: String, replicaCount: UInt64, tag: String? = nil, application: String? = nil, url: String? = nil,
+                pieceLength: UInt64, contentLength: UInt64, pieceCount: UInt32, ttl: Duration) {
+        self.id = id
+        self.replicaCount = replicaCount
+        self.tag = tag
+        self.application = application
+        self.url = url
+        self.pieceLength = pieceLength
+        self.contentLength = contentLength
+        self.pieceCount = pieceCount
+        self.ttl = ttl
+    }
+}
+
+public struct KeptPeer: Sendable {
+    public var id: String
+    public var persistent: Bool
+    public var state: String
+    public var cost: Duration?
+    public var host: Common_V2_Host?
+    public var hostID: String
+    public var createdAt: Date
+    public var updatedAt: Date
+    public var task: KeptTask
+}
+
+/// Tasks the cluster keeps (persistent cache tasks from `dfcache import`, and persistent
+/// tasks of an origin), which hosts hold which copy, in which state, as upstream's
+/// scheduler tracks them. One registry per kind.
+public actor ReplicaRegistry {
     public enum TaskState: String, Sendable { case pending = "Pending", uploading = "Uploading", succeeded = "Succeeded", failed = "Failed" }
     public enum PeerState: String, Sendable {
         case pending = "Pending", uploading = "Uploading", receivedEmpty = "ReceivedEmpty", receivedNormal = "ReceivedNormal"
@@ -26,8 +70,16 @@ public actor PersistentCacheRegistry {
         var updatedAt: Date
     }
 
+    /// What a download's registration gets: nothing to fetch, parents, or the origin.
+    public enum Registration: Sendable {
+        case empty
+        case parents([KeptPeer])
+        /// Only for a task with an origin (a persistent task) that no peer can serve yet.
+        case backToSource
+    }
+
     struct Entry {
-        var task: Common_V2_PersistentCacheTask
+        var task: KeptTask
         var state: TaskState
         let createdAt: Date
         let ttl: Duration
@@ -42,56 +94,54 @@ public actor PersistentCacheRegistry {
     /// The longest TTL taken (upstream's dfcache allows 7 days).
     public static let maxTTL = Duration.seconds(7 * 86_400)
 
-    private var tasks: [String: Entry] = [:] {
+    var tasks: [String: Entry] = [:] {
         didSet { dirty = true }
     }
     /// Something changed since the last snapshot.
-    private var dirty = false
+    var dirty = false
     private let candidateParentLimit: Int
+    /// "persistent cache task" or "persistent task", for messages.
+    let noun: String
 
-    public init(candidateParentLimit: Int = 3) {
+    public init(noun: String = "persistent cache task", candidateParentLimit: Int = 3) {
+        self.noun = noun
         self.candidateParentLimit = max(1, candidateParentLimit)
     }
 
     // MARK: - Import
 
-    public func uploadStarted(_ r: Scheduler_V2_UploadPersistentCacheTaskStartedRequest, now: Date = Date()) throws(RPCError) {
-        try Self.checkIDs(host: r.hostId, task: r.taskId, peer: r.peerId)
-        guard r.persistentReplicaCount >= 1, r.persistentReplicaCount <= 1_000 else {
-            throw RPCError(code: .invalidArgument, message: "persistent_replica_count must be 1 to 1000, not \(r.persistentReplicaCount)")
+    /// A host begins importing `task`; it holds the first, persistent copy.
+    public func uploadStarted(_ task: KeptTask, hostID: String, peerID: String, now: Date = Date()) throws(RPCError) {
+        try Self.checkIDs(host: hostID, task: task.id, peer: peerID)
+        guard task.replicaCount >= 1, task.replicaCount <= 1_000 else {
+            throw RPCError(code: .invalidArgument, message: "persistent_replica_count must be 1 to 1000, not \(task.replicaCount)")
         }
-        guard r.pieceLength > 0, r.pieceLength <= 1 << 30 else {
-            throw RPCError(code: .invalidArgument, message: "piece_length \(r.pieceLength) is out of range")
+        guard task.pieceLength > 0, task.pieceLength <= 1 << 30 else {
+            throw RPCError(code: .invalidArgument, message: "piece_length \(task.pieceLength) is out of range")
         }
-        guard r.contentLength <= UInt64(Int64.max),
-              UInt64(r.pieceCount) == (r.contentLength + r.pieceLength - 1) / r.pieceLength else {
-            throw RPCError(code: .invalidArgument, message: "piece_count \(r.pieceCount) does not match \(r.contentLength) bytes in pieces of \(r.pieceLength)")
+        guard task.contentLength <= UInt64(Int64.max),
+              UInt64(task.pieceCount) == (task.contentLength + task.pieceLength - 1) / task.pieceLength else {
+            throw RPCError(code: .invalidArgument,
+                           message: "piece_count \(task.pieceCount) does not match \(task.contentLength) bytes in pieces of \(task.pieceLength)")
         }
-        let ttl = try Self.checkedTTL(r.ttl)
+        guard task.ttl >= .seconds(1), task.ttl <= Self.maxTTL else {
+            throw RPCError(code: .invalidArgument, message: "ttl must be between one second and \(Self.maxTTL.components.seconds / 86_400) days")
+        }
         dropExpired(now: now)
-        if let existing = tasks[r.taskId], existing.state == .uploading || existing.state == .succeeded {
-            throw RPCError(code: .alreadyExists, message: "persistent cache task \(r.taskId) is already \(existing.state.rawValue)")
+        if let existing = tasks[task.id], existing.state == .uploading || existing.state == .succeeded {
+            throw RPCError(code: .alreadyExists, message: "\(noun) \(task.id) is already \(existing.state.rawValue)")
         }
         guard tasks.count < Self.maxTasks else {
-            throw RPCError(code: .resourceExhausted, message: "this scheduler holds \(Self.maxTasks) persistent cache tasks")
+            throw RPCError(code: .resourceExhausted, message: "this scheduler holds \(Self.maxTasks) \(noun)s")
         }
-        var task = Common_V2_PersistentCacheTask()
-        task.id = r.taskId
-        task.persistentReplicaCount = r.persistentReplicaCount
-        task.tag = r.tag
-        task.application = r.application
-        task.pieceLength = r.pieceLength
-        task.contentLength = r.contentLength
-        task.pieceCount = r.pieceCount
-        task.ttl = Google_Protobuf_Duration(ttl)
-        var entry = Entry(task: task, state: .uploading, createdAt: now, ttl: ttl)
-        entry.peers[r.peerId] = Peer(id: r.peerId, hostID: r.hostId, persistent: true, state: .uploading, createdAt: now, updatedAt: now)
-        tasks[r.taskId] = entry
+        var entry = Entry(task: task, state: .uploading, createdAt: now, ttl: task.ttl)
+        entry.peers[peerID] = Peer(id: peerID, hostID: hostID, persistent: true, state: .uploading, createdAt: now, updatedAt: now)
+        tasks[task.id] = entry
     }
 
-    public func uploadFinished(taskID: String, peerID: String, now: Date = Date()) throws(RPCError) -> Common_V2_PersistentCacheTask {
+    public func uploadFinished(taskID: String, peerID: String, now: Date = Date()) throws(RPCError) -> KeptTask {
         guard var entry = tasks[taskID], entry.state == .uploading, entry.peers[peerID]?.state == .uploading else {
-            throw RPCError(code: .failedPrecondition, message: "persistent cache task \(taskID) is not being uploaded by peer \(peerID)")
+            throw RPCError(code: .failedPrecondition, message: "\(noun) \(taskID) is not being uploaded by peer \(peerID)")
         }
         entry.state = .succeeded
         entry.peers[peerID]?.state = .succeeded
@@ -109,44 +159,52 @@ public actor PersistentCacheRegistry {
 
     // MARK: - Downloads (AnnouncePersistentCachePeer)
 
-    /// Registers a peer that will fetch the task; returns nil for an empty task, else the
-    /// parents to fetch from: peers on other hosts that hold or are fetching it, those in
-    /// the downloader's IDC and location first.
-    public func register(hostID: String, taskID: String, peerID: String, persistent: Bool,
-                         hosts: [String: Common_V2_Host], now: Date = Date()) throws(RPCError) -> [Common_V2_PersistentCachePeer]? {
+    /// Registers a peer that will fetch the task: nothing to fetch for an empty task, else
+    /// the parents to fetch from (peers on other hosts that hold or are fetching it, those in
+    /// the downloader's IDC and location first), or, for a task with an origin that no peer
+    /// can serve yet, the origin.
+    public func register(hostID: String, taskID: String, peerID: String, persistent: Bool, needBackToSource: Bool = false,
+                         hosts: [String: Common_V2_Host], now: Date = Date()) throws(RPCError) -> Registration {
         try Self.checkIDs(host: hostID, task: taskID, peer: peerID)
         guard hosts[hostID] != nil else { throw RPCError(code: .notFound, message: "host \(hostID) not found") }
         dropExpired(now: now)
-        guard var entry = tasks[taskID], entry.state == .succeeded else {
-            throw RPCError(code: .notFound, message: "persistent cache task \(taskID) not found")
+        guard var entry = tasks[taskID], entry.state == .succeeded || (entry.task.url != nil && entry.state == .uploading) else {
+            throw RPCError(code: .notFound, message: "\(noun) \(taskID) not found")
         }
         guard entry.peers.count < Self.maxPeersPerTask || entry.peers[peerID] != nil else {
-            throw RPCError(code: .resourceExhausted, message: "persistent cache task \(taskID) has \(Self.maxPeersPerTask) peers")
+            throw RPCError(code: .resourceExhausted, message: "\(noun) \(taskID) has \(Self.maxPeersPerTask) peers")
         }
         let empty = entry.task.contentLength == 0
         entry.peers[peerID] = Peer(id: peerID, hostID: hostID, persistent: persistent,
                                    state: empty ? .receivedEmpty : .receivedNormal, createdAt: now, updatedAt: now)
         tasks[taskID] = entry
-        if empty { return nil }
-        let parents = candidates(entry, for: peerID, hosts: hosts, now: now)
-        guard !parents.isEmpty else {
-            throw RPCError(code: .failedPrecondition, message: "no candidate parents found for persistent cache task \(taskID)")
-        }
-        return parents
+        if empty { return .empty }
+        return try answer(entry, for: peerID, needBackToSource: needBackToSource, hosts: hosts, now: now)
     }
 
     public func reschedule(taskID: String, peerID: String, excluding: [String], hosts: [String: Common_V2_Host],
-                           now: Date = Date()) throws(RPCError) -> [Common_V2_PersistentCachePeer] {
+                           now: Date = Date()) throws(RPCError) -> Registration {
         guard var entry = tasks[taskID], entry.peers[peerID] != nil else {
-            throw RPCError(code: .notFound, message: "peer \(peerID) of persistent cache task \(taskID) not found")
+            throw RPCError(code: .notFound, message: "peer \(peerID) of \(noun) \(taskID) not found")
         }
         entry.peers[peerID]?.blockedParents.formUnion(excluding.prefix(1_000))
         tasks[taskID] = entry
+        return try answer(entry, for: peerID, needBackToSource: false, hosts: hosts, now: now)
+    }
+
+    private func answer(_ entry: Entry, for peerID: String, needBackToSource: Bool, hosts: [String: Common_V2_Host],
+                        now: Date) throws(RPCError) -> Registration {
+        let hasOrigin = entry.task.url != nil
+        if hasOrigin && needBackToSource { return .backToSource }
         let parents = candidates(entry, for: peerID, hosts: hosts, now: now)
-        guard !parents.isEmpty else {
-            throw RPCError(code: .failedPrecondition, message: "no candidate parents found for persistent cache task \(taskID)")
-        }
-        return parents
+        if !parents.isEmpty { return .parents(parents) }
+        if hasOrigin { return .backToSource }
+        throw RPCError(code: .failedPrecondition, message: "no candidate parents found for \(noun) \(entry.task.id)")
+    }
+
+    /// A peer that fetched from the origin holds a copy like any other.
+    public func backToSourceStarted(taskID: String, peerID: String, now: Date = Date()) {
+        peerStarted(taskID: taskID, peerID: peerID, now: now)
     }
 
     public func peerStarted(taskID: String, peerID: String, now: Date = Date()) {
@@ -177,7 +235,7 @@ public actor PersistentCacheRegistry {
 
     /// The upload counts are not ours to keep, so parents are ordered by where they are:
     /// 0.7 for the same IDC, 0.3 for the share of location levels in common (as upstream).
-    private func candidates(_ entry: Entry, for peerID: String, hosts: [String: Common_V2_Host], now: Date) -> [Common_V2_PersistentCachePeer] {
+    private func candidates(_ entry: Entry, for peerID: String, hosts: [String: Common_V2_Host], now: Date) -> [KeptPeer] {
         guard let me = entry.peers[peerID], let myHost = hosts[me.hostID] else { return [] }
         let usable = entry.peers.values.filter { p in
             p.id != peerID && p.hostID != me.hostID && !me.blockedParents.contains(p.id)
@@ -202,16 +260,16 @@ public actor PersistentCacheRegistry {
 
     // MARK: - Views and removal
 
-    public func stat(taskID: String, now: Date = Date()) throws(RPCError) -> Common_V2_PersistentCacheTask {
+    public func stat(taskID: String, now: Date = Date()) throws(RPCError) -> KeptTask {
         dropExpired(now: now)
-        guard let entry = tasks[taskID] else { throw RPCError(code: .notFound, message: "persistent cache task \(taskID) not found") }
+        guard let entry = tasks[taskID] else { throw RPCError(code: .notFound, message: "\(noun) \(taskID) not found") }
         return view(entry, now: now)
     }
 
-    public func statPeer(taskID: String, peerID: String, hosts: [String: Common_V2_Host], now: Date = Date()) throws(RPCError) -> Common_V2_PersistentCachePeer {
+    public func statPeer(taskID: String, peerID: String, hosts: [String: Common_V2_Host], now: Date = Date()) throws(RPCError) -> KeptPeer {
         dropExpired(now: now)
         guard let entry = tasks[taskID], let peer = entry.peers[peerID] else {
-            throw RPCError(code: .notFound, message: "peer \(peerID) of persistent cache task \(taskID) not found")
+            throw RPCError(code: .notFound, message: "peer \(peerID) of \(noun) \(taskID) not found")
         }
         return peerView(peer, entry, hosts: hosts, now: now)
     }
@@ -219,7 +277,7 @@ public actor PersistentCacheRegistry {
     /// Removes the task; returns the hosts that held a copy, to be told to drop it.
     public func delete(taskID: String) throws(RPCError) -> [String] {
         guard let entry = tasks.removeValue(forKey: taskID) else {
-            throw RPCError(code: .notFound, message: "persistent cache task \(taskID) not found")
+            throw RPCError(code: .notFound, message: "\(noun) \(taskID) not found")
         }
         return Array(Set(entry.peers.values.map(\.hostID)))
     }
@@ -227,7 +285,7 @@ public actor PersistentCacheRegistry {
     /// Removes one peer; returns its host, to be told to drop its copy.
     public func deletePeer(taskID: String, peerID: String) throws(RPCError) -> String {
         guard let peer = tasks[taskID]?.peers.removeValue(forKey: peerID) else {
-            throw RPCError(code: .notFound, message: "peer \(peerID) of persistent cache task \(taskID) not found")
+            throw RPCError(code: .notFound, message: "peer \(peerID) of \(noun) \(taskID) not found")
         }
         return peer.hostID
     }
@@ -254,7 +312,7 @@ public actor PersistentCacheRegistry {
     /// What keeping `persistent_replica_count` copies needs now, per task: copies to make
     /// persistent (a cached replica already there) and hosts to fetch a new one.
     public struct Shortfall: Sendable {
-        public let task: Common_V2_PersistentCacheTask
+        public let task: KeptTask
         public let promote: [(peerID: String, hostID: String)]
         public let missing: Int
         /// Hosts that hold or are fetching a copy: a new replica goes elsewhere.
@@ -266,7 +324,7 @@ public actor PersistentCacheRegistry {
         return tasks.values.filter { $0.state == .succeeded }.compactMap { entry in
             let live = entry.peers.values.filter { $0.state != .failed }
             let persistent = live.filter { $0.persistent }.count
-            let need = Int(clamping: entry.task.persistentReplicaCount) - persistent
+            let need = Int(clamping: entry.task.replicaCount) - persistent
             guard need > 0 else { return nil }
             let cached = live.filter { !$0.persistent && $0.state == .succeeded }.sorted { $0.id < $1.id }.prefix(need)
             return Shortfall(task: view(entry, now: now), promote: cached.map { ($0.id, $0.hostID) },
@@ -279,35 +337,27 @@ public actor PersistentCacheRegistry {
     }
 
     /// Every task with its peers, for the console.
-    public func list(hosts: [String: Common_V2_Host], now: Date = Date()) -> [(Common_V2_PersistentCacheTask, [Common_V2_PersistentCachePeer])] {
+    public func list(hosts: [String: Common_V2_Host], now: Date = Date()) -> [(KeptTask, [KeptPeer])] {
         dropExpired(now: now)
         return tasks.values.sorted { $0.task.id < $1.task.id }.map { entry in
             (view(entry, now: now), entry.peers.values.sorted { $0.id < $1.id }.map { peerView($0, entry, hosts: hosts, now: now) })
         }
     }
 
-    private func view(_ entry: Entry, now: Date) -> Common_V2_PersistentCacheTask {
+    private func view(_ entry: Entry, now: Date) -> KeptTask {
         var t = entry.task
         let live = entry.peers.values.filter { $0.state != .failed }
         t.currentPersistentReplicaCount = UInt64(live.filter { $0.persistent && $0.state == .succeeded }.count)
         t.currentReplicaCount = UInt64(live.filter { $0.state == .succeeded }.count)
         t.state = entry.state.rawValue
-        t.createdAt = Self.timestamp(entry.createdAt)
-        t.updatedAt = Self.timestamp(entry.peers.values.map(\.updatedAt).max() ?? entry.createdAt)
+        t.createdAt = entry.createdAt
+        t.updatedAt = entry.peers.values.map(\.updatedAt).max() ?? entry.createdAt
         return t
     }
 
-    private func peerView(_ p: Peer, _ entry: Entry, hosts: [String: Common_V2_Host], now: Date) -> Common_V2_PersistentCachePeer {
-        var v = Common_V2_PersistentCachePeer()
-        v.id = p.id
-        v.persistent = p.persistent
-        v.state = p.state.rawValue
-        v.cost = p.cost.map { Google_Protobuf_Duration($0) }
-        v.task = view(entry, now: now)
-        v.host = hosts[p.hostID]
-        v.createdAt = Self.timestamp(p.createdAt)
-        v.updatedAt = Self.timestamp(p.updatedAt)
-        return v
+    private func peerView(_ p: Peer, _ entry: Entry, hosts: [String: Common_V2_Host], now: Date) -> KeptPeer {
+        KeptPeer(id: p.id, persistent: p.persistent, state: p.state.rawValue, cost: p.cost, host: hosts[p.hostID], hostID: p.hostID,
+                 createdAt: p.createdAt, updatedAt: p.updatedAt, task: view(entry, now: now))
     }
 
     static func timestamp(_ date: Date) -> Google_Protobuf_Timestamp {
@@ -343,80 +393,3 @@ extension Duration {
     var seconds: TimeInterval { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
-/// The registry on disk, so a restarted scheduler still knows the tasks it keeps (upstream
-/// keeps them in Redis). Written whole, at most every reconcile pass, when something changed.
-extension PersistentCacheRegistry {
-    struct Saved: Codable {
-        struct Task: Codable {
-            var id: String
-            var replicaCount: UInt64
-            var tag: String?
-            var application: String?
-            var pieceLength: UInt64
-            var contentLength: UInt64
-            var pieceCount: UInt32
-            var ttlSeconds: Int64
-            var state: String
-            var createdAt: Date
-            var peers: [Peer]
-        }
-        struct Peer: Codable {
-            var id: String
-            var hostID: String
-            var persistent: Bool
-            var state: String
-            var createdAt: Date
-            var updatedAt: Date
-            var costSeconds: Double?
-        }
-        var version = 1
-        var tasks: [Task]
-    }
-
-    /// The registry as JSON if it changed since the last call; nil otherwise.
-    public func snapshotIfChanged() -> Data? {
-        guard dirty else { return nil }
-        dirty = false
-        let saved = Saved(tasks: tasks.values.sorted { $0.task.id < $1.task.id }.map { e in
-            Saved.Task(id: e.task.id, replicaCount: e.task.persistentReplicaCount, tag: e.task.tag, application: e.task.application,
-                       pieceLength: e.task.pieceLength, contentLength: e.task.contentLength, pieceCount: e.task.pieceCount,
-                       ttlSeconds: e.ttl.components.seconds, state: e.state.rawValue, createdAt: e.createdAt,
-                       peers: e.peers.values.sorted { $0.id < $1.id }.map { p in
-                           Saved.Peer(id: p.id, hostID: p.hostID, persistent: p.persistent, state: p.state.rawValue,
-                                      createdAt: p.createdAt, updatedAt: p.updatedAt, costSeconds: p.cost?.seconds)
-                       })
-        })
-        return try? JSONEncoder().encode(saved)
-    }
-
-    /// Loads what an earlier run saved; tasks past their TTL, and anything that does not
-    /// parse or breaks the registry's bounds, are left out. Returns how many tasks it took.
-    @discardableResult
-    public func restore(_ data: Data, now: Date = Date()) -> Int {
-        guard let saved = try? JSONDecoder().decode(Saved.self, from: data), saved.version == 1 else { return 0 }
-        for t in saved.tasks.prefix(Self.maxTasks) {
-            guard (try? Self.checkIDs(host: "h", task: t.id, peer: "p")) != nil, t.ttlSeconds >= 1,
-                  t.ttlSeconds <= Self.maxTTL.components.seconds, t.pieceLength > 0,
-                  let state = TaskState(rawValue: t.state) else { continue }
-            var task = Common_V2_PersistentCacheTask()
-            task.id = t.id
-            task.persistentReplicaCount = t.replicaCount
-            task.tag = t.tag
-            task.application = t.application
-            task.pieceLength = t.pieceLength
-            task.contentLength = t.contentLength
-            task.pieceCount = t.pieceCount
-            task.ttl = Google_Protobuf_Duration(Duration.seconds(t.ttlSeconds))
-            var entry = Entry(task: task, state: state, createdAt: t.createdAt, ttl: .seconds(t.ttlSeconds))
-            guard !entry.expired(at: now) else { continue }
-            for p in t.peers.prefix(Self.maxPeersPerTask) {
-                guard let peerState = PeerState(rawValue: p.state) else { continue }
-                entry.peers[p.id] = Peer(id: p.id, hostID: p.hostID, persistent: p.persistent, state: peerState,
-                                         cost: p.costSeconds.map { .milliseconds(Int64(min(max($0, 0), 1e9) * 1000)) },
-                                         createdAt: p.createdAt, updatedAt: p.updatedAt)
-            }
-            tasks[t.id] = entry
-        }
-        return tasks.count
-    }
-}

@@ -7,11 +7,20 @@ import RPCCore
 import RPCTransport
 import SchedulerCore
 
-/// Keeps persistent cache tasks at their replica count: asks hosts to hold a copy (seed
-/// peers first), forgets hosts that left or went silent and replaces their copies, drops
-/// tasks past their TTL, and tells hosts to delete copies of a deleted task.
-public final class SchedulerPersistentCache: Sendable {
-    public let registry: PersistentCacheRegistry
+/// Keeps the tasks of one kind (persistent cache tasks, or persistent tasks) at their
+/// replica count: asks hosts to hold a copy (seed peers first), forgets hosts that left or
+/// went silent and replaces their copies, drops tasks past their TTL, and tells hosts to
+/// delete copies of a deleted task.
+public final class ReplicaKeeper: Sendable {
+    public enum Kind: Sendable {
+        case persistentCache, persistent
+
+        var noun: String { self == .persistentCache ? "persistent cache task" : "persistent task" }
+        var stateFile: String { self == .persistentCache ? "persistent-cache-tasks.json" : "persistent-tasks.json" }
+    }
+
+    public let kind: Kind
+    public let registry: ReplicaRegistry
     let engine: SchedulerEngine
     /// Deleting is for the cluster's own callers, as preheating is.
     let access: PreheatAccess
@@ -28,14 +37,16 @@ public final class SchedulerPersistentCache: Sendable {
     private let forgetHostsAfter: Locked<ContinuousClock.Instant>
     static let restartGrace: Duration = .seconds(30)
 
-    public init(engine: SchedulerEngine, access: PreheatAccess, secret: String?, tls: TLSConfiguration?, candidateParentLimit: Int,
-                stateFile: String? = nil, logger: Logger) {
+    /// `dataDir`: where the registry is kept between runs (nil: in memory only).
+    public init(_ kind: Kind, engine: SchedulerEngine, access: PreheatAccess, secret: String?, tls: TLSConfiguration?,
+                candidateParentLimit: Int, dataDir: String? = nil, logger: Logger) {
+        self.kind = kind
         self.engine = engine
         self.secret = secret
-        self.stateFile = stateFile
+        self.stateFile = dataDir.map { ($0 as NSString).appendingPathComponent(kind.stateFile) }
         self.forgetHostsAfter = Locked(.now)
         self.access = access
-        self.registry = PersistentCacheRegistry(candidateParentLimit: candidateParentLimit)
+        self.registry = ReplicaRegistry(noun: kind.noun, candidateParentLimit: candidateParentLimit)
         self.logger = logger
         channels = RPCChannelPool { config in
             config.connectTimeout = .seconds(3)
@@ -49,7 +60,7 @@ public final class SchedulerPersistentCache: Sendable {
         let count = await registry.restore(data)
         if count > 0 {
             forgetHostsAfter.withLock { $0 = .now + Self.restartGrace }
-            logger.info("persistent cache: restored \(count) task(s) from \(stateFile)")
+            logger.info("\(kind.noun)s: restored \(count) task(s) from \(stateFile)")
         }
     }
 
@@ -68,7 +79,7 @@ public final class SchedulerPersistentCache: Sendable {
         do {
             try data.write(to: URL(fileURLWithPath: stateFile), options: .atomic)
         } catch {
-            logger.warning("persistent cache: cannot save \(stateFile): \(error)")
+            logger.warning("\(kind.noun)s: cannot save \(stateFile): \(error)")
         }
     }
 
@@ -77,20 +88,16 @@ public final class SchedulerPersistentCache: Sendable {
     public func reconcile() async {
         let hosts = await engine.hostDirectory()
         let forgotten = forgetHostsAfter.withLock { $0 } <= .now ? await registry.forgetHosts(except: Set(hosts.keys)) : 0
-        if forgotten > 0 { logger.info("persistent cache: forgot \(forgotten) replica(s) on hosts that left") }
+        if forgotten > 0 { logger.info("\(kind.noun)s: forgot \(forgotten) replica(s) on hosts that left") }
         let seeds = await engine.seedHostIDs()
         for shortfall in await registry.shortfalls() {
             for (peerID, hostID) in shortfall.promote {
                 guard let host = hosts[hostID] else { continue }
                 do {
-                    let client = try uploadClient(host)
-                    _ = try await client.updatePersistentCacheTask(Dfdaemon_V2_UpdatePersistentCacheTaskRequest.with {
-                        $0.taskId = shortfall.task.id
-                        $0.persistent = true
-                    }, options: CallOptions(timeout: .seconds(10)))
+                    try await markPersistent(shortfall.task.id, on: host)
                     await registry.markPersistent(taskID: shortfall.task.id, peerID: peerID)
                 } catch {
-                    logger.warning("persistent cache: host \(hostID) could not make its copy of \(shortfall.task.id) persistent: \(error)")
+                    logger.warning("\(kind.noun)s: host \(hostID) could not make its copy of \(shortfall.task.id) persistent: \(error)")
                 }
             }
             guard shortfall.missing > 0 else { continue }
@@ -109,27 +116,54 @@ public final class SchedulerPersistentCache: Sendable {
                 Task { await self.replicate(task, to: host) }
             }
             if asked < shortfall.missing {
-                logger.warning("persistent cache: task \(shortfall.task.id) needs \(shortfall.missing) more replica(s) but only \(asked) host(s) can take one")
+                logger.warning("\(kind.noun)s: task \(shortfall.task.id) needs \(shortfall.missing) more replica(s) but only \(asked) host(s) can take one")
             }
         }
     }
 
     /// Has `host` fetch the task from its peers as a persistent replica; the host registers
     /// with the scheduler like any downloader, so the registry learns of it from there.
-    private func replicate(_ task: Common_V2_PersistentCacheTask, to host: Common_V2_Host) async {
+    private func replicate(_ task: KeptTask, to host: Common_V2_Host) async {
         defer { replicating.end(task.id + "/" + host.id) }
         do {
             let client = try uploadClient(host)
-            let call = try await client.downloadPersistentCacheTask(Dfdaemon_V2_DownloadPersistentCacheTaskRequest.with {
-                $0.taskId = task.id
-                $0.persistent = true
-                $0.tag = task.tag
-                $0.application = task.application
-            }, options: CallOptions(timeout: .seconds(3600)))
-            for try await _ in call.responses {}
-            logger.info("persistent cache: host \(host.id) holds a replica of \(task.id)")
+            let options = CallOptions(timeout: .seconds(3600))
+            switch kind {
+            case .persistentCache:
+                let call = try await client.downloadPersistentCacheTask(Dfdaemon_V2_DownloadPersistentCacheTaskRequest.with {
+                    $0.taskId = task.id
+                    $0.persistent = true
+                    $0.tag = task.tag
+                    $0.application = task.application
+                }, options: options)
+                for try await _ in call.responses {}
+            case .persistent:
+                let call = try await client.downloadPersistentTask(Dfdaemon_V2_DownloadPersistentTaskRequest.with {
+                    $0.url = task.url ?? ""
+                    $0.persistent = true
+                }, options: options)
+                for try await _ in call.responses {}
+            }
+            logger.info("\(kind.noun)s: host \(host.id) holds a replica of \(task.id)")
         } catch {
-            logger.warning("persistent cache: host \(host.id) could not fetch a replica of \(task.id): \(error)")
+            logger.warning("\(kind.noun)s: host \(host.id) could not fetch a replica of \(task.id): \(error)")
+        }
+    }
+
+    private func markPersistent(_ taskID: String, on host: Common_V2_Host) async throws {
+        let client = try uploadClient(host)
+        let options = CallOptions(timeout: .seconds(10))
+        switch kind {
+        case .persistentCache:
+            _ = try await client.updatePersistentCacheTask(Dfdaemon_V2_UpdatePersistentCacheTaskRequest.with {
+                $0.taskId = taskID
+                $0.persistent = true
+            }, options: options)
+        case .persistent:
+            _ = try await client.updatePersistentTask(Dfdaemon_V2_UpdatePersistentTaskRequest.with {
+                $0.taskId = taskID
+                $0.persistent = true
+            }, options: options)
         }
     }
 
@@ -141,10 +175,17 @@ public final class SchedulerPersistentCache: Sendable {
             var options = CallOptions(timeout: .seconds(10))
             if let secret { options.metadata.add(PreheatAccess.metadataKey, secret) }
             do {
-                _ = try await uploadClient(host).deletePersistentCacheTask(
-                    Dfdaemon_V2_DeletePersistentCacheTaskRequest.with { $0.taskId = taskID }, options: options)
+                let client = try uploadClient(host)
+                switch kind {
+                case .persistentCache:
+                    _ = try await client.deletePersistentCacheTask(Dfdaemon_V2_DeletePersistentCacheTaskRequest.with { $0.taskId = taskID },
+                                                                   options: options)
+                case .persistent:
+                    _ = try await client.deletePersistentTask(Dfdaemon_V2_DeletePersistentTaskRequest.with { $0.taskId = taskID },
+                                                              options: options)
+                }
             } catch {
-                logger.warning("persistent cache: host \(id) did not delete its copy of \(taskID): \(error)")
+                logger.warning("\(kind.noun)s: host \(id) did not delete its copy of \(taskID): \(error)")
             }
         }
     }

@@ -4,9 +4,10 @@ import GeneratedAPI
 import RPCCore
 @testable import SchedulerCore
 
-/// The persistent cache registry without sockets: imports, parents, replica shortfalls,
-/// hosts that leave, the TTL, and the snapshot a restarted scheduler loads.
-@Suite struct PersistentCacheRegistryTests {
+/// The registry of kept tasks without sockets: imports, parents, replica shortfalls, hosts
+/// that leave, the TTL, the origin for persistent tasks, and the snapshot a restarted
+/// scheduler loads.
+@Suite struct ReplicaRegistryTests {
     static let task = String(repeating: "ab", count: 32)
 
     static func host(_ id: String, idc: String = "", location: String = "") -> Common_V2_Host {
@@ -17,34 +18,31 @@ import RPCCore
         }
     }
 
-    static func started(replicas: UInt64 = 2, ttl: Int64 = 60, host: String = "h1") -> Scheduler_V2_UploadPersistentCacheTaskStartedRequest {
-        .with {
-            $0.hostId = host
-            $0.taskId = task
-            $0.peerId = "importer"
-            $0.persistentReplicaCount = replicas
-            $0.pieceLength = 4 << 20
-            $0.contentLength = 9 << 20
-            $0.pieceCount = 3
-            $0.ttl = Google_Protobuf_Duration(Duration.seconds(ttl))
-        }
+    static func kept(replicas: UInt64 = 2, ttl: Int64 = 60, url: String? = nil) -> KeptTask {
+        KeptTask(id: task, replicaCount: replicas, url: url, pieceLength: 4 << 20, contentLength: 9 << 20, pieceCount: 3, ttl: .seconds(ttl))
+    }
+
+    static func parents(_ r: ReplicaRegistry.Registration) -> [String]? {
+        if case .parents(let p) = r { return p.map(\.id) }
+        return nil
     }
 
     @Test func anImportedTaskIsShortOfReplicasUntilAnotherHostHoldsOne() async throws {
-        let registry = PersistentCacheRegistry()
+        let registry = ReplicaRegistry()
         let hosts = ["h1": Self.host("h1"), "h2": Self.host("h2")]
-        try await registry.uploadStarted(Self.started())
+        try await registry.uploadStarted(Self.kept(), hostID: "h1", peerID: "importer")
         // Uploading: no one may fetch it yet, and a second import of it is refused.
         await #expect(throws: RPCError.self) { try await registry.register(hostID: "h2", taskID: Self.task, peerID: "p2", persistent: true, hosts: hosts) }
-        await #expect(throws: RPCError.self) { try await registry.uploadStarted(Self.started()) }
+        await #expect(throws: RPCError.self) { try await registry.uploadStarted(Self.kept(), hostID: "h1", peerID: "importer") }
         let task = try await registry.uploadFinished(taskID: Self.task, peerID: "importer")
         #expect(task.state == "Succeeded" && task.currentPersistentReplicaCount == 1)
 
         let short = await registry.shortfalls()
         #expect(short.count == 1 && short[0].missing == 1 && short[0].occupied == ["h1"])
-        let parents = try await registry.register(hostID: "h2", taskID: Self.task, peerID: "p2", persistent: true, hosts: hosts)
-        #expect(parents?.map(\.id) == ["importer"])
-        #expect(parents?.first?.host?.id == "h1")
+        let registration = try await registry.register(hostID: "h2", taskID: Self.task, peerID: "p2", persistent: true, hosts: hosts)
+        guard case .parents(let parents) = registration else { Issue.record("no parents"); return }
+        #expect(parents.map(\.id) == ["importer"])
+        #expect(parents.first?.host?.id == "h1")
         await registry.peerStarted(taskID: Self.task, peerID: "p2")
         await registry.peerFinished(taskID: Self.task, peerID: "p2")
         #expect(await registry.shortfalls().isEmpty)
@@ -57,9 +55,9 @@ import RPCCore
     }
 
     @Test func aCachedCopyIsPromotedBeforeANewOneIsFetched() async throws {
-        let registry = PersistentCacheRegistry()
+        let registry = ReplicaRegistry()
         let hosts = ["h1": Self.host("h1"), "h2": Self.host("h2")]
-        try await registry.uploadStarted(Self.started(replicas: 2))
+        try await registry.uploadStarted(Self.kept(replicas: 2), hostID: "h1", peerID: "importer")
         _ = try await registry.uploadFinished(taskID: Self.task, peerID: "importer")
         _ = try await registry.register(hostID: "h2", taskID: Self.task, peerID: "cached", persistent: false, hosts: hosts)
         await registry.peerFinished(taskID: Self.task, peerID: "cached")
@@ -70,28 +68,28 @@ import RPCCore
     }
 
     @Test func parentsInTheSameIDCComeFirstAndFailedOrBlockedOnesNotAtAll() async throws {
-        let registry = PersistentCacheRegistry(candidateParentLimit: 2)
+        let registry = ReplicaRegistry(candidateParentLimit: 2)
         let hosts = ["h1": Self.host("h1", idc: "x"), "h2": Self.host("h2", idc: "y"), "h3": Self.host("h3", idc: "y"), "h4": Self.host("h4", idc: "y")]
-        try await registry.uploadStarted(Self.started(replicas: 4))
+        try await registry.uploadStarted(Self.kept(replicas: 4), hostID: "h1", peerID: "importer")
         _ = try await registry.uploadFinished(taskID: Self.task, peerID: "importer")
         for (peer, host) in [("p2", "h2"), ("p3", "h3")] {
             _ = try await registry.register(hostID: host, taskID: Self.task, peerID: peer, persistent: true, hosts: hosts)
             await registry.peerFinished(taskID: Self.task, peerID: peer)
         }
         await registry.peerFailed(taskID: Self.task, peerID: "p3")
-        let parents = try await registry.register(hostID: "h4", taskID: Self.task, peerID: "p4", persistent: true, hosts: hosts)
-        #expect(parents?.map(\.id) == ["p2", "importer"])
+        let registration = try await registry.register(hostID: "h4", taskID: Self.task, peerID: "p4", persistent: true, hosts: hosts)
+        #expect(Self.parents(registration) == ["p2", "importer"])
         let rescheduled = try await registry.reschedule(taskID: Self.task, peerID: "p4", excluding: ["p2"], hosts: hosts)
-        #expect(rescheduled.map(\.id) == ["importer"])
+        #expect(Self.parents(rescheduled) == ["importer"])
         await #expect(throws: RPCError.self) {
             try await registry.reschedule(taskID: Self.task, peerID: "p4", excluding: ["importer"], hosts: hosts)
         }
     }
 
     @Test func theTTLEndsTheTaskEverywhereInTheRegistry() async throws {
-        let registry = PersistentCacheRegistry()
+        let registry = ReplicaRegistry()
         let start = Date()
-        try await registry.uploadStarted(Self.started(ttl: 10), now: start)
+        try await registry.uploadStarted(Self.kept(ttl: 10), hostID: "h1", peerID: "importer", now: start)
         _ = try await registry.uploadFinished(taskID: Self.task, peerID: "importer", now: start)
         #expect(try await registry.stat(taskID: Self.task, now: start.addingTimeInterval(9)).state == "Succeeded")
         await #expect(throws: RPCError.self) { try await registry.stat(taskID: Self.task, now: start.addingTimeInterval(10)) }
@@ -99,35 +97,53 @@ import RPCCore
     }
 
     @Test func hostileNumbersAreRefused() async throws {
-        let registry = PersistentCacheRegistry()
-        for change in [{ (r: inout Scheduler_V2_UploadPersistentCacheTaskStartedRequest) in r.persistentReplicaCount = 0 },
-                       { $0.persistentReplicaCount = .max }, { $0.pieceLength = 0 }, { $0.pieceLength = .max },
-                       { $0.contentLength = .max }, { $0.pieceCount = .max }, { $0.ttl = Google_Protobuf_Duration(seconds: -1, nanos: 0) },
-                       { $0.ttl = Google_Protobuf_Duration(seconds: .max, nanos: 0) }, { $0.ttl = nil }, { $0.taskId = "../x" },
-                       { $0.hostId = String(repeating: "h", count: 300) }] {
-            var r = Self.started()
-            change(&r)
-            await #expect(throws: RPCError.self) { try await registry.uploadStarted(r) }
+        let registry = ReplicaRegistry()
+        for change in [{ (t: inout KeptTask) in t.replicaCount = 0 }, { $0.replicaCount = .max }, { $0.pieceLength = 0 },
+                       { $0.pieceLength = .max }, { $0.contentLength = .max }, { $0.pieceCount = .max },
+                       { $0.ttl = .zero }, { $0.ttl = .seconds(Int64.max) }, { $0.id = "../x" }] {
+            var t = Self.kept()
+            change(&t)
+            await #expect(throws: RPCError.self) { try await registry.uploadStarted(t, hostID: "h1", peerID: "importer") }
         }
+        await #expect(throws: RPCError.self) {
+            try await registry.uploadStarted(Self.kept(), hostID: String(repeating: "h", count: 300), peerID: "importer")
+        }
+        #expect(throws: RPCError.self) { try ReplicaRegistry.checkedTTL(Google_Protobuf_Duration(seconds: -1, nanos: 0)) }
+        #expect(throws: RPCError.self) { try ReplicaRegistry.checkedTTL(nil) }
+    }
+
+    /// A persistent task has an origin: with no copy to offer, a download goes there, and
+    /// may do so while the importer is still uploading.
+    @Test func aPersistentTaskWithoutCopiesSendsTheDownloadToItsOrigin() async throws {
+        let registry = ReplicaRegistry(noun: "persistent task")
+        let hosts = ["h1": Self.host("h1"), "h2": Self.host("h2")]
+        try await registry.uploadStarted(Self.kept(url: "http://origin/f"), hostID: "h1", peerID: "importer")
+        let early = try await registry.register(hostID: "h2", taskID: Self.task, peerID: "p2", persistent: false, hosts: hosts)
+        guard case .backToSource = early else { Issue.record("expected the origin, got \(early)"); return }
+        _ = try await registry.uploadFinished(taskID: Self.task, peerID: "importer")
+        let later = try await registry.register(hostID: "h2", taskID: Self.task, peerID: "p3", persistent: false, hosts: hosts)
+        #expect(Self.parents(later) == ["importer"])
+        let asked = try await registry.register(hostID: "h2", taskID: Self.task, peerID: "p4", persistent: false, needBackToSource: true, hosts: hosts)
+        guard case .backToSource = asked else { Issue.record("need_back_to_source was not honoured"); return }
     }
 
     @Test func aSnapshotRestoresTasksAndPeersButNotExpiredOnes() async throws {
-        let registry = PersistentCacheRegistry()
+        let registry = ReplicaRegistry()
         let hosts = ["h1": Self.host("h1"), "h2": Self.host("h2")]
-        try await registry.uploadStarted(Self.started(ttl: 100))
+        try await registry.uploadStarted(Self.kept(ttl: 100), hostID: "h1", peerID: "importer")
         _ = try await registry.uploadFinished(taskID: Self.task, peerID: "importer")
         _ = try await registry.register(hostID: "h2", taskID: Self.task, peerID: "p2", persistent: true, hosts: hosts)
         await registry.peerFinished(taskID: Self.task, peerID: "p2")
         let saved = try #require(await registry.snapshotIfChanged())
         #expect(await registry.snapshotIfChanged() == nil)
 
-        let restored = PersistentCacheRegistry()
+        let restored = ReplicaRegistry()
         #expect(await restored.restore(saved) == 1)
         let task = try await restored.stat(taskID: Self.task)
-        #expect(task.currentPersistentReplicaCount == 2 && task.pieceCount == 3 && task.ttl?.seconds == 100)
+        #expect(task.currentPersistentReplicaCount == 2 && task.pieceCount == 3 && task.ttl == .seconds(100))
         #expect(try await restored.statPeer(taskID: Self.task, peerID: "p2", hosts: hosts).state == "Succeeded")
-        #expect(await PersistentCacheRegistry().restore(saved, now: Date().addingTimeInterval(101)) == 0)
-        #expect(await PersistentCacheRegistry().restore(Data("{\"version\":1,\"tasks\":[{\"id\":\"../x\"}]}".utf8)) == 0)
-        #expect(await PersistentCacheRegistry().restore(Data([0xff, 0x00])) == 0)
+        #expect(await ReplicaRegistry().restore(saved, now: Date().addingTimeInterval(101)) == 0)
+        #expect(await ReplicaRegistry().restore(Data("{\"version\":1,\"tasks\":[{\"id\":\"../x\"}]}".utf8)) == 0)
+        #expect(await ReplicaRegistry().restore(Data([0xff, 0x00])) == 0)
     }
 }
