@@ -120,7 +120,9 @@ public actor PreheatRunner {
             throw ManagerError(.notFound, scope == .allPeers ? "no peers in the scheduler clusters"
                                                             : "no active seed peer in the scheduler clusters")
         }
-        await progress.start(total: parts.reduce(0) { $0 + plan.work(on: $1.targets).count })
+        await progress.start(work: parts.flatMap { plan.work(on: $0.targets) }.map {
+            JobProgress.Download(url: $0.item.url, peer: $0.target.address, hostname: $0.target.hostname, state: "PENDING")
+        })
         var outcomes: [PreheatExecutor.Outcome] = []
         var via: [String] = []
         for part in parts {
@@ -155,6 +157,7 @@ public actor PreheatRunner {
         }
         _ = running
         let work = plan.work(on: targets)
+        await progress.mark(work.map { ($0.item.url, $0.target.address) }, "RUNNING")
         let doneBefore = before.count, failedBefore = before.filter { $0.state != "SUCCESS" }.count
         // A survey asks every peer about every item: spaced out for large jobs.
         let interval = Duration.seconds(min(30, max(1, work.count / 100)))
@@ -164,8 +167,9 @@ public actor PreheatRunner {
             guard ContinuousClock.now >= next else { continue }
             next = ContinuousClock.now + interval
             let held = await cachedPairs(plan, targets)
-            let done = work.filter { held.contains(Pair(url: $0.item.url, address: $0.target.address)) }.count
-            await progress.set(done: doneBefore + done, failed: failedBefore)
+            let finished = work.filter { held.contains(Pair(url: $0.item.url, address: $0.target.address)) }
+            await progress.mark(finished.map { ($0.item.url, $0.target.address) }, "SUCCESS")
+            await progress.set(done: doneBefore + finished.count, failed: failedBefore)
         }
         let failure = ended.withLock { $0 } ?? nil
         if let failure, [.unimplemented, .permissionDenied, .unauthenticated, .unavailable].contains(failure.code) {
@@ -180,6 +184,7 @@ public actor PreheatRunner {
                                            state: ok ? "SUCCESS" : "FAILURE",
                                            error: ok ? nil : (failure?.message ?? "not in the peer's cache after the scheduler's preheat"))
         }
+        for outcome in outcomes { await progress.mark([(outcome.url, outcome.peer)], outcome.state) }
         await progress.set(done: doneBefore + outcomes.count, failed: failedBefore + outcomes.filter { $0.state != "SUCCESS" }.count)
         logger.info("preheat through scheduler \(address): \(outcomes.filter { $0.state == "SUCCESS" }.count) of \(outcomes.count) downloads done")
         return outcomes
@@ -222,73 +227,6 @@ public actor PreheatRunner {
         let client = Scheduler_V2_SchedulerClient(RPCClient(transport: channel))
         let answer = try? await client.listHosts(Scheduler_V2_ListHostsRequest(), options: CallOptions(timeout: .seconds(10)))
         return answer?.hosts.map { PreheatTarget(ip: $0.ip, port: Int($0.port), hostname: $0.hostname, isSeed: $0.type != 0) } ?? []
-    }
-}
-
-/// A running job's result: how many of its downloads finished and failed so far. Written
-/// at most twice a second, so a large preheat is not a database write per download; a
-/// count held back is written when its half second is up.
-actor JobProgress {
-    let store: ManagerStore
-    let jobID: UInt64
-    var total = 0
-    var done = 0
-    var failed = 0
-    var lastWrite = ContinuousClock.now - .seconds(1)
-    var trailing: Task<Void, Never>?
-    /// Set before the job's final result is written: nothing after may overwrite it.
-    var closed = false
-    static let interval: Duration = .milliseconds(500)
-
-    init(store: ManagerStore, jobID: UInt64) {
-        self.store = store
-        self.jobID = jobID
-    }
-
-    func start(total: Int) async {
-        self.total = total
-        await write()
-    }
-
-    /// Counts as a survey found them; never backwards.
-    func set(done: Int, failed: Int) async {
-        guard done > self.done || failed > self.failed else { return }
-        self.done = max(self.done, done)
-        self.failed = max(self.failed, failed)
-        await write()
-    }
-
-    func record(_ outcome: PreheatExecutor.Outcome) async {
-        done += 1
-        if outcome.state != "SUCCESS" { failed += 1 }
-        if ContinuousClock.now - lastWrite >= Self.interval {
-            await write()
-        } else if trailing == nil {
-            let due = lastWrite + Self.interval
-            trailing = Task {
-                try? await Task.sleep(until: due)
-                await self.writeTrailing()
-            }
-        }
-    }
-
-    func close() {
-        closed = true
-        trailing?.cancel()
-        trailing = nil
-    }
-
-    private func writeTrailing() async {
-        trailing = nil
-        await write()
-    }
-
-    private func write() async {
-        guard !closed else { return }
-        lastWrite = ContinuousClock.now
-        let progress: JSONValue = .object(["total": .number(Double(total)), "done": .number(Double(done)),
-                                           "failed": .number(Double(failed))])
-        _ = try? await store.updateJob(jobID, state: .running, result: .object(["progress": progress]))
     }
 }
 

@@ -20,6 +20,24 @@ extension Daemon {
         return target
     }
 
+    /// The scheduler that keeps `taskID` (rendezvous over the cluster's schedulers).
+    func keptScheduler(for taskID: String) throws -> Scheduler_V2_SchedulerClient {
+        guard let address = scheduler(for: taskID) else {
+            throw RPCError(code: .unavailable, message: "no scheduler: the cluster's scheduler keeps this task")
+        }
+        return Scheduler_V2_SchedulerClient(RPCClient(transport: try channel(address)))
+    }
+
+    /// Options for a call only the cluster's own callers may make (a delete): this node
+    /// presents its client certificate through the channel, and the cluster's secret here.
+    func clusterCallOptions(timeout: Duration) -> CallOptions {
+        var options = CallOptions(timeout: timeout)
+        if let secret = config.managerRegistrationSecret ?? ProcessInfo.processInfo.environment["DRAGONFLY_REGISTRATION_SECRET"] {
+            options.metadata.add(Self.registrationSecretKey, secret)
+        }
+        return options
+    }
+
     func keptDigest(_ text: String?) throws -> ContentDigest? {
         do { return try text.map { try ContentDigest(parsing: $0) } } catch {
             throw RPCError(code: .invalidArgument, message: "invalid digest(\(text ?? "")): \(error)")

@@ -47,10 +47,7 @@ extension Daemon {
                 try source.persistentCacheTaskID(tag: r.tag, application: r.application, pieceLength: r.pieceLength)
             }
         }
-        guard let address = scheduler(for: taskID) else {
-            throw RPCError(code: .unavailable, message: "no scheduler: a persistent cache task lives in the cluster's scheduler")
-        }
-        let scheduler = Scheduler_V2_SchedulerClient(RPCClient(transport: try channel(address)))
+        let scheduler = try keptScheduler(for: taskID)
         let peerID = PeerIdentity.peerID(ip: config.ip, hostname: config.hostname, seed: config.seedPeer)
         _ = try await scheduler.uploadPersistentCacheTaskStarted(Scheduler_V2_UploadPersistentCacheTaskStartedRequest.with {
             $0.hostId = hostID
@@ -119,10 +116,7 @@ extension Daemon {
         }
         let output = try keptOutput(r.outputPath, caller: caller)
         let contentDigest = try keptDigest(r.digest)
-        guard let address = scheduler(for: taskID) else {
-            throw RPCError(code: .unavailable, message: "no scheduler: a persistent cache task lives in the cluster's scheduler")
-        }
-        let scheduler = Scheduler_V2_SchedulerClient(RPCClient(transport: try channel(address)))
+        let scheduler = try keptScheduler(for: taskID)
         // The scheduler is asked first, as upstream does: a task it no longer knows (deleted,
         // past its TTL) is not handed out from a copy that is about to go.
         let task = try await scheduler.statPersistentCacheTask(Scheduler_V2_StatPersistentCacheTaskRequest.with {
@@ -260,9 +254,7 @@ extension Daemon {
 
     /// `StatPersistentCacheTask`: the cluster's view, from the task's scheduler.
     func statPersistentCacheTask(_ taskID: String) async throws -> Common_V2_PersistentCacheTask {
-        guard let address = scheduler(for: taskID) else { throw RPCError(code: .unavailable, message: "no scheduler") }
-        let scheduler = Scheduler_V2_SchedulerClient(RPCClient(transport: try channel(address)))
-        return try await scheduler.statPersistentCacheTask(Scheduler_V2_StatPersistentCacheTaskRequest.with {
+        try await keptScheduler(for: taskID).statPersistentCacheTask(Scheduler_V2_StatPersistentCacheTaskRequest.with {
             $0.hostId = hostID
             $0.taskId = taskID
         }, options: CallOptions(timeout: .seconds(10)))
@@ -273,16 +265,10 @@ extension Daemon {
     /// scheduler takes it only from the cluster's own callers, so this node presents its
     /// client certificate or the cluster's secret.
     func deletePersistentCacheTaskEverywhere(_ taskID: String) async throws {
-        guard let address = scheduler(for: taskID) else { throw RPCError(code: .unavailable, message: "no scheduler") }
-        let scheduler = Scheduler_V2_SchedulerClient(RPCClient(transport: try channel(address)))
-        var options = CallOptions(timeout: .seconds(30))
-        if let secret = config.managerRegistrationSecret ?? ProcessInfo.processInfo.environment["DRAGONFLY_REGISTRATION_SECRET"] {
-            options.metadata.add(Self.registrationSecretKey, secret)
-        }
-        _ = try await scheduler.deletePersistentCacheTask(Scheduler_V2_DeletePersistentCacheTaskRequest.with {
+        _ = try await keptScheduler(for: taskID).deletePersistentCacheTask(Scheduler_V2_DeletePersistentCacheTaskRequest.with {
             $0.hostId = hostID
             $0.taskId = taskID
-        }, options: options)
+        }, options: clusterCallOptions(timeout: .seconds(30)))
         try? await store.delete(taskID: taskID)
         logger.info("persistent cache task \(taskID) deleted from the cluster on request")
     }

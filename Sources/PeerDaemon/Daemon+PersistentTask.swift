@@ -49,10 +49,7 @@ extension Daemon {
             throw RPCError(code: .alreadyExists, message: "\(LogRedaction.url(url)) exists already")
         }
         let taskID = TaskID.persistent(url: url)
-        guard let address = scheduler(for: taskID) else {
-            throw RPCError(code: .unavailable, message: "no scheduler: a persistent task is kept by the cluster's scheduler")
-        }
-        let scheduler = Scheduler_V2_SchedulerClient(RPCClient(transport: try channel(address)))
+        let scheduler = try keptScheduler(for: taskID)
         let peerID = PeerIdentity.peerID(ip: config.ip, hostname: config.hostname, seed: config.seedPeer)
         _ = try await scheduler.uploadPersistentTaskStarted(Scheduler_V2_UploadPersistentTaskStartedRequest.with {
             $0.hostId = hostID
@@ -300,9 +297,7 @@ extension Daemon {
     }
 
     func statPersistentTask(_ taskID: String) async throws -> Common_V2_PersistentTask {
-        guard let address = scheduler(for: taskID) else { throw RPCError(code: .unavailable, message: "no scheduler") }
-        let scheduler = Scheduler_V2_SchedulerClient(RPCClient(transport: try channel(address)))
-        return try await scheduler.statPersistentTask(Scheduler_V2_StatPersistentTaskRequest.with {
+        try await keptScheduler(for: taskID).statPersistentTask(Scheduler_V2_StatPersistentTaskRequest.with {
             $0.hostId = hostID
             $0.taskId = taskID
         }, options: CallOptions(timeout: .seconds(10)))
@@ -311,16 +306,10 @@ extension Daemon {
     /// A cluster-wide delete of a persistent task asked by a local client: the scheduler
     /// forgets it and tells every host; the origin keeps its copy.
     func deletePersistentTaskEverywhere(_ taskID: String) async throws {
-        guard let address = scheduler(for: taskID) else { throw RPCError(code: .unavailable, message: "no scheduler") }
-        let scheduler = Scheduler_V2_SchedulerClient(RPCClient(transport: try channel(address)))
-        var options = CallOptions(timeout: .seconds(30))
-        if let secret = config.managerRegistrationSecret ?? ProcessInfo.processInfo.environment["DRAGONFLY_REGISTRATION_SECRET"] {
-            options.metadata.add(Self.registrationSecretKey, secret)
-        }
-        _ = try await scheduler.deletePersistentTask(Scheduler_V2_DeletePersistentTaskRequest.with {
+        _ = try await keptScheduler(for: taskID).deletePersistentTask(Scheduler_V2_DeletePersistentTaskRequest.with {
             $0.hostId = hostID
             $0.taskId = taskID
-        }, options: options)
+        }, options: clusterCallOptions(timeout: .seconds(30)))
         try? await store.delete(taskID: taskID)
     }
 }

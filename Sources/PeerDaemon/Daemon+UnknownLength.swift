@@ -129,16 +129,17 @@ extension Daemon {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw RPCError(code: .internal, message: "cannot reopen the spool file") }
         defer { Glibc.close(fd) }
-        var bytes = [UInt8](repeating: 0, count: Int(length))
-        var done = 0
-        let failed = bytes.withUnsafeMutableBytes { buffer -> Bool in
-            while done < buffer.count, let base = buffer.baseAddress {
-                let n = pread(fd, base + done, buffer.count - done, off_t(offset) + off_t(done))
+        // Filled straight from the file: no zeroed buffer first.
+        var failed = false
+        let bytes = [UInt8](unsafeUninitializedCapacity: Int(length)) { buffer, count in
+            count = 0
+            guard let base = buffer.baseAddress else { return }
+            while count < buffer.count {
+                let n = pread(fd, base + count, buffer.count - count, off_t(offset) + off_t(count))
                 if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { return true }
-                done += n
+                guard n > 0 else { failed = true; return }
+                count += n
             }
-            return false
         }
         if failed { throw RPCError(code: .internal, message: "the spool file ended early") }
         return bytes

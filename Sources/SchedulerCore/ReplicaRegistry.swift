@@ -86,11 +86,14 @@ public actor ReplicaRegistry {
         var peers: [String: Peer] = [:]
 
         func expired(at now: Date) -> Bool { now >= createdAt.addingTimeInterval(ttl.seconds) }
+        var lastChange: Date { peers.values.map(\.updatedAt).max() ?? createdAt }
     }
 
     /// Bounds what one caller can make this scheduler hold.
     public static let maxTasks = 100_000
     public static let maxPeersPerTask = 10_000
+    /// An import silent this long no longer holds its task id.
+    public static let staleUpload = Duration.seconds(3600)
     /// The longest TTL taken (upstream's dfcache allows 7 days).
     public static let maxTTL = Duration.seconds(7 * 86_400)
 
@@ -128,7 +131,10 @@ public actor ReplicaRegistry {
             throw RPCError(code: .invalidArgument, message: "ttl must be between one second and \(Self.maxTTL.components.seconds / 86_400) days")
         }
         dropExpired(now: now)
-        if let existing = tasks[task.id], existing.state == .uploading || existing.state == .succeeded {
+        // An upload that stopped moving long ago (its importer died, or a caller only
+        // claimed the id) does not hold the id until its TTL.
+        if let existing = tasks[task.id], existing.state == .succeeded
+            || (existing.state == .uploading && now.timeIntervalSince(existing.lastChange) < Self.staleUpload.seconds) {
             throw RPCError(code: .alreadyExists, message: "\(noun) \(task.id) is already \(existing.state.rawValue)")
         }
         guard tasks.count < Self.maxTasks else {

@@ -86,6 +86,19 @@ import RPCCore
         }
     }
 
+    /// An upload that went silent (its importer died, or a caller only claimed the id) does
+    /// not hold the id for its whole TTL.
+    @Test func aStaleUploadGivesWayToANewOne() async throws {
+        let registry = ReplicaRegistry()
+        let start = Date()
+        try await registry.uploadStarted(Self.kept(ttl: 86_400), hostID: "h1", peerID: "squatter", now: start)
+        await #expect(throws: RPCError.self) {
+            try await registry.uploadStarted(Self.kept(), hostID: "h2", peerID: "importer", now: start.addingTimeInterval(60))
+        }
+        try await registry.uploadStarted(Self.kept(), hostID: "h2", peerID: "importer", now: start.addingTimeInterval(3601))
+        #expect(try await registry.uploadFinished(taskID: Self.task, peerID: "importer", now: start.addingTimeInterval(3602)).state == "Succeeded")
+    }
+
     @Test func theTTLEndsTheTaskEverywhereInTheRegistry() async throws {
         let registry = ReplicaRegistry()
         let start = Date()

@@ -308,6 +308,10 @@ def test_a_running_job_shows_its_progress(tmp_path):
         assert job["state"] == "SUCCESS", job
         assert seen and all(p["total"] == 3 and 0 <= p["done"] <= 3 and p["failed"] == 0 for p in seen), seen
         assert any(p["done"] >= 1 for p in seen), f"the count moved while the job ran: {seen}"
+        # Each download's state while it runs: some done, the slow one still under way.
+        states = [{t["url"].rsplit("/", 1)[1]: t["state"] for t in p["tasks"]} for p in seen]
+        assert all(len(s) == 3 for s in states), seen
+        assert any(s["a.bin"] == "SUCCESS" and s["c.bin"] in ("PENDING", "RUNNING") for s in states), states
         assert job["result"]["total"] == 3 and "progress" not in job["result"], "the final result replaces the progress"
         assert job["result"]["via"] == [f"scheduler {cluster.sched.address}"], job
     finally:
