@@ -6,14 +6,14 @@
 # cannot pull. Without a local debian:bookworm-slim the base is made with debootstrap and
 # `docker import`.
 #
-#   tools/build-images.sh [BINARY_DIR]   # a dir with manager scheduler dfdaemon dfget dfrpc;
+#   tools/build-images.sh [BINARY_DIR]   # a dir with manager scheduler dfdaemon dfget dfcache dfctl dfrpc;
 #                                        # default: build them into .build/release
 # DOCKER_CLI picks the client (Debian's docker.io client has BuildKit built in).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 docker_cli=${DOCKER_CLI:-docker}
-products=(manager scheduler dfdaemon dfget dfrpc)
+products=(manager scheduler dfdaemon dfget dfcache dfctl dfrpc)
 
 bin=${1:-}
 if [ -z "$bin" ]; then
@@ -38,7 +38,7 @@ if ! "$docker_cli" image inspect debian:bookworm-slim >/dev/null 2>&1; then
     rm -rf "$work/rootfs"
 fi
 
-declare -A binaries=([manager]="manager" [scheduler]="scheduler" [dfdaemon]="dfdaemon dfget dfrpc")
+declare -A binaries=([manager]="manager" [scheduler]="scheduler" [dfdaemon]="dfdaemon dfget dfcache dfctl dfrpc")
 for image in manager scheduler dfdaemon; do
     ctx="$work/$image"
     mkdir -p "$ctx/docker/prebuilt"

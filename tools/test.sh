@@ -29,7 +29,7 @@ fi
 echo "== release build (the container images' binaries, as the README builds them)"
 # test_images.py builds each Dockerfile's runtime stage from these and runs the compose
 # cluster from the images.
-for product in manager scheduler dfdaemon dfget dfrpc; do
+for product in manager scheduler dfdaemon dfget dfcache dfctl dfrpc; do
     if ! swift build -c release --static-swift-stdlib --product "$product" > .build-release-log.txt 2>&1; then
         grep -E 'error' .build-release-log.txt | head -40 || tail -40 .build-release-log.txt
         exit 1

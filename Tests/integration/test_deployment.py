@@ -46,7 +46,7 @@ NAMESPACE = "dragonfly-system"
 DOCKERFILES = {
     "Dockerfile.manager": ["manager"],
     "Dockerfile.scheduler": ["scheduler"],
-    "Dockerfile.dfdaemon": ["dfdaemon", "dfget", "dfrpc"],
+    "Dockerfile.dfdaemon": ["dfdaemon", "dfget", "dfcache", "dfctl", "dfrpc"],
 }
 
 # DESIGN.md's default ports, per image.

@@ -44,7 +44,7 @@ def release_binaries():
     path = os.environ.get("DF_RELEASE_BIN_DIR")
     if not path:
         missing("DF_RELEASE_BIN_DIR not set (tools/test.sh builds the release binaries and sets it)")
-    for p in ("manager", "scheduler", "dfdaemon", "dfget", "dfrpc"):
+    for p in ("manager", "scheduler", "dfdaemon", "dfget", "dfcache", "dfctl", "dfrpc"):
         if not (Path(path) / p).is_file():
             missing(f"no release build of {p} in {path}")
     return path
@@ -163,6 +163,11 @@ def test_images_built_from_release_binaries_run_the_compose_cluster_and_serve_a_
             copied = dockerd.docker("run", "--rm", "--entrypoint", "sha256sum", f"dragonfly-swift/{image}:dev",
                                     f"/usr/local/bin/{image}")
             local = run(["sha256sum", Path(binaries) / image])
+            assert copied.stdout.split()[0] == local.stdout.split()[0], describe(copied)
+        # The node's CLIs ship beside the dfdaemon, the same builds.
+        for tool in ("dfget", "dfcache", "dfctl", "dfrpc"):
+            copied = dockerd.docker("run", "--rm", "--entrypoint", "sha256sum", "dragonfly-swift/dfdaemon:dev", f"/usr/local/bin/{tool}")
+            local = run(["sha256sum", Path(binaries) / tool])
             assert copied.stdout.split()[0] == local.stdout.split()[0], describe(copied)
 
         layout = tmp_path / "layout"
