@@ -165,9 +165,9 @@ def test_images_built_from_release_binaries_run_the_compose_cluster_and_serve_a_
             local = run(["sha256sum", Path(binaries) / image])
             assert copied.stdout.split()[0] == local.stdout.split()[0], describe(copied)
         # The node's CLIs ship beside the dfdaemon, the same builds.
-        for tool in ("dfget", "dfcache", "dfctl", "dfrpc"):
-            copied = dockerd.docker("run", "--rm", "--entrypoint", "sha256sum", "dragonfly-swift/dfdaemon:dev", f"/usr/local/bin/{tool}")
-            local = run(["sha256sum", Path(binaries) / tool])
+        for client in ("dfget", "dfcache", "dfctl", "dfrpc"):
+            copied = dockerd.docker("run", "--rm", "--entrypoint", "sha256sum", "dragonfly-swift/dfdaemon:dev", f"/usr/local/bin/{client}")
+            local = run(["sha256sum", Path(binaries) / client])
             assert copied.stdout.split()[0] == local.stdout.split()[0], describe(copied)
 
         layout = tmp_path / "layout"
