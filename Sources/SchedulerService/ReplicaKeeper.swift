@@ -167,6 +167,49 @@ public final class ReplicaKeeper: Sendable {
         }
     }
 
+    /// A peer that says it finished is counted only if its host holds every piece: any TCP
+    /// client may announce a peer, and a copy claimed but not held would make the replica
+    /// count look met. The host is asked (Sync*Pieces on its upload port); a claim it does
+    /// not back within `verifyTimeout` fails the peer, and the next pass replaces the copy.
+    public func verifyInBackground(taskID: String, peerID: String) {
+        Task { await self.verify(taskID: taskID, peerID: peerID) }
+    }
+
+    static let verifyTimeout: Duration = .seconds(30)
+
+    func verify(taskID: String, peerID: String) async {
+        let hosts = await engine.hostDirectory()
+        guard let peer = try? await registry.statPeer(taskID: taskID, peerID: peerID, hosts: hosts) else { return }
+        let wanted = Int(peer.task.pieceCount)
+        var held = Set<UInt32>()
+        if let host = peer.host {
+            do {
+                let client = try uploadClient(host)
+                let options = CallOptions(timeout: Self.verifyTimeout)
+                switch kind {
+                case .persistentCache:
+                    let call = try await client.syncPersistentCachePieces(Dfdaemon_V2_SyncPersistentCachePiecesRequest.with {
+                        $0.hostId = "scheduler"
+                        $0.taskId = taskID
+                    }, options: options)
+                    for try await p in call.responses where p.number < peer.task.pieceCount { held.insert(p.number) }
+                case .persistent:
+                    let call = try await client.syncPersistentPieces(Dfdaemon_V2_SyncPersistentPiecesRequest.with {
+                        $0.hostId = "scheduler"
+                        $0.taskId = taskID
+                    }, options: options)
+                    for try await p in call.responses where p.number < peer.task.pieceCount { held.insert(p.number) }
+                }
+            } catch {
+                logger.debug("\(kind.noun)s: asking host \(peer.hostID) for \(taskID): \(error)")
+            }
+        }
+        guard held.count < wanted else { return }
+        logger.warning("\(kind.noun)s: peer \(peerID) said it holds \(taskID), but its host \(peer.hostID) has \(held.count) of \(wanted) pieces")
+        await registry.peerFailed(taskID: taskID, peerID: peerID)
+        await reconcile()
+    }
+
     /// Tells each host to drop its copy; a host that cannot be reached drops it at the TTL.
     func deleteCopies(of taskID: String, on hostIDs: [String]) async {
         let hosts = await engine.hostDirectory()

@@ -75,7 +75,8 @@ extension SchedulerRPCService {
     public func announcePersistentCachePeer(_ requests: RPCStream<Scheduler_V2_AnnouncePersistentCachePeerRequest>,
                                             responses: RPCWriter<Scheduler_V2_AnnouncePersistentCachePeerResponse>,
                                             context: RPCServerContext) async throws {
-        let registry = try enabledPersistentCache().registry
+        let keeper = try enabledPersistentCache()
+        let registry = keeper.registry
         var registered: (task: String, peer: String)?
         do {
             for try await r in requests {
@@ -107,6 +108,7 @@ extension SchedulerRPCService {
                 case .downloadPersistentCachePeerFinishedRequest?:
                     guard let registered else { throw RPCError(code: .failedPrecondition, message: "register the peer first") }
                     await registry.peerFinished(taskID: registered.task, peerID: registered.peer)
+                    keeper.verifyInBackground(taskID: registered.task, peerID: registered.peer)
                     return
                 case .downloadPersistentCachePeerFailedRequest?:
                     guard let registered else { throw RPCError(code: .failedPrecondition, message: "register the peer first") }

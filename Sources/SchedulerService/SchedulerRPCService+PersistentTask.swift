@@ -86,7 +86,8 @@ extension SchedulerRPCService {
     public func announcePersistentPeer(_ requests: RPCStream<Scheduler_V2_AnnouncePersistentPeerRequest>,
                                        responses: RPCWriter<Scheduler_V2_AnnouncePersistentPeerResponse>,
                                        context: RPCServerContext) async throws {
-        let registry = try enabledPersistentTasks().registry
+        let keeper = try enabledPersistentTasks()
+        let registry = keeper.registry
         var registered: (task: String, peer: String)?
         do {
             for try await r in requests {
@@ -117,6 +118,7 @@ extension SchedulerRPCService {
                     continue
                 case .downloadPersistentPeerFinishedRequest?, .downloadPersistentPeerBackToSourceFinishedRequest?:
                     await registry.peerFinished(taskID: task, peerID: peer)
+                    keeper.verifyInBackground(taskID: task, peerID: peer)
                     return
                 case .downloadPersistentPeerFailedRequest?, .downloadPersistentPeerBackToSourceFailedRequest?:
                     await registry.peerFailed(taskID: task, peerID: peer)

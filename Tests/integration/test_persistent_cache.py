@@ -318,3 +318,35 @@ def test_pieces_go_over_vortex_with_the_persistent_cache_tags(cluster, tmp_path)
     with urllib.request.urlopen(f"http://{c.daemons['d'].address}/metrics", timeout=10) as res:
         metrics = res.read().decode()
     assert re.search(r'^dragonfly_dfdaemon_parent_piece_total\{transport="vortex"\} 3(\.0)?$', metrics, re.M), metrics
+
+
+def test_a_replica_claimed_but_not_held_is_not_counted(cluster, tmp_path):
+    """Any TCP client may announce a peer. One that says a host holds a copy it does not
+    is checked with that host (SyncPersistentCachePieces) and failed, so the replica count
+    never looks met on its word."""
+    c = cluster
+    source = tmp_path / "claimed.bin"
+    source.write_bytes(os.urandom(5 * MIB))
+    task = download_stub(c, "a").UploadPersistentCacheTask(dfdaemon_pb2.UploadPersistentCacheTaskRequest(
+        path=str(source), persistent_replica_count=2, ttl=duration_pb2.Duration(seconds=600)), timeout=30).id
+    wait_until("two replicas", lambda: stat(c, task).current_persistent_replica_count == 2)
+    hosts = scheduler_stub(c).ListHosts(scheduler_pb2.ListHostsRequest(), timeout=10).hosts
+    host_c = next(h.id for h in hosts if h.hostname == "c")
+
+    def requests():
+        envelope = dict(host_id=host_c, task_id=task, peer_id="127.0.0.1-c-liar")
+        yield scheduler_pb2.AnnouncePersistentCachePeerRequest(**envelope, register_persistent_cache_peer_request=(
+            scheduler_pb2.RegisterPersistentCachePeerRequest(persistent=True, piece_length=4 * MIB, piece_count=2)))
+        time.sleep(0.3)
+        yield scheduler_pb2.AnnouncePersistentCachePeerRequest(**envelope, download_persistent_cache_peer_started_request=(
+            scheduler_pb2.DownloadPersistentCachePeerStartedRequest()))
+        yield scheduler_pb2.AnnouncePersistentCachePeerRequest(**envelope, download_persistent_cache_peer_finished_request=(
+            scheduler_pb2.DownloadPersistentCachePeerFinishedRequest()))
+
+    answers = list(scheduler_stub(c).AnnouncePersistentCachePeer(requests(), timeout=30))
+    assert answers and answers[0].HasField("normal_persistent_cache_task_response")
+    peer = scheduler_pb2.StatPersistentCachePeerRequest(host_id=host_c, task_id=task, peer_id="127.0.0.1-c-liar")
+    wait_until("the claim to be failed", lambda: scheduler_stub(c).StatPersistentCachePeer(peer, timeout=10).state == "Failed")
+    t = stat(c, task)
+    assert (t.current_persistent_replica_count, t.current_replica_count) == (2, 2), t
+    assert "c" not in holders(c, task)
