@@ -4,6 +4,7 @@ import GeneratedAPI
 import NIOPosix
 import PeerStorage
 import RPCCore
+import VortexProtocol
 
 /// What the two kinds of task the cluster keeps (persistent cache tasks, persistent tasks)
 /// share once their layout is known: the store's copy, pieces reported as they land, the
@@ -127,4 +128,50 @@ extension Daemon {
             try await report(Common_V2_Piece(p, traffic: traffic ?? (p.parentID == nil ? .backToSource : .remotePeer)))
         }
     }
+
+    /// This node's copy of a kept task of `kind`, as `StatLocalPersistent*Task` answers.
+    func localKeptTask<View: LocalKeptTaskView>(_ taskID: String, kind: VortexPieceKind) async -> View? {
+        guard let m = try? await store.metadata(taskID), let kept = m.persistentCache,
+              (kept.sourceURL == nil ? VortexPieceKind.persistentCacheTask : .persistentTask) == kind else { return nil }
+        let (uploading, uploaded) = uploadCounts.of(taskID)
+        var r = View()
+        r.taskId = taskID
+        r.persistent = kept.persistent
+        r.ttl = Google_Protobuf_Duration(Duration.seconds(kept.ttlSeconds))
+        r.pieceLength = m.pieceLength
+        r.contentLength = m.contentLength
+        r.uploadingCount = uploading
+        r.uploadedCount = uploaded
+        r.createdAt = Self.timestamp(kept.createdAt)
+        r.updatedAt = Self.timestamp(m.accessedAt)
+        r.finishedAt = m.finished ? Self.timestamp(m.finishedAt ?? m.accessedAt) : nil
+        return r
+    }
+
+    func localKeptTasks<View: LocalKeptTaskView>(kind: VortexPieceKind) async -> [View] {
+        var tasks: [View] = []
+        for id in store.taskIDs().sorted() {
+            if let t: View = await localKeptTask(id, kind: kind) { tasks.append(t) }
+        }
+        return tasks
+    }
 }
+
+/// The two local views of a kept task (persistent and persistent cache), which have the
+/// same fields.
+protocol LocalKeptTaskView {
+    init()
+    var taskId: String { get set }
+    var persistent: Bool { get set }
+    var ttl: Google_Protobuf_Duration? { get set }
+    var pieceLength: UInt64? { get set }
+    var contentLength: UInt64? { get set }
+    var uploadingCount: UInt64 { get set }
+    var uploadedCount: UInt64 { get set }
+    var createdAt: Google_Protobuf_Timestamp? { get set }
+    var updatedAt: Google_Protobuf_Timestamp? { get set }
+    var finishedAt: Google_Protobuf_Timestamp? { get set }
+}
+
+extension Dfdaemon_V2_StatLocalPersistentTaskResponse: LocalKeptTaskView {}
+extension Dfdaemon_V2_StatLocalPersistentCacheTaskResponse: LocalKeptTaskView {}

@@ -212,30 +212,14 @@ extension Daemon {
     // MARK: - Views, updates, removal
 
     func statLocalPersistentCacheTask(_ taskID: String) async throws -> Dfdaemon_V2_StatLocalPersistentCacheTaskResponse {
-        guard let m = try? await store.metadata(taskID), let cache = m.persistentCache, cache.sourceURL == nil else {
+        guard let view: Dfdaemon_V2_StatLocalPersistentCacheTaskResponse = await localKeptTask(taskID, kind: .persistentCacheTask) else {
             throw RPCError(code: .notFound, message: "local persistent cache task not found: \(taskID)")
         }
-        let (uploading, uploaded) = uploadCounts.of(taskID)
-        return Dfdaemon_V2_StatLocalPersistentCacheTaskResponse.with { r in
-            r.taskId = taskID
-            r.persistent = cache.persistent
-            r.ttl = Google_Protobuf_Duration(Duration.seconds(cache.ttlSeconds))
-            r.pieceLength = m.pieceLength
-            r.contentLength = m.contentLength
-            r.uploadingCount = uploading
-            r.uploadedCount = uploaded
-            r.createdAt = Self.timestamp(cache.createdAt)
-            r.updatedAt = Self.timestamp(m.accessedAt)
-            r.finishedAt = m.finished ? Self.timestamp(m.finishedAt ?? m.accessedAt) : nil
-        }
+        return view
     }
 
     func localPersistentCacheTasks() async -> [Dfdaemon_V2_StatLocalPersistentCacheTaskResponse] {
-        var tasks: [Dfdaemon_V2_StatLocalPersistentCacheTaskResponse] = []
-        for id in store.taskIDs().sorted() {
-            if let t = try? await statLocalPersistentCacheTask(id) { tasks.append(t) }
-        }
-        return tasks
+        await localKeptTasks(kind: .persistentCacheTask)
     }
 
     func isPersistentCacheTask(_ taskID: String) async -> Bool {

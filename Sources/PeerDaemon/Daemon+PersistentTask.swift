@@ -270,30 +270,14 @@ extension Daemon {
     // MARK: - Views and removal
 
     func statLocalPersistentTask(_ taskID: String) async throws -> Dfdaemon_V2_StatLocalPersistentTaskResponse {
-        guard let m = try? await store.metadata(taskID), let kept = m.persistentCache, kept.sourceURL != nil else {
+        guard let view: Dfdaemon_V2_StatLocalPersistentTaskResponse = await localKeptTask(taskID, kind: .persistentTask) else {
             throw RPCError(code: .notFound, message: "local persistent task not found: \(taskID)")
         }
-        let (uploading, uploaded) = uploadCounts.of(taskID)
-        return Dfdaemon_V2_StatLocalPersistentTaskResponse.with { r in
-            r.taskId = taskID
-            r.persistent = kept.persistent
-            r.ttl = Google_Protobuf_Duration(Duration.seconds(kept.ttlSeconds))
-            r.pieceLength = m.pieceLength
-            r.contentLength = m.contentLength
-            r.uploadingCount = uploading
-            r.uploadedCount = uploaded
-            r.createdAt = Self.timestamp(kept.createdAt)
-            r.updatedAt = Self.timestamp(m.accessedAt)
-            r.finishedAt = m.finished ? Self.timestamp(m.finishedAt ?? m.accessedAt) : nil
-        }
+        return view
     }
 
     func localPersistentTasks() async -> [Dfdaemon_V2_StatLocalPersistentTaskResponse] {
-        var tasks: [Dfdaemon_V2_StatLocalPersistentTaskResponse] = []
-        for id in store.taskIDs().sorted() {
-            if let t = try? await statLocalPersistentTask(id) { tasks.append(t) }
-        }
-        return tasks
+        await localKeptTasks(kind: .persistentTask)
     }
 
     func statPersistentTask(_ taskID: String) async throws -> Common_V2_PersistentTask {
