@@ -337,7 +337,6 @@ def test_a_replica_claimed_but_not_held_is_not_counted(cluster, tmp_path):
         envelope = dict(host_id=host_c, task_id=task, peer_id="127.0.0.1-c-liar")
         yield scheduler_pb2.AnnouncePersistentCachePeerRequest(**envelope, register_persistent_cache_peer_request=(
             scheduler_pb2.RegisterPersistentCachePeerRequest(persistent=True, piece_length=4 * MIB, piece_count=2)))
-        time.sleep(0.3)
         yield scheduler_pb2.AnnouncePersistentCachePeerRequest(**envelope, download_persistent_cache_peer_started_request=(
             scheduler_pb2.DownloadPersistentCachePeerStartedRequest()))
         yield scheduler_pb2.AnnouncePersistentCachePeerRequest(**envelope, download_persistent_cache_peer_finished_request=(
