@@ -6,10 +6,13 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# Each stage's heading says how long the run has taken so far, to see where CI time goes.
+started=$SECONDS
+stage() { echo "== $* [$(( (SECONDS - started) / 60 ))m$(( (SECONDS - started) % 60 ))s]"; }
 
 bash tools/setup.sh
 
-echo "== generated code is up to date"
+stage "generated code is up to date"
 bash tools/generate.sh >/dev/null
 if ! git diff --quiet -- Sources/CProtos Sources/GeneratedAPI || [ -n "$(git status --porcelain -- Sources/CProtos Sources/GeneratedAPI)" ]; then
     git status --short -- Sources/CProtos Sources/GeneratedAPI | head -20
@@ -17,16 +20,16 @@ if ! git diff --quiet -- Sources/CProtos Sources/GeneratedAPI || [ -n "$(git sta
     exit 1
 fi
 
-echo "== module layering (docs/ARCHITECTURE.md)"
+stage "module layering (docs/ARCHITECTURE.md)"
 python3 tools/check-layers.py
 
-echo "== build"
+stage "build"
 if ! swift build --build-tests > .build-log.txt 2>&1; then
     grep -E 'error|warning: unre' .build-log.txt | head -40 || tail -40 .build-log.txt
     exit 1
 fi
 
-echo "== release build (the container images' binaries, as the README builds them)"
+stage "release build (the container images' binaries, as the README builds them)"
 # test_images.py builds each Dockerfile's runtime stage from these and runs the compose
 # cluster from the images.
 for product in manager scheduler dfdaemon dfget dfcache dfctl dfrpc; do
@@ -37,7 +40,7 @@ for product in manager scheduler dfdaemon dfget dfcache dfctl dfrpc; do
 done
 export DF_RELEASE_BIN_DIR="$root/.build/release"
 
-echo "== Swift tests"
+stage "Swift tests"
 # The whole log is kept; a failure shows every failed expectation, not just the summary.
 if ! swift test --skip-build > .swift-test-log.txt 2>&1; then
     grep -E "✘|recorded an issue|Expectation failed|error:|failed" .swift-test-log.txt | head -60
@@ -46,23 +49,23 @@ if ! swift test --skip-build > .swift-test-log.txt 2>&1; then
 fi
 tail -n 25 .swift-test-log.txt
 
-echo "== leak check"
+stage "leak check"
 bash tools/leak-check.sh
 
 # Screenshots of the web console, fuzz crash inputs and the like, kept for a reviewer.
 export DF_ARTIFACTS=${DF_ARTIFACTS:-$(mktemp -d /tmp/dragonfly-artifacts-XXXXXX)}
 
-echo "== fuzzing (libFuzzer + AddressSanitizer, ${FUZZ_SECONDS:=20} s a target)"
+stage "fuzzing (libFuzzer + AddressSanitizer, ${FUZZ_SECONDS:=20} s a target)"
 FUZZ_SECONDS=$FUZZ_SECONDS bash tools/fuzz.sh
 
-echo "== integration tests"
+stage "integration tests"
 DF_REQUIRE_BINARIES=1 DF_BIN_DIR="$root/.build/debug" .venv/bin/python -m pytest Tests/integration -q -rs -p no:cacheprovider
 
 # ThreadSanitizer is not run here yet: on a fresh machine it reported races inside
 # swift-nio's handover of request heads and buffers to async tasks, a different one each
 # run, that we could not yet tell from real ones (BENCHMARKS.md); `tools/sanitizers.sh
 # thread` runs it by hand.
-echo "== AddressSanitizer: P2P, mirror and Vortex tests"
+stage "AddressSanitizer: P2P, mirror and Vortex tests"
 DF_BIN_DIR="$root/.build/debug" bash tools/sanitizers.sh address
-echo "== artifacts in $DF_ARTIFACTS"
+stage "artifacts in $DF_ARTIFACTS"
 find "$DF_ARTIFACTS" -type f | sort

@@ -23,11 +23,12 @@ public enum ProtoFileRegistry {
             ] as [String],
             services: ["dfswift.peer.v1.PieceTransfer"] as [String],
             descriptorBase64: """
-                CiRkZnN3aWZ0L3BlZXIvdjEvcGllY2VfdHJhbnNmZXIucHJvdG8SD2Rmc3dpZnQucGVlci52MSI/CgxQaWVjZVJlcXVlc3QSFwoH
-                dGFza19pZBgBIAEoCVIGdGFza0lkEhYKBm51bWJlchgCIAEoDVIGbnVtYmVyIokBCg1QaWVjZVJlc3BvbnNlEhYKBm51bWJlchgB
-                IAEoDVIGbnVtYmVyEhYKBm9mZnNldBgCIAEoBFIGb2Zmc2V0EhYKBmxlbmd0aBgDIAEoBFIGbGVuZ3RoEhYKBmRpZ2VzdBgEIAEo
-                CVIGZGlnZXN0EhgKB2NvbnRlbnQYBSABKAxSB2NvbnRlbnQyZAoNUGllY2VUcmFuc2ZlchJTCg5Eb3dubG9hZFBpZWNlcxIdLmRm
-                c3dpZnQucGVlci52MS5QaWVjZVJlcXVlc3QaHi5kZnN3aWZ0LnBlZXIudjEuUGllY2VSZXNwb25zZSgBMAFiBnByb3RvMw==
+                CiRkZnN3aWZ0L3BlZXIvdjEvcGllY2VfdHJhbnNmZXIucHJvdG8SD2Rmc3dpZnQucGVlci52MSJlCgxQaWVjZVJlcXVlc3QSFwoH
+                dGFza19pZBgBIAEoCVIGdGFza0lkEhYKBm51bWJlchgCIAEoDVIGbnVtYmVyEiQKDm1heF9jaHVua19zaXplGAMgASgNUgxtYXhD
+                aHVua1NpemUisAEKDVBpZWNlUmVzcG9uc2USFgoGbnVtYmVyGAEgASgNUgZudW1iZXISFgoGb2Zmc2V0GAIgASgEUgZvZmZzZXQS
+                FgoGbGVuZ3RoGAMgASgEUgZsZW5ndGgSFgoGZGlnZXN0GAQgASgJUgZkaWdlc3QSGAoHY29udGVudBgFIAEoDFIHY29udGVudBIl
+                Cg5jb250ZW50X29mZnNldBgGIAEoBFINY29udGVudE9mZnNldDJkCg1QaWVjZVRyYW5zZmVyElMKDkRvd25sb2FkUGllY2VzEh0u
+                ZGZzd2lmdC5wZWVyLnYxLlBpZWNlUmVxdWVzdBoeLmRmc3dpZnQucGVlci52MS5QaWVjZVJlc3BvbnNlKAEwAWIGcHJvdG8z
                 """))
         entries.append(ProtoFileTable.Entry(
             name: "google/protobuf/timestamp.proto",

@@ -11,17 +11,20 @@ public struct Dfswift_Peer_V1_PieceRequest: ProtoCMessage, Hashable {
 
     public var taskId: String = ""
     public var number: UInt32 = 0
+    public var maxChunkSize: UInt32 = 0
 
     public init() {}
 
     public init(protoReader r: ProtoReader) {
         self.taskId = r.value(1)
         self.number = r.value(2)
+        self.maxChunkSize = r.value(3)
     }
 
     public func writeFields(to w: ProtoWriter) {
         w.set(1, self.taskId)
         w.set(2, self.number)
+        w.set(3, self.maxChunkSize)
     }
 }
 
@@ -35,6 +38,7 @@ public struct Dfswift_Peer_V1_PieceResponse: ProtoCMessage, Hashable {
     public var length: UInt64 = 0
     public var digest: String = ""
     public var content: [UInt8] = []
+    public var contentOffset: UInt64 = 0
 
     public init() {}
 
@@ -44,6 +48,7 @@ public struct Dfswift_Peer_V1_PieceResponse: ProtoCMessage, Hashable {
         self.length = r.value(3)
         self.digest = r.value(4)
         self.content = r.value(5)
+        self.contentOffset = r.value(6)
     }
 
     public func writeFields(to w: ProtoWriter) {
@@ -52,6 +57,7 @@ public struct Dfswift_Peer_V1_PieceResponse: ProtoCMessage, Hashable {
         w.set(3, self.length)
         w.set(4, self.digest)
         w.set(5, self.content)
+        w.set(6, self.contentOffset)
     }
 }
 

@@ -90,7 +90,11 @@ extension Daemon {
                 switch queue.take(for: parent.id) {
                 case .piece(let piece):
                     do {
-                        try await call.send(Dfswift_Peer_V1_PieceRequest.with { $0.taskId = plan.taskID; $0.number = piece.number })
+                        try await call.send(Dfswift_Peer_V1_PieceRequest.with {
+                            $0.taskId = plan.taskID
+                            $0.number = piece.number
+                            $0.maxChunkSize = UInt32(IncomingPiece.batchSize)
+                        })
                     } catch {
                         let unimplemented = (error as? RPCError)?.code == .unimplemented
                         if !unimplemented { queue.drop(parent.id) }
@@ -121,17 +125,10 @@ extension Daemon {
             // the previous answer's, whichever came later.
             let start = max(askedAt, lastAnswer)
             do {
-                let next: Dfswift_Peer_V1_PieceResponse? = try await withTimeout(config.pieceTimeout) {
-                    var it = responses
-                    return try await it.next()
-                }
-                guard let answer = next else {
-                    throw RPCError(code: .unavailable, message: "parent ended the stream")
-                }
-                guard answer.number == piece.number else { throw RPCError(code: .internal, message: "parent sent the wrong piece") }
+                let received = try await receiveAnswer(plan, piece, from: parent, responses)
                 asked.removeFirst()
                 lastAnswer = .now
-                try await keep(plan, piece, answer.content, digest: answer.digest, from: parent, queue: queue, transport: "stream",
+                try await keep(plan, piece, received, from: parent, queue: queue, transport: "stream",
                                since: start, report: report, onPiece: onPiece)
             } catch {
                 let unimplemented = (error as? RPCError)?.code == .unimplemented
@@ -149,23 +146,79 @@ extension Daemon {
     /// Requests in flight on one piece stream: one being answered, one queued behind it.
     static let pipelineDepth = 2
 
-    /// Stores a piece a parent sent (the store checks the parent's digest against the bytes
-    /// before keeping them), counts it, and reports it, unless another parent's copy of it
-    /// arrived first.
-    private func keep(_ plan: DownloadPlan, _ piece: PieceLayout.Piece, _ bytes: [UInt8], digest: String, from parent: Common_V2_Peer,
+    /// A piece as it came from a parent: whole in one message (a parent that does not send
+    /// in chunks, or a piece that fits one), or already stored as it arrived.
+    fileprivate enum Received {
+        case whole([UInt8], digest: String)
+        /// Nil when a copy from elsewhere was here before this one began.
+        case stored(TaskMetadata.Piece?)
+    }
+
+    /// Reads the answer to one request: one response with the whole piece, or its chunks in
+    /// order, each stored as it arrives (under the download limits) and the piece checked
+    /// against the parent's digest at the end.
+    private func receiveAnswer(_ plan: DownloadPlan, _ piece: PieceLayout.Piece, from parent: Common_V2_Peer,
+                               _ responses: RPCStream<Dfswift_Peer_V1_PieceResponse>.AsyncIterator) async throws -> Received {
+        var incoming: IncomingPiece?
+        var digest = ""
+        var received: UInt64 = 0
+        while true {
+            let next: Dfswift_Peer_V1_PieceResponse? = try await withTimeout(config.pieceTimeout) {
+                var it = responses
+                return try await it.next()
+            }
+            guard let answer = next else { throw RPCError(code: .unavailable, message: "parent ended the stream") }
+            guard answer.number == piece.number else { throw RPCError(code: .internal, message: "parent sent the wrong piece") }
+            if received == 0, answer.contentOffset == 0, UInt64(answer.content.count) == piece.length {
+                return .whole(answer.content, digest: answer.digest)
+            }
+            guard answer.length == piece.length, answer.contentOffset == received, !answer.content.isEmpty,
+                  UInt64(answer.content.count) <= piece.length - received else {
+                throw RPCError(code: .internal, message: "parent sent \(answer.content.count) bytes at \(answer.contentOffset) of piece \(piece.number) (\(piece.length) bytes, \(received) received)")
+            }
+            if received == 0 {
+                digest = answer.digest
+                incoming = try await store.receivePiece(taskID: plan.taskID, number: piece.number)
+            } else if answer.digest != digest {
+                throw RPCError(code: .internal, message: "parent changed the digest of piece \(piece.number) midway")
+            }
+            try await downloadLimit.take(answer.content.count)
+            try await plan.limit.take(answer.content.count)
+            try await incoming?.append(answer.content)
+            received += UInt64(answer.content.count)
+            if received == piece.length {
+                guard let incoming else { return .stored(nil) }
+                return .stored(try await incoming.commit(expectedDigest: digest, parentID: parent.id))
+            }
+        }
+    }
+
+    /// Stores a piece a parent sent whole (the store checks the parent's digest against the
+    /// bytes before keeping them), counts it, and reports it, unless another parent's copy
+    /// of it arrived first.
+    private func keep(_ plan: DownloadPlan, _ piece: PieceLayout.Piece, _ received: Received, from parent: Common_V2_Peer,
                       queue: PieceQueue, transport: String, since start: ContinuousClock.Instant, report: PieceReport,
                       onPiece: @Sendable (Common_V2_Piece) async -> Void) async throws {
-        if queue.isDone(piece.number) {
-            // The end game's losing copy: already here, nothing to store or report.
+        let stored: TaskMetadata.Piece
+        switch received {
+        case .whole(let bytes, let digest):
+            if queue.isDone(piece.number) {
+                // The end game's losing copy: already here, nothing to store or report.
+                queue.completed(piece, by: parent.id, elapsed: ContinuousClock.now - start)
+                return
+            }
+            try await downloadLimit.take(bytes.count)
+            try await plan.limit.take(bytes.count)
+            stored = try await store.writePiece(taskID: plan.taskID, number: piece.number, bytes: bytes, expectedDigest: digest,
+                                                parentID: parent.id)
+        case .stored(nil):
             queue.completed(piece, by: parent.id, elapsed: ContinuousClock.now - start)
             return
+        case .stored(let piece?):
+            stored = piece
         }
-        try await downloadLimit.take(bytes.count)
-        try await plan.limit.take(bytes.count)
-        let stored = try await store.writePiece(taskID: plan.taskID, number: piece.number, bytes: bytes, expectedDigest: digest,
-                                                parentID: parent.id)
         guard queue.completed(piece, by: parent.id, elapsed: ContinuousClock.now - start) else { return }
-        recordPiece(source: "peer", bytes: bytes.count, cost: ContinuousClock.now - start, task: plan.taskID)
+        recordPiece(source: "peer", bytes: Int(clamping: stored.length), cost: ContinuousClock.now - start, task: plan.taskID)
         recordParentPiece(transport: transport)
         let reported = Common_V2_Piece(stored, traffic: .remotePeer, cost: ContinuousClock.now - start)
         await onPiece(reported)
@@ -189,11 +242,10 @@ extension Daemon {
             guard let (piece, host, port) = next else { return nil }
             let start = ContinuousClock.now
             do {
-                let got = try await withTimeout(config.pieceTimeout) {
-                    try await client.downloadPiece(host: host, port: port, taskID: plan.taskID, number: piece.number,
-                                                   kind: plan.kind, expectedLength: piece.length)
+                let received = try await withTimeout(config.pieceTimeout) {
+                    try await self.receiveOverVortex(client, plan, piece, host: host, port: port, from: parent)
                 }
-                try await keep(plan, piece, got.content, digest: got.metadata.digest, from: parent, queue: queue, transport: "vortex",
+                try await keep(plan, piece, received, from: parent, queue: queue, transport: "vortex",
                                since: start, report: report, onPiece: onPiece)
             } catch {
                 plan.log.info("parent \(parent.id) failed piece \(piece.number) over Vortex: \(error)")
@@ -202,6 +254,29 @@ extension Daemon {
                 return (parent.id, piece.number)
             }
         }
+    }
+}
+
+extension Daemon {
+    /// Fetches one piece over Vortex, storing its content as it is read from the socket and
+    /// checking it against the parent's digest at the end.
+    fileprivate func receiveOverVortex(_ client: VortexClient, _ plan: DownloadPlan, _ piece: PieceLayout.Piece,
+                                       host: String, port: Int, from parent: Common_V2_Peer) async throws -> Received {
+        var incoming: IncomingPiece?
+        var started = false
+        let metadata = try await client.downloadPiece(host: host, port: port, taskID: plan.taskID, number: piece.number,
+                                                      kind: plan.kind, expectedLength: piece.length) { _, chunk in
+            if !started {
+                started = true
+                incoming = try await store.receivePiece(taskID: plan.taskID, number: piece.number)
+            }
+            try await downloadLimit.take(chunk.readableBytes)
+            try await plan.limit.take(chunk.readableBytes)
+            try await incoming?.append(chunk)
+        }
+        if !started { incoming = try await store.receivePiece(taskID: plan.taskID, number: piece.number) }
+        guard let incoming else { return .stored(nil) }
+        return .stored(try await incoming.commit(expectedDigest: metadata.digest, parentID: parent.id))
     }
 }
 

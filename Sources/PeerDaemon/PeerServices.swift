@@ -1,4 +1,5 @@
 import DragonflyCommon
+import NIOCore
 import Foundation
 import GeneratedAPI
 import PeerStorage
@@ -138,6 +139,10 @@ public struct PieceTransferService: Dfswift_Peer_V1_PieceTransferProvider {
         try daemon.beginUpload(child: child)
         defer { daemon.endUpload(child: child) }
         for try await request in requests {
+            if request.maxChunkSize > 0 {
+                try await sendInChunks(request, responses)
+                continue
+            }
             let (p, bytes): (TaskMetadata.Piece, [UInt8])
             do {
                 (p, bytes) = try await daemon.waitForPiece(taskID: request.taskId, number: request.number)
@@ -157,6 +162,47 @@ public struct PieceTransferService: Dfswift_Peer_V1_PieceTransferProvider {
             daemon.countUpload(bytes.count)
         }
     }
+
+    /// Sends a piece in responses of at most `max_chunk_size` bytes (bounded here), read
+    /// from the store's file one chunk at a time: a 4 MiB piece never sits whole in memory.
+    private func sendInChunks(_ request: Dfswift_Peer_V1_PieceRequest, _ responses: RPCWriter<Dfswift_Peer_V1_PieceResponse>) async throws {
+        let chunk = UInt64(min(max(request.maxChunkSize, Self.smallestChunk), Self.largestChunk))
+        let (p, file): (TaskMetadata.Piece, NIOFileHandle)
+        do {
+            (p, file) = try await daemon.waitForPieceFile(taskID: request.taskId, number: request.number)
+        } catch .notHere(let why) {
+            throw RPCError(code: .notFound, message: why)
+        } catch .unreadable(let why) {
+            throw RPCError(code: .dataLoss, message: why)
+        }
+        defer { try? file.close() }
+        var sent: UInt64 = 0
+        repeat {
+            let n = min(chunk, p.length - sent)
+            let bytes: [UInt8]
+            do {
+                bytes = try await daemon.store.read(file, offset: p.offset + sent, length: n)
+            } catch {
+                throw RPCError(code: .dataLoss, message: "piece \(p.number) of \(request.taskId): \(error)")
+            }
+            try await daemon.uploadLimit.take(bytes.count)
+            try await responses.write(Dfswift_Peer_V1_PieceResponse.with {
+                $0.number = p.number
+                $0.offset = p.offset
+                $0.length = p.length
+                $0.digest = p.digest
+                $0.contentOffset = sent
+                $0.content = bytes
+            })
+            daemon.countUpload(bytes.count)
+            sent += n
+        } while sent < p.length
+    }
+
+    /// Chunk sizes a child may ask for: small enough to bound memory, large enough that
+    /// a hostile child cannot make us send a message per byte.
+    static let smallestChunk: UInt32 = 64 << 10
+    static let largestChunk: UInt32 = 16 << 20
 }
 
 func streamDownload(_ daemon: Daemon, _ request: Dfdaemon_V2_DownloadTaskRequest,

@@ -7,23 +7,43 @@ import Glibc
 
 extension PieceStore {
     /// Starts storing piece `number` of a task as its bytes arrive; nil when the piece is
-    /// here already (nothing to fetch).
+    /// here already (nothing to fetch). When another copy of the piece is being written
+    /// already (the end game fetches a late piece twice), this one gathers in memory and is
+    /// written only once its digest is checked, overtaking the other if it is first.
     public func receivePiece(taskID: String, number: UInt32) async throws(StorageError) -> IncomingPiece? {
         let e = try await entry(taskID)
         let layout = PieceLayout(contentLength: e.meta.contentLength, pieceLength: e.meta.pieceLength)
         guard let slot = layout.piece(number) else { throw .unknownPiece(task: taskID, number: number) }
-        if e.meta.pieces[number] != nil { return nil }
-        guard let log = e.log else { throw .io("task \(taskID) is finished; piece \(number) should be here") }
-        return IncomingPiece(store: self, taskID: taskID, slot: slot, generation: e.generation, log: log)
+        guard let log = e.log else {
+            if e.meta.pieces[number] != nil { return nil }
+            throw .io("task \(taskID) is finished; piece \(number) should be here")
+        }
+        let claim = PieceClaim()
+        enum Outcome { case here, busy, claimed, gone }
+        let outcome = tasks.withLock { t -> Outcome in
+            guard let current = t[taskID], current.generation == e.generation else { return .gone }
+            if current.meta.pieces[number] != nil { return .here }
+            if current.writers[number] != nil { return .busy }
+            t[taskID]?.writers[number] = claim
+            return .claimed
+        }
+        switch outcome {
+        case .here: return nil
+        case .gone: throw .unknownTask(taskID)
+        case .busy: return IncomingPiece(store: self, taskID: taskID, slot: slot, generation: e.generation, log: log, claim: nil)
+        case .claimed: return IncomingPiece(store: self, taskID: taskID, slot: slot, generation: e.generation, log: log, claim: claim)
+        }
     }
 }
 
 /// A piece stored while it downloads, so a fetch never holds a whole piece in memory: the
-/// bytes gather in one reused batch buffer, and each full batch is hashed (CRC-32, carried
-/// on) and written at its offset on the store's thread pool. The piece is recorded, and
-/// readable by anyone, only at `commit`, once its length is complete; bytes written for a
+/// bytes gather in one reused batch buffer (or a received array is taken as it is), and
+/// each batch is hashed (CRC-32, carried on) and written at its offset on the store's
+/// thread pool, under the piece's claim. The piece is recorded, and readable by anyone, only
+/// at `commit`, once its length is complete and its digest checked; bytes written for a
 /// piece that is never committed are never read (a later fetch of it writes them again).
-/// One task uses it at a time.
+/// Without the claim (another copy holds it) the bytes gather in memory and go through
+/// `writePiece` at `commit`. One task uses it at a time; dropping it gives the claim up.
 public final class IncomingPiece {
     /// Bytes gathered before a write: large enough for few system calls, small enough
     /// that eight pieces in flight hold 8 MiB instead of 32.
@@ -35,25 +55,38 @@ public final class IncomingPiece {
     private let generation: UInt64
     private let log: PieceLog
     private let path: String
+    /// Nil when another copy held the piece's claim: this one stays in `batch` until checked.
+    private let claim: PieceClaim?
     private var batch: [UInt8] = []
     /// Bytes received so far (written, or in `batch`).
     public private(set) var received: UInt64 = 0
     private var flushed: UInt64 = 0
     private var crc: UInt32 = 0
+    /// Another, checked copy took the piece over: what arrives now is only counted.
+    private var overtaken = false
 
-    init(store: PieceStore, taskID: String, slot: PieceLayout.Piece, generation: UInt64, log: PieceLog) {
+    init(store: PieceStore, taskID: String, slot: PieceLayout.Piece, generation: UInt64, log: PieceLog, claim: PieceClaim?) {
         self.store = store
         self.taskID = taskID
         self.slot = slot
         self.generation = generation
         self.log = log
         self.path = store.contentPath(taskID)
+        self.claim = claim
+    }
+
+    deinit {
+        if let claim { store.releaseClaim(claim, taskID: taskID, number: slot.number) }
     }
 
     public var number: UInt32 { slot.number }
     public var length: UInt64 { slot.length }
     /// Bytes the piece still needs.
     public var remaining: UInt64 { slot.length - received }
+    /// Whether the bytes go to the file as they arrive (false: gathered until checked).
+    public var isStreaming: Bool { claim != nil }
+
+    private var batchLimit: Int { claim == nil ? Int(clamping: slot.length) : Self.batchSize }
 
     /// Takes up to `remaining` bytes of `chunk`, writing a batch out when one fills.
     /// Returns how many bytes it took; a sender offering more than the piece holds is the
@@ -63,60 +96,94 @@ public final class IncomingPiece {
         var rest = chunk
         var took = 0
         while rest.readableBytes > 0, remaining > 0 {
-            if batch.count == Self.batchSize { try await flush() }
-            if batch.capacity < Self.batchSize { batch.reserveCapacity(Self.batchSize) }
-            let n = min(rest.readableBytes, Self.batchSize - batch.count, Int(clamping: remaining))
+            if batch.count == batchLimit { try await flush() }
+            if batch.capacity < batchLimit { batch.reserveCapacity(batchLimit) }
+            let n = min(rest.readableBytes, batchLimit - batch.count, Int(clamping: remaining))
             rest.withUnsafeReadableBytes { batch.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0.prefix(n))) }
             rest.moveReaderIndex(forwardBy: n)
             received += UInt64(n)
             took += n
         }
-        if batch.count == Self.batchSize { try await flush() }
+        if claim != nil, batch.count == batchLimit { try await flush() }
         return took
+    }
+
+    /// Takes a received array whole when it can be written as it is (nothing gathered
+    /// before it, and it fits the piece): no copy into the batch.
+    public func append(_ bytes: [UInt8]) async throws(StorageError) {
+        guard claim != nil, batch.isEmpty, UInt64(bytes.count) <= remaining, !bytes.isEmpty else {
+            var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
+            buffer.writeBytes(bytes)
+            let took = try await append(buffer)
+            guard took == bytes.count else { throw .wrongLength(piece: slot.number, expected: slot.length, got: Int(clamping: received) + bytes.count - took) }
+            return
+        }
+        received += UInt64(bytes.count)
+        try await write(bytes)
     }
 
     /// Writes what is gathered. The batch is handed to the pool and comes back to be reused.
     private func flush() async throws(StorageError) {
-        guard !batch.isEmpty else { return }
-        let (path, offset, taskID, crc) = (path, slot.offset + flushed, taskID, crc)
+        guard claim != nil, !batch.isEmpty else { return }
         let out = batch
         batch = []
-        let (next, returned) = try await store.onPool { () throws(StorageError) -> (UInt32, [UInt8]) in
-            let next = out.withUnsafeBytes { Hashing.crc32($0, continuing: crc) }
-            try PieceStore.writeBytes(out, to: path, offset: offset, taskID: taskID)
-            return (next, out)
-        }
-        flushed += UInt64(returned.count)
-        self.crc = next
-        batch = returned
+        batch = try await write(out)
         batch.removeAll(keepingCapacity: true)
     }
 
+    /// Hashes and writes `bytes` at the next offset, unless the piece was overtaken;
+    /// returns the array for reuse.
+    @discardableResult
+    private func write(_ bytes: [UInt8]) async throws(StorageError) -> [UInt8] {
+        guard let claim, !overtaken else { return bytes }
+        let (path, offset, taskID, crc) = (path, slot.offset + flushed, taskID, crc)
+        let (next, returned) = try await store.onPool { () throws(StorageError) -> (UInt32?, [UInt8]) in
+            let next = bytes.withUnsafeBytes { Hashing.crc32($0, continuing: crc) }
+            let wrote = try claim.ifCurrent { () throws(StorageError) in
+                try PieceStore.writeBytes(bytes, to: path, offset: offset, taskID: taskID)
+            }
+            return (wrote == nil ? nil : next, bytes)
+        }
+        flushed += UInt64(returned.count)
+        if let next { self.crc = next } else { overtaken = true }
+        return returned
+    }
+
     /// Records the complete piece, after checking it against `expectedDigest` when given.
+    /// A piece another checked copy overtook is reported as that copy landed.
     public func commit(expectedDigest: String? = nil, parentID: String? = nil) async throws(StorageError) -> TaskMetadata.Piece {
         guard received == slot.length else {
             throw .wrongLength(piece: slot.number, expected: slot.length, got: Int(clamping: received))
         }
+        guard let claim else {
+            let bytes = batch
+            batch = []
+            return try await store.writePiece(taskID: taskID, number: slot.number, bytes: bytes, expectedDigest: expectedDigest,
+                                              parentID: parentID)
+        }
         try await flush()
+        if overtaken { return try await settled() }
         let digest = PieceDigest.crc32(crc)
         if let expected = expectedDigest, !expected.isEmpty, expected != digest {
             throw .digestMismatch(piece: slot.number, expected: expected, actual: digest)
         }
-        let (log, number, length, path) = (log, slot.number, slot.length, path)
-        try await store.onPool { () throws(StorageError) in
-            try log.append(PieceLog.Entry(number: number, digest: digest, parentID: parentID), length: length, contentPath: path)
-        }
+        let (log, number, length, path, generation, taskID, store) = (log, slot.number, slot.length, path, generation, taskID, store)
         let piece = TaskMetadata.Piece(number: number, offset: slot.offset, length: slot.length, digest: digest, parentID: parentID)
-        let generation = generation, taskID = taskID
-        let merged = store.tasks.withLock { t -> Bool in
-            guard t[taskID]?.generation == generation else { return false }
-            // A copy that landed meanwhile (another fetch of the same piece) stays.
-            if t[taskID]?.meta.pieces[number] == nil { t[taskID]?.meta.pieces[number] = piece }
-            t[taskID]?.meta.accessedAt = Date()
-            return true
+        let recorded = try await store.onPool { () throws(StorageError) -> TaskMetadata.Piece?? in
+            try claim.ifCurrent { () throws(StorageError) -> TaskMetadata.Piece? in
+                try log.append(PieceLog.Entry(number: number, digest: digest, parentID: parentID), length: length, contentPath: path)
+                return try store.record(piece, taskID: taskID, generation: generation)
+            }
         }
-        guard merged else { throw .unknownTask(taskID) }
-        store.changes.signal(taskID)
-        return piece
+        switch recorded {
+        case .some(.some(let kept)): return kept
+        case .some(.none): throw .unknownTask(taskID)
+        case .none: return try await settled()
+        }
+    }
+
+    private func settled() async throws(StorageError) -> TaskMetadata.Piece {
+        if let claim { store.releaseClaim(claim, taskID: taskID, number: slot.number) }
+        return try await store.settledPiece(taskID: taskID, number: slot.number)
     }
 }

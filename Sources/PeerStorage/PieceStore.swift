@@ -30,6 +30,8 @@ public final class PieceStore: Sendable {
         /// Changes when the task is opened afresh or deleted, so a write that started
         /// against an older incarnation is not merged into the new one.
         var generation: UInt64
+        /// Pieces being written and not yet recorded, each by its one writer.
+        var writers: [UInt32: PieceClaim] = [:]
     }
     let tasks = Locked<[String: Entry]>([:])
     private let nextGeneration = Atomic<UInt64>(0)
@@ -198,6 +200,8 @@ public final class PieceStore: Sendable {
     /// Stores a piece after checking its length and, when given, the digest the sender
     /// reported. Returns the recorded piece. A piece that is already here is not written
     /// again (a reader may be sending it): the copy that arrived second is only checked.
+    /// A copy being written as it arrives (`receivePiece`) is overtaken: this one, already
+    /// checked, is the one kept.
     @discardableResult
     public func writePiece(taskID: String, number: UInt32, bytes: [UInt8], expectedDigest: String? = nil,
                            parentID: String? = nil) async throws(StorageError) -> TaskMetadata.Piece {
@@ -221,20 +225,73 @@ public final class PieceStore: Sendable {
             if let expected, expected != digest {
                 throw .digestMismatch(piece: number, expected: expected, actual: digest)
             }
-            try Self.writeBytes(bytes, to: path, offset: slot.offset, taskID: taskID)
-            try log.append(PieceLog.Entry(number: number, digest: digest, parentID: parentID), length: slot.length, contentPath: path)
             return digest
         }
+        let mine = PieceClaim()
+        guard let previous = tasks.withLock({ t -> PieceClaim?? in
+            guard t[taskID]?.generation == e.generation else { return .none }
+            defer { t[taskID]?.writers[number] = mine }
+            return .some(t[taskID]?.writers[number])
+        }) else { throw .unknownTask(taskID) }
+        defer { releaseClaim(mine, taskID: taskID, number: number) }
         let piece = TaskMetadata.Piece(number: number, offset: slot.offset, length: slot.length, digest: digest, parentID: parentID)
-        let merged = tasks.withLock { t -> Bool in
-            guard t[taskID]?.generation == e.generation else { return false }
-            t[taskID]?.meta.pieces[number] = piece
-            t[taskID]?.meta.accessedAt = Date()
-            return true
+        let recorded = try await onPool { () throws(StorageError) -> TaskMetadata.Piece?? in
+            previous?.takeOver()
+            return try mine.ifCurrent { () throws(StorageError) -> TaskMetadata.Piece? in
+                if let here = self.recordedPiece(taskID, number, generation: e.generation) { return here }
+                try Self.writeBytes(bytes, to: path, offset: slot.offset, taskID: taskID)
+                try log.append(PieceLog.Entry(number: number, digest: digest, parentID: parentID), length: slot.length, contentPath: path)
+                return try self.record(piece, taskID: taskID, generation: e.generation)
+            }
         }
-        guard merged else { throw .unknownTask(taskID) }
+        switch recorded {
+        case .some(.some(let kept)): return kept
+        case .some(.none): throw .unknownTask(taskID)
+        // A later checked copy overtook this one; it is the one kept.
+        case .none: return try await settledPiece(taskID: taskID, number: number)
+        }
+    }
+
+    /// The piece if it is recorded in this incarnation of the task.
+    func recordedPiece(_ taskID: String, _ number: UInt32, generation: UInt64) -> TaskMetadata.Piece? {
+        tasks.withLock { t in t[taskID].flatMap { $0.generation == generation ? $0.meta.pieces[number] : nil } }
+    }
+
+    /// Records a piece whose bytes are written and logged; a copy recorded meanwhile stays.
+    /// Nil when the task was deleted or opened afresh since.
+    func record(_ piece: TaskMetadata.Piece, taskID: String, generation: UInt64) throws(StorageError) -> TaskMetadata.Piece? {
+        let kept = tasks.withLock { t -> TaskMetadata.Piece? in
+            guard t[taskID]?.generation == generation else { return nil }
+            if t[taskID]?.meta.pieces[piece.number] == nil { t[taskID]?.meta.pieces[piece.number] = piece }
+            t[taskID]?.meta.accessedAt = Date()
+            return t[taskID]?.meta.pieces[piece.number]
+        }
+        if kept != nil { changes.signal(taskID) }
+        return kept
+    }
+
+    /// Gives up a piece's claim, if it is still the one held, and wakes those waiting to
+    /// see how the piece settled.
+    func releaseClaim(_ claim: PieceClaim, taskID: String, number: UInt32) {
+        tasks.withLock { t in
+            if t[taskID]?.writers[number] === claim { t[taskID]?.writers[number] = nil }
+        }
         changes.signal(taskID)
-        return piece
+    }
+
+    /// Waits until no one is writing the piece, then returns it if it was recorded: what a
+    /// writer that was overtaken by another copy reports.
+    func settledPiece(taskID: String, number: UInt32, timeout: Duration = .seconds(120)) async throws(StorageError) -> TaskMetadata.Piece {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let seen = changes.version(taskID)
+            let (piece, writing) = tasks.withLock { t in (t[taskID]?.meta.pieces[number], t[taskID]?.writers[number] != nil) }
+            if let piece { return piece }
+            guard writing else { throw .io("piece \(number) of \(taskID): the copy that overtook this one was not kept") }
+            let now = ContinuousClock.now
+            guard now < deadline else { throw .io("piece \(number) of \(taskID): still being written by another copy") }
+            await changes.wait(taskID, after: seen, timeout: min(deadline - now, .seconds(5)))
+        }
     }
 
     /// Reads a stored piece. `verifying` re-checks its digest, for whole-task checks; a
@@ -285,6 +342,22 @@ public final class PieceStore: Sendable {
         return (handle, piece)
     }
 
+    /// Reads `length` bytes at `offset` through a handle from `openPiece` (part of a piece,
+    /// for sending it in chunks), on the pool.
+    public func read(_ file: NIOFileHandle, offset: UInt64, length: UInt64) async throws(StorageError) -> [UInt8] {
+        try await onPool { () throws(StorageError) -> [UInt8] in
+            let result: Result<[UInt8], StorageError>
+            do {
+                result = try file.withUnsafeFileDescriptor { fd in
+                    Result { () throws(StorageError) in try Self.readBytes(fd: fd, offset: offset, length: length) }
+                }
+            } catch {
+                throw .io("the piece's file is closed: \(error)")
+            }
+            return try result.get()
+        }
+    }
+
     static func writeBytes(_ bytes: [UInt8], to path: String, offset: UInt64, taskID: String) throws(StorageError) {
         let fd = Glibc.open(path, O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .io("cannot open content of \(taskID): \(String(cString: strerror(errno)))") }
@@ -310,6 +383,11 @@ public final class PieceStore: Sendable {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .io("cannot open content: \(String(cString: strerror(errno)))") }
         defer { Glibc.close(fd) }
+        return try readBytes(fd: fd, offset: offset, length: length)
+    }
+
+    static func readBytes(fd: CInt, offset: UInt64, length: UInt64) throws(StorageError) -> [UInt8] {
+        guard length <= UInt64(Int.max / 2), offset <= UInt64(Int64.max) - length else { throw .io("\(length) bytes at \(offset)") }
         var failure: StorageError?
         let bytes = [UInt8](unsafeUninitializedCapacity: Int(length)) { buf, count in
             var done = 0

@@ -58,6 +58,10 @@ public struct VortexRequestParser: Sendable {
 public struct VortexResponseParser: Sendable {
     public enum Response: Equatable, Sendable {
         case piece(PieceContentMetadata, [UInt8])
+        /// Only when content is not gathered: the piece's metadata, and the first bytes of
+        /// its content that came with it (perhaps all of it, perhaps more). The rest of the
+        /// content is the next `metadata.length - leftover.count` bytes on the connection.
+        case pieceHead(PieceContentMetadata, leftover: [UInt8])
         case error(VortexErrorPacket)
         case close
     }
@@ -75,12 +79,16 @@ public struct VortexResponseParser: Sendable {
     private var content: [UInt8] = []
     private let maxContent: UInt64
     private let kind: VortexPieceKind
+    private let gathersContent: Bool
 
     /// `maxContent`: the largest piece accepted (Dragonfly's pieces are at most 64 MiB);
-    /// `kind`: the kind of piece asked for, whose content tag alone is an answer.
-    public init(maxContent: UInt64 = 1 << 30, kind: VortexPieceKind = .task) {
+    /// `kind`: the kind of piece asked for, whose content tag alone is an answer;
+    /// `gathersContent`: false to stop at a piece's metadata (`.pieceHead`) and leave its
+    /// content to the caller, who can store it as it arrives.
+    public init(maxContent: UInt64 = 1 << 30, kind: VortexPieceKind = .task, gathersContent: Bool = true) {
         self.maxContent = maxContent
         self.kind = kind
+        self.gathersContent = gathersContent
     }
 
     /// Appends `bytes`; returns the response once it is complete. Bytes past it are kept.
@@ -119,6 +127,12 @@ public struct VortexResponseParser: Sendable {
                 let metadata = try PieceContentMetadata(value: value)
                 guard metadata.length <= maxContent else {
                     throw .oversized("a piece of \(metadata.length) bytes (at most \(maxContent))")
+                }
+                guard gathersContent else {
+                    let leftover = Array(buffer[length...])
+                    buffer = []
+                    state = .header
+                    return .pieceHead(metadata, leftover: leftover)
                 }
                 content = Array(buffer[length...])
                 buffer = []

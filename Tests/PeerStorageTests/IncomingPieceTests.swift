@@ -92,4 +92,63 @@ import Testing
         let again = try PieceStore(directory: dir)
         #expect(try await again.readPiece(taskID: taskID, number: 1) == Self.piece)
     }
+
+    // MARK: - Two copies of one piece (the end game, or two downloads of one task)
+
+    @Test func aSecondCopyGathersInMemoryAndOvertakesTheFirst() async throws {
+        let store = try await storeWithTask()
+        let corrupt = Self.piece.map { $0 ^ 0x5a }
+        let first = try #require(try await store.receivePiece(taskID: taskID, number: 0))
+        #expect(first.isStreaming)
+        // The first copy is corrupt and half written when the second begins.
+        _ = try await feed(Array(corrupt.prefix(Self.pieceLength / 2)), to: first, chunk: 1 << 20)
+        let second = try #require(try await store.receivePiece(taskID: taskID, number: 0))
+        #expect(!second.isStreaming)
+        _ = try await feed(Self.piece, to: second, chunk: 100_000)
+        #expect(try await second.commit(expectedDigest: PieceDigest.of(Self.piece)).digest == PieceDigest.of(Self.piece))
+        // The first goes on arriving: none of it reaches the recorded piece.
+        _ = try await feed(Array(corrupt.suffix(Self.pieceLength - Self.pieceLength / 2)), to: first, chunk: 1 << 20)
+        #expect(try await first.commit(expectedDigest: PieceDigest.of(corrupt)).digest == PieceDigest.of(Self.piece))
+        #expect(try await store.readPiece(taskID: taskID, number: 0, verifying: true) == Self.piece)
+    }
+
+    @Test func aCopyGivenUpFreesThePieceForTheNextToStream() async throws {
+        let store = try await storeWithTask()
+        var first = try await store.receivePiece(taskID: taskID, number: 1)
+        #expect(first?.isStreaming == true)
+        _ = try await feed(Array(Self.piece.prefix(1000)), to: try #require(first), chunk: 1000)
+        first = nil
+        let next = try #require(try await store.receivePiece(taskID: taskID, number: 1))
+        #expect(next.isStreaming)
+        _ = try await feed(Self.piece, to: next, chunk: 1 << 19)
+        #expect(try await next.commit().digest == PieceDigest.of(Self.piece))
+    }
+
+    /// Copies of one piece, some corrupted in transit, arriving at once in chunks of any
+    /// size: whichever land, the recorded piece is the true one. Before claims, a corrupt
+    /// copy still being written could overwrite a piece already recorded.
+    @Test func concurrentCopiesNeverMixInTheRecordedPiece() async throws {
+        let honestDigest = PieceDigest.of(Self.piece)
+        for round in 0..<12 {
+            let store = try await storeWithTask()
+            await withTaskGroup(of: Void.self) { group in
+                for copy in 0..<6 {
+                    group.addTask {
+                        var bytes = Self.piece
+                        if copy % 2 == 1 { bytes[(round * 7919 + copy * 104_729) % bytes.count] ^= 0xff }
+                        guard let incoming = try? await store.receivePiece(taskID: taskID, number: 0) else { return }
+                        let size = [4096, 65_537, 1 << 20, 300_001][(round + copy) % 4]
+                        for start in stride(from: 0, to: bytes.count, by: size) {
+                            _ = try? await incoming.append(ByteBuffer(bytes: bytes[start..<min(bytes.count, start + size)]))
+                            await Task.yield()
+                        }
+                        _ = try? await incoming.commit(expectedDigest: honestDigest)
+                    }
+                }
+            }
+            let recorded = try await store.metadata(taskID).pieces[0]
+            #expect(recorded?.digest == honestDigest, "round \(round)")
+            #expect(try await store.readPiece(taskID: taskID, number: 0, verifying: true) == Self.piece, "round \(round)")
+        }
+    }
 }

@@ -47,10 +47,11 @@ class Cluster:
         self.daemons[name] = Server(args, self.root / f"{name}.log")
         return self.daemons[name]
 
-    def liar(self, name, piece_length):
-        """A fake peer that claims the whole file and serves it with flipped bytes."""
+    def liar(self, name, piece_length, mode="whole"):
+        """A fake peer that claims the whole file and serves it with flipped bytes, each
+        piece in one response (`whole`) or in the chunks the child asks for (`chunked`)."""
         self.daemons["liar"] = Server([sys.executable, HELPERS / "lying_parent.py", self.sched.address, self.url(name),
-                                       self.root / "origin" / name, piece_length], self.root / "liar.log")
+                                       self.root / "origin" / name, piece_length, mode], self.root / "liar.log")
         return self.daemons["liar"]
 
     def url(self, name):

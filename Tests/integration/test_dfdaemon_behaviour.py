@@ -159,11 +159,13 @@ def test_corrupt_piece_at_a_parent_is_never_passed_on(make_cluster):
     assert "failed piece" in log
 
 
-def test_lying_parent_is_caught_blocklisted_and_the_bytes_come_from_elsewhere(make_cluster):
-    # The liar sends each piece with its true digest but wrong bytes.
+@pytest.mark.parametrize("mode", ["whole", "chunked"])
+def test_lying_parent_is_caught_blocklisted_and_the_bytes_come_from_elsewhere(make_cluster, mode):
+    # The liar sends each piece with its true digest but wrong bytes: in one response, or
+    # in chunks that a's store takes as they come (the bad byte is in the last).
     data = os.urandom(12 * MIB)
     c = make_cluster({"f.bin": data})
-    liar = c.liar("f.bin", 4 * MIB)
+    liar = c.liar("f.bin", 4 * MIB, mode)
     c.daemon("a")
     c.daemon("b")
     c.wait_for_hosts(2)

@@ -97,7 +97,7 @@ void   dfswift__peer__v1__piece_response__free_unpacked
   assert(message->base.descriptor == &dfswift__peer__v1__piece_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor dfswift__peer__v1__piece_request__field_descriptors[2] =
+static const ProtobufCFieldDescriptor dfswift__peer__v1__piece_request__field_descriptors[3] =
 {
   {
     "task_id",
@@ -123,15 +123,28 @@ static const ProtobufCFieldDescriptor dfswift__peer__v1__piece_request__field_de
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "max_chunk_size",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Dfswift__Peer__V1__PieceRequest, max_chunk_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned dfswift__peer__v1__piece_request__field_indices_by_name[] = {
+  2,   /* field[2] = max_chunk_size */
   1,   /* field[1] = number */
   0,   /* field[0] = task_id */
 };
 static const ProtobufCIntRange dfswift__peer__v1__piece_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor dfswift__peer__v1__piece_request__descriptor =
 {
@@ -141,14 +154,14 @@ const ProtobufCMessageDescriptor dfswift__peer__v1__piece_request__descriptor =
   "Dfswift__Peer__V1__PieceRequest",
   "dfswift.peer.v1",
   sizeof(Dfswift__Peer__V1__PieceRequest),
-  2,
+  3,
   dfswift__peer__v1__piece_request__field_descriptors,
   dfswift__peer__v1__piece_request__field_indices_by_name,
   1,  dfswift__peer__v1__piece_request__number_ranges,
   (ProtobufCMessageInit) dfswift__peer__v1__piece_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor dfswift__peer__v1__piece_response__field_descriptors[5] =
+static const ProtobufCFieldDescriptor dfswift__peer__v1__piece_response__field_descriptors[6] =
 {
   {
     "number",
@@ -210,9 +223,22 @@ static const ProtobufCFieldDescriptor dfswift__peer__v1__piece_response__field_d
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "content_offset",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Dfswift__Peer__V1__PieceResponse, content_offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned dfswift__peer__v1__piece_response__field_indices_by_name[] = {
   4,   /* field[4] = content */
+  5,   /* field[5] = content_offset */
   3,   /* field[3] = digest */
   2,   /* field[2] = length */
   0,   /* field[0] = number */
@@ -221,7 +247,7 @@ static const unsigned dfswift__peer__v1__piece_response__field_indices_by_name[]
 static const ProtobufCIntRange dfswift__peer__v1__piece_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor dfswift__peer__v1__piece_response__descriptor =
 {
@@ -231,7 +257,7 @@ const ProtobufCMessageDescriptor dfswift__peer__v1__piece_response__descriptor =
   "Dfswift__Peer__V1__PieceResponse",
   "dfswift.peer.v1",
   sizeof(Dfswift__Peer__V1__PieceResponse),
-  5,
+  6,
   dfswift__peer__v1__piece_response__field_descriptors,
   dfswift__peer__v1__piece_response__field_indices_by_name,
   1,  dfswift__peer__v1__piece_response__number_ranges,

@@ -28,6 +28,8 @@ enum VortexTarget {
                     precondition(content.count == Int(metadata.length), "piece length")
                     var again = VortexResponseParser(maxContent: 1 << 20)
                     precondition((try? again.feed(metadata.packetHead() + content)) == .piece(metadata, content), "piece round trip")
+                case .pieceHead?:
+                    preconditionFailure("a gathering parser returned a piece's head")
                 case .error(let packet)?:
                     var again = VortexResponseParser()
                     precondition((try? again.feed(packet.packet())) == .error(packet), "error round trip")
@@ -35,6 +37,25 @@ enum VortexTarget {
                     break
                 }
             }
+            headFirst(bytes, chunk: chunk)
         }
+    }
+
+    /// The same bytes through a parser that stops at a piece's metadata: it must agree with
+    /// the gathering one on the metadata, and the content it leaves plus what follows must
+    /// be the gathering one's content.
+    static func headFirst(_ bytes: [UInt8], chunk: Int) {
+        var gathering = VortexResponseParser(maxContent: 1 << 20)
+        guard case .piece(let metadata, let content)? = try? gathering.feed(bytes) else { return }
+        var parser = VortexResponseParser(maxContent: 1 << 20, gathersContent: false)
+        for start in stride(from: 0, to: bytes.count, by: chunk) {
+            let end = min(start + chunk, bytes.count)
+            guard case .pieceHead(let head, let leftover)? = try? parser.feed(bytes[start..<end]) else { continue }
+            precondition(head == metadata, "head metadata")
+            let following = leftover + bytes[end...]
+            precondition(Array(following.prefix(Int(head.length))) == content, "head content")
+            return
+        }
+        preconditionFailure("a piece the gathering parser read has no head")
     }
 }

@@ -1,8 +1,11 @@
 """A parent that lies: it tells the scheduler it holds every piece of a file, then serves
 each piece with the right digest but flipped bytes. Usage:
 
-    lying_parent.py SCHEDULER_ADDR URL FILE PIECE_LENGTH
+    lying_parent.py SCHEDULER_ADDR URL FILE PIECE_LENGTH [whole|chunked]
 
+`chunked` answers a request that sets max_chunk_size in chunks, as our dfdaemon does, with
+the flipped byte in the last one, so the child has stored most of the piece before it can
+tell; `whole` (the default) sends each piece in one response, as an older peer would.
 Prints `LISTENING <port>` once the scheduler has it as a finished peer; logs every piece
 it was asked for to stderr ("served piece N")."""
 
@@ -33,6 +36,7 @@ def load_piece_transfer():
 
 def main():
     scheduler, url, path, piece_length = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    chunked = len(sys.argv) > 5 and sys.argv[5] == "chunked"
     data = Path(path).read_bytes()
     pieces = pieces_of(data, piece_length)
     pb, pb_grpc = load_piece_transfer()
@@ -41,9 +45,12 @@ def main():
         def DownloadPieces(self, requests, context):
             for r in requests:
                 n, off, good = pieces[r.number]
-                bad = bytes([good[0] ^ 0xFF]) + good[1:]
+                bad = good[:-1] + bytes([good[-1] ^ 0xFF])
                 print(f"served piece {n}", file=sys.stderr, flush=True)
-                yield pb.PieceResponse(number=n, offset=off, length=len(good), digest=crc32_digest(good), content=bad)
+                size = r.max_chunk_size if chunked and r.max_chunk_size > 0 else len(bad)
+                for at in range(0, len(bad), size):
+                    yield pb.PieceResponse(number=n, offset=off, length=len(good), digest=crc32_digest(good),
+                                           content_offset=at, content=bad[at:at + size])
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16),
                          options=[("grpc.max_send_message_length", 80 << 20)])

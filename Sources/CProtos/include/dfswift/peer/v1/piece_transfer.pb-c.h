@@ -29,10 +29,15 @@ struct  Dfswift__Peer__V1__PieceRequest
   ProtobufCMessage base;
   char *task_id;
   uint32_t number;
+  /*
+   * When set, the content comes in responses of at most this many bytes, in order, each
+   * with its content_offset, so neither side holds a whole piece in memory. 0: one response.
+   */
+  uint32_t max_chunk_size;
 };
 #define DFSWIFT__PEER__V1__PIECE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&dfswift__peer__v1__piece_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0 }
 
 
 struct  Dfswift__Peer__V1__PieceResponse
@@ -46,10 +51,14 @@ struct  Dfswift__Peer__V1__PieceResponse
    */
   char *digest;
   ProtobufCBinaryData content;
+  /*
+   * Where `content` starts within the piece (0 for the first or only response).
+   */
+  uint64_t content_offset;
 };
 #define DFSWIFT__PEER__V1__PIECE_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&dfswift__peer__v1__piece_response__descriptor) \
-    , 0, 0, 0, (char *)protobuf_c_empty_string, {0,NULL} }
+    , 0, 0, 0, (char *)protobuf_c_empty_string, {0,NULL}, 0 }
 
 
 /* Dfswift__Peer__V1__PieceRequest methods */
