@@ -51,15 +51,9 @@ extension Daemon {
         metrics.counter("upload_traffic_total", help: "Bytes served to other peers").increment(by: Int64(bytes))
     }
 
-    /// A piece of a task and its bytes. One that is not here yet is waited for while this
-    /// peer is still fetching the task (it may be on its way), up to the piece timeout.
-    func waitForPiece(taskID: String, number: UInt32) async throws(PieceWaitError) -> (TaskMetadata.Piece, [UInt8]) {
-        try await waitForStoredPiece(taskID: taskID, number: number) { store throws(StorageError) in
-            try await store.readPiece(taskID: taskID, number: number, verifying: false)
-        }
-    }
-
-    /// As `waitForPiece`, with a handle on the piece's file instead of its bytes.
+    /// A piece of a task and a handle on the file that holds it. One that is not here yet
+    /// is waited for while this peer is still fetching the task (it may be on its way), up
+    /// to the piece timeout.
     func waitForPieceFile(taskID: String, number: UInt32) async throws(PieceWaitError) -> (TaskMetadata.Piece, NIOFileHandle) {
         try await waitForStoredPiece(taskID: taskID, number: number) { store throws(StorageError) in
             try await store.openPiece(taskID: taskID, number: number).0

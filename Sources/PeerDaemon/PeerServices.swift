@@ -139,34 +139,15 @@ public struct PieceTransferService: Dfswift_Peer_V1_PieceTransferProvider {
         try daemon.beginUpload(child: child)
         defer { daemon.endUpload(child: child) }
         for try await request in requests {
-            if request.maxChunkSize > 0 {
-                try await sendInChunks(request, responses)
-                continue
-            }
-            let (p, bytes): (TaskMetadata.Piece, [UInt8])
-            do {
-                (p, bytes) = try await daemon.waitForPiece(taskID: request.taskId, number: request.number)
-            } catch .notHere(let why) {
-                throw RPCError(code: .notFound, message: why)
-            } catch .unreadable(let why) {
-                throw RPCError(code: .dataLoss, message: why)
-            }
-            try await daemon.uploadLimit.take(bytes.count)
-            try await responses.write(Dfswift_Peer_V1_PieceResponse.with {
-                $0.number = p.number
-                $0.offset = p.offset
-                $0.length = p.length
-                $0.digest = p.digest
-                $0.content = bytes
-            })
-            daemon.countUpload(bytes.count)
+            try await sendPiece(request, responses)
         }
     }
 
-    /// Sends a piece in responses of at most `max_chunk_size` bytes (bounded here), read
-    /// from the store's file one chunk at a time: a 4 MiB piece never sits whole in memory.
-    private func sendInChunks(_ request: Dfswift_Peer_V1_PieceRequest, _ responses: RPCWriter<Dfswift_Peer_V1_PieceResponse>) async throws {
-        let chunk = UInt64(min(max(request.maxChunkSize, Self.smallestChunk), Self.largestChunk))
+    /// Sends a piece whole, or in responses of at most `max_chunk_size` bytes (bounded
+    /// here) when the child asks for that, read from the store's file one response at a
+    /// time: then a 4 MiB piece never sits whole in memory.
+    private func sendPiece(_ request: Dfswift_Peer_V1_PieceRequest, _ responses: RPCWriter<Dfswift_Peer_V1_PieceResponse>) async throws {
+        let chunk = request.maxChunkSize == 0 ? UInt64.max : UInt64(min(max(request.maxChunkSize, Self.smallestChunk), Self.largestChunk))
         let (p, file): (TaskMetadata.Piece, NIOFileHandle)
         do {
             (p, file) = try await daemon.waitForPieceFile(taskID: request.taskId, number: request.number)

@@ -2,8 +2,9 @@ import Locking
 
 /// A queue between a synchronous producer (the transport's event loop) and one async
 /// consumer. The producer is told to stop reading when the queue passes its high-water mark
-/// and is called back once the consumer has drained it to the low-water mark: this is how a
-/// slow reader slows the peer down (the transport withholds HTTP/2 window until then).
+/// (in elements, or in bytes when elements are weighed) and is called back once the
+/// consumer has drained it to the low-water mark: this is how a slow reader slows the peer
+/// down (the transport withholds HTTP/2 window until then).
 public final class InboundBuffer<Element: Sendable>: Sendable {
     private struct State {
         /// Taken slots are set to nil at once: a consumed 4 MiB message must not stay alive
@@ -16,16 +17,26 @@ public final class InboundBuffer<Element: Sendable>: Sendable {
         var producerPaused = false
         var onDemand: (@Sendable () -> Void)?
         var onConsumerGone: (@Sendable () -> Void)?
+        /// The queued elements' weight (bytes, for messages).
+        var bytes = 0
         var count: Int { queue.count - head }
     }
 
     private let state = Locked(State())
     private let highWatermark: Int
     private let lowWatermark: Int
+    private let highWaterBytes: Int
+    private let weight: @Sendable (Element) -> Int
 
-    public init(highWatermark: Int = 16, lowWatermark: Int = 4) {
+    /// `highWaterBytes` and `weight` bound what the queue holds in bytes as well: eight
+    /// queued messages of a piece stream's size would be 8 MiB per stream. The producer
+    /// resumes once the queue is down to half that weight (and `lowWatermark` elements).
+    public init(highWatermark: Int = 16, lowWatermark: Int = 4, highWaterBytes: Int = .max,
+                weight: @escaping @Sendable (Element) -> Int = { _ in 0 }) {
         self.highWatermark = max(1, highWatermark)
         self.lowWatermark = min(lowWatermark, max(0, highWatermark - 1))
+        self.highWaterBytes = max(1, highWaterBytes)
+        self.weight = weight
     }
 
     /// Called (off any lock) when a paused producer may produce again.
@@ -48,7 +59,8 @@ public final class InboundBuffer<Element: Sendable>: Sendable {
                 return (w, true)
             }
             s.queue.append(element)
-            if s.count >= highWatermark {
+            s.bytes += weight(element)
+            if s.count >= highWatermark || s.bytes >= highWaterBytes {
                 s.producerPaused = true
                 return (nil, false)
             }
@@ -88,6 +100,7 @@ public final class InboundBuffer<Element: Sendable>: Sendable {
                 guard let e = s.queue[s.head] else { return .end(RPCError(code: .internal, message: "inbound queue corrupted")) }
                 s.queue[s.head] = nil
                 s.head += 1
+                s.bytes -= weight(e)
                 if s.head == s.queue.count {
                     s.queue.removeAll(keepingCapacity: true)
                     s.head = 0
@@ -96,7 +109,7 @@ public final class InboundBuffer<Element: Sendable>: Sendable {
                     s.head = 0
                 }
                 var demand: (@Sendable () -> Void)?
-                if s.producerPaused && s.count <= lowWatermark {
+                if s.producerPaused && s.count <= lowWatermark && s.bytes <= highWaterBytes / 2 {
                     s.producerPaused = false
                     demand = s.onDemand
                 }

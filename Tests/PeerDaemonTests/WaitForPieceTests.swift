@@ -23,6 +23,13 @@ import Testing
         return Daemon(config: config, store: store, metrics: MetricsRegistry(prefix: "test_"))
     }
 
+    /// The piece as a parent serves it: waited for, then read through its file.
+    func waitForPiece(_ daemon: Daemon, taskID: String, number: UInt32) async throws -> (TaskMetadata.Piece, [UInt8]) {
+        let (stored, file) = try await daemon.waitForPieceFile(taskID: taskID, number: number)
+        defer { try? file.close() }
+        return (stored, try await daemon.store.read(file, offset: stored.offset, length: stored.length))
+    }
+
     /// Marks the task as being fetched here, as a running download does.
     func markFetching(_ daemon: Daemon) {
         daemon.inflight.withLock { $0[taskID] = FetchJob(wanted: nil, keepWithoutWaiters: true) }
@@ -33,7 +40,7 @@ import Testing
         markFetching(daemon)
         let clock = ContinuousClock()
         let start = clock.now
-        let waiter = Task { try await daemon.waitForPiece(taskID: taskID, number: 1) }
+        let waiter = Task { [self] in try await waitForPiece(daemon, taskID: taskID, number: 1) }
         // The piece is written only once the waiter sleeps on the task: what is tested is
         // the wake-up, not a piece that was already there.
         let deadline = clock.now + .seconds(20)
@@ -50,7 +57,7 @@ import Testing
         let daemon = try await daemonWithEmptyTask()
         let clock = ContinuousClock()
         let start = clock.now
-        await #expect(throws: PieceWaitError.self) { try await daemon.waitForPiece(taskID: taskID, number: 0) }
+        await #expect(throws: PieceWaitError.self) { try await waitForPiece(daemon, taskID: taskID, number: 0) }
         #expect(clock.now - start < .seconds(20), "it waited for a piece no one is fetching")
     }
 
@@ -58,16 +65,16 @@ import Testing
         let daemon = try await daemonWithEmptyTask()
         markFetching(daemon)
         await #expect(throws: PieceWaitError.self) {
-            try await daemon.waitForPiece(taskID: String(repeating: "ef", count: 32), number: 0)
+            try await waitForPiece(daemon, taskID: String(repeating: "ef", count: 32), number: 0)
         }
-        await #expect(throws: PieceWaitError.self) { try await daemon.waitForPiece(taskID: taskID, number: 2) }
-        await #expect(throws: PieceWaitError.self) { try await daemon.waitForPiece(taskID: taskID, number: UInt32.max) }
+        await #expect(throws: PieceWaitError.self) { try await waitForPiece(daemon, taskID: taskID, number: 2) }
+        await #expect(throws: PieceWaitError.self) { try await waitForPiece(daemon, taskID: taskID, number: UInt32.max) }
     }
 
     @Test func aFetchThatEndsWithoutThePieceEndsTheWait() async throws {
         let daemon = try await daemonWithEmptyTask()
         markFetching(daemon)
-        let waiter = Task { try await daemon.waitForPiece(taskID: taskID, number: 0) }
+        let waiter = Task { [self] in try await waitForPiece(daemon, taskID: taskID, number: 0) }
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(20)
         while daemon.store.changes.waiterCount(taskID) == 0 && clock.now < deadline { await Task.yield() }
@@ -80,7 +87,7 @@ import Testing
     @Test func aPieceAlreadyHereIsServedWithoutWaiting() async throws {
         let daemon = try await daemonWithEmptyTask()
         _ = try await daemon.store.writePiece(taskID: taskID, number: 0, bytes: piece)
-        let (stored, bytes) = try await daemon.waitForPiece(taskID: taskID, number: 0)
+        let (stored, bytes) = try await waitForPiece(daemon, taskID: taskID, number: 0)
         #expect(stored.number == 0 && bytes == piece)
         #expect(daemon.uploadCounts.of(taskID) == (uploading: 0, uploaded: 1))
     }

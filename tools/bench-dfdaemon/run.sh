@@ -51,7 +51,10 @@ rss_a=$(awk '/VmHWM/ {print int($2/1024)}' /proc/$apid/status)
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
 sync
 a0=$(cpu "$apid")
+# PERF_DATA=file: a's call graphs while it serves b, for `perf report -i file`.
+if [ -n "${PERF_DATA:-}" ]; then perf record -q -g -o "$PERF_DATA" -p "$apid" 2>/dev/null & perf_pid=$!; sleep 0.3; fi
 t2=$(now); "$bin/dfget" "http://$origin/big.bin" -O "$work/p2p.bin" --daemon "unix:$work/b.sock" --quiet; t3=$(now)
+if [ -n "${PERF_DATA:-}" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
 a1=$(cpu "$apid")
 sync; t4=$(now); "$bin/dfget" "http://$origin/big.bin" -O "$work/hit.bin" --daemon "unix:$work/a.sock" --quiet; t5=$(now)
 sync; a2=$(cpu "$apid")

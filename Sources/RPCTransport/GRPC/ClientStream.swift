@@ -7,7 +7,8 @@ final class ClientStream {
     let id: Int32
     private unowned let session: HTTP2Session
     private var deframer: MessageDeframer
-    let inbound = InboundBuffer<[UInt8]>(highWatermark: 8, lowWatermark: 2)
+    let inbound = InboundBuffer<[UInt8]>(highWatermark: 8, lowWatermark: 2, highWaterBytes: InboundLimits.highWaterBytes,
+                                         weight: { $0.count })
     private var outbound = OutboundQueue()
     /// What may happen next on this call (`ClientCallState` holds the rules).
     private var call = ClientCallState()

@@ -8,7 +8,8 @@ final class ServerStream {
     let context: RPCServerContext
     private var deframer: MessageDeframer
     private let maxSendMessageSize: Int
-    let inbound = InboundBuffer<[UInt8]>(highWatermark: 8, lowWatermark: 2)
+    let inbound = InboundBuffer<[UInt8]>(highWatermark: 8, lowWatermark: 2, highWaterBytes: InboundLimits.highWaterBytes,
+                                         weight: { $0.count })
     private var outbound = OutboundQueue()
     /// What may happen next on this call (`ServerCallState` holds the rules).
     private var call = ServerCallState()

@@ -30,3 +30,11 @@ enum HTTP2ErrorCode: UInt32, Sendable {
 // its status, and a RST_STREAM where the peer must stop sending. Connection errors (bad
 // frames, flow control, SETTINGS, keepalive and handshake timeouts) are decided by
 // nghttp2 and `HTTP2ConnectionHandler`, which own the connection.
+
+/// How much a call's received messages may queue before the transport stops reading its
+/// stream (and so stops granting the peer HTTP/2 window).
+enum InboundLimits {
+    /// Two 1 MiB piece chunks: the consumer (a store write) always has the next one ready,
+    /// while a child with several streams does not hold 8 MiB per stream.
+    static let highWaterBytes = 2 << 20
+}
