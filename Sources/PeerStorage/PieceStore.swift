@@ -104,7 +104,11 @@ public final class PieceStore: Sendable {
         let content = contentPath(taskID), header = headerPath(taskID), log = logPath(taskID)
         let old = tasks.withLock { $0.removeValue(forKey: taskID) }
         old?.log?.close()
+        let stale = old.map { Array($0.writers.values) } ?? []
         try await onPool { () throws(StorageError) in
+            // Writers of the old incarnation open the file by name: stop them before the
+            // new one's pieces land where theirs would.
+            stale.forEach { $0.takeOver() }
             let fd = Glibc.open(content, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw .io("cannot create content file: \(String(cString: strerror(errno)))") }
             defer { Glibc.close(fd) }
@@ -518,6 +522,10 @@ public final class PieceStore: Sendable {
         try Self.validate(taskID)
         let old = tasks.withLock { $0.removeValue(forKey: taskID) }
         old?.log?.close()
+        // A piece still arriving must not write into a file a later open makes at this name.
+        if let stale = old.map({ Array($0.writers.values) }), !stale.isEmpty {
+            try? await onPool { stale.forEach { $0.takeOver() } }
+        }
         unlink(contentPath(taskID))
         unlink(headerPath(taskID))
         unlink(logPath(taskID))

@@ -151,4 +151,21 @@ import Testing
             #expect(try await store.readPiece(taskID: taskID, number: 0, verifying: true) == Self.piece, "round \(round)")
         }
     }
+
+    /// A piece still arriving when its task is deleted and opened afresh (the origin
+    /// changed) must not write into the new incarnation's file.
+    @Test func aWriterOfADeletedTaskDoesNotWriteIntoItsSuccessor() async throws {
+        let store = try await storeWithTask()
+        let stale = try #require(try await store.receivePiece(taskID: taskID, number: 0))
+        _ = try await feed(Array(repeating: 0xee, count: IncomingPiece.batchSize), to: stale, chunk: 1 << 20)
+        try await store.delete(taskID: taskID)
+        try await store.open(taskID: taskID, url: "u", contentLength: UInt64(2 * Self.pieceLength), pieceLength: UInt64(Self.pieceLength))
+        let fresh = try #require(try await store.receivePiece(taskID: taskID, number: 0))
+        _ = try await feed(Self.piece, to: fresh, chunk: 1 << 20)
+        _ = try await fresh.commit(expectedDigest: PieceDigest.of(Self.piece))
+        // The old writer goes on: none of its bytes may land.
+        _ = try? await feed(Array(repeating: 0xee, count: Self.pieceLength - IncomingPiece.batchSize), to: stale, chunk: 1 << 20)
+        _ = try? await stale.commit()
+        #expect(try await store.readPiece(taskID: taskID, number: 0, verifying: true) == Self.piece)
+    }
 }
