@@ -189,6 +189,29 @@ def test_lying_parent_is_caught_blocklisted_and_the_bytes_come_from_elsewhere(ma
     assert len(c.origin_gets("f.bin")) == gets_before, "b got its pieces from the honest parent"
 
 
+@pytest.mark.parametrize("mode,refusal", [("skip", "bytes at 2097152 of piece"), ("empty", "sent 0 bytes at 0"),
+                                          ("redigest", "changed the digest"), ("overlong", "sent 1048577 bytes")])
+def test_a_parent_whose_chunks_break_the_rules_is_dropped(make_cluster, mode, refusal):
+    # True bytes, but a gap in content_offset, empty chunks without end, a digest that
+    # changes midway, or a byte past the piece's end: a refuses the piece at once (no
+    # timeout), blocklists the liar and gets the file elsewhere.
+    data = os.urandom(12 * MIB)
+    c = make_cluster({"f.bin": data})
+    liar = c.liar("f.bin", 4 * MIB, mode)
+    c.daemon("a")
+    c.wait_for_hosts(2)
+    start = time.monotonic()
+    res, out = c.dfget("a", "f.bin")
+    elapsed = time.monotonic() - start
+    assert res.returncode == 0, describe(res)
+    assert out.read_bytes() == data
+    assert Path(liar.log_path).read_text().count("served piece") >= 1, "the scheduler offered the liar as a parent"
+    log_a = Path(c.daemons["a"].log_path).read_text()
+    assert "blocklisting parent 127.0.0.1-liar" in log_a, log_a[-3000:]
+    assert refusal in log_a, log_a[-3000:]
+    assert elapsed < 30, f"{elapsed:.1f} s: the bad stream was waited out, not refused"
+
+
 def test_scheduler_stopped_mid_life_downloads_still_succeed(make_cluster):
     files = {"before.bin": os.urandom(5 * MIB), "after.bin": os.urandom(5 * MIB)}
     c = make_cluster(files)

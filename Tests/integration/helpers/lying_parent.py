@@ -6,6 +6,9 @@ each piece with the right digest but flipped bytes. Usage:
 `chunked` answers a request that sets max_chunk_size in chunks, as our dfdaemon does, with
 the flipped byte in the last one, so the child has stored most of the piece before it can
 tell; `whole` (the default) sends each piece in one response, as an older peer would.
+Malformed chunks, with true bytes: `skip` leaves a gap in content_offset, `empty` sends
+empty chunks without end, `overlong` ends with a chunk a byte longer than the piece holds, `redigest`
+changes the digest after the first chunk.
 Prints `LISTENING <port>` once the scheduler has it as a finished peer; logs every piece
 it was asked for to stderr ("served piece N")."""
 
@@ -34,9 +37,31 @@ def load_piece_transfer():
     return piece_transfer_pb2, piece_transfer_pb2_grpc
 
 
+def malformed(pb, mode, n, off, good, size):
+    """True bytes in chunks that break the stream's rules, in the way `mode` names."""
+    def chunk(at, content, digest=None):
+        return pb.PieceResponse(number=n, offset=off, length=len(good), digest=digest or crc32_digest(good),
+                                content_offset=at, content=content)
+    if mode == "empty":
+        for _ in range(100_000):
+            yield chunk(0, b"")
+        return
+    if mode == "skip":
+        yield chunk(0, good[:size])
+        yield chunk(2 * size, good[2 * size:3 * size])
+        return
+    if mode == "redigest":
+        yield chunk(0, good[:size])
+        yield chunk(size, good[size:2 * size], digest="crc32:1")
+        return
+    # overlong: the last chunk runs a byte past the piece's end
+    for at in range(0, len(good), size):
+        yield chunk(at, good[at:at + size] + (b"x" if at + size >= len(good) else b""))
+
+
 def main():
     scheduler, url, path, piece_length = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    chunked = len(sys.argv) > 5 and sys.argv[5] == "chunked"
+    mode = sys.argv[5] if len(sys.argv) > 5 else "whole"
     data = Path(path).read_bytes()
     pieces = pieces_of(data, piece_length)
     pb, pb_grpc = load_piece_transfer()
@@ -47,9 +72,13 @@ def main():
                 n, off, good = pieces[r.number]
                 bad = good[:-1] + bytes([good[-1] ^ 0xFF])
                 print(f"served piece {n}", file=sys.stderr, flush=True)
-                size = r.max_chunk_size if chunked and r.max_chunk_size > 0 else len(bad)
+                size = r.max_chunk_size if mode != "whole" and r.max_chunk_size > 0 else len(bad)
+                digest = crc32_digest(good)
+                if mode in ("skip", "empty", "overlong", "redigest"):
+                    yield from malformed(pb, mode, n, off, good, size)
+                    continue
                 for at in range(0, len(bad), size):
-                    yield pb.PieceResponse(number=n, offset=off, length=len(good), digest=crc32_digest(good),
+                    yield pb.PieceResponse(number=n, offset=off, length=len(good), digest=digest,
                                            content_offset=at, content=bad[at:at + size])
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16),
