@@ -194,8 +194,8 @@ extension Daemon {
     }
 
     /// Stores a piece a parent sent whole (the store checks the parent's digest against the
-    /// bytes before keeping them), counts it, and reports it, unless another parent's copy
-    /// of it arrived first.
+    /// bytes before keeping them), or takes one stored as it arrived; counts it and reports
+    /// it, unless another parent's copy of it arrived first.
     private func keep(_ plan: DownloadPlan, _ piece: PieceLayout.Piece, _ received: Received, from parent: Common_V2_Peer,
                       queue: PieceQueue, transport: String, since start: ContinuousClock.Instant, report: PieceReport,
                       onPiece: @Sendable (Common_V2_Piece) async -> Void) async throws {
