@@ -42,7 +42,7 @@ def test_pieces_come_in_the_chunks_the_child_asks_for_bounded_by_the_parent(tmp_
     pb, pb_grpc = piece_transfer()
     try:
         # chunk asked -> the largest chunk the parent may send
-        for asked, largest in [(1 * MIB, 1 * MIB), (300_001, 300_001), (1, 64 << 10), (0, 4 * MIB), (1 << 31, 4 * MIB)]:
+        for asked, largest in [(1 * MIB, 1 * MIB), (300_001, 300_001), (1, 64 << 10), (0, 4 * MIB), (1 << 31, 4 * MIB), ((1 << 32) - 1, 4 * MIB)]:
             answers = ask(d.address, pb, pb_grpc, task, [2, 0, 1], asked)
             pieces = {}
             for a in answers:
