@@ -57,6 +57,7 @@ let package = Package(
         // Our gRPC: a transport-free core and an nghttp2 transport on SwiftNIO.
         .target(name: "RPCCore", dependencies: [
             "ProtoCore", "Locking",
+            .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "RPCTransport", dependencies: [

@@ -145,7 +145,8 @@ public struct PieceTransferService: Dfswift_Peer_V1_PieceTransferProvider {
 
     /// Sends a piece whole, or in responses of at most `max_chunk_size` bytes (bounded
     /// here) when the child asks for that, read from the store's file one response at a
-    /// time: then a 4 MiB piece never sits whole in memory.
+    /// time: then a 4 MiB piece never sits whole in memory. Each response is encoded
+    /// around its content, which is read straight into the buffer the transport sends.
     private func sendPiece(_ request: Dfswift_Peer_V1_PieceRequest, _ responses: RPCWriter<Dfswift_Peer_V1_PieceResponse>) async throws {
         let chunk = request.maxChunkSize == 0 ? UInt64.max : UInt64(min(max(request.maxChunkSize, Self.smallestChunk), Self.largestChunk))
         let (p, file): (TaskMetadata.Piece, NIOFileHandle)
@@ -160,25 +161,28 @@ public struct PieceTransferService: Dfswift_Peer_V1_PieceTransferProvider {
         var sent: UInt64 = 0
         repeat {
             let n = min(chunk, p.length - sent)
-            let bytes: [UInt8]
-            do {
-                bytes = try await daemon.store.read(file, offset: p.offset + sent, length: n)
-            } catch {
-                throw RPCError(code: .dataLoss, message: "piece \(p.number) of \(request.taskId): \(error)")
-            }
-            try await daemon.uploadLimit.take(bytes.count)
-            try await responses.write(Dfswift_Peer_V1_PieceResponse.with {
+            let head = Dfswift_Peer_V1_PieceResponse.with {
                 $0.number = p.number
                 $0.offset = p.offset
                 $0.length = p.length
                 $0.digest = p.digest
                 $0.contentOffset = sent
-                $0.content = bytes
-            })
-            daemon.countUpload(bytes.count)
+            }.serializedBytes(beforeBytesField: Self.contentField, length: Int(n))
+            let message: ByteBuffer
+            do {
+                message = try await daemon.store.read(file, offset: p.offset + sent, length: n, after: head)
+            } catch {
+                throw RPCError(code: .dataLoss, message: "piece \(p.number) of \(request.taskId): \(error)")
+            }
+            try await daemon.uploadLimit.take(Int(n))
+            try await responses.writeEncoded(message)
+            daemon.countUpload(Int(n))
             sent += n
         } while sent < p.length
     }
+
+    /// `PieceResponse.content`, which `sendPiece` encodes itself.
+    static let contentField: UInt32 = 5
 
     /// Chunk sizes a child may ask for: small enough to bound memory, large enough that
     /// a hostile child cannot make us send a message per byte.

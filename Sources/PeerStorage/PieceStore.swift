@@ -346,19 +346,27 @@ public final class PieceStore: Sendable {
         return (handle, piece)
     }
 
-    /// Reads `length` bytes at `offset` through a handle from `openPiece` (part of a piece,
-    /// for sending it in chunks), on the pool.
-    public func read(_ file: NIOFileHandle, offset: UInt64, length: UInt64) async throws(StorageError) -> [UInt8] {
-        try await onPool { () throws(StorageError) -> [UInt8] in
-            let result: Result<[UInt8], StorageError>
+    /// Reads `length` bytes at `offset` through a handle from `openPiece` into a new buffer
+    /// right after `head`, on the pool: a message around a piece's content, built with the
+    /// content's one copy (from the page cache).
+    public func read(_ file: NIOFileHandle, offset: UInt64, length: UInt64, after head: [UInt8]) async throws(StorageError) -> ByteBuffer {
+        guard length <= UInt64(Int.max / 2), offset <= UInt64(Int64.max) - length else { throw .io("\(length) bytes at \(offset)") }
+        return try await onPool { () throws(StorageError) -> ByteBuffer in
+            var buffer = ByteBufferAllocator().buffer(capacity: head.count + Int(length))
+            buffer.writeBytes(head)
             do {
-                result = try file.withUnsafeFileDescriptor { fd in
-                    Result { () throws(StorageError) in try Self.readBytes(fd: fd, offset: offset, length: length) }
+                try file.withUnsafeFileDescriptor { fd in
+                    _ = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(length)) { out in
+                        try Self.readFully(fd: fd, into: UnsafeMutableRawBufferPointer(rebasing: out[0..<Int(length)]), offset: offset)
+                        return Int(length)
+                    }
                 }
+            } catch let error as StorageError {
+                throw error
             } catch {
                 throw .io("the piece's file is closed: \(error)")
             }
-            return try result.get()
+            return buffer
         }
     }
 
@@ -394,20 +402,23 @@ public final class PieceStore: Sendable {
         guard length <= UInt64(Int.max / 2), offset <= UInt64(Int64.max) - length else { throw .io("\(length) bytes at \(offset)") }
         var failure: StorageError?
         let bytes = [UInt8](unsafeUninitializedCapacity: Int(length)) { buf, count in
-            var done = 0
-            while done < buf.count {
-                let n = pread(fd, buf.baseAddress.map { $0 + done }, buf.count - done, off_t(offset) + off_t(done))
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else {
-                    failure = .io("short read at \(offset + UInt64(done))")
-                    break
-                }
-                done += n
-            }
-            count = failure == nil ? done : 0
+            let read = Result { () throws(StorageError) in try readFully(fd: fd, into: UnsafeMutableRawBufferPointer(buf), offset: offset) }
+            if case .failure(let error) = read { failure = error }
+            count = failure == nil ? buf.count : 0
         }
         if let failure { throw failure }
         return bytes
+    }
+
+    /// Fills `buffer` from `offset` of `fd`; a file that ends first is an error.
+    static func readFully(fd: CInt, into buffer: UnsafeMutableRawBufferPointer, offset: UInt64) throws(StorageError) {
+        var done = 0
+        while done < buffer.count {
+            let n = pread(fd, buffer.baseAddress.map { $0 + done }, buffer.count - done, off_t(offset) + off_t(done))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw .io("short read at \(offset + UInt64(done))") }
+            done += n
+        }
     }
 
     /// Marks the task complete once every piece is there and, when a whole-content digest

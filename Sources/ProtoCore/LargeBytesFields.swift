@@ -136,3 +136,28 @@ enum LargeBytesFields {
         return nil
     }
 }
+
+extension ProtoMessage {
+    /// This message's wire bytes followed by the key and length of one more `bytes` field
+    /// (`number`), whose `length` bytes the caller puts right after. A piece's content can
+    /// then be read from disk straight into the buffer that carries the message. The
+    /// message itself must leave that field empty.
+    public func serializedBytes(beforeBytesField number: UInt32, length: Int) -> [UInt8] {
+        var wire = serializedBytes()
+        LargeBytesFields.appendKey(of: number, length: length, to: &wire)
+        return wire
+    }
+}
+
+extension LargeBytesFields {
+    static func appendKey(of number: UInt32, length: Int, to wire: inout [UInt8]) {
+        for value in [UInt64(number) << 3 | 2, UInt64(max(0, length))] {
+            var v = value
+            while v >= 0x80 {
+                wire.append(UInt8(truncatingIfNeeded: v) | 0x80)
+                v >>= 7
+            }
+            wire.append(UInt8(v))
+        }
+    }
+}

@@ -1,3 +1,5 @@
+import NIOCore
+
 /// The messages of one direction of a call, as an async sequence. Ends normally at
 /// end-of-stream and throws `RPCError` when the call failed.
 public struct RPCStream<Element: Sendable>: AsyncSequence, Sendable {
@@ -51,11 +53,18 @@ public struct RPCStream<Element: Sendable>: AsyncSequence, Sendable {
 
 /// Writes messages of one direction of a call. `write` suspends while the transport
 /// has too much unsent data, so a fast writer cannot outrun a slow peer.
+///
+/// A writer the transport made also takes messages already in wire form
+/// (`writeEncoded`): a piece's envelope with its content read from disk straight into the
+/// buffer that goes to the socket, never copied through the encoder or the transport.
 public struct RPCWriter<Element: Sendable>: Sendable {
     private let sink: @Sendable (Element) async throws -> Void
+    private let encodedSink: (@Sendable (ByteBuffer) async throws -> Void)?
 
-    public init(_ sink: @escaping @Sendable (Element) async throws -> Void) {
+    public init(_ sink: @escaping @Sendable (Element) async throws -> Void,
+                encoded: (@Sendable (ByteBuffer) async throws -> Void)? = nil) {
         self.sink = sink
+        self.encodedSink = encoded
     }
 
     public func write(_ element: Element) async throws {
@@ -66,8 +75,34 @@ public struct RPCWriter<Element: Sendable>: Sendable {
         for e in elements { try await sink(e) }
     }
 
+    /// Whether `writeEncoded` reaches a transport (writers built in tests may not).
+    public var takesEncodedMessages: Bool { encodedSink != nil }
+
+    /// Writes one message already encoded in the protobuf wire format, as it is.
+    public func writeEncoded(_ message: ByteBuffer) async throws {
+        guard let encodedSink else {
+            throw RPCError(code: .internal, message: "this writer takes no encoded messages")
+        }
+        try await encodedSink(message)
+    }
+
     public func map<T: Sendable>(_ transform: @escaping @Sendable (T) -> Element) -> RPCWriter<T> {
         let sink = self.sink
-        return RPCWriter<T> { try await sink(transform($0)) }
+        return RPCWriter<T>({ try await sink(transform($0)) }, encoded: encodedSink)
+    }
+
+    /// The same writer, calling `body` before each message of either kind.
+    public func observing(_ body: @escaping @Sendable () -> Void) -> RPCWriter {
+        let sink = self.sink
+        let encoded = encodedSink.map { encoded in
+            { @Sendable (message: ByteBuffer) async throws in
+                body()
+                try await encoded(message)
+            }
+        }
+        return RPCWriter({ element in
+            body()
+            try await sink(element)
+        }, encoded: encoded)
     }
 }

@@ -27,7 +27,8 @@ import Testing
     func waitForPiece(_ daemon: Daemon, taskID: String, number: UInt32) async throws -> (TaskMetadata.Piece, [UInt8]) {
         let (stored, file) = try await daemon.waitForPieceFile(taskID: taskID, number: number)
         defer { try? file.close() }
-        return (stored, try await daemon.store.read(file, offset: stored.offset, length: stored.length))
+        let bytes = try await daemon.store.read(file, offset: stored.offset, length: stored.length, after: [])
+        return (stored, Array(bytes.readableBytesView))
     }
 
     /// Marks the task as being fetched here, as a running download does.

@@ -28,6 +28,18 @@ import GeneratedAPI
         return out
     }
 
+    /// A parent encodes a piece's envelope and then puts the content after it itself;
+    /// the result is the message with its content, whatever the size.
+    @Test(arguments: [0, 1, 127, 128, 16_383, 16_384, 4 << 20])
+    func anEnvelopeFollowedByItsContentIsTheWholeMessage(_ size: Int) throws {
+        let p = piece(size)
+        var envelope = p
+        envelope.content = []
+        let wire = envelope.serializedBytes(beforeBytesField: 5, length: size) + p.content
+        #expect(wire.count == canonical(p).count + (size == 0 ? 2 : 0), "an empty content still gets its key and length 0")
+        #expect(try Dfswift_Peer_V1_PieceResponse(serializedBytes: wire) == p)
+    }
+
     @Test(arguments: [0, 100, LargeBytesFields.threshold - 1, LargeBytesFields.threshold, 4 << 20])
     func roundTripsAtEverySize(_ size: Int) throws {
         let p = piece(size)

@@ -1,3 +1,4 @@
+import NIOCore
 import Testing
 @testable import RPCTransport
 
@@ -27,9 +28,9 @@ final class RecordingDelegate: HTTP2SessionDelegate {
         if n == queued.count, let trailers = finishWith[id] { return .end(n, trailers: trailers) }
         return n > 0 ? .bytes(n) : .deferred
     }
-    func http2Session(_ s: HTTP2Session, sendDataFor id: Int32, count: Int, to sink: (UnsafeRawBufferPointer) -> Void) {
+    func http2Session(_ s: HTTP2Session, sendDataFor id: Int32, count: Int, to out: OutputAssembler) {
         var queued = outbound[id] ?? []
-        queued[0..<count].withUnsafeBytes { sink($0) }
+        out.append(ByteBuffer(bytes: queued[0..<count]))
         queued.removeFirst(count)
         outbound[id] = queued
     }
@@ -40,13 +41,18 @@ final class RecordingDelegate: HTTP2SessionDelegate {
 /// Moves bytes between two sessions until neither has anything to send.
 func exchange(_ a: HTTP2Session, _ b: HTTP2Session, rounds: Int = 100) throws {
     for _ in 0..<rounds {
-        var fromA: [UInt8] = [], fromB: [UInt8] = []
-        try a.drainOutput { fromA += $0 }
-        try b.drainOutput { fromB += $0 }
+        let fromA = try drained(a), fromB = try drained(b)
         if fromA.isEmpty && fromB.isEmpty { return }
         try fromA.withUnsafeBytes { try b.receive($0) }
         try fromB.withUnsafeBytes { try a.receive($0) }
     }
+}
+
+/// Everything a session sends now, as one array.
+func drained(_ session: HTTP2Session) throws -> [UInt8] {
+    let out = OutputAssembler(allocator: ByteBufferAllocator())
+    try session.drainOutput(into: out)
+    return out.take().flatMap { Array($0.readableBytesView) }
 }
 
 @Suite struct HTTP2SessionTests {

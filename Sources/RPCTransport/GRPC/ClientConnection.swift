@@ -96,8 +96,8 @@ final class ClientConnection: HTTP2ConnectionLogic {
         return stream.read(max: max)
     }
 
-    func http2Session(_ session: HTTP2Session, sendDataFor streamID: Int32, count: Int, to sink: (UnsafeRawBufferPointer) -> Void) {
-        streams[streamID]?.send(count: count, to: sink)
+    func http2Session(_ session: HTTP2Session, sendDataFor streamID: Int32, count: Int, to out: OutputAssembler) {
+        streams[streamID]?.send(count: count, to: out)
     }
 
     func http2Session(_ session: HTTP2Session, goAwayReceived lastStreamID: Int32, errorCode: UInt32) {
@@ -127,11 +127,10 @@ struct ClientStreamHandle: RPCClientStreamHandle {
             throw RPCError(code: .resourceExhausted,
                            message: "request of \(message.count) bytes exceeds the limit of \(maxSendMessageSize) bytes")
         }
-        let body = compress ? Gzip.compress(message) : message
-        let prefix = MessageFraming.prefix(length: body.count, compressed: compress)
+        let framed = MessageFraming.framed(compress ? Gzip.compress(message) : message, compressed: compress)
         let stream = self.stream
         try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
-            loop.execute { _ in stream.value.send(prefix: prefix, body, continuation: cont) }
+            loop.execute { _ in stream.value.send(framed, continuation: cont) }
         }
     }
 

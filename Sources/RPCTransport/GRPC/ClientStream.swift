@@ -28,15 +28,14 @@ final class ClientStream {
 
     // MARK: - Outbound
 
-    func send(prefix: [UInt8], _ body: [UInt8], continuation: CheckedContinuation<Void, any Error>) {
+    func send(_ framed: ByteBuffer, continuation: CheckedContinuation<Void, any Error>) {
         switch call.send() {
         case .fail(let error):
             continuation.resume(throwing: error)
         case .dropSilently:
             continuation.resume()
         case .queue:
-            outbound.append(prefix)
-            outbound.append(body)
+            outbound.append(framed)
             session.resumeData(streamID: id)
             if outbound.hasRoom { continuation.resume() } else { outbound.park(continuation) }
         }
@@ -52,7 +51,7 @@ final class ClientStream {
         return n > 0 ? .bytes(n) : .deferred
     }
 
-    func send(count: Int, to sink: (UnsafeRawBufferPointer) -> Void) { outbound.send(count: count, to: sink) }
+    func send(count: Int, to out: OutputAssembler) { outbound.send(count: count, to: out) }
 
     // MARK: - Inbound
 

@@ -1,3 +1,4 @@
+import NIOCore
 import RPCCore
 
 /// gRPC's length-prefixed message framing: 1 byte compressed flag, 4 bytes big-endian
@@ -15,6 +16,22 @@ enum MessageFraming {
     /// Prefix and message in one array (tests and small messages).
     static func frame(_ message: [UInt8], compressed: Bool = false) -> [UInt8] {
         prefix(length: message.count, compressed: compressed) + message
+    }
+
+    /// Prefix and message in one buffer for the outbound queue: the message's one copy
+    /// on its way out.
+    static func framed(_ message: [UInt8], compressed: Bool = false) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: prefixLength + message.count)
+        buffer.writeBytes(prefix(length: message.count, compressed: compressed))
+        buffer.writeBytes(message)
+        return buffer
+    }
+
+    /// The prefix alone, for a message already in a buffer of its own.
+    static func prefixBuffer(length: Int) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: prefixLength)
+        buffer.writeBytes(prefix(length: length))
+        return buffer
     }
 }
 

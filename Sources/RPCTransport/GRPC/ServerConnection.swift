@@ -121,8 +121,8 @@ final class ServerConnection: HTTP2ConnectionLogic {
         return stream.read(max: max)
     }
 
-    func http2Session(_ session: HTTP2Session, sendDataFor streamID: Int32, count: Int, to sink: (UnsafeRawBufferPointer) -> Void) {
-        streams[streamID]?.send(count: count, to: sink)
+    func http2Session(_ session: HTTP2Session, sendDataFor streamID: Int32, count: Int, to out: OutputAssembler) {
+        streams[streamID]?.send(count: count, to: out)
     }
 
     func http2Session(_ session: HTTP2Session, goAwayReceived lastStreamID: Int32, errorCode: UInt32) {}
@@ -166,14 +166,14 @@ struct ServerCallHandle: Sendable {
     let loop: LoopBoundHandler
     let streamID: Int32
 
-    func write(_ message: [UInt8]) async throws {
+    func write(_ framed: [ByteBuffer]) async throws {
         try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
             loop.execute { handler in
                 guard let stream = (handler.logic as? ServerConnection)?.stream(streamID) else {
                     cont.resume(throwing: RPCError(code: .cancelled, message: "stream closed"))
                     return
                 }
-                stream.write(message, continuation: cont)
+                stream.write(framed, continuation: cont)
             }
         }
     }

@@ -67,9 +67,6 @@ extension RPCStream {
 extension RPCWriter {
     /// The same writer, counting each element written.
     func counting(_ counter: Counter) -> RPCWriter {
-        map { (element: Element) -> Element in
-            counter.increment()
-            return element
-        }
+        observing { counter.increment() }
     }
 }

@@ -1,4 +1,5 @@
 import Logging
+import NIOCore
 import RPCCore
 
 /// One server-side call on the event loop: inbound messages, outbound queue, status.
@@ -31,13 +32,20 @@ final class ServerStream {
         inbound.setDemandHandler { handle.resumeReading() }
         let requests = RPCStream(inbound)
         let maxSend = maxSendMessageSize
-        let responses = RPCWriter<[UInt8]> { message in
-            guard message.count <= maxSend else {
-                throw RPCError(code: .resourceExhausted,
-                               message: "response of \(message.count) bytes exceeds the limit of \(maxSend) bytes")
+        @Sendable func checkSize(_ count: Int) throws {
+            guard count <= maxSend else {
+                throw RPCError(code: .resourceExhausted, message: "response of \(count) bytes exceeds the limit of \(maxSend) bytes")
             }
-            try await handle.write(message)
         }
+        // Framed here, off the event loop: a message and its prefix become one buffer, or
+        // an encoded message keeps its own and gets a prefix buffer.
+        let responses = RPCWriter<[UInt8]>({ message in
+            try checkSize(message.count)
+            try await handle.write([MessageFraming.framed(message)])
+        }, encoded: { message in
+            try checkSize(message.readableBytes)
+            try await handle.write([MessageFraming.prefixBuffer(length: message.readableBytes), message])
+        })
         let context = self.context
         let metrics = CallMetrics(path: context.path, kind: method.kind)
         task = Task {
@@ -97,7 +105,7 @@ final class ServerStream {
         if let cut = ServerCallState.requestEnd(buffered: deframer.bufferedCount) { inbound.finish(cut) } else { inbound.finish() }
     }
 
-    func write(_ message: [UInt8], continuation: CheckedContinuation<Void, any Error>) {
+    func write(_ framed: [ByteBuffer], continuation: CheckedContinuation<Void, any Error>) {
         switch call.write() {
         case .reject(let error):
             continuation.resume(throwing: error)
@@ -105,8 +113,7 @@ final class ServerStream {
         case .queue(let headersFirst):
             if headersFirst { sendHeaders() }
         }
-        outbound.append(MessageFraming.prefix(length: message.count))
-        outbound.append(message)
+        for buffer in framed { outbound.append(buffer) }
         session.resumeData(streamID: id)
         if outbound.hasRoom {
             continuation.resume()
@@ -146,7 +153,7 @@ final class ServerStream {
         return n > 0 ? .bytes(n) : .deferred
     }
 
-    func send(count: Int, to sink: (UnsafeRawBufferPointer) -> Void) { outbound.send(count: count, to: sink) }
+    func send(count: Int, to out: OutputAssembler) { outbound.send(count: count, to: out) }
 
     /// The HTTP/2 stream closed: a handler still running is cancelled.
     func closed(errorCode: UInt32) {

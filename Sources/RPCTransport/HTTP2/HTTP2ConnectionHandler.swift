@@ -27,6 +27,8 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
     let logger: Logger
     private(set) var context: ChannelHandlerContext?
     private var closed = false
+    /// Gathers each flush's output; made on first use (it needs the channel's allocator).
+    private var output: OutputAssembler?
     /// PINGs sent every `interval`; the connection closes if one is not acked in `timeout`.
     var keepalive: Keepalive?
     private var keepaliveTask: Scheduled<Void>?
@@ -188,33 +190,21 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
 
     /// Writes out everything nghttp2 has ready. Safe to call often; does nothing while
     /// the session is inside a callback (the outer call flushes afterwards).
-    /// Size of the buffers a burst of frames is written in.
-    static let outputChunk = 256 << 10
-
     func flush() {
         guard let context, !closed, !session.isProcessing else { return }
         guard context.channel.isWritable else { return }
-        // Filled buffers are written as they are and a fresh one started, so a burst of
-        // DATA frames is never copied again by a growing buffer.
-        let allocator = context.channel.allocator
-        var full: [ByteBuffer] = []
-        var out = allocator.buffer(capacity: 16 << 10)
+        let out = output ?? OutputAssembler(allocator: context.channel.allocator)
+        output = out
         do {
-            try session.drainOutput { bytes in
-                if out.writableBytes < bytes.count && out.readableBytes > 0 {
-                    full.append(out)
-                    out = allocator.buffer(capacity: max(Self.outputChunk, bytes.count))
-                }
-                out.writeBytes(bytes)
-            }
+            try session.drainOutput(into: out)
         } catch {
             logger.debug("nghttp2 send failed: \(error)")
             close()
             return
         }
-        if out.readableBytes > 0 { full.append(out) }
-        if !full.isEmpty {
-            for buffer in full { context.write(wrapOutboundOut(buffer), promise: nil) }
+        let buffers = out.take()
+        if !buffers.isEmpty {
+            for buffer in buffers { context.write(wrapOutboundOut(buffer), promise: nil) }
             context.flush()
         }
         if !session.wantsIO {

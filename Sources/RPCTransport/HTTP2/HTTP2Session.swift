@@ -10,9 +10,9 @@ protocol HTTP2SessionDelegate: AnyObject {
     /// How many outbound DATA bytes the stream has ready, at most `max`; nothing is copied
     /// yet (nghttp2 then asks for exactly those bytes through `sendDataFor`).
     func http2Session(_ session: HTTP2Session, readDataFor streamID: Int32, max: Int) -> HTTP2DataRead
-    /// Hands the `count` bytes announced by the last `readDataFor` to `sink`, straight from
+    /// Hands the `count` bytes announced by the last `readDataFor` to `out`, as slices of
     /// where the stream keeps them, and drops them from its queue.
-    func http2Session(_ session: HTTP2Session, sendDataFor streamID: Int32, count: Int, to sink: (UnsafeRawBufferPointer) -> Void)
+    func http2Session(_ session: HTTP2Session, sendDataFor streamID: Int32, count: Int, to out: OutputAssembler)
     func http2Session(_ session: HTTP2Session, goAwayReceived lastStreamID: Int32, errorCode: UInt32)
     func http2SessionPingAcked(_ session: HTTP2Session)
     /// The peer's SETTINGS (not an ACK) arrived; a client is ready to open streams then.
@@ -64,7 +64,7 @@ final class HTTP2Session {
     private(set) var isProcessing = false
     /// Where DATA frames go while `drainOutput` runs: nghttp2 does not copy their payload
     /// into its own buffer (NGHTTP2_DATA_FLAG_NO_COPY) but asks for it frame by frame.
-    private var sink: ((UnsafeRawBufferPointer) -> Void)?
+    private var sink: OutputAssembler?
     let role: Role
 
     struct Settings {
@@ -129,20 +129,18 @@ final class HTTP2Session {
 
     /// Collects every byte nghttp2 wants to send now, in order: its own frames as it
     /// returns them, DATA payloads from the streams' queues as it asks for them.
-    func drainOutput(_ append: (UnsafeRawBufferPointer) -> Void) throws {
+    func drainOutput(into out: OutputAssembler) throws {
         precondition(!isProcessing, "nghttp2 session re-entered")
         isProcessing = true
         defer { isProcessing = false }
-        try withoutActuallyEscaping(append) { append in
-            sink = append
-            defer { sink = nil }
-            while true {
-                var data: UnsafePointer<UInt8>?
-                let n = nghttp2_session_mem_send(session, &data)
-                if n < 0 { throw HTTP2ConnectionError(code: Int32(n)) }
-                if n == 0 { return }
-                append(UnsafeRawBufferPointer(start: data, count: n))
-            }
+        sink = out
+        defer { sink = nil }
+        while true {
+            var data: UnsafePointer<UInt8>?
+            let n = nghttp2_session_mem_send(session, &data)
+            if n < 0 { throw HTTP2ConnectionError(code: Int32(n)) }
+            if n == 0 { return }
+            out.copy(UnsafeRawBufferPointer(start: data, count: n))
         }
     }
 
@@ -322,7 +320,7 @@ final class HTTP2Session {
             }
             // No padding is ever selected (no select_padding callback), so padlen is 0.
             guard frame.pointee.data.padlen == 0 else { return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
-            sink(UnsafeRawBufferPointer(start: framehd, count: 9))
+            sink.copy(UnsafeRawBufferPointer(start: framehd, count: 9))
             if length > 0 { delegate.http2Session(me, sendDataFor: frame.pointee.hd.stream_id, count: length, to: sink) }
             return 0
         }

@@ -1,23 +1,24 @@
+import NIOCore
 import RPCCore
 
 /// Bytes waiting to become DATA frames on one stream, and the writers waiting for room.
-/// Event-loop confined.
+/// Event-loop confined. Messages stay in the buffers they were written in: a DATA frame's
+/// payload leaves as a slice of them, never copied here.
 struct OutboundQueue {
     /// Above this many queued bytes a writer suspends until the peer has taken some.
     static let highWatermark = 1 << 20
 
-    private var chunks: [[UInt8]] = []
+    private var chunks: [ByteBuffer] = []
     private var head = 0
-    private var offset = 0
     private(set) var queuedBytes = 0
     private var waiters: [CheckedContinuation<Void, any Error>] = []
 
     var isEmpty: Bool { queuedBytes == 0 }
 
-    mutating func append(_ bytes: [UInt8]) {
-        guard !bytes.isEmpty else { return }
+    mutating func append(_ bytes: ByteBuffer) {
+        guard bytes.readableBytes > 0 else { return }
         chunks.append(bytes)
-        queuedBytes += bytes.count
+        queuedBytes += bytes.readableBytes
     }
 
     var hasRoom: Bool { queuedBytes < Self.highWatermark }
@@ -26,18 +27,18 @@ struct OutboundQueue {
         waiters.append(waiter)
     }
 
-    /// Hands the first `count` queued bytes to `sink` from the chunks themselves (no copy
-    /// here) and drops them; wakes writers once below the watermark.
-    mutating func send(count: Int, to sink: (UnsafeRawBufferPointer) -> Void) {
+    /// Hands the first `count` queued bytes to `out` as slices of the chunks and drops
+    /// them; wakes writers once below the watermark.
+    mutating func send(count: Int, to out: OutputAssembler) {
         var written = 0
         while written < count && head < chunks.count {
-            let n = min(count - written, chunks[head].count - offset)
-            chunks[head].withUnsafeBytes { src in sink(UnsafeRawBufferPointer(rebasing: src[offset..<(offset + n)])) }
+            let n = min(count - written, chunks[head].readableBytes)
+            // Moving the reader index shares the storage; nothing is copied.
+            if let slice = chunks[head].readSlice(length: n) { out.append(slice) }
             written += n
-            offset += n
-            if offset == chunks[head].count {
+            if chunks[head].readableBytes == 0 {
+                chunks[head] = ByteBuffer()
                 head += 1
-                offset = 0
             }
         }
         if head == chunks.count {
@@ -59,7 +60,6 @@ struct OutboundQueue {
     mutating func fail(_ error: RPCError) {
         chunks.removeAll()
         head = 0
-        offset = 0
         queuedBytes = 0
         let ready = waiters
         waiters.removeAll()
