@@ -75,9 +75,6 @@ public struct RPCWriter<Element: Sendable>: Sendable {
         for e in elements { try await sink(e) }
     }
 
-    /// Whether `writeEncoded` reaches a transport (writers built in tests may not).
-    public var takesEncodedMessages: Bool { encodedSink != nil }
-
     /// Writes one message already encoded in the protobuf wire format, as it is.
     public func writeEncoded(_ message: ByteBuffer) async throws {
         guard let encodedSink else {

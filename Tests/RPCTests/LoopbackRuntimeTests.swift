@@ -1,3 +1,4 @@
+import NIOCore
 import Testing
 import Synchronization
 import RPCCore
@@ -32,6 +33,19 @@ struct RawTestService: RPCServiceProvider {
                     events.add("wrote \(i)")
                 }
             },
+            // Messages of the sizes `encodedSizes` lists, alternately as encoded buffers
+            // (sent as they are) and as arrays (copied into the transport's buffers).
+            RPCServerMethod(name: "Mixed", kind: .serverStreaming) { requests, responses, _ in
+                _ = try await requests.single("Mixed")
+                for (i, size) in encodedSizes.enumerated() {
+                    let message = patterned(size, seed: i)
+                    if i % 2 == 0 {
+                        try await responses.writeEncoded(ByteBuffer(bytes: message))
+                    } else {
+                        try await responses.write(message)
+                    }
+                }
+            },
             RPCServerMethod(name: "Bidi", kind: .bidirectionalStreaming) { requests, responses, _ in
                 for try await m in requests { try await responses.write(m.reversed()) }
             },
@@ -50,6 +64,13 @@ struct RawTestService: RPCServiceProvider {
             },
         ]
     }
+}
+
+/// Sizes around the transport's copy threshold, a DATA frame, and well past both.
+let encodedSizes = [0, 1, 4095, 4096, 16_384, 16_385, 70_000, (1 << 20) + 3, 5, 2 << 20]
+
+func patterned(_ size: Int, seed: Int) -> [UInt8] {
+    (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ seed) }
 }
 
 final class EventLog: Sendable {
@@ -139,6 +160,21 @@ func unary(_ channel: RPCChannel, _ path: String, _ message: [UInt8], options: C
                 i += 1
             }
             #expect(i == 200)
+        }
+    }
+
+    @Test func encodedMessagesArriveWholeAndInOrderAmongCopiedOnes() async throws {
+        try await withServer { channel, _, _ in
+            let handle = try await channel.openStream(path: "/test.Raw/Mixed", options: CallOptions())
+            try await handle.send([])
+            try await handle.finishSending()
+            var received: [[UInt8]] = []
+            for try await m in handle.responses { received.append(m) }
+            #expect(received.count == encodedSizes.count)
+            for (i, size) in encodedSizes.enumerated() where i < received.count {
+                #expect(received[i] == patterned(size, seed: i), "message \(i) of \(size) bytes")
+            }
+            #expect(await handle.finalStatus().0.code == .ok)
         }
     }
 

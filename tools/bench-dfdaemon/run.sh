@@ -50,16 +50,17 @@ rss_a=$(awk '/VmHWM/ {print int($2/1024)}' /proc/$apid/status)
 # CPU seconds (user + system) a process has used so far.
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
 sync
-a0=$(cpu "$apid")
-# PERF_DATA=file: a's call graphs while it serves b, for `perf report -i file`.
-if [ -n "${PERF_DATA:-}" ]; then perf record -q -g -o "$PERF_DATA" -p "$apid" 2>/dev/null & perf_pid=$!; sleep 0.3; fi
+a0=$(cpu "$apid"); b0=$(cpu "${pids[3]}"); c0=$(cpu "${pids[4]}")
+# PERF_DATA=file: call graphs of a while it serves b (PERF_OF=b: of b), for `perf report -i file`.
+perf_target=$apid; [ "${PERF_OF:-a}" = b ] && perf_target=${pids[3]}
+if [ -n "${PERF_DATA:-}" ]; then perf record -q -g -o "$PERF_DATA" -p "$perf_target" 2>/dev/null & perf_pid=$!; sleep 0.3; fi
 t2=$(now); "$bin/dfget" "http://$origin/big.bin" -O "$work/p2p.bin" --daemon "unix:$work/b.sock" --quiet; t3=$(now)
 if [ -n "${PERF_DATA:-}" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
-a1=$(cpu "$apid")
+a1=$(cpu "$apid"); b1=$(cpu "${pids[3]}")
 sync; t4=$(now); "$bin/dfget" "http://$origin/big.bin" -O "$work/hit.bin" --daemon "unix:$work/a.sock" --quiet; t5=$(now)
 sync; a2=$(cpu "$apid")
 t8=$(now); "$bin/dfget" "http://$origin/big.bin" -O "$work/vortex.bin" --daemon "unix:$work/c.sock" --quiet; t9=$(now)
-a3=$(cpu "$apid")
+a3=$(cpu "$apid"); c1=$(cpu "${pids[4]}")
 # Peak RSS over the whole run so far: a fetched from the origin and served b and c; b and
 # c each moved the whole task in from a peer.
 peak() { awk '/VmHWM/ {print int($2/1024)}' "/proc/$1/status"; }
@@ -97,6 +98,8 @@ printf '%-52s %8.0f MB/s %10s\n' "(b) peer to peer, dfdaemon b from a, piece str
 printf '%-52s %8.0f MB/s %10s\n' "(b) peer to peer, dfdaemon c over Vortex ($vortex_pieces pieces)" "$(echo "$size_mib * 1.048576 / $vortex_s" | bc -l)" ">= 604"
 printf '%-52s %10.2f s\n' "dfdaemon a CPU serving b (piece stream), per GiB" "$(echo "($a1 - $a0) * 1024 / $size_mib" | bc -l)"
 printf '%-52s %10.2f s\n' "dfdaemon a CPU serving c (Vortex), per GiB" "$(echo "($a3 - $a2) * 1024 / $size_mib" | bc -l)"
+printf '%-52s %10.2f s\n' "dfdaemon b CPU receiving (piece stream), per GiB" "$(echo "($b1 - $b0) * 1024 / $size_mib" | bc -l)"
+printf '%-52s %10.2f s\n' "dfdaemon c CPU receiving (Vortex), per GiB" "$(echo "($c1 - $c0) * 1024 / $size_mib" | bc -l)"
 printf '%-52s %10d MiB %10s\n' "(c) dfdaemon a peak RSS while downloading" "$rss_a" "<= 80"
 printf '%-52s %10d MiB %10s\n' "(c) dfdaemon a peak RSS, download + serving b and c" "$rss_a_all" "<= 80"
 printf '%-52s %10d MiB %10s\n' "(c) dfdaemon b peak RSS, piece stream child" "$rss_b" "<= 80"
