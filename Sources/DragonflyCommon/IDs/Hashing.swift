@@ -8,16 +8,37 @@ public enum Hashing {
 
     /// CRC-32/IEEE, the checksum zlib computes and Dragonfly's pieces carry.
     /// CRC-32 of bytes in place, continuing `crc` (a piece hashed batch by batch).
+    /// Whole 16-byte blocks of at least 64 bytes go through the carry-less-multiply fold
+    /// when the CPU has it (`crc32_fold.c`), the rest through zlib.
     public static func crc32(_ buffer: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
-        guard let base = buffer.baseAddress, buffer.count > 0 else { return crc }
-        return UInt32(CZlibShim.crc32(uLong(crc), base.assumingMemoryBound(to: UInt8.self), uInt(buffer.count)))
+        guard let base = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), buffer.count > 0 else { return crc }
+        var crc = crc
+        var done = 0
+        if useFold, buffer.count >= 64 {
+            done = buffer.count & ~15
+            crc = ~czlib_crc32_fold(~crc, base, done)
+        }
+        guard done < buffer.count else { return crc }
+        return zlibCRC32(crc, base + done, buffer.count - done)
     }
 
     public static func crc32(_ bytes: some Collection<UInt8>, continuing crc: UInt32 = 0) -> UInt32 {
-        Array(bytes).withUnsafeBufferPointer { buf in
-            UInt32(CZlibShim.crc32(uLong(crc), buf.baseAddress, uInt(buf.count)))
-        }
+        Array(bytes).withUnsafeBytes { crc32($0, continuing: crc) }
     }
+
+    /// zlib's crc32, fed at most 1 GiB at a time (its length is a 32-bit `uInt`).
+    static func zlibCRC32(_ crc: UInt32, _ base: UnsafePointer<UInt8>, _ count: Int) -> UInt32 {
+        var crc = uLong(crc)
+        var at = 0
+        while at < count {
+            let n = min(count - at, 1 << 30)
+            crc = CZlibShim.crc32(crc, base + at, uInt(n))
+            at += n
+        }
+        return UInt32(truncatingIfNeeded: crc)
+    }
+
+    static let useFold = czlib_crc32_fold_available() != 0
 
     private static func evpHex(_ bytes: some Collection<UInt8>, _ md: OpaquePointer?) -> String {
         var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
