@@ -47,9 +47,10 @@ enum LargeBytesFields {
     /// to protobuf-c (the last occurrence wins there).
     ///
     /// One large field at the very end, as our encoder writes it, keeps the wire's storage:
-    /// the bytes before it are moved out of the way in place, so a 4 MiB piece is neither
-    /// allocated nor copied again (when the caller hands over its only reference). Others
-    /// are copied once into arrays of their own.
+    /// the bytes before it are removed in place, so no second buffer is allocated (when the
+    /// caller hands over its only reference). That removal still shifts the field's bytes
+    /// to the front of the array: a memmove of the content, about 2 % of a piece-stream
+    /// child's CPU (BENCHMARKS.md, session 13). Others are copied once into arrays of their own.
     static func split(_ bytes: consuming [UInt8], for message: UnsafePointer<ProtobufCMessageDescriptor>)
         -> (rest: [UInt8], fields: [UInt32: [UInt8]]) {
         guard bytes.count >= threshold else { return (bytes, [:]) }
