@@ -18,6 +18,13 @@ final class OpenSSLHandler: ChannelDuplexHandler {
     private let isServer: Bool
     private var handshakeDone = false
     private var pendingWrites: [(ByteBuffer, EventLoopPromise<Void>?)] = []
+    /// Plaintext written since the last flush, encrypted together: the HTTP/2 layer writes
+    /// each DATA frame as a 9-byte header and a payload slice, and one `SSL_write` each
+    /// would make a TLS record (and a socket write) of nine bytes per frame.
+    private var staged: ByteBuffer?
+    private var stagedPromises: [EventLoopPromise<Void>] = []
+    /// Staged bytes past which they are encrypted without waiting for the flush.
+    static let stageLimit = 256 << 10
     private var failed = false
     private var readScratch = [UInt8](repeating: 0, count: 32 << 10)
 
@@ -96,7 +103,8 @@ final class OpenSSLHandler: ChannelDuplexHandler {
             context.fireChannelActive()
             let writes = pendingWrites
             pendingWrites.removeAll()
-            for (buffer, promise) in writes { encrypt(context, buffer, promise) }
+            for (buffer, promise) in writes { stage(context, buffer, promise) }
+            encryptStaged(context)
             context.flush()
             readPlaintext(context)
             return
@@ -133,7 +141,33 @@ final class OpenSSLHandler: ChannelDuplexHandler {
             pendingWrites.append((buffer, promise))
             return
         }
-        encrypt(context, buffer, promise)
+        stage(context, buffer, promise)
+    }
+
+    private func stage(_ context: ChannelHandlerContext, _ buffer: ByteBuffer, _ promise: EventLoopPromise<Void>?) {
+        var plain = staged ?? context.channel.allocator.buffer(capacity: max(16 << 10, buffer.readableBytes))
+        staged = nil
+        plain.writeImmutableBuffer(buffer)
+        staged = plain
+        if let promise { stagedPromises.append(promise) }
+        if plain.readableBytes >= Self.stageLimit { encryptStaged(context) }
+    }
+
+    /// Encrypts what is staged and writes it out; the writes' promises complete with it.
+    private func encryptStaged(_ context: ChannelHandlerContext) {
+        guard let plain = staged else { return }
+        staged = nil
+        let promises = stagedPromises
+        stagedPromises = []
+        var combined: EventLoopPromise<Void>?
+        if !promises.isEmpty {
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            promise.futureResult.whenComplete { result in
+                for p in promises { p.completeWith(result) }
+            }
+            combined = promise
+        }
+        encrypt(context, plain, combined)
     }
 
     private func encrypt(_ context: ChannelHandlerContext, _ buffer: ByteBuffer, _ promise: EventLoopPromise<Void>?) {
@@ -155,17 +189,22 @@ final class OpenSSLHandler: ChannelDuplexHandler {
     }
 
     func flush(context: ChannelHandlerContext) {
+        encryptStaged(context)
         context.flush()
     }
 
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
         if handshakeDone && !failed {
+            encryptStaged(context)
             SSL_shutdown(ssl)
             flushNetworkOut(context)
             context.flush()
         }
         for (_, p) in pendingWrites { p?.fail(ChannelError.ioOnClosedChannel) }
         pendingWrites.removeAll()
+        staged = nil
+        for p in stagedPromises { p.fail(ChannelError.ioOnClosedChannel) }
+        stagedPromises.removeAll()
         context.close(mode: mode, promise: promise)
     }
 
