@@ -6,6 +6,7 @@
 #
 #   tools/fuzz.sh                       # every target, FUZZ_SECONDS (default 30) each
 #   FUZZ_SECONDS=3600 tools/fuzz.sh h2  # one target, longer
+#   FUZZ_JOBS=1 tools/fuzz.sh           # one target at a time (default two)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -28,8 +29,10 @@ bin="$scratch/debug/dragonfly-fuzz"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-failed=0
-for target in "${targets[@]}"; do
+# Each run uses one core; two at a time keep a 2-core machine busy and halve the wait.
+jobs=${FUZZ_JOBS:-2}
+run_target() {
+    local target=$1
     # New inputs go to a scratch corpus; the committed seeds are only read.
     mkdir -p "$work/$target"
     if ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0 "$bin" "$target" \
@@ -42,7 +45,17 @@ for target in "${targets[@]}"; do
         echo "fuzz $target: FAILED" >&2
         grep -E "ERROR|SUMMARY|Fatal error|panic|crash-|leak-|timeout-" "$work/$target.log" | head -20 >&2 || tail -40 "$work/$target.log" >&2
         ls "$artifacts"/"$target"-* 2>/dev/null | sed 's/^/  input kept at /' >&2 || true
-        failed=1
+        return 1
+    fi
+}
+failed=0
+pids=()
+for target in "${targets[@]}"; do
+    run_target "$target" & pids+=($!)
+    if [ ${#pids[@]} -ge "$jobs" ]; then
+        wait "${pids[0]}" || failed=1
+        pids=("${pids[@]:1}")
     fi
 done
+for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
 exit $failed
