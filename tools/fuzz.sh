@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds `dragonfly-fuzz` with libFuzzer and AddressSanitizer (LeakSanitizer included) in
-# its own scratch path and runs each target for a bounded time from the committed seeds
-# in Tests/Fuzz/corpus. Any crash, sanitizer report or leak fails; the input that caused
-# it is kept under $DF_ARTIFACTS/fuzz/ (or a temporary directory) and its path printed.
+# the shared sanitizer build (tools/sanitizer-build.sh) and runs each target for a bounded
+# time from the committed seeds in Tests/Fuzz/corpus. Any crash, sanitizer report or leak
+# fails; the input that caused it is kept under $DF_ARTIFACTS/fuzz/ (or a temporary
+# directory) and its path printed.
 #
 #   tools/fuzz.sh                       # every target, FUZZ_SECONDS (default 30) each
 #   FUZZ_SECONDS=3600 tools/fuzz.sh h2  # one target, longer
@@ -12,20 +13,17 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 seconds=${FUZZ_SECONDS:-30}
-scratch=${FUZZ_SCRATCH:-.build-fuzz}
 if [ $# -gt 0 ]; then targets=("$@"); else targets=(h2 grpc http1 config taskid vortex scheduler layout); fi
 artifacts=${DF_ARTIFACTS:-$(mktemp -d /tmp/dragonfly-artifacts-XXXXXX)}/fuzz
 mkdir -p "$artifacts"
-
-lock=()
-if command -v flock >/dev/null; then lock=(flock /tmp/swift-build.lock); fi
-echo "fuzz: building with -sanitize=fuzzer,address in $scratch"
-if ! "${lock[@]}" swift build --product dragonfly-fuzz --scratch-path "$scratch" \
-        -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address > "$scratch.log" 2>&1; then
-    grep -E "error" "$scratch.log" | head -40 || tail -40 "$scratch.log"
+echo "fuzz: building dragonfly-fuzz in the shared sanitizer build (tools/sanitizer-build.sh)"
+products=$(bash tools/sanitizer-build.sh dragonfly-fuzz | tail -1)
+bin="$products/dragonfly-fuzz"
+# Without libFuzzer's driver the executable only replays its seeds: that is not fuzzing.
+if ! nm "$bin" | grep " T LLVMFuzzerRunDriver\$" > /dev/null; then
+    echo "fuzz: $bin has no libFuzzer driver linked" >&2
     exit 1
 fi
-bin="$scratch/debug/dragonfly-fuzz"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

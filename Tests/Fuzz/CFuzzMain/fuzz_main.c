@@ -6,8 +6,16 @@
 #include "fuzz_main.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-// Present only when libFuzzer is linked (swift build -Xswiftc -sanitize=fuzzer).
-int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*callback)(const uint8_t *, size_t)) __attribute__((weak));
+// libFuzzer's driver. Plain builds leave it weak: absent unless the executable is linked with
+// -sanitize=fuzzer, and then the files given are replayed. The sanitizer build
+// (tools/sanitizer-build.sh) puts libFuzzer's no-main archive on every link line; a strong
+// reference is what pulls the driver out of it, into this executable alone.
+#ifdef DF_FUZZ_DRIVER
+#define DRIVER_LINKAGE
+#else
+#define DRIVER_LINKAGE __attribute__((weak))
+#endif
+int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*callback)(const uint8_t *, size_t)) DRIVER_LINKAGE;
 
 int dragonfly_fuzz_linked(void) { return LLVMFuzzerRunDriver != NULL; }
 
