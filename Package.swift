@@ -92,7 +92,7 @@ let package = Package(
         // The dfdaemon's configuration (Dragonfly's keys), apart from the engine that uses it.
         .target(name: "PeerConfig", dependencies: ["DragonflyCommon"]),
         .target(name: "PeerDaemon", dependencies: [
-            "PeerConfig", "PeerStorage", "VortexProtocol", "VortexTransport", "DragonflyCommon", "DragonflyRPC", "GeneratedAPI", "RPCCore", "RPCTransport", "HTTPServing",
+            "PeerConfig", "PeerStorage", "VortexProtocol", "VortexTransport", "DragonflyCommon", "DragonflyRPC", "GeneratedAPI", "ProtoCore", "RPCCore", "RPCTransport", "HTTPServing",
             "Locking",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOPosix", package: "swift-nio"),

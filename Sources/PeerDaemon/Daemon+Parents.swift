@@ -1,6 +1,7 @@
 import DragonflyCommon
 import GeneratedAPI
 import PeerStorage
+import ProtoCore
 import RPCCore
 import Synchronization
 import VortexProtocol
@@ -68,10 +69,11 @@ extension Daemon {
     /// (the parent answers in order), so the parent never waits for this peer's next request.
     private func streamWorker(_ plan: DownloadPlan, _ parent: Common_V2_Peer, address: String, _ queue: PieceQueue,
                               report: PieceReport, onPiece: @Sendable (Common_V2_Piece) async -> Void) async -> StreamOutcome {
-        let call: RPCCall<Dfswift_Peer_V1_PieceRequest, Dfswift_Peer_V1_PieceResponse>
+        let call: RPCCall<Dfswift_Peer_V1_PieceRequest, PieceAnswer>
         do {
             let client = Dfswift_Peer_V1_PieceTransferClient(RPCClient(transport: try channel(address)))
-            call = try await client.downloadPieces(options: CallOptions(timeout: .seconds(3600)))
+            // Answers are read with their content left in the message's array (`InPlaceBytes`).
+            call = RPCCall(handle: try await client.downloadPieces(options: CallOptions(timeout: .seconds(3600))).handle)
         } catch {
             plan.log.info("cannot reach parent \(parent.id) at \(address): \(error)")
             queue.drop(parent.id)
@@ -149,7 +151,7 @@ extension Daemon {
     /// A piece as it came from a parent: whole in one message (a parent that does not send
     /// in chunks, or a piece that fits one), or already stored as it arrived.
     fileprivate enum Received {
-        case whole([UInt8], digest: String)
+        case whole(ArraySlice<UInt8>, digest: String)
         /// Nil when a copy from elsewhere was here before this one began.
         case stored(TaskMetadata.Piece?)
     }
@@ -158,23 +160,24 @@ extension Daemon {
     /// order, each stored as it arrives (under the download limits) and the piece checked
     /// against the parent's digest at the end.
     private func receiveAnswer(_ plan: DownloadPlan, _ piece: PieceLayout.Piece, from parent: Common_V2_Peer,
-                               _ responses: RPCStream<Dfswift_Peer_V1_PieceResponse>.AsyncIterator) async throws -> Received {
+                               _ responses: RPCStream<PieceAnswer>.AsyncIterator) async throws -> Received {
         var incoming: IncomingPiece?
         var digest = ""
         var received: UInt64 = 0
         while true {
-            let next: Dfswift_Peer_V1_PieceResponse? = try await withTimeout(config.pieceTimeout) {
+            let next: PieceAnswer? = try await withTimeout(config.pieceTimeout) {
                 var it = responses
                 return try await it.next()
             }
-            guard let answer = next else { throw RPCError(code: .unavailable, message: "parent ended the stream") }
+            guard let next else { throw RPCError(code: .unavailable, message: "parent ended the stream") }
+            let (answer, content) = (next.message, next.bytes)
             guard answer.number == piece.number else { throw RPCError(code: .internal, message: "parent sent the wrong piece") }
-            if received == 0, answer.contentOffset == 0, UInt64(answer.content.count) == piece.length {
-                return .whole(answer.content, digest: answer.digest)
+            if received == 0, answer.contentOffset == 0, UInt64(content.count) == piece.length {
+                return .whole(content, digest: answer.digest)
             }
-            guard answer.length == piece.length, answer.contentOffset == received, !answer.content.isEmpty,
-                  UInt64(answer.content.count) <= piece.length - received else {
-                throw RPCError(code: .internal, message: "parent sent \(answer.content.count) bytes at \(answer.contentOffset) of piece \(piece.number) (\(piece.length) bytes, \(received) received)")
+            guard answer.length == piece.length, answer.contentOffset == received, !content.isEmpty,
+                  UInt64(content.count) <= piece.length - received else {
+                throw RPCError(code: .internal, message: "parent sent \(content.count) bytes at \(answer.contentOffset) of piece \(piece.number) (\(piece.length) bytes, \(received) received)")
             }
             if received == 0 {
                 digest = answer.digest
@@ -182,10 +185,10 @@ extension Daemon {
             } else if answer.digest != digest {
                 throw RPCError(code: .internal, message: "parent changed the digest of piece \(piece.number) midway")
             }
-            try await downloadLimit.take(answer.content.count)
-            try await plan.limit.take(answer.content.count)
-            try await incoming?.append(answer.content)
-            received += UInt64(answer.content.count)
+            try await downloadLimit.take(content.count)
+            try await plan.limit.take(content.count)
+            try await incoming?.append(content)
+            received += UInt64(content.count)
             if received == piece.length {
                 guard let incoming else { return .stored(nil) }
                 return .stored(try await incoming.commit(expectedDigest: digest, parentID: parent.id))

@@ -108,12 +108,12 @@ public final class IncomingPiece {
         return took
     }
 
-    /// Takes a received array whole when it can be written as it is (nothing gathered
-    /// before it, and it fits the piece): no copy into the batch.
-    public func append(_ bytes: [UInt8]) async throws(StorageError) {
+    /// Takes received bytes whole when they can be written as they are (nothing gathered
+    /// before them, and they fit the piece): no copy into the batch.
+    public func append(_ bytes: some PieceBytes) async throws(StorageError) {
         guard claim != nil, batch.isEmpty, UInt64(bytes.count) <= remaining, !bytes.isEmpty else {
             var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
-            buffer.writeBytes(bytes)
+            bytes.withUnsafeBytes { _ = buffer.writeBytes($0) }
             let took = try await append(buffer)
             guard took == bytes.count else { throw .wrongLength(piece: slot.number, expected: slot.length, got: Int(clamping: received) + bytes.count - took) }
             return
@@ -134,12 +134,12 @@ public final class IncomingPiece {
     /// Hashes and writes `bytes` at the next offset, unless the piece was overtaken;
     /// returns the array for reuse.
     @discardableResult
-    private func write(_ bytes: [UInt8]) async throws(StorageError) -> [UInt8] {
+    private func write<Bytes: PieceBytes>(_ bytes: Bytes) async throws(StorageError) -> Bytes {
         guard let claim, !overtaken else { return bytes }
         let (path, offset, taskID, crc) = (path, slot.offset + flushed, taskID, crc)
-        let (next, returned) = try await store.onPool { () throws(StorageError) -> (UInt32?, [UInt8]) in
+        let (next, returned) = try await store.onPool { () throws(StorageError) -> (UInt32?, Bytes) in
             let next = bytes.withUnsafeBytes { Hashing.crc32($0, continuing: crc) }
-            let wrote = try claim.ifCurrent { () throws(StorageError) in
+            let wrote: Void? = try claim.ifCurrent { () throws(StorageError) in
                 try PieceStore.writeBytes(bytes, to: path, offset: offset, taskID: taskID)
             }
             return (wrote == nil ? nil : next, bytes)

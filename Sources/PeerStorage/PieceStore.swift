@@ -207,7 +207,7 @@ public final class PieceStore: Sendable {
     /// A copy being written as it arrives (`receivePiece`) is overtaken: this one, already
     /// checked, is the one kept.
     @discardableResult
-    public func writePiece(taskID: String, number: UInt32, bytes: [UInt8], expectedDigest: String? = nil,
+    public func writePiece(taskID: String, number: UInt32, bytes: some PieceBytes, expectedDigest: String? = nil,
                            parentID: String? = nil) async throws(StorageError) -> TaskMetadata.Piece {
         let e = try await entry(taskID)
         let layout = PieceLayout(contentLength: e.meta.contentLength, pieceLength: e.meta.pieceLength)
@@ -225,7 +225,7 @@ public final class PieceStore: Sendable {
         guard let log = e.log else { throw .io("task \(taskID) is finished; piece \(number) should be here") }
         let path = contentPath(taskID)
         let digest = try await onPool { () throws(StorageError) -> String in
-            let digest = PieceDigest.of(bytes)
+            let digest = PieceDigest.crc32(bytes.withUnsafeBytes { Hashing.crc32($0) })
             if let expected, expected != digest {
                 throw .digestMismatch(piece: number, expected: expected, actual: digest)
             }
@@ -308,7 +308,7 @@ public final class PieceStore: Sendable {
         let bytes = try await onPool { () throws(StorageError) -> [UInt8] in
             let bytes = try Self.readBytes(path, offset: piece.offset, length: piece.length)
             if verifying {
-                let digest = PieceDigest.of(bytes)
+                let digest = PieceDigest.crc32(bytes.withUnsafeBytes { Hashing.crc32($0) })
                 guard digest == piece.digest else {
                     throw .digestMismatch(piece: number, expected: piece.digest, actual: digest)
                 }
@@ -370,7 +370,7 @@ public final class PieceStore: Sendable {
         }
     }
 
-    static func writeBytes(_ bytes: [UInt8], to path: String, offset: UInt64, taskID: String) throws(StorageError) {
+    static func writeBytes(_ bytes: some PieceBytes, to path: String, offset: UInt64, taskID: String) throws(StorageError) {
         let fd = Glibc.open(path, O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .io("cannot open content of \(taskID): \(String(cString: strerror(errno)))") }
         defer { Glibc.close(fd) }
@@ -498,7 +498,7 @@ public final class PieceStore: Sendable {
             if algorithm != .crc32 && streaming == nil { throw .io("no \(algorithm) digest") }
             for p in pieces {
                 let bytes = try Self.readBytes(path, offset: p.offset, length: p.length)
-                let digest = PieceDigest.of(bytes)
+                let digest = PieceDigest.crc32(bytes.withUnsafeBytes { Hashing.crc32($0) })
                 guard digest == p.digest else { throw .digestMismatch(piece: p.number, expected: p.digest, actual: digest) }
                 if let streaming { streaming.update(bytes) } else { crc = Hashing.crc32(bytes, continuing: crc) }
             }

@@ -49,12 +49,39 @@ enum LargeBytesFields {
     /// One large field at the very end, as our encoder writes it, keeps the wire's storage:
     /// the bytes before it are removed in place, so no second buffer is allocated (when the
     /// caller hands over its only reference). That removal still shifts the field's bytes
-    /// to the front of the array: a memmove of the content, about 2 % of a piece-stream
-    /// child's CPU (BENCHMARKS.md, session 13). Others are copied once into arrays of their own.
+    /// to the front of the array: a memmove of the content (about 2 % of a piece-stream
+    /// child's CPU, BENCHMARKS.md session 13), which `InPlaceBytes` avoids by leaving the
+    /// field where it is. Others are copied once into arrays of their own.
     static func split(_ bytes: consuming [UInt8], for message: UnsafePointer<ProtobufCMessageDescriptor>)
         -> (rest: [UInt8], fields: [UInt32: [UInt8]]) {
-        guard bytes.count >= threshold else { return (bytes, [:]) }
-        let chosen = bytes.withUnsafeBufferPointer { wire -> [(number: UInt32, start: Int, data: Range<Int>)] in
+        let chosen = largeFields(in: bytes, for: message)
+        guard !chosen.isEmpty else { return (bytes, [:]) }
+        if chosen.count == 1, let last = chosen.first, last.data.upperBound == bytes.count {
+            let rest = Array(bytes[0..<last.start])
+            var field = consume bytes
+            field.removeSubrange(0..<last.data.lowerBound)
+            return (rest, [last.number: field])
+        }
+        var rest: [UInt8] = []
+        rest.reserveCapacity(bytes.count - chosen.reduce(0) { $0 + $1.data.count })
+        var fields: [UInt32: [UInt8]] = [:]
+        var from = 0
+        for c in chosen {
+            rest.append(contentsOf: bytes[from..<c.start])
+            fields[c.number] = Array(bytes[c.data])
+            from = c.data.upperBound
+        }
+        rest.append(contentsOf: bytes[from...])
+        return (rest, fields)
+    }
+
+    /// Where the large qualifying fields are in `wire`: each field's key offset and its
+    /// data's range, in wire order. Empty when there are none, when the bytes do not parse
+    /// (protobuf-c rejects them then), and for a field number that occurs more than once.
+    static func largeFields(in bytes: [UInt8], for message: UnsafePointer<ProtobufCMessageDescriptor>)
+        -> [(number: UInt32, start: Int, data: Range<Int>)] {
+        guard bytes.count >= threshold else { return [] }
+        return bytes.withUnsafeBufferPointer { wire -> [(number: UInt32, start: Int, data: Range<Int>)] in
             var candidates: [(number: UInt32, start: Int, data: Range<Int>)] = []
             var occurrences: [UInt32: Int] = [:]
             var i = 0
@@ -86,24 +113,6 @@ enum LargeBytesFields {
                 return qualifies(field)
             }
         }
-        guard !chosen.isEmpty else { return (bytes, [:]) }
-        if chosen.count == 1, let last = chosen.first, last.data.upperBound == bytes.count {
-            let rest = Array(bytes[0..<last.start])
-            var field = consume bytes
-            field.removeSubrange(0..<last.data.lowerBound)
-            return (rest, [last.number: field])
-        }
-        var rest: [UInt8] = []
-        rest.reserveCapacity(bytes.count - chosen.reduce(0) { $0 + $1.data.count })
-        var fields: [UInt32: [UInt8]] = [:]
-        var from = 0
-        for c in chosen {
-            rest.append(contentsOf: bytes[from..<c.start])
-            fields[c.number] = Array(bytes[c.data])
-            from = c.data.upperBound
-        }
-        rest.append(contentsOf: bytes[from...])
-        return (rest, fields)
     }
 
     private static func varintLength(_ value: UInt64) -> Int {

@@ -39,6 +39,28 @@ import Testing
         #expect(try await store.receivePiece(taskID: taskID, number: 1) == nil)
     }
 
+    /// Content read in place is a slice in the middle of its message's array: what is
+    /// written is the slice's bytes, not the array's from its start. Batch-sized slices
+    /// are written as they are; a slice after gathered bytes goes through the batch.
+    @Test func slicesOfALargerArrayAreWrittenFromWhereTheyStart() async throws {
+        let store = try await storeWithTask()
+        let head: [UInt8] = [9, 9, 9, 9, 9, 9, 9]
+        let wire = head + Self.piece + head
+        let content = wire[head.count..<(head.count + Self.pieceLength)]
+        let incoming = try #require(try await store.receivePiece(taskID: taskID, number: 1))
+        let cuts = [0, IncomingPiece.batchSize, IncomingPiece.batchSize + 1000, Self.pieceLength]
+        for (from, to) in zip(cuts, cuts.dropFirst()) {
+            try await incoming.append(content[(content.startIndex + from)..<(content.startIndex + to)])
+        }
+        let stored = try await incoming.commit(expectedDigest: PieceDigest.of(Self.piece))
+        #expect(stored.digest == PieceDigest.of(Self.piece))
+        #expect(try await store.readPiece(taskID: taskID, number: 1, verifying: true) == Self.piece)
+        // A piece sent whole, as a slice, is checked and written the same way.
+        let whole = try await store.writePiece(taskID: taskID, number: 0, bytes: content, expectedDigest: PieceDigest.of(Self.piece))
+        #expect(whole.digest == PieceDigest.of(Self.piece))
+        #expect(try await store.readPiece(taskID: taskID, number: 0, verifying: true) == Self.piece)
+    }
+
     @Test func aShortPieceIsNotRecordedAndExtraBytesAreNotTaken() async throws {
         let store = try await storeWithTask()
         let short = try #require(try await store.receivePiece(taskID: taskID, number: 0))
