@@ -1,5 +1,6 @@
 import DragonflyCommon
 import Foundation
+import Locking
 import NIOCore
 #if canImport(Glibc)
 import Glibc
@@ -30,8 +31,8 @@ extension PieceStore {
         switch outcome {
         case .here: return nil
         case .gone: throw .unknownTask(taskID)
-        case .busy: return IncomingPiece(store: self, taskID: taskID, slot: slot, generation: e.generation, log: log, claim: nil)
-        case .claimed: return IncomingPiece(store: self, taskID: taskID, slot: slot, generation: e.generation, log: log, claim: claim)
+        case .busy: return IncomingPiece(store: self, taskID: taskID, slot: slot, entry: e, log: log, claim: nil)
+        case .claimed: return IncomingPiece(store: self, taskID: taskID, slot: slot, entry: e, log: log, claim: claim)
         }
     }
 }
@@ -54,6 +55,7 @@ public final class IncomingPiece {
     private let slot: PieceLayout.Piece
     private let generation: UInt64
     private let log: PieceLog
+    private let contentWrites: Locked<Void>
     private let path: String
     /// Nil when another copy held the piece's claim: this one stays in `batch` until checked.
     private let claim: PieceClaim?
@@ -65,12 +67,13 @@ public final class IncomingPiece {
     /// Another, checked copy took the piece over: what arrives now is only counted.
     private var overtaken = false
 
-    init(store: PieceStore, taskID: String, slot: PieceLayout.Piece, generation: UInt64, log: PieceLog, claim: PieceClaim?) {
+    init(store: PieceStore, taskID: String, slot: PieceLayout.Piece, entry: PieceStore.Entry, log: PieceLog, claim: PieceClaim?) {
         self.store = store
         self.taskID = taskID
         self.slot = slot
-        self.generation = generation
+        self.generation = entry.generation
         self.log = log
+        self.contentWrites = entry.contentWrites
         self.path = store.contentPath(taskID)
         self.claim = claim
     }
@@ -136,11 +139,11 @@ public final class IncomingPiece {
     @discardableResult
     private func write<Bytes: PieceBytes>(_ bytes: Bytes) async throws(StorageError) -> Bytes {
         guard let claim, !overtaken else { return bytes }
-        let (path, offset, taskID, crc) = (path, slot.offset + flushed, taskID, crc)
+        let (path, offset, taskID, crc, contentWrites) = (path, slot.offset + flushed, taskID, crc, contentWrites)
         let (next, returned) = try await store.onPool { () throws(StorageError) -> (UInt32?, Bytes) in
             let next = bytes.withUnsafeBytes { Hashing.crc32($0, continuing: crc) }
             let wrote: Void? = try claim.ifCurrent { () throws(StorageError) in
-                try PieceStore.writeBytes(bytes, to: path, offset: offset, taskID: taskID)
+                try PieceStore.writeBytes(bytes, to: path, offset: offset, taskID: taskID, serializedBy: contentWrites)
             }
             return (wrote == nil ? nil : next, bytes)
         }
