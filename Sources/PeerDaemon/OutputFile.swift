@@ -1,19 +1,26 @@
 import RPCCore
 import Locking
+import PeerStorage
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// A local client's output being filled while its task downloads: each piece is copied
-/// from the store into a temporary file at its offset as soon as it lands (by the kernel,
-/// with sendfile), and the file is renamed into place once the task is complete. Copying
-/// along the way overlaps the copy with the download instead of adding it at the end. A
-/// file never committed (a failed or cancelled download) is removed.
+/// from the store into a temporary file at its offset as soon as it lands, and the file is
+/// renamed into place once the task is complete. Copying along the way overlaps the copy
+/// with the download instead of adding it at the end. A file never committed (a failed or
+/// cancelled download) is removed.
+///
+/// The whole blocks of a piece are written past the page cache (`UncachedWriter`): the
+/// store's copy is the one cached, and the output does not take as much memory again. The
+/// unaligned ends of a range, and file systems without `O_DIRECT`, go through the cache by
+/// sendfile.
 final class OutputFile: Sendable {
     let target: OutputTarget
     private let directory: Int32
     private let fd: Int32
     private let temporary: String
+    private let uncached: UncachedWriter?
     private let state = Locked<(committed: Bool, closed: Bool)>((false, false))
 
     /// Creates the temporary file, sized to the task, beside where the output goes.
@@ -34,6 +41,7 @@ final class OutputFile: Sendable {
             close(directory)
             throw error
         }
+        uncached = UncachedWriter(directory: directory, name: temporary)
     }
 
     deinit {
@@ -53,6 +61,26 @@ final class OutputFile: Sendable {
         let input = open(source, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw target.failure("cannot open the stored content") }
         defer { close(input) }
+        guard let uncached, let blocks = UncachedWriter.blocks(at: destination, count: length) else {
+            return try cachedCopy(from: input, offset: offset, length: length, to: destination)
+        }
+        let head = blocks.start - destination
+        try cachedCopy(from: input, offset: offset, length: head, to: destination)
+        var tail = blocks.start + blocks.count
+        switch uncached.copy(from: input, offset: offset + head, count: blocks.count, to: blocks.start) {
+        case .copied: break
+        case .unsupported: tail = blocks.start
+        case .failed(let why):
+            errno = why
+            throw target.failure("copy failed")
+        }
+        let end = destination + length
+        try cachedCopy(from: input, offset: offset + (tail - destination), length: end - tail, to: tail)
+    }
+
+    /// Copies through the page cache, by the kernel.
+    private func cachedCopy(from input: Int32, offset: UInt64, length: UInt64, to destination: UInt64) throws(RPCError) {
+        guard length > 0 else { return }
         guard lseek(fd, off_t(destination), SEEK_SET) == off_t(destination) else { throw target.failure("seek failed") }
         var from = off_t(offset)
         var left = Int(length)

@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import PeerStorage
+
+/// Copies that bypass the page cache: whole blocks only, byte-exact, and not left cached.
+@Suite struct UncachedWriterTests {
+    @Test func onlyWholeBlocksAreTaken() {
+        let block = UncachedWriter.blockSize
+        #expect(UncachedWriter.blocks(at: 0, count: block)! == (0, block))
+        #expect(UncachedWriter.blocks(at: 1, count: 3 * block)! == (block, 2 * block))
+        #expect(UncachedWriter.blocks(at: block, count: 2 * block + 5)! == (block, 2 * block))
+        #expect(UncachedWriter.blocks(at: 100, count: block) == nil)
+        #expect(UncachedWriter.blocks(at: 0, count: block - 1) == nil)
+        #expect(UncachedWriter.blocks(at: UInt64.max - 10, count: 5) == nil)
+        #expect(UncachedWriter.blocks(at: 5, count: UInt64.max) == nil)
+    }
+
+    /// A source and a sized, empty destination in a fresh directory; returns the directory's
+    /// descriptor and the source's bytes.
+    func files(sourceBytes: Int, destinationBytes: Int) throws -> (dir: String, fd: Int32, source: [UInt8]) {
+        let dir = temporaryDirectory()
+        let source = (0..<sourceBytes).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ $0 >> 11) }
+        try Data(source).write(to: URL(fileURLWithPath: dir + "/source"))
+        try Data(count: destinationBytes).write(to: URL(fileURLWithPath: dir + "/destination"))
+        let fd = open(dir, O_RDONLY | O_DIRECTORY)
+        try #require(fd >= 0)
+        return (dir, fd, source)
+    }
+
+    /// How many of the file's pages in [offset, offset + count) are in the page cache.
+    func residentPages(_ path: String, offset: Int, count: Int) throws -> Int {
+        let fd = open(path, O_RDONLY)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        let map = mmap(nil, offset + count, PROT_READ, MAP_SHARED, fd, 0)
+        try #require(map != MAP_FAILED)
+        defer { munmap(map, offset + count) }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        var vector = [UInt8](repeating: 0, count: (offset + count + page - 1) / page)
+        try #require(mincore(map, offset + count, &vector) == 0)
+        return vector[(offset / page)...].filter { $0 & 1 != 0 }.count
+    }
+
+    @Test func blocksAreCopiedExactlyAndNotCached() throws {
+        let block = Int(UncachedWriter.blockSize)
+        // More than the staging buffer, so the copy takes two rounds; read from an odd offset.
+        let count = UncachedWriter.stagingBytes + 3 * block
+        let (dir, fd, source) = try files(sourceBytes: count + 1000, destinationBytes: count + 2 * block)
+        defer { close(fd) }
+        let writer = try #require(UncachedWriter(directory: fd, name: "destination"))
+        let input = open(dir + "/source", O_RDONLY)
+        defer { close(input) }
+        #expect(writer.copy(from: input, offset: 777, count: UInt64(count), to: UInt64(block)) == .copied)
+        #expect(try residentPages(dir + "/destination", offset: block, count: count) == 0)
+        let written = try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/destination")))
+        #expect(written.count == count + 2 * block)
+        #expect(written[..<block].allSatisfy { $0 == 0 })
+        #expect(Array(written[block..<(block + count)]) == Array(source[777..<(777 + count)]))
+        #expect(written[(block + count)...].allSatisfy { $0 == 0 })
+    }
+
+    @Test func misalignedOrShortCopiesFail() throws {
+        let block = Int(UncachedWriter.blockSize)
+        let (dir, fd, _) = try files(sourceBytes: block, destinationBytes: 4 * block)
+        defer { close(fd) }
+        let writer = try #require(UncachedWriter(directory: fd, name: "destination"))
+        let input = open(dir + "/source", O_RDONLY)
+        defer { close(input) }
+        #expect(writer.copy(from: input, offset: 0, count: UInt64(block), to: 100) == .failed(EINVAL))
+        #expect(writer.copy(from: input, offset: 0, count: 100, to: 0) == .failed(EINVAL))
+        // The source ends before the blocks asked for.
+        #expect(writer.copy(from: input, offset: 0, count: UInt64(2 * block), to: 0) == .failed(EIO))
+    }
+}
