@@ -24,7 +24,11 @@ import Glibc
         let dir = temporaryDirectory()
         let source = (0..<sourceBytes).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ $0 >> 11) }
         try Data(source).write(to: URL(fileURLWithPath: dir + "/source"))
-        try Data(count: destinationBytes).write(to: URL(fileURLWithPath: dir + "/destination"))
+        // Sized, not written, as OutputFile makes it: nothing of it is in the cache to begin with.
+        let destination = open(dir + "/destination", O_WRONLY | O_CREAT | O_EXCL, 0o644)
+        try #require(destination >= 0)
+        defer { close(destination) }
+        try #require(ftruncate(destination, off_t(destinationBytes)) == 0)
         let fd = open(dir, O_RDONLY | O_DIRECTORY)
         try #require(fd >= 0)
         return (dir, fd, source)
