@@ -4,6 +4,7 @@
 #      same file to curl; ratio = nginx time / our time (>= 1 means we are as fast).
 #  (b) peer to peer: a second dfdaemon fetching the 1 GiB task from the first, MB/s, over
 #      our piece stream; and a third (download.protocol: tcp) over Vortex, side by side.
+#      d and e repeat b and c into page-cache memory freed a moment before (a busy node's case).
 #  (c) the first dfdaemon's peak RSS while downloading 1 GiB from the origin.
 # SIZE_MIB overrides the size (default 1024). nginx is used when installed.
 set -euo pipefail
@@ -42,6 +43,11 @@ start b "$bin/dfdaemon" --listen-ip 127.0.0.1 --port 0 --hostname b --scheduler 
 printf 'download:\n  protocol: tcp\n  allowedOutputDirs: ["%s"]\n' "$work" > "$work/c.yaml"
 start c "$bin/dfdaemon" --listen-ip 127.0.0.1 --port 0 --hostname c --scheduler "$sched" --data-dir "$work/c" --unix-socket "$work/c.sock" \
     --config "$work/c.yaml"
+# d and e repeat b and c into warm page-cache memory (below).
+start d "$bin/dfdaemon" --listen-ip 127.0.0.1 --port 0 --hostname d --scheduler "$sched" --data-dir "$work/d" --unix-socket "$work/d.sock" \
+    --config "$work/ab.yaml"
+start e "$bin/dfdaemon" --listen-ip 127.0.0.1 --port 0 --hostname e --scheduler "$sched" --data-dir "$work/e" --unix-socket "$work/e.sock" \
+    --config "$work/c.yaml"
 apid=${pids[2]}
 sleep 0.5
 
@@ -51,16 +57,40 @@ rss_a=$(awk '/VmHWM/ {print int($2/1024)}' /proc/$apid/status)
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
 sync
 a0=$(cpu "$apid"); b0=$(cpu "${pids[3]}"); c0=$(cpu "${pids[4]}")
-# PERF_DATA=file: call graphs of a while it serves b (PERF_OF=b: of b), for `perf report -i file`.
+# PERF_DATA=file: call graphs of a while it serves b (PERF_OF=b: of b; PERF_OF=e: of e, the
+# warm Vortex child, below), for `perf report -i file`.
 perf_target=$apid; [ "${PERF_OF:-a}" = b ] && perf_target=${pids[3]}
-if [ -n "${PERF_DATA:-}" ]; then perf record -q -g -o "$PERF_DATA" -p "$perf_target" 2>/dev/null & perf_pid=$!; sleep 0.3; fi
+if [ -n "${PERF_DATA:-}" ] && [ "${PERF_OF:-a}" != e ]; then perf record -q -g -o "$PERF_DATA" -p "$perf_target" 2>/dev/null & perf_pid=$!; sleep 0.3; fi
 t2=$(now); "$bin/dfget" "http://$origin/big.bin" -O "$work/p2p.bin" --daemon "unix:$work/b.sock" --quiet; t3=$(now)
-if [ -n "${PERF_DATA:-}" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
+if [ -n "${PERF_DATA:-}" ] && [ "${PERF_OF:-a}" != e ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
 a1=$(cpu "$apid"); b1=$(cpu "${pids[3]}")
 sync; t4=$(now); "$bin/dfget" "http://$origin/big.bin" -O "$work/hit.bin" --daemon "unix:$work/a.sock" --quiet; t5=$(now)
 sync; a2=$(cpu "$apid")
 t8=$(now); "$bin/dfget" "http://$origin/big.bin" -O "$work/vortex.bin" --daemon "unix:$work/c.sock" --quiet; t9=$(now)
 a3=$(cpu "$apid"); c1=$(cpu "${pids[4]}")
+# The machine's own cost of putting the task's bytes into new page-cache pages: dd into a new
+# file, its system CPU. A child pays it once, for its store. On a VM that hands free memory
+# back to its host (free page reporting) it is most of a child's CPU, and it falls to a tenth
+# when the pages were freed a moment ago; a node whose memory is in use (a full page cache)
+# gets its pages that way. So d and e repeat b and c each right after a file of the task's
+# size is written and removed (BENCHMARKS.md, session 15).
+fill_and_free() {
+    .venv/bin/python - "$work/floor.bin" "$size_mib" <<'PY'
+import resource, subprocess, sys
+subprocess.run(["dd", "if=/dev/zero", f"of={sys.argv[1]}", "bs=1M", f"count={sys.argv[2]}", "status=none"], check=True)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime)
+PY
+    rm -f "$work/floor.bin"
+}
+floor_s=$(fill_and_free)
+d0=$(cpu "${pids[5]}"); t10=$(now); "$bin/dfget" "http://$origin/big.bin" -O "$work/warm-grpc.bin" --daemon "unix:$work/d.sock" --quiet; t11=$(now); d1=$(cpu "${pids[5]}")
+fill_and_free > /dev/null
+if [ -n "${PERF_DATA:-}" ] && [ "${PERF_OF:-}" = e ]; then perf record -q -g -o "$PERF_DATA" -p "${pids[6]}" 2>/dev/null & perf_pid=$!; sleep 0.3; fi
+e0=$(cpu "${pids[6]}"); t12=$(now); "$bin/dfget" "http://$origin/big.bin" -O "$work/warm-tcp.bin" --daemon "unix:$work/e.sock" --quiet; t13=$(now); e1=$(cpu "${pids[6]}")
+if [ -n "${PERF_DATA:-}" ] && [ "${PERF_OF:-}" = e ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
+cmp -s "$work/warm-grpc.bin" "$work/origin/big.bin" && cmp -s "$work/warm-tcp.bin" "$work/origin/big.bin" \
+    || { echo "content differs (warm runs)!" >&2; exit 1; }
+rm -f "$work/warm-grpc.bin" "$work/warm-tcp.bin"
 # Peak RSS over the whole run so far: a fetched from the origin and served b and c; b and
 # c each moved the whole task in from a peer.
 peak() { awk '/VmHWM/ {print int($2/1024)}' "/proc/$1/status"; }
@@ -89,6 +119,7 @@ CONF
     nginx_s=$(echo "$t7 - $t6" | bc -l)
 fi
 
+
 first_s=$(echo "$t1 - $t0" | bc -l); p2p_s=$(echo "$t3 - $t2" | bc -l); hit_s=$(echo "$t5 - $t4" | bc -l)
 vortex_s=$(echo "$t9 - $t8" | bc -l)
 printf '\ndfdaemon benchmark, %d MiB task, loopback, release, 2 cores shared by every process\n' "$size_mib"
@@ -100,6 +131,11 @@ printf '%-52s %10.2f s\n' "dfdaemon a CPU serving b (piece stream), per GiB" "$(
 printf '%-52s %10.2f s\n' "dfdaemon a CPU serving c (Vortex), per GiB" "$(echo "($a3 - $a2) * 1024 / $size_mib" | bc -l)"
 printf '%-52s %10.2f s\n' "dfdaemon b CPU receiving (piece stream), per GiB" "$(echo "($b1 - $b0) * 1024 / $size_mib" | bc -l)"
 printf '%-52s %10.2f s\n' "dfdaemon c CPU receiving (Vortex), per GiB" "$(echo "($c1 - $c0) * 1024 / $size_mib" | bc -l)"
+printf '%-52s %10.2f s\n' "kernel: dd into a new file (system CPU), per GiB" "$(echo "$floor_s * 1024 / $size_mib" | bc -l)"
+printf '%-52s %8.0f MB/s %10s\n' "(b) warm pages: dfdaemon d from a, piece stream" "$(echo "$size_mib * 1.048576 / ($t11 - $t10)" | bc -l)" ">= 604"
+printf '%-52s %8.0f MB/s %10s\n' "(b) warm pages: dfdaemon e from a, Vortex" "$(echo "$size_mib * 1.048576 / ($t13 - $t12)" | bc -l)" ">= 604"
+printf '%-52s %10.2f s\n' "dfdaemon d CPU receiving (piece stream, warm), per GiB" "$(echo "($d1 - $d0) * 1024 / $size_mib" | bc -l)"
+printf '%-52s %10.2f s\n' "dfdaemon e CPU receiving (Vortex, warm), per GiB" "$(echo "($e1 - $e0) * 1024 / $size_mib" | bc -l)"
 printf '%-52s %10d MiB %10s\n' "(c) dfdaemon a peak RSS while downloading" "$rss_a" "<= 80"
 printf '%-52s %10d MiB %10s\n' "(c) dfdaemon a peak RSS, download + serving b and c" "$rss_a_all" "<= 80"
 printf '%-52s %10d MiB %10s\n' "(c) dfdaemon b peak RSS, piece stream child" "$rss_b" "<= 80"
