@@ -230,6 +230,8 @@ extension Daemon {
                     }))
                     throw error
                 }
+                // The store is finished before the scheduler hears it: a peer counted finished lists the task so.
+                try await markFinishedIfComplete(plan)
                 try await send(.downloadPersistentPeerBackToSourceFinishedRequest(Scheduler_V2_DownloadPersistentPeerBackToSourceFinishedRequest()))
                 try await call.finishSending()
                 return
@@ -249,6 +251,8 @@ extension Daemon {
                     }))
                 })
                 if try await missingPieces(plan).isEmpty {
+                    // The store is finished before the scheduler hears it: a peer counted finished lists the task so.
+                    try await markFinishedIfComplete(plan)
                     try await send(.downloadPersistentPeerFinishedRequest(Scheduler_V2_DownloadPersistentPeerFinishedRequest()))
                     try await call.finishSending()
                     return
