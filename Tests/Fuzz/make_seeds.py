@@ -73,6 +73,12 @@ def grpc_seeds():
         write("grpc", name, b"\x00" + grpc_message(body) + grpc_message(body))
         write("grpc", name + "-gzip", b"\x02" + grpc_message(gzip.compress(body), compressed=True))
     write("grpc", "piece", b"\x00" + grpc_message(common_pb2.Piece(number=3, offset=12, length=4, digest="crc32:1").SerializeToString()))
+    # Our piece stream's response envelope (dfswift.peer.v1.PieceResponse, fields 1-4 and 6;
+    # not in dragonfly-api, so encoded by hand): the target appends a large content to it,
+    # which the in-place decode takes without copying.
+    digest = b"crc32:1"
+    envelope = b"\x08\x03\x10\x80\x80\x80\x02\x18\x80\x80\x80\x02\x22" + bytes([len(digest)]) + digest + b"\x30\x00"
+    write("grpc", "piece-response", b"\x00" + grpc_message(envelope))
 
 
 def http1_seeds():
