@@ -261,6 +261,7 @@ let package = Package(
             "DragonflyCommon", .product(name: "CoreMetrics", package: "swift-metrics"),
         ]),
         .testTarget(name: "RegistryMirrorTests", dependencies: ["RegistryMirror", "RegistryClient", "PeerDaemon", "HTTPServing", "MirrorRouting"]),
+        .testTarget(name: "HTTPServingTests", dependencies: ["HTTPServing", .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "PreheatingTests", dependencies: ["Preheating", "GeneratedAPI"]),
         .testTarget(name: "ManagerTests", dependencies: ["ManagerCore", "ManagerService", "HTTPServing", "SQLStore", "DragonflyCommon"]),
         .testTarget(name: "PeerDaemonTests", dependencies: ["PeerDaemon", "PeerConfig", "DragonflyCommon"]),

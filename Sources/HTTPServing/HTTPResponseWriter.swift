@@ -10,7 +10,13 @@ public final class HTTPResponseWriter: Sendable {
     private let channel: any Channel
     private let isHEAD: Bool
     private let keepAlive: Bool
-    private struct State { var headSent = false; var completed = false; var status: HTTPResponseStatus?; var bytes = 0 }
+    private struct State {
+        var headSent = false
+        var completed = false
+        var status: HTTPResponseStatus?
+        var bytes = 0
+        var declaredLength: Int?
+    }
     private let state = Locked(State())
 
     init(outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, channel: any Channel, isHEAD: Bool, keepAlive: Bool) {
@@ -29,7 +35,8 @@ public final class HTTPResponseWriter: Sendable {
     public func writeHead(_ status: HTTPResponseStatus, headers: HTTPHeaders) async throws {
         var h = headers
         if !keepAlive { h.replaceOrAdd(name: "Connection", value: "close") }
-        state.withLock { $0.headSent = true; $0.status = status }
+        let declared = h.first(name: "Content-Length").flatMap(Int.init)
+        state.withLock { $0.headSent = true; $0.status = status; $0.declaredLength = declared }
         try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: status, headers: h)))
     }
 
@@ -47,8 +54,21 @@ public final class HTTPResponseWriter: Sendable {
     }
 
     public func end() async throws {
-        try await outbound.write(.end(nil))
+        do {
+            try await outbound.write(.end(nil))
+        } catch {
+            // A client that read the whole declared body may close at once (Go's client does
+            // with `Connection: close`), and the close can be seen before this end is
+            // written. The end adds no byte to such a response: it was whole.
+            guard bodyIsWhole else { throw error }
+        }
         state.withLock { $0.completed = true }
+    }
+
+    /// True when every byte of the response was handed to the connection: a HEAD, or as
+    /// many body bytes as the head's Content-Length said.
+    private var bodyIsWhole: Bool {
+        state.withLock { s in s.headSent && (isHEAD || (s.declaredLength != nil && s.declaredLength == s.bytes)) }
     }
 
     /// A whole small response in one go.

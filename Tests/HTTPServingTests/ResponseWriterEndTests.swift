@@ -1,0 +1,55 @@
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import Testing
+@testable import HTTPServing
+
+/// A client may close as soon as it has read a response's declared length, before the
+/// server has written the response's end. Such a response reached the client whole; one
+/// whose length was not declared, or whose body fell short of it, did not. (A fresh-clone
+/// CI run counted skopeo's manifest requests through the mirror as failed this way.)
+@Suite struct ResponseWriterEndTests {
+    /// Writes a head with `headers` and `body`, closes the connection as a client would, then
+    /// ends the response: whether `end` threw, and whether the writer calls it complete.
+    func endAfterClientClose(headers: HTTPHeaders, body: Int, method: HTTPMethod = .GET) async throws -> (threw: Bool, completed: Bool) {
+        let channel = NIOAsyncTestingChannel()
+        let wrapped = try await channel.testingEventLoop.executeInContext {
+            try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
+        }
+        return try await wrapped.executeThenClose { _, outbound in
+            let writer = HTTPResponseWriter(outbound: outbound, channel: channel, isHEAD: method == .HEAD, keepAlive: false)
+            try await writer.writeHead(.ok, headers: headers)
+            try await writer.writeBody(ByteBuffer(repeating: 7, count: body))
+            try await channel.close()
+            var threw = false
+            do { try await writer.end() } catch { threw = true }
+            return (threw, writer.completed)
+        }
+    }
+
+    @Test func aBodyOfTheDeclaredLengthIsCompleteThoughTheClientClosedFirst() async throws {
+        let result = try await endAfterClientClose(headers: ["Content-Length": "423"], body: 423)
+        #expect(!result.threw)
+        #expect(result.completed)
+    }
+
+    @Test func aHeadResponseIsCompleteThoughTheClientClosedFirst() async throws {
+        let result = try await endAfterClientClose(headers: ["Content-Length": "1000"], body: 0, method: .HEAD)
+        #expect(!result.threw)
+        #expect(result.completed)
+    }
+
+    @Test func aShortBodyIsNotComplete() async throws {
+        let result = try await endAfterClientClose(headers: ["Content-Length": "423"], body: 422)
+        #expect(result.threw)
+        #expect(!result.completed)
+    }
+
+    /// Without a declared length the end carries the last chunk: a client gone before it
+    /// never had the whole response.
+    @Test func aChunkedBodyIsNotCompleteWithoutItsEnd() async throws {
+        let result = try await endAfterClientClose(headers: [:], body: 423)
+        #expect(result.threw)
+        #expect(!result.completed)
+    }
+}
