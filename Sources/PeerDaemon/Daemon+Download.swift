@@ -103,7 +103,7 @@ extension Daemon {
             for p in m.pieces.values.sorted(by: { $0.number < $1.number }) where wanted?.contains(p.number) ?? true {
                 try await report(Common_V2_Piece(p, traffic: .localPeer))
             }
-            metrics.counter("download_task_total", [("type", "local")], help: "Tasks downloaded, by where the bytes came from").increment()
+            countDownloadedTask(from: "local")
             stats.record(.cache, bytes: Int(clamping: range?.count ?? m.contentLength), task: taskID)
             if let output {
                 if let range {
@@ -237,8 +237,7 @@ extension Daemon {
         if range == nil, let contentDigest { try await checkDigest(taskID, contentDigest, url: request.url) }
         log.info("download finished", metadata: ["source": "\(fromOrigin ? "back_to_source" : "peers")",
                                                  "cost": "\(ContinuousClock.now - began)"])
-        metrics.counter("download_task_total", [("type", fromOrigin ? "back_to_source" : "p2p")],
-                        help: "Tasks downloaded, by where the bytes came from").increment()
+        countDownloadedTask(from: fromOrigin ? "back_to_source" : "p2p")
         if let file {
             // Every piece was copied as it was reported; a piece the loop has not seen (the
             // fetch ended between looks) is copied now.
@@ -364,8 +363,15 @@ extension Daemon {
                                    pieceLength: request.pieceLength, filteredQueryParams: request.filteredQueryParams)
     }
 
+    /// Counts a download that ended well, by where its bytes came from: `local` (this node
+    /// held them), `p2p` or `back_to_source`; standard, persistent and persistent cache tasks alike.
+    func countDownloadedTask(from source: String) {
+        metrics.counter("download_task_total", [("type", source)], help: "Tasks downloaded, by where the bytes came from").increment()
+    }
+
     /// Marks the task complete once every piece is stored; a fetch of a range may leave
-    /// the task partial.
+    /// the task partial. Every "finished" report to the scheduler comes after it, so a peer
+    /// the scheduler counts as holding the task already lists it as finished.
     func markFinishedIfComplete(_ plan: DownloadPlan) async throws {
         let have = (try? await store.metadata(plan.taskID).pieces) ?? [:]
         guard plan.layout.pieces().allSatisfy({ have[$0.number] != nil }) else { return }

@@ -116,6 +116,8 @@ extension Daemon {
             }
         }
         if let file { try await NIOThreadPool.singleton.runIfActive { try file.commit() } }
+        let fromOrigin = try await store.metadata(taskID).pieces.values.contains { $0.parentID == nil }
+        countDownloadedTask(from: meta.finished ? "local" : fromOrigin ? "back_to_source" : "p2p")
     }
 
     /// Reports the stored pieces not reported yet, copying each into the output first.

@@ -190,7 +190,6 @@ extension Daemon {
                 }))
             })
             if try await missingPieces(plan).isEmpty {
-                // The store is finished before the scheduler hears it: a peer counted finished lists the task so.
                 try await markFinishedIfComplete(plan)
                 try await send(.downloadPersistentCachePeerFinishedRequest(Scheduler_V2_DownloadPersistentCachePeerFinishedRequest()))
                 try await call.finishSending()

@@ -230,7 +230,6 @@ extension Daemon {
                     }))
                     throw error
                 }
-                // The store is finished before the scheduler hears it: a peer counted finished lists the task so.
                 try await markFinishedIfComplete(plan)
                 try await send(.downloadPersistentPeerBackToSourceFinishedRequest(Scheduler_V2_DownloadPersistentPeerBackToSourceFinishedRequest()))
                 try await call.finishSending()
@@ -251,7 +250,6 @@ extension Daemon {
                     }))
                 })
                 if try await missingPieces(plan).isEmpty {
-                    // The store is finished before the scheduler hears it: a peer counted finished lists the task so.
                     try await markFinishedIfComplete(plan)
                     try await send(.downloadPersistentPeerFinishedRequest(Scheduler_V2_DownloadPersistentPeerFinishedRequest()))
                     try await call.finishSending()

@@ -50,7 +50,6 @@ extension Daemon {
                         Scheduler_V2_DownloadPeerBackToSourceFailedRequest.with { $0.descriptionField = "\(error)" }))
                     throw error
                 }
-                // The store is finished before the scheduler hears it: a peer counted finished lists the task so.
                 try await markFinishedIfComplete(plan)
                 try await session.send(.downloadPeerBackToSourceFinishedRequest(Scheduler_V2_DownloadPeerBackToSourceFinishedRequest()))
                 try await call.finishSending()
@@ -74,7 +73,6 @@ extension Daemon {
                 let missing = try await !missingPieces(plan).isEmpty
                 switch follower.after(offered: parents, failed: failed, piecesMissing: missing) {
                 case .finished:
-                    // The store is finished before the scheduler hears it: a peer counted finished lists the task so.
                     try await markFinishedIfComplete(plan)
                     try await session.send(.downloadPeerFinishedRequest(Scheduler_V2_DownloadPeerFinishedRequest()))
                     try await call.finishSending()

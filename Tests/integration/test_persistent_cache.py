@@ -320,6 +320,7 @@ def test_pieces_go_over_vortex_with_the_persistent_cache_tags(cluster, tmp_path)
     with urllib.request.urlopen(f"http://{c.daemons['d'].address}/metrics", timeout=10) as res:
         metrics = res.read().decode()
     assert re.search(r'^dragonfly_dfdaemon_parent_piece_total\{transport="vortex"\} 3(\.0)?$', metrics, re.M), metrics
+    assert re.search(r'^dragonfly_dfdaemon_download_task_total\{type="p2p"\} 1(\.0)?$', metrics, re.M), metrics
 
 
 def test_a_replica_claimed_but_not_held_is_not_counted(cluster, tmp_path):

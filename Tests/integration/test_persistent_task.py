@@ -4,9 +4,11 @@ HTTP(S) URL, to which UploadPersistentTask PUTs the file. Driven by the official
 
 import hashlib
 import os
+import re
 import socket
 import sys
 import time
+import urllib.request
 import zlib
 from pathlib import Path
 
@@ -149,6 +151,15 @@ def test_a_download_no_peer_can_serve_goes_to_the_origin(cluster, tmp_path):
     # Asked again, it is this node's own copy.
     again = download(c, "b", url, tmp_path / "again.bin", overwrite=True)
     assert all(r.download_piece_finished_response.piece.traffic_type == common_pb2.LOCAL_PEER for r in again[1:])
+    # Persistent downloads are counted as standard ones are, by where the bytes came from.
+    counts = downloaded_task_counts(c, "b")
+    assert counts == {"back_to_source": 1, "local": 1}, counts
+
+
+def downloaded_task_counts(c, name):
+    with urllib.request.urlopen(f"http://{c.daemons[name].address}/metrics", timeout=10) as res:
+        text = res.read().decode()
+    return {m[1]: int(float(m[2])) for m in re.finditer(r'^dragonfly_dfdaemon_download_task_total\{type="(\w+)"\} (\S+)$', text, re.M)}
 
 
 def test_refusals(cluster, tmp_path):
