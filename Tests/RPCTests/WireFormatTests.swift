@@ -116,3 +116,10 @@ import RPCCore
         #expect(Base64.decode("ab$d") == nil)
     }
 }
+
+extension MessageFraming {
+    /// A framed message as bytes, as the wire carries it.
+    static func frame(_ message: [UInt8], compressed: Bool = false) -> [UInt8] {
+        Array(framed(message, compressed: compressed).readableBytesView)
+    }
+}

@@ -13,11 +13,6 @@ enum MessageFraming {
         return [compressed ? 1 : 0, UInt8(n >> 24), UInt8((n >> 16) & 0xff), UInt8((n >> 8) & 0xff), UInt8(n & 0xff)]
     }
 
-    /// Prefix and message in one array (tests and small messages).
-    static func frame(_ message: [UInt8], compressed: Bool = false) -> [UInt8] {
-        prefix(length: message.count, compressed: compressed) + message
-    }
-
     /// Prefix and message in one buffer for the outbound queue: the message's one copy
     /// on its way out.
     static func framed(_ message: [UInt8], compressed: Bool = false) -> ByteBuffer {
