@@ -62,6 +62,10 @@ public struct DaemonConfig: Sendable {
     /// ...or when the file system is fuller than this percentage.
     public var diskGCThresholdPercent: Double?
     public var gcInterval: Duration = .seconds(60)
+    /// Piece content written, and read for uploads, past the page cache (`storage.directIO`;
+    /// our own key). Off, the page cache holds recent pieces: better on a slow disk that
+    /// serves many children, worse where fresh cache pages are dear (a VM's balloon).
+    public var storageDirectIO = true
     public var proxy = ProxyConfig()
     public var rpcLimits = RPCLimits()
     public var tls = TLSFiles()
@@ -106,6 +110,7 @@ public struct DaemonConfig: Sendable {
         if let v = try y.string("download.server.socketPath") { c.unixSocket = v.isEmpty ? nil : v }
         if let v = try y.string("storage.dir") { c.dataDir = v }
         if let v = try y.duration("storage.taskExpireTime") { c.taskExpireTime = v }
+        if let v = try y.bool("storage.directIO") { c.storageDirectIO = v }
         if let v = try y.strings("scheduler.addrs") { c.schedulers = v }
         if let v = try y.strings("scheduler.manager.netAddrs") { c.managerAddress = v.first }
         if let v = try y.duration("scheduler.manager.refreshInterval") { c.schedulerRefreshInterval = v }

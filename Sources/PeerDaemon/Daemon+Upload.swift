@@ -140,8 +140,10 @@ public struct VortexUploadSource: VortexPieceSource {
         return Budget(daemon, child: child)
     }
 
-    /// The piece goes out from the store's file by sendfile: its bytes never enter this
-    /// process, and the child checks them against the digest sent with them.
+    /// The piece goes out as the store reads it: direct into memory when the store keeps its
+    /// content past the page cache (sendfile would fill the cache with it), else from the
+    /// page cache by sendfile, its bytes never entering this process. The child checks them
+    /// against the digest sent with them.
     public func piece(taskID: String, number: UInt32, kind: VortexPieceKind) async throws -> VortexOutgoingPiece {
         // Each kind is asked for by its own tag, as upstream keeps them apart.
         guard await daemon.pieceKind(of: taskID) == kind else {
@@ -161,6 +163,15 @@ public struct VortexUploadSource: VortexPieceSource {
         guard let offset = Int(exactly: p.offset), let length = Int(exactly: p.length) else {
             try? handle.close()
             throw VortexErrorPacket(code: .internal, message: "piece \(number) lies beyond what this host can address")
+        }
+        if daemon.store.readsDirect(offset: p.offset) {
+            defer { try? handle.close() }
+            do {
+                let content = try await daemon.store.read(handle, offset: p.offset, length: p.length, after: [])
+                return VortexOutgoingPiece(metadata: metadata, body: .bytes(content), kind: kind)
+            } catch {
+                throw VortexErrorPacket(code: .internal, message: "\(error)")
+            }
         }
         return VortexOutgoingPiece(metadata: metadata, body: .file(handle, offset: offset, length: length), kind: kind)
     }

@@ -36,7 +36,7 @@ public final class PeerNode: Service {
     /// Opens the cache and binds the ports. `metrics` receives the daemon's series
     /// (`dragonfly_dfdaemon_…`).
     public static func start(_ c: DaemonConfig, metrics: MetricsRegistry, logger: Logger) async throws -> PeerNode {
-        let store = try PieceStore(directory: c.dataDir)
+        let store = try PieceStore(directory: c.dataDir, directIO: c.storageDirectIO)
         let daemon = Daemon(config: c, store: store, origin: .forHosts(insecure: c.proxy.insecureHosts, policy: c.originPolicy),
                             metrics: metrics, logger: logger)
         let operational = OperationalEndpoints.routes(metrics: metrics)

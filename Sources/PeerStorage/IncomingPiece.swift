@@ -139,11 +139,11 @@ public final class IncomingPiece {
     @discardableResult
     private func write<Bytes: PieceBytes>(_ bytes: Bytes) async throws(StorageError) -> Bytes {
         guard let claim, !overtaken else { return bytes }
-        let (path, offset, taskID, crc, contentWrites) = (path, slot.offset + flushed, taskID, crc, contentWrites)
+        let (path, offset, taskID, crc, contentWrites, direct) = (path, slot.offset + flushed, taskID, crc, contentWrites, store.direct)
         let (next, returned) = try await store.onPool { () throws(StorageError) -> (UInt32?, Bytes) in
             let next = bytes.withUnsafeBytes { Hashing.crc32($0, continuing: crc) }
             let wrote: Void? = try claim.ifCurrent { () throws(StorageError) in
-                try PieceStore.writeBytes(bytes, to: path, offset: offset, taskID: taskID, serializedBy: contentWrites)
+                try PieceStore.writeBytes(bytes, to: path, offset: offset, taskID: taskID, serializedBy: contentWrites, direct: direct)
             }
             return (wrote == nil ? nil : next, bytes)
         }

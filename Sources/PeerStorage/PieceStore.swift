@@ -22,6 +22,8 @@ public final class PieceStore: Sendable {
     public let changes = ChangeSignal()
     private let pool: NIOThreadPool
     private let syncEvery: UInt64
+    /// Content past the page cache where the file system allows it; nil: always cached.
+    let direct: DirectIO?
 
     struct Entry {
         var meta: TaskMetadata
@@ -41,7 +43,10 @@ public final class PieceStore: Sendable {
     private let nextGeneration = Atomic<UInt64>(0)
 
     /// `syncEvery`: bytes of content stored between syncs of a task's content and piece log.
-    public init(directory: String, threadPool: NIOThreadPool = .singleton, syncEvery: UInt64 = 64 << 20) throws {
+    /// `directIO`: content written, and read for uploads, past the page cache (`DirectIO`).
+    public init(directory: String, threadPool: NIOThreadPool = .singleton, syncEvery: UInt64 = 64 << 20,
+                directIO: Bool = true) throws {
+        direct = directIO ? DirectIO() : nil
         self.directory = URL(fileURLWithPath: directory)
         self.pool = threadPool
         self.syncEvery = max(1, syncEvery)
@@ -247,7 +252,8 @@ public final class PieceStore: Sendable {
             previous?.takeOver()
             return try mine.ifCurrent { () throws(StorageError) -> TaskMetadata.Piece? in
                 if let here = self.recordedPiece(taskID, number, generation: e.generation) { return here }
-                try Self.writeBytes(bytes, to: path, offset: slot.offset, taskID: taskID, serializedBy: e.contentWrites)
+                try Self.writeBytes(bytes, to: path, offset: slot.offset, taskID: taskID, serializedBy: e.contentWrites,
+                                    direct: self.direct)
                 try log.append(PieceLog.Entry(number: number, digest: digest, parentID: parentID), length: slot.length, contentPath: path)
                 return try self.record(piece, taskID: taskID, generation: e.generation)
             }
@@ -310,7 +316,7 @@ public final class PieceStore: Sendable {
         guard let piece = e.meta.pieces[number] else { throw .unknownPiece(task: taskID, number: number) }
         let path = contentPath(taskID)
         let bytes = try await onPool { () throws(StorageError) -> [UInt8] in
-            let bytes = try Self.readBytes(path, offset: piece.offset, length: piece.length)
+            let bytes = try Self.readBytes(path, offset: piece.offset, length: piece.length, direct: self.direct)
             if verifying {
                 let digest = PieceDigest.crc32(bytes.withUnsafeBytes { Hashing.crc32($0) })
                 guard digest == piece.digest else {
@@ -352,12 +358,14 @@ public final class PieceStore: Sendable {
 
     /// Reads `length` bytes at `offset` through a handle from `openPiece` into a new buffer
     /// right after `head`, on the pool: a message around a piece's content, built with the
-    /// content's one copy (from the page cache).
+    /// content's one copy (read direct when it can be, else from the page cache).
     public func read(_ file: NIOFileHandle, offset: UInt64, length: UInt64, after head: [UInt8]) async throws(StorageError) -> ByteBuffer {
         guard length <= UInt64(Int.max / 2), offset <= UInt64(Int64.max) - length else { throw .io("\(length) bytes at \(offset)") }
+        let direct = self.direct
         return try await onPool { () throws(StorageError) -> ByteBuffer in
             var buffer = ByteBufferAllocator().buffer(capacity: head.count + Int(length))
             buffer.writeBytes(head)
+            if let direct, try Self.readDirect(file, offset: offset, length: length, into: &buffer, direct) { return buffer }
             do {
                 try file.withUnsafeFileDescriptor { fd in
                     _ = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(length)) { out in
@@ -374,22 +382,48 @@ public final class PieceStore: Sendable {
         }
     }
 
+    /// Whether `read` takes content at `offset` past the page cache.
+    public func readsDirect(offset: UInt64) -> Bool {
+        direct?.isUsable == true && offset % DirectIO.blockSize == 0
+    }
+
+    /// Appends the bytes read direct to `buffer`; false (and `buffer` untouched) when they
+    /// cannot be read direct.
+    private static func readDirect(_ file: NIOFileHandle, offset: UInt64, length: UInt64, into buffer: inout ByteBuffer,
+                                   _ direct: DirectIO) throws(StorageError) -> Bool {
+        let fd: CInt
+        do { fd = try file.withUnsafeFileDescriptor { $0 } } catch { throw .io("the piece's file is closed: \(error)") }
+        // The handle is the caller's and stays open across this call, so its number does too.
+        return try direct.read(fd: fd, offset: offset, length: length) { buffer.writeBytes($0) }
+    }
+
     /// Writes on the store's thread pool, where blocking is expected, so the lock is held
-    /// across the system calls.
+    /// across the system calls. Whole blocks go direct when `direct` allows; the rest
+    /// through the cache.
     static func writeBytes(_ bytes: some PieceBytes, to path: String, offset: UInt64, taskID: String,
-                           serializedBy contentWrites: Locked<Void>) throws(StorageError) {
+                           serializedBy contentWrites: Locked<Void>, direct: DirectIO?) throws(StorageError) {
         let fd = Glibc.open(path, O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .io("cannot open content of \(taskID): \(String(cString: strerror(errno)))") }
         defer { Glibc.close(fd) }
-        try contentWrites.withLock { (_: inout Void) throws(StorageError) in try writeAll(bytes, to: fd, offset: offset, taskID: taskID) }
+        let written = contentWrites.withLock { _ in
+            bytes.withUnsafeBytes { all in
+                Result { () throws(StorageError) in
+                    guard let blocks = try direct?.write(all, at: offset, path: path) else {
+                        return try writeAll(all, to: fd, offset: offset, taskID: taskID)
+                    }
+                    let head = Int(blocks.start - offset), tail = head + Int(blocks.count)
+                    try writeAll(UnsafeRawBufferPointer(rebasing: all[..<head]), to: fd, offset: offset, taskID: taskID)
+                    try writeAll(UnsafeRawBufferPointer(rebasing: all[tail...]), to: fd, offset: offset + UInt64(tail), taskID: taskID)
+                }
+            }
+        }
+        try written.get()
     }
 
-    private static func writeAll(_ bytes: some PieceBytes, to fd: CInt, offset: UInt64, taskID: String) throws(StorageError) {
+    private static func writeAll(_ bytes: UnsafeRawBufferPointer, to fd: CInt, offset: UInt64, taskID: String) throws(StorageError) {
         var written = 0
         while written < bytes.count {
-            let n = bytes.withUnsafeBytes { buf in
-                pwrite(fd, buf.baseAddress.map { $0 + written }, buf.count - written, off_t(offset) + off_t(written))
-            }
+            let n = pwrite(fd, bytes.baseAddress.map { $0 + written }, bytes.count - written, off_t(offset) + off_t(written))
             if n < 0 {
                 if errno == EINTR { continue }
                 if errno == ENOSPC || errno == EDQUOT { throw .noSpace("writing \(bytes.count) bytes of \(taskID)") }
@@ -400,20 +434,28 @@ public final class PieceStore: Sendable {
     }
 
     /// Reads `length` bytes into a buffer that is not zero-filled first (every byte is
-    /// overwritten by the read, or the read fails).
-    static func readBytes(_ path: String, offset: UInt64, length: UInt64) throws(StorageError) -> [UInt8] {
+    /// overwritten by the read, or the read fails); direct when `direct` allows.
+    static func readBytes(_ path: String, offset: UInt64, length: UInt64, direct: DirectIO? = nil) throws(StorageError) -> [UInt8] {
         guard length <= UInt64(Int.max / 2) else { throw .io("piece of \(length) bytes") }
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .io("cannot open content: \(String(cString: strerror(errno)))") }
         defer { Glibc.close(fd) }
-        return try readBytes(fd: fd, offset: offset, length: length)
+        return try readBytes(fd: fd, offset: offset, length: length, direct: direct)
     }
 
-    static func readBytes(fd: CInt, offset: UInt64, length: UInt64) throws(StorageError) -> [UInt8] {
+    static func readBytes(fd: CInt, offset: UInt64, length: UInt64, direct: DirectIO? = nil) throws(StorageError) -> [UInt8] {
         guard length <= UInt64(Int.max / 2), offset <= UInt64(Int64.max) - length else { throw .io("\(length) bytes at \(offset)") }
         var failure: StorageError?
         let bytes = [UInt8](unsafeUninitializedCapacity: Int(length)) { buf, count in
-            let read = Result { () throws(StorageError) in try readFully(fd: fd, into: UnsafeMutableRawBufferPointer(buf), offset: offset) }
+            let read = Result { () throws(StorageError) in
+                let target = UnsafeMutableRawBufferPointer(buf)
+                var filled = 0
+                let wasDirect = try direct?.read(fd: fd, offset: offset, length: length) { chunk in
+                    UnsafeMutableRawBufferPointer(rebasing: target[filled..<(filled + chunk.count)]).copyMemory(from: chunk)
+                    filled += chunk.count
+                }
+                if wasDirect != true { try readFully(fd: fd, into: target, offset: offset) }
+            }
             if case .failure(let error) = read { failure = error }
             count = failure == nil ? buf.count : 0
         }
@@ -508,7 +550,7 @@ public final class PieceStore: Sendable {
             let streaming = algorithm == .crc32 ? nil : StreamingDigest(algorithm: algorithm.rawValue)
             if algorithm != .crc32 && streaming == nil { throw .io("no \(algorithm) digest") }
             for p in pieces {
-                let bytes = try Self.readBytes(path, offset: p.offset, length: p.length)
+                let bytes = try Self.readBytes(path, offset: p.offset, length: p.length, direct: self.direct)
                 let digest = PieceDigest.crc32(bytes.withUnsafeBytes { Hashing.crc32($0) })
                 guard digest == p.digest else { throw .digestMismatch(piece: p.number, expected: p.digest, actual: digest) }
                 if let streaming { streaming.update(bytes) } else { crc = Hashing.crc32(bytes, continuing: crc) }

@@ -19,7 +19,7 @@ public struct VortexPiece: Sendable {
 /// sends from the page cache (`sendfile`) without the bytes entering this process.
 public struct VortexOutgoingPiece: Sendable {
     public enum Body: Sendable {
-        case bytes([UInt8])
+        case bytes(ByteBuffer)
         /// The server closes the handle once the region is written or the send fails.
         case file(NIOFileHandle, offset: Int, length: Int)
     }
@@ -37,7 +37,7 @@ public struct VortexOutgoingPiece: Sendable {
 
     var length: Int {
         switch body {
-        case .bytes(let bytes): bytes.count
+        case .bytes(let bytes): bytes.readableBytes
         case .file(_, _, let length): length
         }
     }
@@ -142,11 +142,9 @@ public final class VortexServer: Sendable {
         func write(_ piece: VortexOutgoingPiece) async throws {
             switch piece.body {
             case .bytes(let content):
-                let packetHead = piece.metadata.packetHead(kind: piece.kind)
-                var head = channel.allocator.buffer(capacity: packetHead.count + content.count)
-                head.writeBytes(packetHead)
-                head.writeBytes(content)
-                try await channel.writeAndFlush(head)
+                // The head goes first as a buffer of its own: the content is not copied behind it.
+                channel.write(ByteBuffer(bytes: piece.metadata.packetHead(kind: piece.kind)), promise: nil)
+                try await channel.writeAndFlush(content)
             case .file(let handle, let offset, let length):
                 defer { try? handle.close() }
                 channel.write(ByteBuffer(bytes: piece.metadata.packetHead(kind: piece.kind)), promise: nil)

@@ -34,20 +34,6 @@ import Glibc
         return (dir, fd, source)
     }
 
-    /// How many of the file's pages in [offset, offset + count) are in the page cache.
-    func residentPages(_ path: String, offset: Int, count: Int) throws -> Int {
-        let fd = open(path, O_RDONLY)
-        try #require(fd >= 0)
-        defer { close(fd) }
-        let map = mmap(nil, offset + count, PROT_READ, MAP_SHARED, fd, 0)
-        try #require(map != MAP_FAILED)
-        defer { munmap(map, offset + count) }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        var vector = [UInt8](repeating: 0, count: (offset + count + page - 1) / page)
-        try #require(mincore(map, offset + count, &vector) == 0)
-        return vector[(offset / page)...].filter { $0 & 1 != 0 }.count
-    }
-
     @Test func blocksAreCopiedExactlyAndNotCached() throws {
         let block = Int(UncachedWriter.blockSize)
         // More than the staging buffer, so the copy takes two rounds; read from an odd offset.
@@ -64,6 +50,22 @@ import Glibc
         #expect(written[..<block].allSatisfy { $0 == 0 })
         #expect(Array(written[block..<(block + count)]) == Array(source[777..<(777 + count)]))
         #expect(written[(block + count)...].allSatisfy { $0 == 0 })
+    }
+
+    /// A source read from a block boundary is read direct: the copy fills no cache on
+    /// either side.
+    @Test func aBlockAlignedSourceIsReadPastTheCache() throws {
+        let block = Int(UncachedWriter.blockSize)
+        let count = 4 * block
+        let (dir, fd, source) = try files(sourceBytes: count, destinationBytes: count)
+        defer { close(fd) }
+        try dropFromCache(dir + "/source")
+        let writer = try #require(UncachedWriter(directory: fd, name: "destination"))
+        let input = open(dir + "/source", O_RDONLY)
+        defer { close(input) }
+        #expect(writer.copy(from: input, offset: 0, count: UInt64(count), to: 0) == .copied)
+        #expect(try residentPages(dir + "/source", offset: 0, count: count) == 0)
+        #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/destination"))) == source)
     }
 
     @Test func misalignedOrShortCopiesFail() throws {

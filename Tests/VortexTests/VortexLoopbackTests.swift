@@ -37,7 +37,7 @@ final class MemorySource: VortexPieceSource {
             throw VortexErrorPacket(code: .notFound, message: "piece \(number) not found")
         }
         return VortexOutgoingPiece(metadata: PieceContentMetadata(number: number, offset: UInt64(number) * 4, length: UInt64(bytes.count),
-                                                                  digest: "crc32:1"), body: .bytes(bytes), kind: kind)
+                                                                  digest: "crc32:1"), body: .bytes(ByteBuffer(bytes: bytes)), kind: kind)
     }
 }
 
