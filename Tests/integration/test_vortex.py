@@ -184,3 +184,57 @@ def test_download_protocol_tcp_uses_vortex_between_our_peers_under_the_upload_li
         assert vortex_spec.read_response(held)[1] == data[2 * PIECE:]
     time.sleep(0.3)
     assert vortex_spec.fetch_piece("127.0.0.1", port, task_id_of(c.url("h.bin")), 0)[1] == data[:PIECE]
+
+
+
+def cached_pages(path):
+    """How many of the file's pages are in the page cache (mincore over a shared mapping)."""
+    import ctypes
+    import mmap
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    size = os.path.getsize(path)
+    vector = ctypes.create_string_buffer((size + mmap.PAGESIZE - 1) // mmap.PAGESIZE)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        assert address not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())
+        try:
+            assert libc.mincore(address, size, vector) == 0, os.strerror(ctypes.get_errno())
+        finally:
+            libc.munmap(address, size)
+    finally:
+        os.close(fd)
+    return sum(b & 1 for b in vector.raw)
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_a_store_keeps_its_content_past_the_page_cache_unless_told_not_to(cluster, direct):
+    """By default a dfdaemon writes pieces, and reads them for its children, past the page
+    cache: nothing of the task is cached on the parent after a Vortex child and a
+    piece-stream child fetched it. With `storage.directIO: false` the content is cached
+    and Vortex pieces go out by sendfile; the children get the same bytes either way."""
+    data = os.urandom(2 * PIECE + 5000)
+    c = cluster({"d.bin": data})
+    a = c.daemon("a", "" if direct else "storage:\n  directIO: false\n")
+    b = c.daemon("b", "download:\n  protocol: tcp\n")
+    assert c.dfget("a", "d.bin") == data
+    time.sleep(0.3)
+    assert c.dfget("b", "d.bin") == data
+    assert metric(b, "parent_piece_total", 'transport="vortex"') == 3
+    # Only a had the task: all of b's copy came from a, over Vortex.
+    assert metric(a, "upload_traffic_total", "") == len(data)
+    e = c.daemon("e")
+    time.sleep(0.3)
+    assert c.dfget("e", "d.bin") == data
+    assert metric(e, "parent_piece_total", 'transport="stream"') == 3
+    content = c.root / "a" / "content" / task_id_of(c.url("d.bin"))
+    # The last page holds the unaligned tail, which goes through the cache.
+    pages = cached_pages(content)
+    if direct:
+        assert pages <= 1, f"{pages} pages of the parent's content are cached"
+    else:
+        assert pages >= 2 * PIECE // 4096, f"only {pages} pages of the parent's content are cached"
