@@ -64,7 +64,7 @@ public final class UncachedWriter: @unchecked Sendable {
     /// it on a thread pool.
     public func copy(from input: Int32, offset: UInt64, count: UInt64, to destination: UInt64) -> Outcome {
         guard destination % Self.blockSize == 0, count % Self.blockSize == 0,
-              offset <= UInt64(Int64.max) - count, destination <= UInt64(Int64.max) - count else { return .failed(EINVAL) }
+              count <= DirectIO.largest, offset <= DirectIO.largest, destination <= DirectIO.largest else { return .failed(EINVAL) }
         return state.withLock { usable in
             guard usable else { return .unsupported }
             // The store's blocks are read direct when they are whole blocks of its file too.

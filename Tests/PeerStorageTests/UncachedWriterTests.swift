@@ -77,6 +77,9 @@ import Glibc
         defer { close(input) }
         #expect(writer.copy(from: input, offset: 0, count: UInt64(block), to: 100) == .failed(EINVAL))
         #expect(writer.copy(from: input, offset: 0, count: 100, to: 0) == .failed(EINVAL))
+        // Lengths and offsets no file has are refused before any arithmetic on them.
+        #expect(writer.copy(from: input, offset: 0, count: UInt64.max - UInt64(block - 1), to: 0) == .failed(EINVAL))
+        #expect(writer.copy(from: input, offset: UInt64.max, count: UInt64(block), to: 0) == .failed(EINVAL))
         // The source ends before the blocks asked for.
         #expect(writer.copy(from: input, offset: 0, count: UInt64(2 * block), to: 0) == .failed(EIO))
     }
