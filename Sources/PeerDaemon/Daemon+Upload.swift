@@ -140,10 +140,13 @@ public struct VortexUploadSource: VortexPieceSource {
         return Budget(daemon, child: child)
     }
 
-    /// The piece goes out as the store reads it: direct into memory when the store keeps its
-    /// content past the page cache (sendfile would fill the cache with it), else from the
-    /// page cache by sendfile, its bytes never entering this process. The child checks them
-    /// against the digest sent with them.
+    /// A connection's memory for a piece read direct: the chunk in hand.
+    static let readChunk = 1 << 20
+
+    /// The piece goes out as the store reads it: direct into memory, a chunk at a time, when
+    /// the store keeps its content past the page cache (sendfile would fill the cache with
+    /// it), else from the page cache by sendfile, its bytes never entering this process.
+    /// The child checks them against the digest sent with them.
     public func piece(taskID: String, number: UInt32, kind: VortexPieceKind) async throws -> VortexOutgoingPiece {
         // Each kind is asked for by its own tag, as upstream keeps them apart.
         guard await daemon.pieceKind(of: taskID) == kind else {
@@ -165,13 +168,16 @@ public struct VortexUploadSource: VortexPieceSource {
             throw VortexErrorPacket(code: .internal, message: "piece \(number) lies beyond what this host can address")
         }
         if daemon.store.readsDirect(offset: p.offset) {
-            defer { try? handle.close() }
-            do {
-                let content = try await daemon.store.read(handle, offset: p.offset, length: p.length, after: [])
-                return VortexOutgoingPiece(metadata: metadata, body: .bytes(content), kind: kind)
-            } catch {
-                throw VortexErrorPacket(code: .internal, message: "\(error)")
+            let (store, base) = (daemon.store, p.offset)
+            let read: @Sendable (Int, Int) async throws -> ByteBuffer = { start, count in
+                do {
+                    return try await store.read(handle, offset: base + UInt64(start), length: UInt64(count), after: [])
+                } catch {
+                    throw VortexErrorPacket(code: .internal, message: "\(error)")
+                }
             }
+            return VortexOutgoingPiece(metadata: metadata, body: .reader(length: length, chunk: Self.readChunk, read: read,
+                                                                         done: { try? handle.close() }), kind: kind)
         }
         return VortexOutgoingPiece(metadata: metadata, body: .file(handle, offset: offset, length: length), kind: kind)
     }

@@ -15,11 +15,16 @@ public struct VortexPiece: Sendable {
     }
 }
 
-/// One piece as a parent sends it: its bytes in memory, or a region of a file the kernel
-/// sends from the page cache (`sendfile`) without the bytes entering this process.
+/// One piece as a parent sends it: its bytes in memory, read a chunk at a time as they are
+/// sent, or a region of a file the kernel sends from the page cache (`sendfile`) without
+/// the bytes entering this process.
 public struct VortexOutgoingPiece: Sendable {
     public enum Body: Sendable {
         case bytes(ByteBuffer)
+        /// `length` bytes, `read(start, count)` at a time in chunks of `chunk`, each sent
+        /// before the next is read: a connection holds one chunk, never the whole piece.
+        /// `done` runs once the piece was sent, failed, or will not be sent.
+        case reader(length: Int, chunk: Int, read: @Sendable (Int, Int) async throws -> ByteBuffer, done: @Sendable () -> Void)
         /// The server closes the handle once the region is written or the send fails.
         case file(NIOFileHandle, offset: Int, length: Int)
     }
@@ -38,13 +43,18 @@ public struct VortexOutgoingPiece: Sendable {
     var length: Int {
         switch body {
         case .bytes(let bytes): bytes.readableBytes
+        case .reader(let length, _, _, _): length
         case .file(_, _, let length): length
         }
     }
 
     /// Closes a file body's handle; for when the piece will not be sent.
     func discard() {
-        if case .file(let handle, _, _) = body { try? handle.close() }
+        switch body {
+        case .file(let handle, _, _): try? handle.close()
+        case .reader(_, _, _, let done): done()
+        case .bytes: break
+        }
     }
 }
 
@@ -145,6 +155,20 @@ public final class VortexServer: Sendable {
                 // The head goes first as a buffer of its own: the content is not copied behind it.
                 channel.write(ByteBuffer(bytes: piece.metadata.packetHead(kind: piece.kind)), promise: nil)
                 try await channel.writeAndFlush(content)
+            case .reader(let length, let chunk, let read, let done):
+                defer { done() }
+                channel.write(ByteBuffer(bytes: piece.metadata.packetHead(kind: piece.kind)), promise: nil)
+                var sent = 0
+                while sent < length {
+                    let count = min(max(1, chunk), length - sent)
+                    let bytes = try await read(sent, count)
+                    // The head promised `length` bytes: a short chunk must end the connection.
+                    guard bytes.readableBytes == count else {
+                        throw VortexErrorPacket(code: .internal, message: "read \(bytes.readableBytes) of \(count) bytes at \(sent)")
+                    }
+                    try await channel.writeAndFlush(bytes)
+                    sent += count
+                }
             case .file(let handle, let offset, let length):
                 defer { try? handle.close() }
                 channel.write(ByteBuffer(bytes: piece.metadata.packetHead(kind: piece.kind)), promise: nil)

@@ -78,6 +78,42 @@ final class FileSource: VortexPieceSource {
     }
 }
 
+/// Pieces read a chunk at a time as they are sent; counts the reads, the most bytes any
+/// one read returned, and the pieces finished. `shortAt` makes the read at that start
+/// return one byte too few.
+final class ChunkedSource: VortexPieceSource {
+    let content: [UInt8]
+    let chunk: Int
+    let shortAt: Int?
+    let reads = Mutex(0)
+    let largestRead = Mutex(0)
+    let done = Mutex(0)
+
+    init(content: [UInt8], chunk: Int, shortAt: Int? = nil) {
+        self.content = content
+        self.chunk = chunk
+        self.shortAt = shortAt
+    }
+
+    final class Budget: VortexConnectionBudget {
+        func willSend(bytes: Int) async throws {}
+        func finish() {}
+    }
+
+    func openConnection(from host: String?) throws -> any VortexConnectionBudget { Budget() }
+
+    func piece(taskID: String, number: UInt32, kind: VortexPieceKind) async throws -> VortexOutgoingPiece {
+        let (content, shortAt) = (content, shortAt)
+        let read: @Sendable (Int, Int) async throws -> ByteBuffer = { [self] start, count in
+            reads.withLock { $0 += 1 }
+            largestRead.withLock { $0 = max($0, count) }
+            return ByteBuffer(bytes: content[start..<(start + count - (start == shortAt ? 1 : 0))])
+        }
+        return VortexOutgoingPiece(metadata: PieceContentMetadata(number: number, offset: 0, length: UInt64(content.count), digest: "crc32:1"),
+                                   body: .reader(length: content.count, chunk: chunk, read: read, done: { [self] in done.withLock { $0 += 1 } }))
+    }
+}
+
 @Suite(.timeLimit(.minutes(1))) struct VortexLoopbackTests {
     static let task = String(repeating: "ab", count: 32)
 
@@ -105,6 +141,28 @@ final class FileSource: VortexPieceSource {
         } catch VortexClientError.unexpected {}
         #expect(source.sent.withLock { $0 } == [5, 64 << 20, 5])
         await server.stop()
+    }
+
+    /// A piece read as it is sent arrives whole, read in chunks no larger than asked; a
+    /// chunk that comes back short ends the connection instead of a short piece passing,
+    /// and each piece's handle is given back once either way.
+    @Test func chunkedPiecesAreReadAsTheyAreSent() async throws {
+        let content = (0..<(5 << 20) + 123).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 9) }
+        let source = ChunkedSource(content: content, chunk: 1 << 20)
+        let server = try await VortexServer.start(host: "127.0.0.1", port: 0, source: source, logger: Logger(label: "vortex"))
+        let piece = try await VortexClient().downloadPiece(host: "127.0.0.1", port: server.port, taskID: Self.task, number: 0)
+        #expect(piece.content == content)
+        #expect(source.reads.withLock { $0 } == 6 && source.largestRead.withLock { $0 } == 1 << 20)
+        #expect(source.done.withLock { $0 } == 1)
+        await server.stop()
+
+        let short = ChunkedSource(content: content, chunk: 1 << 20, shortAt: 2 << 20)
+        let shortServer = try await VortexServer.start(host: "127.0.0.1", port: 0, source: short, logger: Logger(label: "vortex"))
+        await #expect(throws: VortexClientError.self) {
+            _ = try await VortexClient().downloadPiece(host: "127.0.0.1", port: shortServer.port, taskID: Self.task, number: 0)
+        }
+        #expect(short.done.withLock { $0 } == 1)
+        await shortServer.stop()
     }
 
     /// A persistent cache task's pieces: asked with tag 4, answered with tag 5, and not
