@@ -166,6 +166,10 @@ extension Daemon {
         } else {
             file = nil
         }
+        // A whole task's output is written as pieces arrive, from the bytes received.
+        let mirror = range == nil ? file?.mirror : nil
+        if let mirror { store.attach(mirror, to: taskID) }
+        defer { if let mirror { store.detach(mirror, from: taskID) } }
         var plan = DownloadPlan(taskID: taskID, peerID: peerID, download: request, layout: layout,
                                 headers: originHeaders, log: logger,
                                 limit: TokenBucket(bytesPerSecond: config.perTaskDownloadRateLimit),
@@ -244,6 +248,7 @@ extension Daemon {
             for p in try await store.metadata(taskID).pieces.values where !reported.contains(p.number) && (wanted?.contains(p.number) ?? true) {
                 try await copyPiece(p, of: taskID, into: file, range: range)
             }
+            if let mirror { store.detach(mirror, from: taskID) }
             try await NIOThreadPool.singleton.runIfActive { try file.commit() }
         }
         if let range, request.prefetch { prefetchRest(of: plan, after: range) }
@@ -251,6 +256,7 @@ extension Daemon {
 
     /// Copies the part of `piece` inside `range` (or all of it) to where it belongs in `file`.
     func copyPiece(_ piece: TaskMetadata.Piece, of taskID: String, into file: OutputFile, range: ByteRange?) async throws {
+        if range == nil, file.mirror?.holds(piece.number, digest: piece.digest) == true { return }
         let source = contentPath(taskID)
         let first = max(piece.offset, range?.first ?? 0)
         let end = min(piece.offset + piece.length, range.map { $0.last + 1 } ?? UInt64.max)

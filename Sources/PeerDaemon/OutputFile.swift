@@ -5,9 +5,10 @@ import PeerStorage
 import Glibc
 #endif
 
-/// A local client's output being filled while its task downloads: each piece is copied
-/// from the store into a temporary file at its offset as soon as it lands, and the file is
-/// renamed into place once the task is complete. Copying along the way overlaps the copy
+/// A local client's output being filled while its task downloads: each piece is written
+/// into a temporary file at its offset as it arrives (the store's `ContentMirror`), or
+/// copied from the store as soon as it lands when it was not, and the file is renamed into
+/// place once the task is complete. Copying along the way overlaps the copy
 /// with the download instead of adding it at the end. A file never committed (a failed or
 /// cancelled download) is removed.
 ///
@@ -21,6 +22,8 @@ final class OutputFile: Sendable {
     private let fd: Int32
     private let temporary: String
     private let uncached: UncachedWriter?
+    /// For the store to write pieces into as they arrive (when the output is the whole task).
+    let mirror: ContentMirror?
     private let state = Locked<(committed: Bool, closed: Bool)>((false, false))
 
     /// Creates the temporary file, sized to the task, beside where the output goes.
@@ -42,6 +45,7 @@ final class OutputFile: Sendable {
             throw error
         }
         uncached = UncachedWriter(directory: directory, name: temporary)
+        mirror = ContentMirror(duplicating: fd)
     }
 
     deinit {
@@ -92,7 +96,8 @@ final class OutputFile: Sendable {
         }
     }
 
-    /// Moves the file into place (replacing a regular file there).
+    /// Moves the file into place (replacing a regular file there). The caller detached the
+    /// mirror first, so nothing writes into the file once it is the user's.
     func commit() throws(RPCError) {
         guard renameat(directory, temporary, directory, target.name) == 0 else {
             throw target.failure("cannot move into place")

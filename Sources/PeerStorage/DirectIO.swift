@@ -87,13 +87,19 @@ public final class DirectIO: Sendable {
     /// it through the cache; nil when nothing was written (no whole block, or the file
     /// system refuses direct writes). Blocking: call it on a thread pool.
     func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64, path: String) throws(StorageError) -> (start: UInt64, count: UInt64)? {
-        guard isUsable, let blocks = Self.blocks(at: offset, count: UInt64(bytes.count)), let base = bytes.baseAddress else { return nil }
+        guard isUsable, Self.blocks(at: offset, count: UInt64(bytes.count)) != nil else { return nil }
         let fd = open(path, O_WRONLY | Self.flag | O_CLOEXEC)
         guard fd >= 0 else {
             if errno == EINVAL { refused() }
             return nil
         }
         defer { close(fd) }
+        return try write(bytes, at: offset, fd: fd)
+    }
+
+    /// `write(_:at:path:)` into a file already open with `flag` as `fd`.
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64, fd: CInt) throws(StorageError) -> (start: UInt64, count: UInt64)? {
+        guard isUsable, let blocks = Self.blocks(at: offset, count: UInt64(bytes.count)), let base = bytes.baseAddress else { return nil }
         let source = base + Int(blocks.start - offset)
         return try withStaging { (staging) throws(StorageError) -> (start: UInt64, count: UInt64)? in
             var done = 0

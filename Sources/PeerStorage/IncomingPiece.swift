@@ -20,19 +20,21 @@ extension PieceStore {
             throw .io("task \(taskID) is finished; piece \(number) should be here")
         }
         let claim = PieceClaim()
-        enum Outcome { case here, busy, claimed, gone }
+        enum Outcome { case here, busy, claimed([ContentMirror]), gone }
         let outcome = tasks.withLock { t -> Outcome in
             guard let current = t[taskID], current.generation == e.generation else { return .gone }
             if current.meta.pieces[number] != nil { return .here }
             if current.writers[number] != nil { return .busy }
             t[taskID]?.writers[number] = claim
-            return .claimed
+            return .claimed(current.mirrors)
         }
         switch outcome {
         case .here: return nil
         case .gone: throw .unknownTask(taskID)
-        case .busy: return IncomingPiece(store: self, taskID: taskID, slot: slot, entry: e, log: log, claim: nil)
-        case .claimed: return IncomingPiece(store: self, taskID: taskID, slot: slot, entry: e, log: log, claim: claim)
+        case .busy: return IncomingPiece(store: self, taskID: taskID, slot: slot, entry: e, log: log, claim: nil, mirrors: [])
+        case .claimed(let mirrors):
+            mirrors.forEach { $0.begin(number) }
+            return IncomingPiece(store: self, taskID: taskID, slot: slot, entry: e, log: log, claim: claim, mirrors: mirrors)
         }
     }
 }
@@ -59,6 +61,8 @@ public final class IncomingPiece {
     private let path: String
     /// Nil when another copy held the piece's claim: this one stays in `batch` until checked.
     private let claim: PieceClaim?
+    /// Outputs the bytes are written into as well, as they go to the store (with the claim only).
+    private let mirrors: [ContentMirror]
     private var batch: [UInt8] = []
     /// Bytes received so far (written, or in `batch`).
     public private(set) var received: UInt64 = 0
@@ -67,7 +71,8 @@ public final class IncomingPiece {
     /// Another, checked copy took the piece over: what arrives now is only counted.
     private var overtaken = false
 
-    init(store: PieceStore, taskID: String, slot: PieceLayout.Piece, entry: PieceStore.Entry, log: PieceLog, claim: PieceClaim?) {
+    init(store: PieceStore, taskID: String, slot: PieceLayout.Piece, entry: PieceStore.Entry, log: PieceLog, claim: PieceClaim?,
+         mirrors: [ContentMirror]) {
         self.store = store
         self.taskID = taskID
         self.slot = slot
@@ -76,6 +81,7 @@ public final class IncomingPiece {
         self.contentWrites = entry.contentWrites
         self.path = store.contentPath(taskID)
         self.claim = claim
+        self.mirrors = claim == nil ? [] : mirrors
     }
 
     deinit {
@@ -140,10 +146,14 @@ public final class IncomingPiece {
     private func write<Bytes: PieceBytes>(_ bytes: Bytes) async throws(StorageError) -> Bytes {
         guard let claim, !overtaken else { return bytes }
         let (path, offset, taskID, crc, contentWrites, direct) = (path, slot.offset + flushed, taskID, crc, contentWrites, store.direct)
+        let (mirrors, number) = (mirrors, slot.number)
         let (next, returned) = try await store.onPool { () throws(StorageError) -> (UInt32?, Bytes) in
             let next = bytes.withUnsafeBytes { Hashing.crc32($0, continuing: crc) }
+            // Under the claim, so a copy that takes the piece over finds no write of this
+            // one still to come, in the store or in a mirror.
             let wrote: Void? = try claim.ifCurrent { () throws(StorageError) in
                 try PieceStore.writeBytes(bytes, to: path, offset: offset, taskID: taskID, serializedBy: contentWrites, direct: direct)
+                bytes.withUnsafeBytes { all in mirrors.forEach { $0.write(all, at: offset, piece: number) } }
             }
             return (wrote == nil ? nil : next, bytes)
         }
@@ -170,11 +180,13 @@ public final class IncomingPiece {
         if let expected = expectedDigest, !expected.isEmpty, expected != digest {
             throw .digestMismatch(piece: slot.number, expected: expected, actual: digest)
         }
-        let (log, number, length, path, generation, taskID, store) = (log, slot.number, slot.length, path, generation, taskID, store)
+        let (log, number, length, path, generation, taskID, store, mirrors) = (log, slot.number, slot.length, path, generation, taskID, store, mirrors)
         let piece = TaskMetadata.Piece(number: number, offset: slot.offset, length: slot.length, digest: digest, parentID: parentID)
         let recorded = try await store.onPool { () throws(StorageError) -> TaskMetadata.Piece?? in
             try claim.ifCurrent { () throws(StorageError) -> TaskMetadata.Piece? in
                 try log.append(PieceLog.Entry(number: number, digest: digest, parentID: parentID), length: length, contentPath: path)
+                // Before the piece is visible, so whoever sees it recorded finds it whole in the mirrors.
+                mirrors.forEach { $0.land(number, digest: digest) }
                 return try store.record(piece, taskID: taskID, generation: generation)
             }
         }

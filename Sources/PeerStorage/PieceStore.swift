@@ -38,6 +38,8 @@ public final class PieceStore: Sendable {
         /// inode lock), but its waiters spin on that lock for as long as a 1 MiB copy into the
         /// page cache takes (6 % of a child's CPU in a profile); this lock's waiters sleep.
         let contentWrites = Locked<Void>(())
+        /// Files each piece of this incarnation is also written into as it arrives.
+        var mirrors: [ContentMirror] = []
     }
     let tasks = Locked<[String: Entry]>([:])
     private let nextGeneration = Atomic<UInt64>(0)
@@ -284,6 +286,23 @@ public final class PieceStore: Sendable {
         return kept
     }
 
+    /// From now on, pieces of the task as it is open now are also written into `mirror`
+    /// as they arrive (`ContentMirror`); false when the task is not open.
+    @discardableResult
+    public func attach(_ mirror: ContentMirror, to taskID: String) -> Bool {
+        tasks.withLock { t in
+            guard t[taskID] != nil else { return false }
+            t[taskID]?.mirrors.append(mirror)
+            return true
+        }
+    }
+
+    /// Stops writing into `mirror`; no write reaches it after this returns.
+    public func detach(_ mirror: ContentMirror, from taskID: String) {
+        tasks.withLock { t in t[taskID]?.mirrors.removeAll { $0 === mirror } }
+        mirror.retire()
+    }
+
     /// Gives up a piece's claim, if it is still the one held, and wakes those waiting to
     /// see how the piece settled.
     func releaseClaim(_ claim: PieceClaim, taskID: String, number: UInt32) {
@@ -420,7 +439,7 @@ public final class PieceStore: Sendable {
         try written.get()
     }
 
-    private static func writeAll(_ bytes: UnsafeRawBufferPointer, to fd: CInt, offset: UInt64, taskID: String) throws(StorageError) {
+    static func writeAll(_ bytes: UnsafeRawBufferPointer, to fd: CInt, offset: UInt64, taskID: String) throws(StorageError) {
         var written = 0
         while written < bytes.count {
             let n = pwrite(fd, bytes.baseAddress.map { $0 + written }, bytes.count - written, off_t(offset) + off_t(written))
