@@ -72,6 +72,10 @@ extension Daemon {
         } else {
             file = nil
         }
+        // Written as pieces arrive, from the bytes received (`ContentMirror`).
+        let mirror = file?.mirror
+        if let mirror { store.attach(mirror, to: taskID) }
+        defer { if let mirror { store.detach(mirror, from: taskID) } }
         try await started(layout.contentLength, peerID)
         var reported = Set<UInt32>()
         try await deliver(meta, &reported, traffic: .localPeer, file: file, report: report)
@@ -115,6 +119,7 @@ extension Daemon {
                 throw RPCError(code: .internal, message: "\(error)")
             }
         }
+        if let mirror { store.detach(mirror, from: taskID) }
         if let file { try await NIOThreadPool.singleton.runIfActive { try file.commit() } }
         let fromOrigin = try await store.metadata(taskID).pieces.values.contains { $0.parentID == nil }
         countDownloadedTask(from: meta.finished ? "local" : fromOrigin ? "back_to_source" : "p2p")

@@ -86,6 +86,20 @@ def metric(server, name, labels):
     return float(m.group(1)) if m else 0.0
 
 
+def wait_finished(c, count, timeout=30):
+    """Waits until the scheduler has counted `count` peers finished: from then on it offers
+    them, with every piece, as parents."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(f"http://127.0.0.1:{c.sched.metrics_port}/metrics", timeout=10) as res:
+            text = res.read().decode()
+        done = sum(float(v) for v in re.findall(r"^dragonfly_scheduler_download_peer_finished_total\{[^}]*\} (\S+)$", text, re.M))
+        if done >= count:
+            return
+        assert time.monotonic() < deadline, f"the scheduler counted {done} of {count} peers finished"
+        time.sleep(0.05)
+
+
 def sync_pieces(daemon, task_id):
     stub = dfdaemon_pb2_grpc.DfdaemonUploadStub(grpc.insecure_channel(daemon.address))
     return list(stub.SyncPieces(dfdaemon_pb2.SyncPiecesRequest(host_id="python-spec-client", task_id=task_id), timeout=30))
@@ -162,7 +176,7 @@ def test_download_protocol_tcp_uses_vortex_between_our_peers_under_the_upload_li
     a = c.daemon("a", "upload:\n  concurrentLimit: 1\n")
     b = c.daemon("b", "download:\n  protocol: tcp\n")
     assert c.dfget("a", "h.bin") == data
-    time.sleep(0.3)
+    wait_finished(c, 1)
     assert c.dfget("b", "h.bin") == data
     assert metric(b, "parent_piece_total", 'transport="vortex"') == 3
     assert metric(b, "parent_piece_total", 'transport="stream"') == 0
@@ -222,13 +236,13 @@ def test_a_store_keeps_its_content_past_the_page_cache_unless_told_not_to(cluste
     a = c.daemon("a", "" if direct else "storage:\n  directIO: false\n")
     b = c.daemon("b", "download:\n  protocol: tcp\n")
     assert c.dfget("a", "d.bin") == data
-    time.sleep(0.3)
+    wait_finished(c, 1)
     assert c.dfget("b", "d.bin") == data
     assert metric(b, "parent_piece_total", 'transport="vortex"') == 3
     # Only a had the task: all of b's copy came from a, over Vortex.
     assert metric(a, "upload_traffic_total", "") == len(data)
     e = c.daemon("e")
-    time.sleep(0.3)
+    wait_finished(c, 2)
     assert c.dfget("e", "d.bin") == data
     assert metric(e, "parent_piece_total", 'transport="stream"') == 3
     content = c.root / "a" / "content" / task_id_of(c.url("d.bin"))
@@ -238,3 +252,34 @@ def test_a_store_keeps_its_content_past_the_page_cache_unless_told_not_to(cluste
         assert pages <= 1, f"{pages} pages of the parent's content are cached"
     else:
         assert pages >= 2 * PIECE // 4096, f"only {pages} pages of the parent's content are cached"
+
+
+def storage_reads(server):
+    """Bytes the process has had read from the disk (`read_bytes` of /proc/PID/io)."""
+    fields = dict(line.split(": ") for line in Path(f"/proc/{server.proc.pid}/io").read_text().splitlines())
+    return int(fields["read_bytes"])
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "tcp"])
+def test_a_childs_output_is_written_from_the_bytes_it_receives(cluster, protocol):
+    """A child writes the user's file from the bytes it receives, as its store writes them:
+    its dfdaemon reads nothing of the task back from disk for the output. Its store is read
+    past the page cache, so a copy out of it would show in the process's `read_bytes`, as
+    the second download (of a task already here, copied whole) shows it does."""
+    data = os.urandom(6 * PIECE + 5000)
+    c = cluster({"o.bin": data})
+    c.daemon("a")
+    b = c.daemon("b", f"download:\n  protocol: {protocol}\n")
+    assert c.dfget("a", "o.bin") == data
+    wait_finished(c, 1)
+    before = storage_reads(b)
+    assert c.dfget("b", "o.bin") == data
+    transport = "vortex" if protocol == "tcp" else "stream"
+    assert metric(b, "parent_piece_total", f'transport="{transport}"') == 7
+    during = storage_reads(b) - before
+    # The last piece's unaligned tail may be read back through the cache; nothing more.
+    assert during < PIECE, f"the child read {during} bytes from disk while writing the output"
+    (c.root / "b-o.bin").unlink()
+    before = storage_reads(b)
+    assert c.dfget("b", "o.bin") == data
+    assert storage_reads(b) - before >= 6 * PIECE
