@@ -152,8 +152,24 @@ public final class IncomingPiece {
             // Under the claim, so a copy that takes the piece over finds no write of this
             // one still to come, in the store or in a mirror.
             let wrote: Void? = try claim.ifCurrent { () throws(StorageError) in
-                try PieceStore.writeBytes(bytes, to: path, offset: offset, taskID: taskID, serializedBy: contentWrites, direct: direct)
-                bytes.withUnsafeBytes { all in mirrors.forEach { $0.write(all, at: offset, piece: number) } }
+                guard !mirrors.isEmpty else {
+                    return try PieceStore.writeBytes(bytes, to: path, offset: offset, taskID: taskID, serializedBy: contentWrites, direct: direct)
+                }
+                // The store's write and the mirrors' at once: on a disk that serves several
+                // transfers in parallel, each batch is written in the time of one.
+                let storeFailure = Locked<StorageError?>(nil)
+                DispatchQueue.concurrentPerform(iterations: 1 + mirrors.count) { i in
+                    guard i > 0 else {
+                        do throws(StorageError) {
+                            try PieceStore.writeBytes(bytes, to: path, offset: offset, taskID: taskID, serializedBy: contentWrites, direct: direct)
+                        } catch {
+                            storeFailure.withLock { $0 = error }
+                        }
+                        return
+                    }
+                    bytes.withUnsafeBytes { mirrors[i - 1].write($0, at: offset, piece: number) }
+                }
+                if let failure = storeFailure.withLock({ $0 }) { throw failure }
             }
             return (wrote == nil ? nil : next, bytes)
         }

@@ -212,6 +212,45 @@ def test_full_disk_fails_cleanly_and_the_daemon_stays_up(tmp_path):
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
+def test_an_output_on_a_full_disk_fails_cleanly_and_the_task_is_kept(tmp_path):
+    """The user's file is written as pieces arrive, apart from the store: an output disk
+    that fills fails that download with the reason and leaves no partial file, while the
+    store (on another disk) keeps the whole task for the next caller and for peers."""
+    mnt = tmp_path / "out"
+    mnt.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        missing(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    origin = daemon = None
+    try:
+        (tmp_path / "origin").mkdir()
+        big = os.urandom(40 * MIB)
+        (tmp_path / "origin" / "big.bin").write_bytes(big)
+        origin = Server([sys.executable, HELPERS / "faulty_origin.py", "0", tmp_path / "origin"], tmp_path / "o.log")
+        daemon = Server([binary("dfdaemon"), "--port", "0", "--listen-ip", "127.0.0.1", "--data-dir", tmp_path / "d",
+                         "--unix-socket", tmp_path / "d.sock"], tmp_path / "d.log")
+        get = [binary("dfget"), f"http://{origin.address}/big.bin", "--daemon", f"unix:{tmp_path}/d.sock", "--quiet", "-O"]
+        res = run(get + [mnt / "big.out"], timeout=120)
+        assert res.returncode != 0, "40 MiB cannot fit in 16 MiB"
+        assert "space" in res.stderr.lower(), res.stderr
+        assert list(mnt.iterdir()) == [], "no partial output is left"
+        daemon.assert_alive()
+        # The pieces stored before the failure stay: the next caller fetches only the rest.
+        def gets():
+            return [l for l in Path(origin.log_path).read_text().splitlines() if l.startswith("GET /big.bin")]
+        before = len(gets())
+        res = run(get + [tmp_path / "big.out"], timeout=120)
+        assert res.returncode == 0, describe(res) + Path(daemon.log_path).read_text()[-2000:]
+        assert (tmp_path / "big.out").read_bytes() == big
+        again = gets()[before:]
+        assert len(again) < 10, again
+    finally:
+        for s in (daemon, origin):
+            if s:
+                s.stop()
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
 @pytest.mark.parametrize("mode,ok,words", [
     ("reset", False, ""), ("shortlen", False, ""), ("always500", False, "500"), ("flaky500", True, ""), ("slow", True, ""),
 ])
