@@ -21,9 +21,9 @@ public struct VortexPiece: Sendable {
 public struct VortexOutgoingPiece: Sendable {
     public enum Body: Sendable {
         case bytes(ByteBuffer)
-        /// `length` bytes, `read(start, count)` at a time in chunks of `chunk`, each sent
-        /// before the next is read: a connection holds one chunk, never the whole piece.
-        /// `done` runs once the piece was sent, failed, or will not be sent.
+        /// `length` bytes, `read(start, count)` at a time in chunks of `chunk`, the next read
+        /// while one is sent: a connection holds two chunks, never the whole piece. `done`
+        /// runs once the piece was sent, failed, or will not be sent, and no read is running.
         case reader(length: Int, chunk: Int, read: @Sendable (Int, Int) async throws -> ByteBuffer, done: @Sendable () -> Void)
         /// The server closes the handle once the region is written or the send fails.
         case file(NIOFileHandle, offset: Int, length: Int)
@@ -156,19 +156,8 @@ public final class VortexServer: Sendable {
                 channel.write(ByteBuffer(bytes: piece.metadata.packetHead(kind: piece.kind)), promise: nil)
                 try await channel.writeAndFlush(content)
             case .reader(let length, let chunk, let read, let done):
-                defer { done() }
                 channel.write(ByteBuffer(bytes: piece.metadata.packetHead(kind: piece.kind)), promise: nil)
-                var sent = 0
-                while sent < length {
-                    let count = min(max(1, chunk), length - sent)
-                    let bytes = try await read(sent, count)
-                    // The head promised `length` bytes: a short chunk must end the connection.
-                    guard bytes.readableBytes == count else {
-                        throw VortexErrorPacket(code: .internal, message: "read \(bytes.readableBytes) of \(count) bytes at \(sent)")
-                    }
-                    try await channel.writeAndFlush(bytes)
-                    sent += count
-                }
+                try await sendReadAhead(length: length, chunk: max(1, chunk), read: read, done: done)
             case .file(let handle, let offset, let length):
                 defer { try? handle.close() }
                 channel.write(ByteBuffer(bytes: piece.metadata.packetHead(kind: piece.kind)), promise: nil)
@@ -271,5 +260,39 @@ final class CloseWhenIdle: ChannelInboundHandler, Sendable {
         } else {
             context.fireUserInboundEventTriggered(event)
         }
+    }
+}
+
+extension VortexServer.Replies {
+    /// Sends `length` bytes a chunk at a time, reading the next chunk while the current one
+    /// goes out, so the disk and the socket work at once.
+    fileprivate func sendReadAhead(length: Int, chunk: Int, read: @escaping @Sendable (Int, Int) async throws -> ByteBuffer,
+                                   done: @Sendable () -> Void) async throws {
+        func reading(_ start: Int) -> Task<ByteBuffer, any Error>? {
+            start < length ? Task { try await read(start, min(chunk, length - start)) } : nil
+        }
+        var pending = reading(0)
+        var failure: (any Error)?
+        var sent = 0
+        while let current = pending {
+            do {
+                let bytes = try await current.value
+                let count = min(chunk, length - sent)
+                // The head promised `length` bytes: a short chunk must end the connection.
+                guard bytes.readableBytes == count else {
+                    throw VortexErrorPacket(code: .internal, message: "read \(bytes.readableBytes) of \(count) bytes at \(sent)")
+                }
+                pending = reading(sent + count)
+                try await channel.writeAndFlush(bytes)
+                sent += count
+            } catch {
+                failure = error
+                break
+            }
+        }
+        // A read still running uses what `done` gives back: it ends first.
+        _ = try? await pending?.value
+        done()
+        if let failure { throw failure }
     }
 }

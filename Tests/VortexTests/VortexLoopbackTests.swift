@@ -88,6 +88,10 @@ final class ChunkedSource: VortexPieceSource {
     let reads = Mutex(0)
     let largestRead = Mutex(0)
     let done = Mutex(0)
+    /// Reads running now, the most at once, and how many ran when `done` was called.
+    let running = Mutex(0)
+    let mostAtOnce = Mutex(0)
+    let runningAtDone = Mutex(0)
 
     init(content: [UInt8], chunk: Int, shortAt: Int? = nil) {
         self.content = content
@@ -107,10 +111,20 @@ final class ChunkedSource: VortexPieceSource {
         let read: @Sendable (Int, Int) async throws -> ByteBuffer = { [self] start, count in
             reads.withLock { $0 += 1 }
             largestRead.withLock { $0 = max($0, count) }
+            let now = running.withLock { $0 += 1; return $0 }
+            mostAtOnce.withLock { $0 = max($0, now) }
+            defer { running.withLock { $0 -= 1 } }
+            // Slow enough that a read begun while the previous chunk is sent is still running
+            // when a short chunk ends the piece.
+            try await Task.sleep(for: .milliseconds(20))
             return ByteBuffer(bytes: content[start..<(start + count - (start == shortAt ? 1 : 0))])
         }
+        let done: @Sendable () -> Void = { [self] in
+            runningAtDone.withLock { $0 += running.withLock { $0 } }
+            self.done.withLock { $0 += 1 }
+        }
         return VortexOutgoingPiece(metadata: PieceContentMetadata(number: number, offset: 0, length: UInt64(content.count), digest: "crc32:1"),
-                                   body: .reader(length: content.count, chunk: chunk, read: read, done: { [self] in done.withLock { $0 += 1 } }))
+                                   body: .reader(length: content.count, chunk: chunk, read: read, done: done))
     }
 }
 
@@ -154,6 +168,9 @@ final class ChunkedSource: VortexPieceSource {
         #expect(piece.content == content)
         #expect(source.reads.withLock { $0 } == 6 && source.largestRead.withLock { $0 } == 1 << 20)
         #expect(source.done.withLock { $0 } == 1)
+        // One read at a time, each while the chunk before it is sent; none left running at `done`.
+        #expect(source.mostAtOnce.withLock { $0 } == 1)
+        #expect(source.runningAtDone.withLock { $0 } == 0)
         await server.stop()
 
         let short = ChunkedSource(content: content, chunk: 1 << 20, shortAt: 2 << 20)
@@ -162,7 +179,27 @@ final class ChunkedSource: VortexPieceSource {
             _ = try await VortexClient().downloadPiece(host: "127.0.0.1", port: shortServer.port, taskID: Self.task, number: 0)
         }
         #expect(short.done.withLock { $0 } == 1)
+        #expect(short.runningAtDone.withLock { $0 } == 0)
         await shortServer.stop()
+
+        // A child that goes away mid-piece: the send fails while the next chunk is being
+        // read, and what the read uses is given back only once it ended.
+        let left = ChunkedSource(content: content, chunk: 1 << 20)
+        let leftServer = try await VortexServer.start(host: "127.0.0.1", port: 0, source: left, logger: Logger(label: "vortex"))
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: leftServer.port) { channel in
+                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+            }
+        try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(bytes: try DownloadPieceRequest(taskID: Self.task, pieceNumber: 0).packet()))
+            for try await _ in inbound { break }
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while left.done.withLock({ $0 }) == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(left.done.withLock { $0 } == 1)
+        #expect(left.reads.withLock { $0 } < 6, "the piece was not sent whole")
+        #expect(left.runningAtDone.withLock { $0 } == 0)
+        await leftServer.stop()
     }
 
     /// A persistent cache task's pieces: asked with tag 4, answered with tag 5, and not
