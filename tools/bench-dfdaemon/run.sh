@@ -83,6 +83,20 @@ PY
     rm -f "$work/floor.bin"
 }
 floor_s=$(fill_and_free)
+# The disk's own ceiling for a child's work: each GiB a child receives is a GiB read by its
+# parent and two written (its store and the user's file), all past the page cache. dd does
+# the three at once, on files of the task's size; a child cannot beat the time they take.
+ceiling() {
+    local t0 t1
+    sync; t0=$(now)
+    dd if="$work/origin/big.bin" of=/dev/null bs=1M iflag=direct status=none & local r=$!
+    dd if=/dev/zero of="$work/ceiling1.bin" bs=1M count="$size_mib" oflag=direct status=none & local w1=$!
+    dd if=/dev/zero of="$work/ceiling2.bin" bs=1M count="$size_mib" oflag=direct status=none
+    wait "$r" "$w1"; t1=$(now)
+    rm -f "$work/ceiling1.bin" "$work/ceiling2.bin"
+    echo "$size_mib * 1.048576 / ($t1 - $t0)" | bc -l
+}
+ceiling_mbs=$(ceiling)
 d0=$(cpu "${pids[5]}"); t10=$(now); "$bin/dfget" "http://$origin/big.bin" -O "$work/warm-grpc.bin" --daemon "unix:$work/d.sock" --quiet; t11=$(now); d1=$(cpu "${pids[5]}")
 fill_and_free > /dev/null
 if [ -n "${PERF_DATA:-}" ] && [ "${PERF_OF:-}" = e ]; then perf record -q -g -o "$PERF_DATA" -p "${pids[6]}" 2>/dev/null & perf_pid=$!; sleep 0.3; fi
@@ -127,6 +141,9 @@ printf '%-52s %12s %10s\n' figure value target
 printf '%-52s %10.2f s\n' "first download (origin via dfdaemon a)" "$first_s"
 printf '%-52s %8.0f MB/s %10s\n' "(b) peer to peer, dfdaemon b from a, piece stream" "$(echo "$size_mib * 1.048576 / $p2p_s" | bc -l)" ">= 604"
 printf '%-52s %8.0f MB/s %10s\n' "(b) peer to peer, dfdaemon c over Vortex ($vortex_pieces pieces)" "$(echo "$size_mib * 1.048576 / $vortex_s" | bc -l)" ">= 604"
+printf '%-52s %8.0f MB/s\n' "disk ceiling: 1 read + 2 writes at once (dd, direct)" "$ceiling_mbs"
+printf '%-52s %12.2f\n' "  b / ceiling, c / ceiling" "$(echo "$size_mib * 1.048576 / $p2p_s / $ceiling_mbs" | bc -l)"
+printf '%-52s %12.2f\n' "" "$(echo "$size_mib * 1.048576 / $vortex_s / $ceiling_mbs" | bc -l)"
 printf '%-52s %10.2f s\n' "dfdaemon a CPU serving b (piece stream), per GiB" "$(echo "($a1 - $a0) * 1024 / $size_mib" | bc -l)"
 printf '%-52s %10.2f s\n' "dfdaemon a CPU serving c (Vortex), per GiB" "$(echo "($a3 - $a2) * 1024 / $size_mib" | bc -l)"
 printf '%-52s %10.2f s\n' "dfdaemon b CPU receiving (piece stream), per GiB" "$(echo "($b1 - $b0) * 1024 / $size_mib" | bc -l)"
