@@ -4,6 +4,7 @@ three-node pull, a full disk, and an origin that resets, lies about lengths, fai
 500s or crawls. Every pull that can finish must finish with the right digest; nothing
 wrong may be cached; nothing that was not killed may die; the killed one must rejoin."""
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -177,23 +178,46 @@ def test_manager_killed_mid_pull_and_restarted(drill):
     assert res.returncode == 0, describe(res)
 
 
-def test_full_disk_fails_cleanly_and_the_daemon_stays_up(tmp_path):
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], capture_output=True, text=True)
+@contextlib.contextmanager
+def small_disk(path, size="16m"):
+    """A tmpfs of `size` mounted at `path` for the test's length: a disk that fills."""
+    path.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True)
     if mounted.returncode != 0:
         missing(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    origin = daemon = None
     try:
-        (tmp_path / "origin").mkdir()
-        big, small = os.urandom(40 * MIB), os.urandom(2 * MIB)
-        (tmp_path / "origin" / "big.bin").write_bytes(big)
-        (tmp_path / "origin" / "small.bin").write_bytes(small)
-        origin = Server([sys.executable, HELPERS / "faulty_origin.py", "0", tmp_path / "origin"], tmp_path / "o.log")
-        daemon = Server([binary("dfdaemon"), "--port", "0", "--listen-ip", "127.0.0.1", "--data-dir", mnt / "d",
-                         "--unix-socket", tmp_path / "d.sock"], tmp_path / "d.log")
-        res = run([binary("dfget"), f"http://{origin.address}/big.bin", "-O", tmp_path / "big.out", "--daemon",
-                   f"unix:{tmp_path}/d.sock", "--quiet"], timeout=120)
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@contextlib.contextmanager
+def origin_and_daemon(tmp_path, files, data_dir):
+    """An origin serving `files` and one dfdaemon storing under `data_dir`, stopped after."""
+    (tmp_path / "origin").mkdir()
+    for name, data in files.items():
+        (tmp_path / "origin" / name).write_bytes(data)
+    servers = []
+    try:
+        servers.append(Server([sys.executable, HELPERS / "faulty_origin.py", "0", tmp_path / "origin"], tmp_path / "o.log"))
+        servers.append(Server([binary("dfdaemon"), "--port", "0", "--listen-ip", "127.0.0.1", "--data-dir", data_dir,
+                               "--unix-socket", tmp_path / "d.sock"], tmp_path / "d.log"))
+        yield servers[0], servers[1]
+    finally:
+        for s in reversed(servers):
+            s.stop()
+
+
+def dfget_into(tmp_path, origin, name, out):
+    return run([binary("dfget"), f"http://{origin.address}/{name}", "-O", out, "--daemon", f"unix:{tmp_path}/d.sock", "--quiet"],
+               timeout=120)
+
+
+def test_full_disk_fails_cleanly_and_the_daemon_stays_up(tmp_path):
+    big, small = os.urandom(40 * MIB), os.urandom(2 * MIB)
+    with small_disk(tmp_path / "disk") as mnt, \
+            origin_and_daemon(tmp_path, {"big.bin": big, "small.bin": small}, mnt / "d") as (origin, daemon):
+        res = dfget_into(tmp_path, origin, "big.bin", tmp_path / "big.out")
         assert res.returncode != 0, "40 MiB cannot fit in 16 MiB"
         assert "space" in res.stderr.lower(), res.stderr
         assert not (tmp_path / "big.out").exists()
@@ -201,54 +225,32 @@ def test_full_disk_fails_cleanly_and_the_daemon_stays_up(tmp_path):
         assert finished == [], "nothing partial is marked complete"
         daemon.assert_alive()
         # Space freed by the failed task, a download that fits still works.
-        res = run([binary("dfget"), f"http://{origin.address}/small.bin", "-O", tmp_path / "small.out", "--daemon",
-                   f"unix:{tmp_path}/d.sock", "--quiet"], timeout=120)
+        res = dfget_into(tmp_path, origin, "small.bin", tmp_path / "small.out")
         assert res.returncode == 0, describe(res) + Path(daemon.log_path).read_text()[-2000:]
         assert (tmp_path / "small.out").read_bytes() == small
-    finally:
-        for s in (daemon, origin):
-            if s:
-                s.stop()
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def test_an_output_on_a_full_disk_fails_cleanly_and_the_task_is_kept(tmp_path):
     """The user's file is written as pieces arrive, apart from the store: an output disk
     that fills fails that download with the reason and leaves no partial file, while the
-    store (on another disk) keeps the whole task for the next caller and for peers."""
-    mnt = tmp_path / "out"
-    mnt.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if mounted.returncode != 0:
-        missing(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    origin = daemon = None
-    try:
-        (tmp_path / "origin").mkdir()
-        big = os.urandom(40 * MIB)
-        (tmp_path / "origin" / "big.bin").write_bytes(big)
-        origin = Server([sys.executable, HELPERS / "faulty_origin.py", "0", tmp_path / "origin"], tmp_path / "o.log")
-        daemon = Server([binary("dfdaemon"), "--port", "0", "--listen-ip", "127.0.0.1", "--data-dir", tmp_path / "d",
-                         "--unix-socket", tmp_path / "d.sock"], tmp_path / "d.log")
-        get = [binary("dfget"), f"http://{origin.address}/big.bin", "--daemon", f"unix:{tmp_path}/d.sock", "--quiet", "-O"]
-        res = run(get + [mnt / "big.out"], timeout=120)
+    store (on another disk) keeps the pieces it stored for the next caller."""
+    big = os.urandom(40 * MIB)
+    with small_disk(tmp_path / "out") as mnt, origin_and_daemon(tmp_path, {"big.bin": big}, tmp_path / "d") as (origin, daemon):
+        res = dfget_into(tmp_path, origin, "big.bin", mnt / "big.out")
         assert res.returncode != 0, "40 MiB cannot fit in 16 MiB"
         assert "space" in res.stderr.lower(), res.stderr
         assert list(mnt.iterdir()) == [], "no partial output is left"
         daemon.assert_alive()
-        # The pieces stored before the failure stay: the next caller fetches only the rest.
+
         def gets():
             return [l for l in Path(origin.log_path).read_text().splitlines() if l.startswith("GET /big.bin")]
         before = len(gets())
-        res = run(get + [tmp_path / "big.out"], timeout=120)
+        res = dfget_into(tmp_path, origin, "big.bin", tmp_path / "big.out")
         assert res.returncode == 0, describe(res) + Path(daemon.log_path).read_text()[-2000:]
         assert (tmp_path / "big.out").read_bytes() == big
+        # The pieces stored before the failure stay: the next caller fetches only the rest.
         again = gets()[before:]
         assert len(again) < 10, again
-    finally:
-        for s in (daemon, origin):
-            if s:
-                s.stop()
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 @pytest.mark.parametrize("mode,ok,words", [
