@@ -134,6 +134,21 @@ def wait_for_task(scheduler, task, timeout=15):
     raise AssertionError(f"task {task} is {state} at the scheduler, not Succeeded")
 
 
+def wait_for_finished_peers(metrics_port, count, timeout=15):
+    """Until the scheduler has counted `count` peers finished: each reports its pieces
+    before it reports finishing, so from then on they are all known to the scheduler.
+    (A task fetched by ranges, as a registry mirror's are, never becomes Succeeded.)"""
+    deadline = time.monotonic() + timeout
+    done = 0.0
+    while time.monotonic() < deadline:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+        done = sum(float(v) for v in re.findall(r"^dragonfly_scheduler_download_peer_finished_total\{[^}]*\} (\S+)$", text, re.M))
+        if done >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the scheduler counted {done} peers finished, not {count}")
+
+
 def uploaded_bytes(daemon):
     """What a dfdaemon has served to other peers, from its /metrics."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{daemon.port}/metrics", timeout=10).read().decode()

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from conftest import Server, binary, describe, free_port, run, stop_process, tool
+from dfdaemon_cluster import wait_for_finished_peers, wait_for_hosts
 
 HELPERS = Path(__file__).parent / "helpers"
 EXAMPLES = Path(__file__).resolve().parents[2] / "docker"
@@ -151,12 +152,15 @@ def test_two_daemons_pull_one_image_the_registry_serves_each_blob_once(image, tm
         push(layout, "v1", reg, "test/app")
         m = mirror_for(reg.address)
         a, b = m.daemon("a"), m.daemon("b")
-        time.sleep(0.3)
+        wait_for_hosts(m.sched.address, 2)
+        finished_downloads = 0
         for d, name in ((a, "a"), (b, "b")):
             res = m.skopeo(d, "test/app:v1", m.root / f"out-{name}")
             assert res.returncode == 0, describe(res)
             assert blob(m.root / f"out-{name}", big["layer"]) == big["layer_blob"]
-            time.sleep(0.5)  # a's last piece reports reach the scheduler before b asks
+            # b is offered a as the parent of each blob once the scheduler has all of a's pieces.
+            finished_downloads += len(re.findall(r"download finished ", Path(d.log_path).read_text()))
+            wait_for_finished_peers(m.sched.metrics_port, finished_downloads)
         assert_each_byte_fetched_once(reg, big["layer"], len(big["layer_blob"]))
         assert_each_byte_fetched_once(reg, big["config"], len(blob(layout, big["config"])))
     finally:
@@ -540,13 +544,14 @@ def test_redirected_origin_one_task_whatever_the_signature(tmp_path, mirror_for)
         m = mirror_for(origin.address)
         rules = "  rules:\n    - regex: blob\\.bin\n"
         a, b = m.daemon("a", proxy_yaml=rules), m.daemon("b", proxy_yaml=rules)
-        time.sleep(0.3)
+        wait_for_hosts(m.sched.address, 2)
         ids = []
         for d in (a, b):
             res, body, _ = request(d, "GET", f"http://{origin.address}/redirect/blob.bin")
             assert res.status == 200 and body == data
             ids.append(res.getheader("X-Dragonfly-Task-ID"))
-            time.sleep(0.5)
+            # b is offered a as its parent once the scheduler has all of a's pieces.
+            wait_for_finished_peers(m.sched.metrics_port, len(ids))
         assert ids[0] == ids[1] and len(ids[0]) == 64
         gets = [l for l in Path(origin.log_path).read_text().splitlines() if l.startswith("GET /blob.bin?sig=")]
         assert len(gets) == 3, gets  # 10 MiB in 4 MiB pieces, each fetched once, all via the redirect

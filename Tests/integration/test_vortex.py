@@ -16,6 +16,7 @@ import pytest
 from dragonfly_api import dfdaemon_pb2, dfdaemon_pb2_grpc
 
 from conftest import Server, binary, describe, run
+from dfdaemon_cluster import wait_for_hosts, wait_for_task
 
 HELPERS = Path(__file__).parent / "helpers"
 sys.path.insert(0, str(HELPERS))
@@ -84,20 +85,6 @@ def metric(server, name, labels):
     selector = f"{{{labels}}}" if labels else ""
     m = re.search(rf"^dragonfly_dfdaemon_{name}{re.escape(selector)} (\S+)$", text, re.M)
     return float(m.group(1)) if m else 0.0
-
-
-def wait_finished(c, count, timeout=30):
-    """Waits until the scheduler has counted `count` peers finished: from then on it offers
-    them, with every piece, as parents."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with urllib.request.urlopen(f"http://127.0.0.1:{c.sched.metrics_port}/metrics", timeout=10) as res:
-            text = res.read().decode()
-        done = sum(float(v) for v in re.findall(r"^dragonfly_scheduler_download_peer_finished_total\{[^}]*\} (\S+)$", text, re.M))
-        if done >= count:
-            return
-        assert time.monotonic() < deadline, f"the scheduler counted {done} of {count} peers finished"
-        time.sleep(0.05)
 
 
 def sync_pieces(daemon, task_id):
@@ -176,7 +163,7 @@ def test_download_protocol_tcp_uses_vortex_between_our_peers_under_the_upload_li
     a = c.daemon("a", "upload:\n  concurrentLimit: 1\n")
     b = c.daemon("b", "download:\n  protocol: tcp\n")
     assert c.dfget("a", "h.bin") == data
-    wait_finished(c, 1)
+    wait_for_task(c.sched.address, task_id_of(c.url("h.bin")))
     assert c.dfget("b", "h.bin") == data
     assert metric(b, "parent_piece_total", 'transport="vortex"') == 3
     assert metric(b, "parent_piece_total", 'transport="stream"') == 0
@@ -236,13 +223,13 @@ def test_a_store_keeps_its_content_past_the_page_cache_unless_told_not_to(cluste
     a = c.daemon("a", "" if direct else "storage:\n  directIO: false\n")
     b = c.daemon("b", "download:\n  protocol: tcp\n")
     assert c.dfget("a", "d.bin") == data
-    wait_finished(c, 1)
+    wait_for_task(c.sched.address, task_id_of(c.url("d.bin")))
     assert c.dfget("b", "d.bin") == data
     assert metric(b, "parent_piece_total", 'transport="vortex"') == 3
     # Only a had the task: all of b's copy came from a, over Vortex.
     assert metric(a, "upload_traffic_total", "") == len(data)
     e = c.daemon("e")
-    wait_finished(c, 2)
+    wait_for_hosts(c.sched.address, 3)
     assert c.dfget("e", "d.bin") == data
     assert metric(e, "parent_piece_total", 'transport="stream"') == 3
     content = c.root / "a" / "content" / task_id_of(c.url("d.bin"))
@@ -271,7 +258,7 @@ def test_a_childs_output_is_written_from_the_bytes_it_receives(cluster, protocol
     c.daemon("a")
     b = c.daemon("b", f"download:\n  protocol: {protocol}\n")
     assert c.dfget("a", "o.bin") == data
-    wait_finished(c, 1)
+    wait_for_task(c.sched.address, task_id_of(c.url("o.bin")))
     before = storage_reads(b)
     assert c.dfget("b", "o.bin") == data
     transport = "vortex" if protocol == "tcp" else "stream"
