@@ -162,12 +162,12 @@ extension Daemon {
         let file: OutputFile?
         if let output {
             let length = range?.count ?? layout.contentLength
-            file = try await NIOThreadPool.singleton.runIfActive { try OutputFile(output, length: length) }
+            // A whole task's output is written as pieces arrive, from the bytes received.
+            file = try await NIOThreadPool.singleton.runIfActive { try OutputFile(output, length: length, mirrored: range == nil) }
         } else {
             file = nil
         }
-        // A whole task's output is written as pieces arrive, from the bytes received.
-        let mirror = range == nil ? file?.mirror : nil
+        let mirror = file?.mirror
         if let mirror { store.attach(mirror, to: taskID) }
         defer { if let mirror { store.detach(mirror, from: taskID) } }
         var plan = DownloadPlan(taskID: taskID, peerID: peerID, download: request, layout: layout,
@@ -256,7 +256,7 @@ extension Daemon {
 
     /// Copies the part of `piece` inside `range` (or all of it) to where it belongs in `file`.
     func copyPiece(_ piece: TaskMetadata.Piece, of taskID: String, into file: OutputFile, range: ByteRange?) async throws {
-        if range == nil, file.mirror?.holds(piece.number, digest: piece.digest) == true { return }
+        if file.mirror?.holds(piece.number, digest: piece.digest) == true { return }
         let source = contentPath(taskID)
         let first = max(piece.offset, range?.first ?? 0)
         let end = min(piece.offset + piece.length, range.map { $0.last + 1 } ?? UInt64.max)

@@ -68,11 +68,11 @@ extension Daemon {
         }
         let file: OutputFile?
         if let output {
-            file = try await NIOThreadPool.singleton.runIfActive { try OutputFile(output, length: layout.contentLength) }
+            // Written as pieces arrive, from the bytes received (`ContentMirror`).
+            file = try await NIOThreadPool.singleton.runIfActive { try OutputFile(output, length: layout.contentLength, mirrored: true) }
         } else {
             file = nil
         }
-        // Written as pieces arrive, from the bytes received (`ContentMirror`).
         let mirror = file?.mirror
         if let mirror { store.attach(mirror, to: taskID) }
         defer { if let mirror { store.detach(mirror, from: taskID) } }

@@ -27,7 +27,8 @@ final class OutputFile: Sendable {
     private let state = Locked<(committed: Bool, closed: Bool)>((false, false))
 
     /// Creates the temporary file, sized to the task, beside where the output goes.
-    init(_ target: OutputTarget, length: UInt64) throws(RPCError) {
+    /// `mirrored`: the output is the whole task, for the store to write into as pieces arrive.
+    init(_ target: OutputTarget, length: UInt64, mirrored: Bool = false) throws(RPCError) {
         self.target = target
         directory = try target.openWritableDirectory()
         temporary = ".\(target.name).dfget-\(UInt32.random(in: 0...UInt32.max))"
@@ -45,7 +46,7 @@ final class OutputFile: Sendable {
             throw error
         }
         uncached = UncachedWriter(directory: directory, name: temporary)
-        mirror = ContentMirror(duplicating: fd)
+        mirror = mirrored ? ContentMirror(duplicating: fd) : nil
     }
 
     deinit {

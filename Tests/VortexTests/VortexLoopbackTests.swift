@@ -92,11 +92,15 @@ final class ChunkedSource: VortexPieceSource {
     let running = Mutex(0)
     let mostAtOnce = Mutex(0)
     let runningAtDone = Mutex(0)
+    /// Yields once for each `done`.
+    let finished: AsyncStream<Void>
+    private let finishing: AsyncStream<Void>.Continuation
 
     init(content: [UInt8], chunk: Int, shortAt: Int? = nil) {
         self.content = content
         self.chunk = chunk
         self.shortAt = shortAt
+        (finished, finishing) = AsyncStream.makeStream()
     }
 
     final class Budget: VortexConnectionBudget {
@@ -122,6 +126,7 @@ final class ChunkedSource: VortexPieceSource {
         let done: @Sendable () -> Void = { [self] in
             runningAtDone.withLock { $0 += running.withLock { $0 } }
             self.done.withLock { $0 += 1 }
+            finishing.yield()
         }
         return VortexOutgoingPiece(metadata: PieceContentMetadata(number: number, offset: 0, length: UInt64(content.count), digest: "crc32:1"),
                                    body: .reader(length: content.count, chunk: chunk, read: read, done: done))
@@ -194,8 +199,7 @@ final class ChunkedSource: VortexPieceSource {
             try await outbound.write(ByteBuffer(bytes: try DownloadPieceRequest(taskID: Self.task, pieceNumber: 0).packet()))
             for try await _ in inbound { break }
         }
-        let deadline = ContinuousClock.now + .seconds(10)
-        while left.done.withLock({ $0 }) == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        for await _ in left.finished { break }
         #expect(left.done.withLock { $0 } == 1)
         #expect(left.reads.withLock { $0 } < 6, "the piece was not sent whole")
         #expect(left.runningAtDone.withLock { $0 } == 0)
