@@ -13,6 +13,7 @@ public final class HTTPResponseWriter: Sendable {
     private struct State {
         var headSent = false
         var completed = false
+        var clientGone = false
         var status: HTTPResponseStatus?
         var bytes = 0
         var declaredLength: Int?
@@ -28,6 +29,10 @@ public final class HTTPResponseWriter: Sendable {
 
     public var headSent: Bool { state.withLock { $0.headSent } }
     public var completed: Bool { state.withLock { $0.completed } }
+    /// True once a write found the connection closed: the client hung up (a registry ping
+    /// reads the head and closes) or stalled until it was dropped. What was not written
+    /// then, the client had chosen not to take.
+    public var clientGone: Bool { state.withLock { $0.clientGone } }
     public var status: HTTPResponseStatus? { state.withLock { $0.status } }
     /// Body bytes written so far.
     public var bodyBytes: Int { state.withLock { $0.bytes } }
@@ -37,7 +42,7 @@ public final class HTTPResponseWriter: Sendable {
         if !keepAlive { h.replaceOrAdd(name: "Connection", value: "close") }
         let declared = h.first(name: "Content-Length").flatMap(Int.init)
         state.withLock { $0.headSent = true; $0.status = status; $0.declaredLength = declared }
-        try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: status, headers: h)))
+        try await send(.head(HTTPResponseHead(version: .http1_1, status: status, headers: h)))
     }
 
     public func writeBody(_ bytes: some Collection<UInt8>) async throws {
@@ -50,12 +55,12 @@ public final class HTTPResponseWriter: Sendable {
     public func writeBody(_ buffer: ByteBuffer) async throws {
         guard !isHEAD, buffer.readableBytes > 0 else { return }
         state.withLock { $0.bytes += buffer.readableBytes }
-        try await outbound.write(.body(.byteBuffer(buffer)))
+        try await send(.body(.byteBuffer(buffer)))
     }
 
     public func end() async throws {
         do {
-            try await outbound.write(.end(nil))
+            try await send(.end(nil))
         } catch {
             // A client that read the whole declared body may close at once (Go's client does
             // with `Connection: close`), and the close can be seen before this end is
@@ -63,6 +68,15 @@ public final class HTTPResponseWriter: Sendable {
             guard bodyIsWhole else { throw error }
         }
         state.withLock { $0.completed = true }
+    }
+
+    private func send(_ part: HTTPServerResponsePart) async throws {
+        do {
+            try await outbound.write(part)
+        } catch {
+            state.withLock { $0.clientGone = true }
+            throw error
+        }
     }
 
     /// True when every byte of the response was handed to the connection: a HEAD, or as

@@ -36,7 +36,7 @@ public final class MirrorResponder: HTTPResponder {
     public func respond(to request: HTTPRequest, writer: HTTPResponseWriter) async throws {
         let requestID = String(UInt64.random(in: 0...UInt64.max), radix: 36)
         defer {
-            logger.info("mirror \(request.method.rawValue) \(LogRedaction.url(request.uri)) range=\(request.headers.first(name: "Range") ?? "-") keepalive=\(request.head.isKeepAlive) -> \(writer.status?.code ?? 0) \(writer.bodyBytes) bytes\(writer.completed ? "" : " (cut short)")", metadata: ["request_id": "\(requestID)"])
+            logger.info("mirror \(request.method.rawValue) \(LogRedaction.url(request.uri)) range=\(request.headers.first(name: "Range") ?? "-") keepalive=\(request.head.isKeepAlive) -> \(writer.status?.code ?? 0) \(writer.bodyBytes) bytes\(writer.completed ? "" : writer.clientGone ? " (client hung up)" : " (cut short)")", metadata: ["request_id": "\(requestID)"])
         }
         if let answer = operational.response(for: request.path), request.method == .GET || request.method == .HEAD {
             return try await StaticRoutes.write(answer, to: writer)
@@ -100,6 +100,9 @@ public final class MirrorResponder: HTTPResponder {
                 return try await authenticator.authorization(for: target, repository: repository)
             }, writer: writer)
             count(type: "direct", ok: status < 400 && writer.completed, bytes: bytes)
+        } catch where writer.clientGone {
+            count(type: "direct", ok: (writer.status?.code ?? 500) < 400, bytes: writer.bodyBytes)
+            throw error
         } catch let refusal as MirrorRefusal where !writer.headSent {
             count(type: "direct", ok: false, bytes: 0)
             try await refuse(refusal, writer)
@@ -156,6 +159,9 @@ public final class MirrorResponder: HTTPResponder {
             try await response.serve(download)
             count(type: "p2p", ok: true, bytes: writer.bodyBytes)
             return true
+        } catch where writer.clientGone {
+            count(type: "p2p", ok: true, bytes: writer.bodyBytes)
+            throw error
         } catch {
             if await response.started {
                 // Bytes already went out: all we can do is break the response.
@@ -177,13 +183,15 @@ public final class MirrorResponder: HTTPResponder {
         }
     }
 
-    /// `sha256:<hex>` from `…/blobs/sha256:<hex>`.
     private func refuse(_ refusal: MirrorRefusal, _ writer: HTTPResponseWriter, type: String = "proxy") async throws {
         var h = HTTPHeaders()
         h.add(name: "X-Dragonfly-Error-Type", value: type)
         try await writer.respond(HTTPResponseStatus(statusCode: refusal.status), headers: h, body: refusal.message + "\n")
     }
 
+    /// `result` says how the mirror's side went: the upstream's answer or the P2P task. A
+    /// client that hangs up midway is not a failure of either (registry pings close after
+    /// the head), as upstream Dragonfly counts only its own handler's errors.
     private func count(type: String, ok: Bool, bytes: Int) {
         daemon.metrics.counter("proxy_request_total", [("type", type), ("result", ok ? "success" : "failure")],
                                help: "Registry mirror requests, by how they were served and how they ended").increment()

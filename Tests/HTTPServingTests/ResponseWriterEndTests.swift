@@ -53,3 +53,38 @@ import Testing
         #expect(!result.completed)
     }
 }
+
+/// A client that hangs up before the body (a registry ping reads the head and closes) makes
+/// the next write fail; the writer says the client went, so its caller does not count the
+/// response as its own failure. (A fresh-clone CI run counted skopeo's `/v2/` ping through
+/// the mirror as a failed direct request this way.)
+@Suite struct ResponseWriterClientGoneTests {
+    @Test func aWriteAfterTheClientClosedSaysTheClientWent() async throws {
+        let channel = NIOAsyncTestingChannel()
+        let wrapped = try await channel.testingEventLoop.executeInContext {
+            try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
+        }
+        try await wrapped.executeThenClose { _, outbound in
+            let writer = HTTPResponseWriter(outbound: outbound, channel: channel, isHEAD: false, keepAlive: false)
+            try await writer.writeHead(.ok, headers: ["Content-Length": "2"])
+            #expect(!writer.clientGone)
+            try await channel.close()
+            await #expect(throws: (any Error).self) { try await writer.writeBody(Array("{}".utf8)) }
+            #expect(writer.clientGone)
+            #expect(!writer.completed)
+        }
+    }
+
+    @Test func aWholeResponseLeavesTheClientThere() async throws {
+        let channel = NIOAsyncTestingChannel()
+        let wrapped = try await channel.testingEventLoop.executeInContext {
+            try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
+        }
+        try await wrapped.executeThenClose { _, outbound in
+            let writer = HTTPResponseWriter(outbound: outbound, channel: channel, isHEAD: false, keepAlive: true)
+            try await writer.respond(.ok, body: "{}")
+            #expect(writer.completed)
+            #expect(!writer.clientGone)
+        }
+    }
+}

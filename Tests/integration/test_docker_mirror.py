@@ -24,7 +24,7 @@ from conftest import binary, describe, free_port, run, stop_process, tool
 HELPERS = Path(__file__).parent / "helpers"
 sys.path.insert(0, str(HELPERS))
 from registry import Registry, build_image, push  # noqa: E402
-from test_registry_mirror import assert_each_byte_fetched_once, blob, mirror_for  # noqa: E402,F401 (a fixture)
+from mirror_setup import assert_each_byte_fetched_once, blob, mirror_for  # noqa: E402,F401 (a fixture)
 
 MIB = 1 << 20
 

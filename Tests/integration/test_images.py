@@ -25,7 +25,7 @@ from conftest import REPO_ROOT, describe, free_port, missing, run, tool
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 from registry import Registry, build_image, push  # noqa: E402
 from test_docker_mirror import Dockerd  # noqa: E402
-from test_registry_mirror import PRIMARY, assert_each_byte_fetched_once, blob  # noqa: E402
+from mirror_setup import PRIMARY, assert_each_byte_fetched_once, blob  # noqa: E402
 
 MIB = 1 << 20
 COMPOSE = REPO_ROOT / "docker" / "compose.yaml"

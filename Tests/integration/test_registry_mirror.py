@@ -3,7 +3,6 @@ Debian's docker-registry as the upstream (open and behind htpasswd), skopeo and
 containerd's ctr pulling through our daemons."""
 
 import base64
-import http.client
 import json
 import re
 import os
@@ -23,94 +22,10 @@ from conftest import Server, binary, describe, free_port, run, stop_process, too
 from dfdaemon_cluster import wait_for_finished_peers, wait_for_hosts
 
 HELPERS = Path(__file__).parent / "helpers"
-EXAMPLES = Path(__file__).resolve().parents[2] / "docker"
 sys.path.insert(0, str(HELPERS))
 from registry import Registry, build_image, push  # noqa: E402
-
-MIB = 1 << 20
-# Nothing listens on port 1: a puller that bypassed the mirror would fail, not hide it.
-PRIMARY = "127.0.0.1:1"
-
-
-@pytest.fixture(scope="module")
-def image(tmp_path_factory):
-    tool("skopeo", "skopeo")
-    tool("docker-registry", "docker-registry")
-    layout = tmp_path_factory.mktemp("oci") / "layout"
-    big = build_image(layout, "v1", os.urandom(64 * MIB), note="big")
-    return layout, big
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory, image):
-    layout, _ = image
-    reg = Registry(tmp_path_factory.mktemp("registry"), free_port())
-    push(layout, "v1", reg, "test/app")
-    yield reg
-    reg.stop()
-
-
-class Mirror:
-    """A scheduler and dfdaemons whose mirror points at `upstream`."""
-
-    def __init__(self, root, upstream, proxy_yaml=""):
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.upstream = upstream
-        self.proxy_yaml = proxy_yaml
-        self.sched = Server([binary("scheduler"), "--port", "0", "--metrics-port", "0", "--listen-ip", "127.0.0.1",
-                             "--data-dir", self.root / "sched"], self.root / "sched.log")
-        self.daemons = {}
-
-    def daemon(self, name, proxy_yaml=None):
-        config = self.root / f"{name}.yaml"
-        config.write_text(f"proxy:\n  registryMirror:\n    url: http://{self.upstream}\n" + (proxy_yaml or self.proxy_yaml))
-        self.daemons[name] = Server([binary("dfdaemon"), "--config", config, "--port", "0", "--listen-ip", "127.0.0.1",
-                                     "--hostname", name, "--scheduler", self.sched.address, "--data-dir", self.root / name,
-                                     "--unix-socket", self.root / f"{name}.sock", "--log-level", "trace"],
-                                    self.root / f"{name}.log")
-        return self.daemons[name]
-
-    def registries_conf(self, daemon):
-        """docker/podman/registries.conf, with this test's addresses."""
-        path = self.root / f"registries-{daemon.port}.conf"
-        example = (EXAMPLES / "podman" / "registries.conf").read_text()
-        assert 'location = "docker.io"' in example and 'location = "127.0.0.1:65001"' in example
-        path.write_text(example.replace('location = "docker.io"', f'location = "{PRIMARY}"\ninsecure = true')
-                        .replace('location = "127.0.0.1:65001"', f'location = "{daemon.address}"'))
-        return path
-
-    def skopeo(self, daemon, ref, out, *extra, timeout=300):
-        return run(["skopeo", "--registries-conf", self.registries_conf(daemon), "copy", "--quiet", *extra,
-                    f"docker://{PRIMARY}/{ref}", f"oci:{out}:pulled"], timeout=timeout)
-
-    def stop(self):
-        for s in [*self.daemons.values(), self.sched]:
-            s.stop()
-
-
-@pytest.fixture
-def mirror_for(tmp_path):
-    made = []
-
-    def make(upstream, proxy_yaml=""):
-        m = Mirror(tmp_path / f"m{len(made)}", upstream, proxy_yaml)
-        made.append(m)
-        return m
-    yield make
-    for m in made:
-        m.stop()
-
-
-def blob(layout, digest):
-    return (Path(layout) / "blobs" / "sha256" / digest.split(":")[1]).read_bytes()
-
-
-def assert_each_byte_fetched_once(reg, digest, size):
-    gets = reg.blob_gets(digest)
-    assert gets, f"the registry never served {digest}"
-    assert all(status == 206 for _, _, status, _ in gets), f"only ranged piece fetches, no whole-blob GETs: {gets}"
-    assert sum(n for *_, n in gets) == size, f"{digest}: {len(gets)} GETs, {sum(n for *_, n in gets)} bytes for {size}"
+from mirror_setup import (EXAMPLES, MIB, PRIMARY, Mirror, assert_each_byte_fetched_once, blob,  # noqa: E402,F401 (fixtures)
+                          image, metrics_showing, mirror_for, registry, request)
 
 
 def test_skopeo_pulls_byte_identical_layers_through_p2p(image, registry, mirror_for):
@@ -128,21 +43,6 @@ def test_skopeo_pulls_byte_identical_layers_through_p2p(image, registry, mirror_
     counted = "\n".join(line for line in metrics.splitlines() if "proxy_request_total" in line)
     assert 'dragonfly_dfdaemon_proxy_request_total{type="p2p",result="success"} 2' in metrics, counted
     assert 'dragonfly_dfdaemon_proxy_request_total{type="direct",result="success"} 2' in metrics, counted + "\n" + "\n".join(mirror_log)
-
-
-def metrics_showing(daemon, needle, timeout=30):
-    """The daemon's metrics once they show `needle` (a request is counted just after its
-    response went out), or as they are when `timeout` passes. The wait ends as soon as the
-    needle shows. Two fresh-clone CI runs failed here with no direct request counted as a
-    success even after 30 s: skopeo closes as soon as it has read a response's declared
-    length, and the responses were counted as failed when that close came before the
-    server wrote the end (Tests/HTTPServingTests/ResponseWriterEndTests.swift)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        metrics = urllib.request.urlopen(f"http://{daemon.address}/metrics", timeout=10).read().decode()
-        if needle in metrics or time.monotonic() > deadline:
-            return metrics
-        time.sleep(0.1)
 
 
 def test_two_daemons_pull_one_image_the_registry_serves_each_blob_once(image, tmp_path, mirror_for):
@@ -254,90 +154,6 @@ def assert_no_secrets_logged(paths, secrets):
         assert not re.search(r"authorization\s*[:=]", log, re.I), f"an Authorization header logged in {path}"
 
 
-def request(daemon, method, path, headers=None):
-    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=30)
-    conn.request(method, path, headers=headers or {})
-    res = conn.getresponse()
-    return res, res.read(), conn
-
-
-def test_the_mirror_is_not_an_open_proxy(registry, mirror_for):
-    m = mirror_for(registry.address)
-    a = m.daemon("a")
-    for path, headers in (("/v2/test/app/manifests/v1?ns=elsewhere.invalid", {}),
-                          ("/v2/test/app/manifests/v1", {"X-Dragonfly-Registry": "https://elsewhere.invalid"}),
-                          ("http://elsewhere.invalid/file", {})):
-        res, body, _ = request(a, "GET", path, headers)
-        assert res.status == 403, (path, res.status, body)
-        assert res.getheader("X-Dragonfly-Error-Type") == "proxy"
-        assert b"not configured" in body
-    res, body, _ = request(a, "CONNECT", "elsewhere.invalid:443")
-    assert res.status == 405 and res.getheader("X-Dragonfly-Error-Type") == "proxy"
-    res, body, _ = request(a, "PUT", "/v2/test/app/manifests/v1")
-    assert res.status == 405
-    res, body, _ = request(a, "GET", "/etc/passwd")
-    assert res.status == 404
-
-
-def test_http1_semantics_range_head_keepalive_and_headers(image, registry, mirror_for):
-    layout, big = image
-    m = mirror_for(registry.address)
-    a = m.daemon("a")
-    path = f"/v2/test/app/blobs/{big['layer']}"
-    data = big["layer_blob"]
-    conn = http.client.HTTPConnection("127.0.0.1", a.port, timeout=60)
-    conn.request("HEAD", path)
-    res = conn.getresponse()
-    res.read()
-    assert res.status == 200 and int(res.getheader("Content-Length")) == len(data)
-    # Same connection (keep-alive): a ranged GET through P2P.
-    conn.request("GET", path, headers={"Range": "bytes=5000000-5000099", "X-Dragonfly-Tag": "t1"})
-    res = conn.getresponse()
-    body = res.read()
-    assert res.status == 206, res.status
-    assert body == data[5000000:5000100]
-    assert res.getheader("Content-Range") == f"bytes 5000000-5000099/{len(data)}"
-    assert len(res.getheader("X-Dragonfly-Task-ID") or "") == 64
-    conn.request("GET", path, headers={"X-Dragonfly-Tag": "t1"})
-    res = conn.getresponse()
-    assert res.status == 200 and res.read() == data
-    assert res.getheader("Docker-Content-Digest") == big["layer"]
-    conn.request("GET", path, headers={"Range": f"bytes={len(data)}-"})
-    res = conn.getresponse()
-    res.read()
-    assert res.status == 416
-    conn.close()
-    # A tag makes another task; X-Dragonfly-Use-P2P: false goes straight to the registry.
-    gets_before = len(registry.blob_gets(big["layer"]))
-    res, body, _ = request(a, "GET", path, {"X-Dragonfly-Use-P2P": "false"})
-    assert res.status == 200 and body == data
-    gets = registry.blob_gets(big["layer"])
-    assert len(gets) == gets_before + 1 and gets[-1][2] == 200
-
-
-def test_first_bytes_leave_before_the_last_piece_arrives(tmp_path, mirror_for):
-    # A slow origin (0.5 s per GET, one piece at a time) behind an absolute-URL proxy request.
-    (tmp_path / "origin").mkdir()
-    data = os.urandom(24 * MIB)
-    (tmp_path / "origin" / "big.bin").write_bytes(data)
-    origin = Server([sys.executable, HELPERS / "range_origin.py", "0", tmp_path / "origin", "0.5"], tmp_path / "o.log")
-    try:
-        m = mirror_for(origin.address)
-        a = m.daemon("a", proxy_yaml="  rules:\n    - regex: big\\.bin\ndownload:\n  concurrentPieceCount: 1\n")
-        conn = http.client.HTTPConnection("127.0.0.1", a.port, timeout=60)
-        start = time.monotonic()
-        conn.request("GET", f"http://{origin.address}/big.bin")
-        res = conn.getresponse()
-        first = res.read(4096)
-        first_at = time.monotonic() - start
-        rest = res.read()
-        total = time.monotonic() - start
-        assert res.status == 200 and first + rest == data
-        assert first_at < total / 2, f"first byte at {first_at:.2f}s of {total:.2f}s"
-    finally:
-        origin.stop()
-
-
 def test_when_p2p_cannot_start_the_blob_comes_straight_from_upstream(image, registry, mirror_for):
     layout, big = image
     m = mirror_for(registry.address)
@@ -350,19 +166,6 @@ def test_when_p2p_cannot_start_the_blob_comes_straight_from_upstream(image, regi
     assert res.returncode == 0, describe(res) + Path(a.log_path).read_text()[-2000:]
     assert blob(m.root / "out", big["layer"]) == big["layer_blob"]
     assert "going to the upstream directly" in Path(a.log_path).read_text()
-
-
-def test_proxy_metrics_pass_promtool(registry, mirror_for):
-    m = mirror_for(registry.address)
-    a = m.daemon("a")
-    res, body, _ = request(a, "GET", "/v2/")
-    assert res.status == 200
-    text = urllib.request.urlopen(f"http://{a.address}/metrics", timeout=10).read().decode()
-    assert 'dragonfly_dfdaemon_proxy_request_total{type="direct",result="success"} 1' in text
-    promtool = shutil.which("promtool")
-    if promtool:
-        check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
-        assert check.returncode == 0, check.stdout + check.stderr
 
 
 class Containerd:
@@ -557,20 +360,6 @@ def test_redirected_origin_one_task_whatever_the_signature(tmp_path, mirror_for)
         assert len(gets) == 3, gets  # 10 MiB in 4 MiB pieces, each fetched once, all via the redirect
     finally:
         origin.stop()
-
-
-def test_chunked_request_bodies_are_drained_and_the_connection_kept(registry, mirror_for):
-    m = mirror_for(registry.address)
-    a = m.daemon("a")
-    conn = http.client.HTTPConnection("127.0.0.1", a.port, timeout=30)
-    conn.request("GET", "/v2/", body=iter([b"ignored ", b"body"]), encode_chunked=True,
-                 headers={"Transfer-Encoding": "chunked"})
-    res = conn.getresponse()
-    assert res.status == 200 and res.read() == b"{}"
-    conn.request("GET", "/healthy")
-    res = conn.getresponse()
-    assert res.status == 200 and res.read() == b"OK"
-    conn.close()
 
 
 def test_tls_upstream_is_verified_unless_insecure(image, tmp_path, mirror_for):
