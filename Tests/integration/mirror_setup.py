@@ -109,18 +109,18 @@ def request(daemon, method, path, headers=None):
     return res, res.read(), conn
 
 
-def metrics_showing(daemon, needle, timeout=30):
-    """The daemon's metrics once they show `needle` (a request is counted just after its
-    response went out), or as they are when `timeout` passes. The wait ends as soon as the
-    needle shows. Two fresh-clone CI runs failed here with no direct request counted as a
-    success even after 30 s: skopeo closes as soon as it has read a response's declared
-    length, and the responses were counted as failed when that close came before the
-    server wrote the end (Tests/HTTPServingTests/ResponseWriterEndTests.swift). A third
+def metrics_showing(daemon, *needles, timeout=30):
+    """The daemon's metrics once they show all of `needles`, or as they are when `timeout`
+    passes: a request is counted just after its response went out, so a client can be done
+    before the count shows. Fresh-clone CI runs failed here twice with no direct request
+    counted as a success even after 30 s: skopeo closes as soon as it has read a response's
+    declared length, and the responses were counted as failed when that close came before
+    the server wrote the end (Tests/HTTPServingTests/ResponseWriterEndTests.swift). A third
     counted its `/v2/` ping as failed: it hangs up after the head, before the body
     (test_mirror_http.py::test_a_client_that_hangs_up_after_the_head_is_not_a_failed_request)."""
     deadline = time.monotonic() + timeout
     while True:
         metrics = urllib.request.urlopen(f"http://{daemon.address}/metrics", timeout=10).read().decode()
-        if needle in metrics or time.monotonic() > deadline:
+        if all(n in metrics for n in needles) or time.monotonic() > deadline:
             return metrics
         time.sleep(0.1)

@@ -38,7 +38,8 @@ def test_skopeo_pulls_byte_identical_layers_through_p2p(image, registry, mirror_
     assert blob(out, big["layer"]) == big["layer_blob"]
     assert blob(out, big["config"]) == blob(layout, big["config"])
     assert_each_byte_fetched_once(registry, big["layer"], len(big["layer_blob"]))
-    metrics = metrics_showing(a, 'dragonfly_dfdaemon_proxy_request_total{type="direct",result="success"}')
+    metrics = metrics_showing(a, 'dragonfly_dfdaemon_proxy_request_total{type="p2p",result="success"} 2\n',
+                              'dragonfly_dfdaemon_proxy_request_total{type="direct",result="success"} 2\n')
     mirror_log = [line for line in Path(a.log_path).read_text().splitlines() if "mirror " in line and " /metrics " not in line]
     counted = "\n".join(line for line in metrics.splitlines() if "proxy_request_total" in line)
     assert 'dragonfly_dfdaemon_proxy_request_total{type="p2p",result="success"} 2' in metrics, counted
