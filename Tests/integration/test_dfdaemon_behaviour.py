@@ -16,8 +16,8 @@ import pytest
 from dragonfly_api import common_pb2, dfdaemon_pb2, dfdaemon_pb2_grpc
 from google.protobuf import duration_pb2
 
-from conftest import Server, binary, describe, missing, run
-from dfdaemon_cluster import Cluster, make_cluster, task_id, wait_for_task  # noqa: F401 (make_cluster is a fixture)
+from conftest import Server, binary, describe, missing, run, tool
+from dfdaemon_cluster import make_cluster, task_id, wait_for_task  # noqa: F401 (make_cluster is a fixture)
 
 HELPERS = Path(__file__).parent / "helpers"
 MIB = 1 << 20
@@ -261,8 +261,6 @@ def test_gc_frees_space_under_the_disk_percent_threshold(make_cluster, tmp_path)
 
 
 def test_daemon_metrics_are_valid_prometheus_text(make_cluster):
-    import shutil
-    import subprocess
     import urllib.request
     c = make_cluster({"f.bin": os.urandom(MIB)})
     d = c.daemon("a")
@@ -273,10 +271,8 @@ def test_daemon_metrics_are_valid_prometheus_text(make_cluster):
                  "dragonfly_dfdaemon_download_piece_total", "dragonfly_dfdaemon_download_piece_cost_seconds_bucket"):
         assert name in text, name
     assert 'dragonfly_dfdaemon_download_task_total{type="back_to_source"} 1' in text
-    promtool = shutil.which("promtool")
-    if promtool:
-        check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
-        assert check.returncode == 0, check.stdout + check.stderr
+    check = subprocess.run([tool("promtool", "prometheus"), "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_edited_output_does_not_poison_the_cache(make_cluster):

@@ -3,16 +3,14 @@ HEAD, request bodies, streaming, clients that hang up, and its metrics."""
 
 import http.client
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
-from conftest import Server
+from conftest import Server, tool
 from mirror_setup import MIB, image, metrics_showing, mirror_for, registry, request  # noqa: F401 (fixtures)
 
 HELPERS = Path(__file__).parent / "helpers"
@@ -100,12 +98,10 @@ def test_proxy_metrics_pass_promtool(registry, mirror_for):
     a = m.daemon("a")
     res, body, _ = request(a, "GET", "/v2/")
     assert res.status == 200
-    text = urllib.request.urlopen(f"http://{a.address}/metrics", timeout=10).read().decode()
+    text = metrics_showing(a, 'dragonfly_dfdaemon_proxy_request_total{type="direct",result="success"} 1\n')
     assert 'dragonfly_dfdaemon_proxy_request_total{type="direct",result="success"} 1' in text
-    promtool = shutil.which("promtool")
-    if promtool:
-        check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
-        assert check.returncode == 0, check.stdout + check.stderr
+    check = subprocess.run([tool("promtool", "prometheus"), "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_chunked_request_bodies_are_drained_and_the_connection_kept(registry, mirror_for):
