@@ -10,7 +10,6 @@ under a second. Everything listens on 127.0.0.1; only processes started here are
 
 import queue
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -23,7 +22,7 @@ from google.protobuf import duration_pb2
 
 from dragonfly_api import common_pb2, dfdaemon_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 
-from conftest import Server, binary, describe, run
+from conftest import Server, binary, describe, run, tool
 
 RPC_TIMEOUT = 10          # unary calls
 STREAM_TIMEOUT = 60       # whole AnnouncePeer call (a deadline, so nothing can hang)
@@ -810,11 +809,9 @@ def test_metrics(sched):
     for le, v in buckets:
         assert v == sum(1 for c in sched.piece_costs if c <= le), (le, v, sched.piece_costs)
 
-    promtool = shutil.which("promtool")
-    if promtool:
-        res = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
-                             text=True, timeout=60)
-        assert res.returncode == 0, describe(res)
+    res = subprocess.run([tool("promtool", "prometheus"), "check", "metrics"], input=text, capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0, describe(res)
 
 
 # ---------------------------------------------------------------------------------------
