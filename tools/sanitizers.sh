@@ -16,7 +16,7 @@ cd "$root"
 kinds=("$@")
 [ ${#kinds[@]} -gt 0 ] || kinds=(thread address)
 plain_bin=${DF_BIN_DIR:-$root/.build/debug}
-tests=(Tests/integration/test_p2p_download.py Tests/integration/test_registry_mirror.py Tests/integration/test_vortex.py)
+tests=(Tests/integration/test_p2p_download.py Tests/integration/test_registry_mirror.py Tests/integration/test_mirror_http.py Tests/integration/test_vortex.py)
 lock=()
 if command -v flock >/dev/null; then lock=(flock /tmp/swift-build.lock); fi
 
