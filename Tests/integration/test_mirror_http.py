@@ -200,3 +200,31 @@ def test_a_client_that_hangs_up_after_the_head_is_not_a_failed_request(mirror_fo
         assert 'result="failure"' not in counted, counted
     finally:
         origin.stop()
+
+
+def test_a_client_that_hangs_up_midway_through_a_p2p_blob_is_not_a_failed_request(image, registry, mirror_for):
+    # containerd cancels a pull; the task was fine, and the next GET gets the whole blob.
+    _, big = image
+    m = mirror_for(registry.address)
+    a = m.daemon("a")
+    path = f"/v2/test/app/blobs/{big['layer']}"
+    with socket.create_connection(("127.0.0.1", a.port), timeout=60) as client:
+        client.sendall(f"GET {path} HTTP/1.1\r\nHost: mirror\r\n\r\n".encode())
+        received = b""
+        while len(received) < MIB:
+            chunk = client.recv(65536)
+            assert chunk, received[:200]
+            received += chunk
+        assert received.startswith(b"HTTP/1.1 200"), received[:200]
+    log = Path(a.log_path)
+    deadline = time.monotonic() + 60
+    while f"mirror GET {path}" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    line = next((l for l in log.read_text().splitlines() if f"mirror GET {path}" in l), "")
+    assert "(client hung up)" in line, line
+    metrics = metrics_showing(a, 'proxy_request_total{type="p2p",result="success"} 1\n')
+    counted = "\n".join(l for l in metrics.splitlines() if "proxy_request_total" in l)
+    assert 'proxy_request_total{type="p2p",result="success"} 1' in metrics, counted
+    assert 'result="failure"' not in counted, counted
+    res, body, _ = request(a, "GET", path)
+    assert res.status == 200 and body == big["layer_blob"]
