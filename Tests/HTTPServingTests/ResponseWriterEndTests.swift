@@ -4,6 +4,18 @@ import NIOHTTP1
 import Testing
 @testable import HTTPServing
 
+/// A writer on a testing channel, as `HTTPConnection` makes one for each request.
+func withResponseWriter<T: Sendable>(isHEAD: Bool = false, keepAlive: Bool,
+                                     _ body: (HTTPResponseWriter, NIOAsyncTestingChannel) async throws -> T) async throws -> T {
+    let channel = NIOAsyncTestingChannel()
+    let wrapped = try await channel.testingEventLoop.executeInContext {
+        try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
+    }
+    return try await wrapped.executeThenClose { _, outbound in
+        try await body(HTTPResponseWriter(outbound: outbound, channel: channel, isHEAD: isHEAD, keepAlive: keepAlive), channel)
+    }
+}
+
 /// A client may close as soon as it has read a response's declared length, before the
 /// server has written the response's end. Such a response reached the client whole; one
 /// whose length was not declared, or whose body fell short of it, did not. (A fresh-clone
@@ -12,12 +24,7 @@ import Testing
     /// Writes a head with `headers` and `body`, closes the connection as a client would, then
     /// ends the response: whether `end` threw, and whether the writer calls it complete.
     func endAfterClientClose(headers: HTTPHeaders, body: Int, method: HTTPMethod = .GET) async throws -> (threw: Bool, completed: Bool) {
-        let channel = NIOAsyncTestingChannel()
-        let wrapped = try await channel.testingEventLoop.executeInContext {
-            try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
-        }
-        return try await wrapped.executeThenClose { _, outbound in
-            let writer = HTTPResponseWriter(outbound: outbound, channel: channel, isHEAD: method == .HEAD, keepAlive: false)
+        try await withResponseWriter(isHEAD: method == .HEAD, keepAlive: false) { writer, channel in
             try await writer.writeHead(.ok, headers: headers)
             try await writer.writeBody(ByteBuffer(repeating: 7, count: body))
             try await channel.close()
@@ -60,12 +67,7 @@ import Testing
 /// the mirror as a failed direct request this way.)
 @Suite struct ResponseWriterClientGoneTests {
     @Test func aWriteAfterTheClientClosedSaysTheClientWent() async throws {
-        let channel = NIOAsyncTestingChannel()
-        let wrapped = try await channel.testingEventLoop.executeInContext {
-            try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
-        }
-        try await wrapped.executeThenClose { _, outbound in
-            let writer = HTTPResponseWriter(outbound: outbound, channel: channel, isHEAD: false, keepAlive: false)
+        try await withResponseWriter(keepAlive: false) { writer, channel in
             try await writer.writeHead(.ok, headers: ["Content-Length": "2"])
             #expect(!writer.clientGone)
             try await channel.close()
@@ -76,12 +78,7 @@ import Testing
     }
 
     @Test func aWholeResponseLeavesTheClientThere() async throws {
-        let channel = NIOAsyncTestingChannel()
-        let wrapped = try await channel.testingEventLoop.executeInContext {
-            try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
-        }
-        try await wrapped.executeThenClose { _, outbound in
-            let writer = HTTPResponseWriter(outbound: outbound, channel: channel, isHEAD: false, keepAlive: true)
+        try await withResponseWriter(keepAlive: true) { writer, _ in
             try await writer.respond(.ok, body: "{}")
             #expect(writer.completed)
             #expect(!writer.clientGone)
