@@ -79,6 +79,9 @@ extension Daemon {
         } catch {
             throw RPCError(code: .invalidArgument, message: "\(error)")
         }
+        guard TaskID.isWellFormed(taskID) else {
+            throw RPCError(code: .invalidArgument, message: "the task id this download names is not lowercase hex")
+        }
         var contentDigest: ContentDigest?
         do { contentDigest = try request.digest.map { try ContentDigest(parsing: $0) } } catch {
             throw RPCError(code: .invalidArgument, message: "invalid digest(\(request.digest ?? "")): \(error)")

@@ -111,7 +111,7 @@ extension Daemon {
                                      started: @Sendable (UInt64, String) async throws -> Void,
                                      piece report: @escaping PieceReport) async throws {
         let taskID = r.taskId
-        guard !taskID.isEmpty, taskID.utf8.count <= 128, taskID.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else {
+        guard TaskID.isWellFormed(taskID) else {
             throw RPCError(code: .invalidArgument, message: "task_id must be lowercase hex")
         }
         let output = try keptOutput(r.outputPath, caller: caller)

@@ -137,7 +137,10 @@ import Testing
         #expect(d?.finalizeHex() == Hashing.sha256Hex(content))
     }
 
-    @Test(arguments: ["sha256", "md5:abc", "blake3:" + String(repeating: "a", count: 64), "sha256:abc", "crc32:123"])
+    @Test(arguments: ["sha256", "md5:abc", "blake3:" + String(repeating: "a", count: 64), "sha256:abc", "crc32:123",
+                      // The right length, but not the digest's alphabet: a path, uppercase, a sign.
+                      "sha256:../../victim/" + String(repeating: "a", count: 51), "sha256:" + String(repeating: "A", count: 64),
+                      "sha512:" + String(repeating: "g", count: 128), "crc32:-147563503", "crc32:14756350/3"])
     func malformedDigestsAreRejected(_ text: String) {
         #expect(throws: ConfigError.self) { try ContentDigest(parsing: text) }
     }
@@ -146,6 +149,18 @@ import Testing
         let d = try ContentDigest(parsing: "sha256:" + String(repeating: "a", count: 64))
         #expect(d.algorithm == .sha256)
         #expect(try ContentDigest(parsing: "crc32:1475635037").encoded == "1475635037")
+    }
+
+    @Test func aBlobURLWhoseDigestIsAPathNamesNoTask() {
+        let url = "http://origin/v2/x/blobs/sha256:../../victim/" + String(repeating: "a", count: 51)
+        #expect(TaskID.blobDigest(url: url) == nil)
+        #expect(TaskID.blobDigest(url: "http://origin/v2/x/blobs/sha256:" + String(repeating: "0f", count: 32)) == String(repeating: "0f", count: 32))
+    }
+
+    @Test(arguments: [("", false), (String(repeating: "a", count: 64), true), (String(repeating: "a", count: 129), false),
+                      ("../x", false), ("ABCDEF", false), ("0123456789abcdef", true)])
+    func taskIDsAreLowercaseHex(_ id: String, _ wellFormed: Bool) {
+        #expect(TaskID.isWellFormed(id) == wellFormed)
     }
 }
 

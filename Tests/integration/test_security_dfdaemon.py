@@ -437,6 +437,60 @@ def test_a_digest_is_checked_on_cache_hits_and_a_wrong_one_deletes_nothing(tmp_p
         s.stop()
 
 
+class HeldLengthlessOrigin(InProcessOrigin):
+    """Gives no length anywhere (HEAD, ranged GET), so the daemon spools the body to a file
+    of the task's name; the whole-body GET sends 64 KiB, then waits for `release`."""
+
+    def __init__(self):
+        self.release = threading.Event()
+        super().__init__()
+
+    def respond(self, h, body):
+        h.send_response(200)
+        h.end_headers()
+        if not body:
+            return
+        h.wfile.write(b"x" * 65536)
+        h.wfile.flush()
+        if h.headers.get("Range") is None:
+            self.release.wait(30)
+            h.wfile.write(b"y" * 65536)
+
+
+def test_a_blob_digest_in_a_url_cannot_name_a_file_outside_the_store(tmp_path):
+    # A task id taken from `…/blobs/sha256:<64 characters>` named the spool file of an origin
+    # without a length; 64 characters of `../` and a name put it in any directory.
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    o = HeldLengthlessOrigin()
+    d = daemon(tmp_path)
+    digest = "../../victim/" + "a" * 51
+    assert len(digest) == 64
+    url = f"http://{o.address}/v2/x/blobs/sha256:{digest}"
+    spool = tmp_path / "d-data" / "spool"
+    try:
+        with grpc.insecure_channel(d.address) as channel, futures.ThreadPoolExecutor(1) as pool:
+            stub = dfdaemon_pb2_grpc.DfdaemonUploadStub(channel)
+            call = pool.submit(lambda: list(stub.DownloadTask(download_request(url, enable_task_id_based_blob_digest=True),
+                                                              timeout=60)))
+            deadline = time.monotonic() + 30
+            while not any(victim.iterdir()) and not (spool.is_dir() and any(spool.iterdir())):
+                assert time.monotonic() < deadline and not call.done(), "the body was never spooled"
+                time.sleep(0.05)
+            assert list(victim.iterdir()) == [], "a file was written outside the store"
+            spooled = [p.name.split(".")[0] for p in spool.iterdir()]
+            assert all(len(n) == 64 and all(c in "0123456789abcdef" for c in n) for n in spooled), spooled
+            o.release.set()
+            responses = call.result(timeout=60)
+        assert responses and all(r.task_id == spooled[0] for r in responses)
+        assert list(victim.iterdir()) == []
+        d.assert_alive()
+    finally:
+        o.release.set()
+        o.close()
+        d.stop()
+
+
 # 6. Credentials stay on the peer that owns them ------------------------------------------------
 
 class RecordingScheduler(scheduler_pb2_grpc.SchedulerServicer):

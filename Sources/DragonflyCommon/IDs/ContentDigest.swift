@@ -17,6 +17,12 @@ public struct ContentDigest: Equatable, Sendable, CustomStringConvertible {
         guard value.count == expected else {
             throw ConfigError("invalid \(name) digest length: \(value.count), expected \(expected)")
         }
+        // A digest names a task and so a file: nothing but its own alphabet may pass.
+        let allowed: (UInt8) -> Bool = algorithm == .crc32 ? { $0 >= 48 && $0 <= 57 }
+            : { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
+        guard value.utf8.allSatisfy(allowed) else {
+            throw ConfigError("invalid \(name) digest: \(algorithm == .crc32 ? "decimal digits" : "lowercase hex") expected")
+        }
         self.algorithm = algorithm
         self.encoded = value
     }

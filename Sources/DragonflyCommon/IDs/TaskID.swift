@@ -15,6 +15,12 @@ public enum TaskID {
         return Hashing.sha256Hex(Array(preimage.utf8))
     }
 
+    /// True for what a task id can be: 1 to 128 lowercase hex digits. Ids name files in the
+    /// store, so one taken from a request is checked before anything is named after it.
+    public static func isWellFormed(_ id: String) -> Bool {
+        !id.isEmpty && id.utf8.count <= 128 && id.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
+    }
+
     /// For a registry blob URL (`…/v2/<name>/blobs/<alg>:<hex>`) the id is the digest's hex.
     public static func blobDigest(url: String) -> String? {
         blobDigestOf(url: url)?.encoded
