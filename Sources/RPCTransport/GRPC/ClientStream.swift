@@ -6,7 +6,7 @@ import ProtoCore
 final class ClientStream {
     let id: Int32
     private unowned let session: HTTP2Session
-    private var deframer: MessageDeframer
+    private var reader: PacedDeframer
     let inbound = InboundBuffer<[UInt8]>(highWatermark: 8, lowWatermark: 2, highWaterBytes: InboundLimits.highWaterBytes,
                                          weight: { $0.count })
     private var outbound = OutboundQueue()
@@ -16,14 +16,14 @@ final class ClientStream {
     private var metadataWaiters: [CheckedContinuation<Metadata, any Error>] = []
     private(set) var status: (RPCStatus, Metadata)?
     private var statusWaiters: [CheckedContinuation<(RPCStatus, Metadata), Never>] = []
-    private var unconsumed = 0
-    private var readerPaused = false
+    /// How the call ended, kept until the reader has had the messages before the end.
+    private var endOfResponses: RPCError??
     var timeoutTask: Scheduled<Void>?
 
     init(id: Int32, session: HTTP2Session, maxReceiveMessageSize: Int) {
         self.id = id
         self.session = session
-        self.deframer = MessageDeframer(maxMessageSize: maxReceiveMessageSize)
+        self.reader = PacedDeframer(MessageDeframer(maxMessageSize: maxReceiveMessageSize))
     }
 
     // MARK: - Outbound
@@ -64,25 +64,26 @@ final class ClientStream {
             session.consumeStream(streamID: id, count: bytes.count)
             return
         }
-        deframer.append(bytes)
-        unconsumed += bytes.count
-        do {
-            while let message = try deframer.next() {
-                if !inbound.yield(message) { readerPaused = true }
-            }
-        } catch {
-            perform(call.messageUnreadable(error))
-        }
-        if !readerPaused {
-            session.consumeStream(streamID: id, count: unconsumed)
-            unconsumed = 0
-        }
+        let inbound = self.inbound
+        apply(reader.receive(bytes, deliver: inbound.yield))
     }
 
     func resumeReading() {
-        readerPaused = false
-        session.consumeStream(streamID: id, count: unconsumed)
-        unconsumed = 0
+        let inbound = self.inbound
+        apply(reader.resume(deliver: inbound.yield))
+    }
+
+    private func apply(_ step: PacedDeframer.Step) {
+        switch step {
+        case .consumed(let count):
+            if count > 0 { session.consumeStream(streamID: id, count: count) }
+        case .ended(let count, _):
+            // Bytes after the last whole message, once the status is in, are dropped as before.
+            if count > 0 { session.consumeStream(streamID: id, count: count) }
+            if let end = endOfResponses { inbound.finish(end) }
+        case .failed(let error):
+            perform(call.messageUnreadable(error))
+        }
     }
 
     /// The HTTP/2 stream closed; without a status that is a transport failure.
@@ -102,7 +103,7 @@ final class ClientStream {
     private func perform(_ actions: [ClientCallState.Action]) {
         for action in actions {
             switch action {
-            case .useEncoding(let encoding): deframer.encoding = encoding
+            case .useEncoding(let encoding): reader.deframer.encoding = encoding
             case .initialMetadata(let metadata): resolveMetadata(metadata)
             case .complete(let error, let trailers): complete(error, trailers: trailers)
             case .reset(let code): session.resetStream(id, errorCode: code.rawValue)
@@ -115,7 +116,10 @@ final class ClientStream {
         timeoutTask?.cancel()
         let rpcStatus = RPCStatus(code: error?.code ?? .ok, message: error?.message ?? "")
         status = (rpcStatus, trailers)
-        inbound.finish(error)
+        // Messages that came before the status reach the reader first.
+        endOfResponses = .some(error)
+        let inbound = self.inbound
+        apply(reader.endOfInput(deliver: inbound.yield))
         outbound.fail(error ?? RPCError(code: .ok, message: "call finished"))
         resolveMetadata(nil, error: error)
         let waiters = statusWaiters

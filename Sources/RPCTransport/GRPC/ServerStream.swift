@@ -7,7 +7,7 @@ final class ServerStream {
     let id: Int32
     private unowned let session: HTTP2Session
     let context: RPCServerContext
-    private var deframer: MessageDeframer
+    private var reader: PacedDeframer
     private let maxSendMessageSize: Int
     let inbound = InboundBuffer<[UInt8]>(highWatermark: 8, lowWatermark: 2, highWaterBytes: InboundLimits.highWaterBytes,
                                          weight: { $0.count })
@@ -16,15 +16,12 @@ final class ServerStream {
     private var call = ServerCallState()
     private var trailers: [(String, String)]?
     private var task: Task<Void, Never>?
-    /// Bytes whose stream window we hold back while the reader is behind.
-    private var unconsumed = 0
-    private var readerPaused = false
 
     init(id: Int32, session: HTTP2Session, context: RPCServerContext, deframer: MessageDeframer, maxSendMessageSize: Int) {
         self.id = id
         self.session = session
         self.context = context
-        self.deframer = deframer
+        self.reader = PacedDeframer(deframer)
         self.maxSendMessageSize = maxSendMessageSize
     }
 
@@ -72,37 +69,33 @@ final class ServerStream {
             session.consumeStream(streamID: id, count: bytes.count)
             return
         }
-        deframer.append(bytes)
-        unconsumed += bytes.count
-        deliverMessages()
+        let inbound = self.inbound
+        apply(reader.receive(bytes, deliver: inbound.yield))
     }
 
-    private func deliverMessages() {
-        do {
-            while let message = try deframer.next() {
-                if !inbound.yield(message) { readerPaused = true }
-            }
-        } catch {
+    func resumeReading() {
+        let inbound = self.inbound
+        apply(reader.resume(deliver: inbound.yield))
+    }
+
+    func inboundEnded() {
+        let inbound = self.inbound
+        apply(reader.endOfInput(deliver: inbound.yield))
+    }
+
+    private func apply(_ step: PacedDeframer.Step) {
+        switch step {
+        case .consumed(let count):
+            if count > 0 { session.consumeStream(streamID: id, count: count) }
+        case .ended(let count, let cut):
+            if count > 0 { session.consumeStream(streamID: id, count: count) }
+            if let error = ServerCallState.requestEnd(buffered: cut) { inbound.finish(error) } else { inbound.finish() }
+        case .failed(let error):
             // An oversized or corrupt message ends the call; the rest of the input is dropped.
             inbound.finish(error)
             finish(error)
             task?.cancel()
-            return
         }
-        if !readerPaused {
-            session.consumeStream(streamID: id, count: unconsumed)
-            unconsumed = 0
-        }
-    }
-
-    func resumeReading() {
-        readerPaused = false
-        session.consumeStream(streamID: id, count: unconsumed)
-        unconsumed = 0
-    }
-
-    func inboundEnded() {
-        if let cut = ServerCallState.requestEnd(buffered: deframer.bufferedCount) { inbound.finish(cut) } else { inbound.finish() }
     }
 
     func write(_ framed: [ByteBuffer], continuation: CheckedContinuation<Void, any Error>) {
