@@ -37,6 +37,14 @@ public enum RegistryToken {
         guard let token = (json?["token"] ?? json?["access_token"]) as? String, !token.isEmpty else {
             throw RegistryError("token endpoint \(realm) returned no token")
         }
-        return (token, (json?["expires_in"] as? Int) ?? 60)
+        return (token, lifetime(json?["expires_in"]))
+    }
+
+    /// `expires_in` in seconds, as the token service says it, held to what the Docker token
+    /// spec allows: at least 60 (its default too), and here at most a day, so no answer can
+    /// make the arithmetic on it overflow or keep a token for ever.
+    static func lifetime(_ value: Any?) -> Int {
+        guard let seconds = value as? Int else { return 60 }
+        return min(max(seconds, 60), 86_400)
     }
 }

@@ -5,7 +5,7 @@ import PeerDaemon
 import DragonflyCommon
 import Testing
 @testable import RegistryMirror
-import RegistryClient
+@testable import RegistryClient
 
 @Suite struct ByteRangeTests {
     @Test func rangesAsRFC9110Reads() {
@@ -123,5 +123,17 @@ import RegistryClient
         #expect(pinned.base == "https://localhost:5000" && pinned.reference.hasPrefix("sha256:"))
         #expect(throws: RegistryError.self) { try ImageReference.parse("https://example.com/not/a/manifest") }
         #expect(throws: RegistryError.self) { try ImageReference.parse("UPPER/case:tag") }
+    }
+}
+
+@Suite struct RegistryTokenLifetimeTests {
+    @Test(arguments: [(300, 300), (0, 60), (-9_223_372_036_854_775_800, 60), (Int.max, 86_400), (59, 60)])
+    func expiresInIsHeldToTheSpecsRange(_ said: Int, _ kept: Int) {
+        #expect(RegistryToken.lifetime(said) == kept)
+    }
+
+    @Test func aMissingOrNonNumericExpiresInMeansTheDefault() {
+        #expect(RegistryToken.lifetime(nil) == 60)
+        #expect(RegistryToken.lifetime("300") == 60)
     }
 }

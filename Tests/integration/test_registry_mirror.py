@@ -287,15 +287,17 @@ def test_dfdaemon_init_points_containerd_at_the_mirror(image, tmp_path, mirror_f
         reg.stop()
 
 
-def test_token_auth_registry_with_credentials_in_the_config(image, tmp_path, mirror_for):
+@pytest.mark.parametrize("expires_in", [300, -(2**63) + 8])
+def test_token_auth_registry_with_credentials_in_the_config(image, tmp_path, mirror_for, expires_in):
     # The registry trusts tokens signed by our token server; the mirror does the Bearer flow.
+    # A token service's `expires_in` is held to 60 s..1 day: the hostile one overflowed.
     layout, big = image
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     made = run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
                 "-days", "1", "-subj", "/CN=dftest-token"])
     assert made.returncode == 0, describe(made)
     tokens = Server([sys.executable, HELPERS / "token_server.py", key, cert, "dftest-issuer", "dftest-registry",
-                     "bob:hunter2"], tmp_path / "tokens.log")
+                     "bob:hunter2", str(expires_in)], tmp_path / "tokens.log")
     reg = Registry(tmp_path / "reg", free_port(),
                    token_auth=(f"http://{tokens.address}/token", "dftest-registry", "dftest-issuer", cert))
     try:

@@ -1,7 +1,7 @@
 """A Docker registry token endpoint (the "token" auth of CNCF distribution), so the
 registry under test does the real Bearer flow. Usage:
 
-    token_server.py KEY_PEM CERT_PEM ISSUER SERVICE USER:PASSWORD
+    token_server.py KEY_PEM CERT_PEM ISSUER SERVICE USER:PASSWORD [EXPIRES_IN]
 
 GET /token?service=…&scope=repository:NAME:ACTIONS with Basic credentials returns
 {"token": JWT} signed RS256 with KEY_PEM; the JWT carries CERT_PEM in `x5c`, which the
@@ -18,6 +18,8 @@ import uuid
 from urllib.parse import parse_qs, urlparse
 
 KEY, CERT, ISSUER, SERVICE, CREDS = sys.argv[1:6]
+# What the answers say in `expires_in`: 300, or a test's hostile number.
+EXPIRES_IN = int(sys.argv[6]) if len(sys.argv) > 6 else 300
 
 
 def b64url(data):
@@ -74,7 +76,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         # Tests check that the tokens we hand out never reach the mirror's logs.
         sys.stderr.write(f"issued {token}\n")
         sys.stderr.flush()
-        body = json.dumps({"token": token, "expires_in": 300}).encode()
+        body = json.dumps({"token": token, "expires_in": EXPIRES_IN}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
