@@ -79,7 +79,9 @@ public struct UpstreamResolver: Sendable {
 
     private func allowed(_ base: String, url: String) throws(MirrorRefusal) -> UpstreamTarget {
         let host = URLComponents(string: base)?.authority ?? base
-        let registry = config.registries.first { URLComponents(string: $0.url)?.authority == host }
+        // A configured registry is its scheme as well as its host: its credentials never go
+        // to `http://` when it was configured as `https://`.
+        let registry = config.registries.first { Self.normalized($0.url).lowercased() == base.lowercased() }
         let mirrorHost = URLComponents(string: config.registryMirrorURL)?.authority ?? ""
         let isMirror = Self.dockerHubHosts.contains(mirrorHost) ? Self.dockerHubHosts.contains(host) : mirrorHost == host
         guard isMirror || registry != nil || config.dynamic else {

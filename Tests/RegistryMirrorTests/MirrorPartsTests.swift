@@ -65,6 +65,24 @@ import Testing
         #expect(t.registry?.host == "private.example:8443")
     }
 
+    /// Naming a configured HTTPS registry as `http://` (header or absolute URI) must not
+    /// send its credentials in the clear: over another scheme it is not that registry.
+    @Test func aConfiguredRegistryOverAnotherSchemeIsNotThatRegistry() throws {
+        for r in [request("/v2/a/manifests/v1", headers: [("X-Dragonfly-Registry", "http://private.example:8443")]),
+                  request("http://private.example:8443/v2/a/manifests/v1")] {
+            #expect(throws: MirrorRefusal.self) { try UpstreamResolver(config: config).resolve(r) }
+            var dynamic = config
+            dynamic.dynamic = true
+            let t = try UpstreamResolver(config: dynamic).resolve(r)
+            #expect(t.base == "http://private.example:8443")
+            #expect(t.registry == nil, "credentials and trust stay with https://private.example:8443")
+            #expect(!t.insecure)
+        }
+        let same = try UpstreamResolver(config: config).resolve(
+            request("/v2/a/manifests/v1", headers: [("X-Dragonfly-Registry", "HTTPS://private.example:8443")]))
+        #expect(same.registry?.host == "private.example:8443")
+    }
+
     @Test func unknownRegistriesAreRefusedUnlessDynamic() throws {
         #expect(throws: MirrorRefusal.self) {
             try UpstreamResolver(config: config).resolve(request("/v2/a/manifests/v1?ns=evil.example"))

@@ -310,6 +310,35 @@ def test_credentials_are_not_sent_to_the_host_a_redirect_names(tmp_path):
         d.stop()
 
 
+def test_a_registrys_credentials_never_go_over_another_scheme(tmp_path):
+    # The login is for https://HOST; a client names http://HOST (header, or an absolute URI
+    # through the proxy), where whoever listens in plain text would read it.
+    class Registry(InProcessOrigin):
+        """Asks for Basic credentials, as the registry the login is for would."""
+
+        def respond(self, h, body):
+            h.send_response(401)
+            h.send_header("WWW-Authenticate", 'Basic realm="registry"')
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+
+    plain = Registry()
+    host = plain.address
+    d = daemon(tmp_path, f"proxy:\n  registryMirror:\n    url: http://{host}\n  registries:\n"
+                         f"    - url: https://{host}\n      username: bob\n      password: hunter2\n")
+    try:
+        for path, headers in (("/v2/a/manifests/v1", {"X-Dragonfly-Registry": f"http://{host}"}),
+                              (f"http://{host}/v2/a/manifests/v1", {})):
+            status, body = mirror_get(d.port, path, headers)
+            assert status == 401, (path, status, body)
+        assert plain.seen, "the requests went to the plain-text host"
+        assert all("Authorization" not in h for h in plain.seen), plain.seen
+        d.assert_alive()
+    finally:
+        plain.close()
+        d.stop()
+
+
 def test_refuse_private_origins_refuses_loopback_on_every_path(tmp_path):
     data = os.urandom(MIB)
     o = origin(tmp_path, {"f.bin": data})
