@@ -13,16 +13,17 @@ extension Daemon {
     /// from one queue as they are free, so each piece goes to a parent that is free and
     /// fast. A parent that fails or sends a bad piece is dropped and its pieces go to the
     /// others. Returns the parents that failed.
-    func fetchFromParents(_ plan: DownloadPlan, parents: [Common_V2_Peer], report: @escaping PieceReport,
+    func fetchFromParents(_ plan: DownloadPlan, parents offered: [Common_V2_Peer], report: @escaping PieceReport,
                           onPiece: @escaping @Sendable (Common_V2_Piece) async -> Void,
                           onParentFailed: @escaping @Sendable (String, UInt32) async -> Void) async throws -> [String] {
+        let parents = Self.boundedParents(offered)
         // `download.concurrentPieceCount` counts pieces in flight for the whole download, as
         // upstream means it: shared among the parents, each worker keeping `pipelineDepth`
         // requests out. (Counting workers instead kept twice as many 4 MiB pieces in memory.)
         let inFlightPerParent = max(1, config.concurrentPieceCount / max(1, parents.count))
         let perParent = max(1, inFlightPerParent / Self.pipelineDepth)
         let queue = PieceQueue(try await missingPieces(plan), streamsPerParent: perParent * Self.pipelineDepth)
-        let links = parents.map { VortexParentLink(parentID: $0.id, changes: queue.changes) }
+        let links = parents.map { VortexParentLink(parentID: $0.id, pieceCount: plan.layout.pieceCount, changes: queue.changes) }
         defer { links.forEach { $0.stop() } }
         return await withTaskGroup(of: (String, UInt32)?.self) { group in
             for (parent, link) in zip(parents, links) {
@@ -37,6 +38,20 @@ extension Daemon {
             }
             return failed
         }
+    }
+
+    /// The most parents one round fetches from. Each gets workers and a connection that is
+    /// kept, so what a scheduler's answer lists is bounded before anything is made for it.
+    static let maxParentsPerRound = 20
+
+    /// The first `maxParentsPerRound` distinct parents offered.
+    static func boundedParents(_ offered: [Common_V2_Peer]) -> [Common_V2_Peer] {
+        var seen = Set<String>()
+        var parents: [Common_V2_Peer] = []
+        for parent in offered where parents.count < maxParentsPerRound && seen.insert(parent.id).inserted {
+            parents.append(parent)
+        }
+        return parents
     }
 
     /// Returns the parent's id and the piece it failed, if it failed. Our piece stream is

@@ -174,7 +174,7 @@ extension Daemon {
                 return
             }
             schedules += 1
-            let parents = normal.candidateCacheParents.prefix(16).map { p in
+            let parents = normal.candidateCacheParents.prefix(Self.maxParentsPerRound).map { p in
                 Common_V2_Peer.with {
                     $0.id = p.id
                     $0.host = p.host

@@ -239,7 +239,7 @@ extension Daemon {
                     try await send(.downloadPersistentPeerStartedRequest(Scheduler_V2_DownloadPersistentPeerStartedRequest()))
                 }
                 schedules += 1
-                let parents = normal.candidateParents.prefix(16).map { p in Common_V2_Peer.with { $0.id = p.id; $0.host = p.host } }
+                let parents = normal.candidateParents.prefix(Self.maxParentsPerRound).map { p in Common_V2_Peer.with { $0.id = p.id; $0.host = p.host } }
                 let failed = try await fetchFromParents(plan, parents: Array(parents), report: { _ in }, onPiece: { piece in
                     try? await send(.downloadPieceFinishedRequest(Scheduler_V2_DownloadPieceFinishedRequest.with { $0.piece = piece }))
                 }, onParentFailed: { parentID, number in

@@ -22,11 +22,14 @@ final class VortexParentLink: Sendable {
 
     private let state = Locked(State())
     let parentID: String
+    /// The task's pieces: a parent announcing one past them is not believed further.
+    private let pieceCount: UInt32
     /// The download's queue signal: what this link learns wakes the workers waiting on it.
     private let changes: ChangeSignal
 
-    init(parentID: String, changes: ChangeSignal) {
+    init(parentID: String, pieceCount: UInt32, changes: ChangeSignal) {
         self.parentID = parentID
+        self.pieceCount = pieceCount
         self.changes = changes
     }
 
@@ -48,19 +51,19 @@ final class VortexParentLink: Sendable {
                         $0.hostId = daemon.config.hostID
                         $0.taskId = taskID
                     }, options: options)
-                    for try await piece in call.responses { announce(piece.number, ip: piece.ip, port: piece.tcpPort, address: address) }
+                    for try await piece in call.responses { try announce(piece.number, ip: piece.ip, port: piece.tcpPort, address: address) }
                 case .persistentTask:
                     let call = try await client.syncPersistentPieces(Dfdaemon_V2_SyncPersistentPiecesRequest.with {
                         $0.hostId = daemon.config.hostID
                         $0.taskId = taskID
                     }, options: options)
-                    for try await piece in call.responses { announce(piece.number, ip: piece.ip, port: piece.tcpPort, address: address) }
+                    for try await piece in call.responses { try announce(piece.number, ip: piece.ip, port: piece.tcpPort, address: address) }
                 case .task:
                     let call = try await client.syncPieces(Dfdaemon_V2_SyncPiecesRequest.with {
                         $0.hostId = daemon.config.hostID
                         $0.taskId = taskID
                     }, options: options)
-                    for try await piece in call.responses { announce(piece.number, ip: piece.ip, port: piece.tcpPort, address: address) }
+                    for try await piece in call.responses { try announce(piece.number, ip: piece.ip, port: piece.tcpPort, address: address) }
                 }
                 state.withLock {
                     $0.ended = "its SyncPieces stream ended"
@@ -74,11 +77,17 @@ final class VortexParentLink: Sendable {
         state.withLock { $0.reader = task }
     }
 
-    private func announce(_ number: UInt32, ip: String, port: Int32?, address: String) {
+    /// Records a piece the parent has. The set it builds is bounded by the task's pieces,
+    /// and the Vortex endpoint is on the host we reached the parent at: the `ip` it names
+    /// (its own, from a well-behaved parent) is not followed to another host.
+    func announce(_ number: UInt32, ip _: String, port: Int32?, address: String) throws {
+        guard number < pieceCount else {
+            throw RPCError(code: .outOfRange, message: "announced piece \(number) of a task with \(pieceCount) pieces")
+        }
         state.withLock { s in
             s.announced.insert(number)
             if s.endpoint == nil, let port, port > 0 {
-                s.endpoint = (ip.isEmpty ? hostOf(address) : ip, Int(port))
+                s.endpoint = (hostOf(address), Int(port))
             }
         }
         changes.signal("")

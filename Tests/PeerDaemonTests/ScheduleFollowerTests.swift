@@ -71,3 +71,18 @@ import Testing
         }
     }
 }
+
+/// A scheduler's answer may list any number of parents; each one fetched from gets workers
+/// and a kept connection, so a round takes a bounded number of distinct ones.
+@Suite struct ParentBoundTests {
+    func peers(_ ids: [String]) -> [Common_V2_Peer] { ids.map { id in Common_V2_Peer.with { $0.id = id } } }
+
+    @Test func aRoundTakesAtMostTheBoundOfDistinctParents() {
+        let offered = peers((0..<100_000).map { "p\($0)" })
+        #expect(Daemon.boundedParents(offered).map(\.id) == (0..<Daemon.maxParentsPerRound).map { "p\($0)" })
+    }
+
+    @Test func aParentListedTwiceIsOneParent() {
+        #expect(Daemon.boundedParents(peers(["a", "b", "a", "a", "c", "b"])).map(\.id) == ["a", "b", "c"])
+    }
+}
