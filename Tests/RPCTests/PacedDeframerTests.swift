@@ -26,9 +26,9 @@ import Testing
     @Test func aPausedReaderLeavesTheRestCompressed() throws {
         let wire = Self.bombs(250)
         #expect(wire.count < 2 << 20, "250 messages of 4 MiB fit in \(wire.count) bytes")
-        var paced = PacedDeframer(MessageDeframer(maxMessageSize: Self.inflated, encoding: "gzip"))
         let reader = Reader(capacity: 8)
-        let step = wire.withUnsafeBytes { paced.receive($0, deliver: reader.deliver) }
+        var paced = PacedDeframer(MessageDeframer(maxMessageSize: Self.inflated, encoding: "gzip"), deliver: reader.deliver)
+        let step = wire.withUnsafeBytes { paced.receive($0) }
         guard case .consumed(0) = step else { Issue.record("window given back while paused: \(step)"); return }
         #expect(reader.messages.count == 8)
         #expect(paced.paused)
@@ -37,10 +37,10 @@ import Testing
 
         // The reader takes more: decoding goes on, by as much as it wants.
         reader.capacity = 20
-        _ = paced.resume(deliver: reader.deliver)
+        _ = paced.resume()
         #expect(reader.messages.count == 20)
         reader.capacity = .max
-        guard case .consumed(let n) = paced.resume(deliver: reader.deliver) else { Issue.record("no window given back"); return }
+        guard case .consumed(let n) = paced.resume() else { Issue.record("no window given back"); return }
         #expect(n == wire.count, "the whole input's window is given back once it was read")
         #expect(reader.messages.count == 250)
         #expect(reader.messages.allSatisfy { $0.count == Self.inflated })
@@ -48,23 +48,23 @@ import Testing
 
     @Test func theEndWaitsForTheMessagesBeforeIt() throws {
         let wire = MessageFraming.frame([1, 2, 3]) + MessageFraming.frame([4]) + MessageFraming.frame([5])
-        var paced = PacedDeframer(MessageDeframer(maxMessageSize: 1 << 20))
         let reader = Reader(capacity: 1)
-        _ = wire.withUnsafeBytes { paced.receive($0, deliver: reader.deliver) }
-        guard case .consumed(0) = paced.endOfInput(deliver: reader.deliver) else { Issue.record("ended before the reader had all"); return }
+        var paced = PacedDeframer(MessageDeframer(maxMessageSize: 1 << 20), deliver: reader.deliver)
+        _ = wire.withUnsafeBytes { paced.receive($0) }
+        guard case .consumed(0) = paced.endOfInput() else { Issue.record("ended before the reader had all"); return }
         #expect(reader.messages == [[1, 2, 3]])
         reader.capacity = .max
-        guard case .ended(let consumed, let cut) = paced.resume(deliver: reader.deliver) else { Issue.record("no end"); return }
+        guard case .ended(let consumed, let cut) = paced.resume() else { Issue.record("no end"); return }
         #expect(reader.messages == [[1, 2, 3], [4], [5]])
         #expect(consumed == wire.count && cut == 0)
     }
 
     @Test func anEndInsideAMessageSaysHowMuchWasCut() throws {
         let wire = Array((MessageFraming.frame([1, 2, 3]) + MessageFraming.frame([4, 5, 6])).dropLast(2))
-        var paced = PacedDeframer(MessageDeframer(maxMessageSize: 1 << 20))
         let reader = Reader(capacity: .max)
-        _ = wire.withUnsafeBytes { paced.receive($0, deliver: reader.deliver) }
-        guard case .ended(_, let cut) = paced.endOfInput(deliver: reader.deliver) else { Issue.record("no end"); return }
+        var paced = PacedDeframer(MessageDeframer(maxMessageSize: 1 << 20), deliver: reader.deliver)
+        _ = wire.withUnsafeBytes { paced.receive($0) }
+        guard case .ended(_, let cut) = paced.endOfInput() else { Issue.record("no end"); return }
         #expect(reader.messages == [[1, 2, 3]])
         #expect(cut == 1, "the second message's prefix was read, and one of its three bytes")
     }
@@ -72,12 +72,12 @@ import Testing
     @Test func aBadMessageFailsOnceAndTheEndFollowsAtOnce() throws {
         // Compressed, but the call announced no encoding.
         let wire = MessageFraming.frame(Gzip.compress([1]), compressed: true)
-        var paced = PacedDeframer(MessageDeframer(maxMessageSize: 1 << 20))
         let reader = Reader(capacity: .max)
-        guard case .failed = wire.withUnsafeBytes({ paced.receive($0, deliver: reader.deliver) }) else {
+        var paced = PacedDeframer(MessageDeframer(maxMessageSize: 1 << 20), deliver: reader.deliver)
+        guard case .failed = wire.withUnsafeBytes({ paced.receive($0) }) else {
             Issue.record("a compressed message without an encoding was read"); return
         }
-        guard case .ended = paced.endOfInput(deliver: reader.deliver) else { Issue.record("the end waited after a failure"); return }
+        guard case .ended = paced.endOfInput() else { Issue.record("the end waited after a failure"); return }
         #expect(reader.messages.isEmpty)
     }
 }

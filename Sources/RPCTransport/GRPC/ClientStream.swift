@@ -23,7 +23,7 @@ final class ClientStream {
     init(id: Int32, session: HTTP2Session, maxReceiveMessageSize: Int) {
         self.id = id
         self.session = session
-        self.reader = PacedDeframer(MessageDeframer(maxMessageSize: maxReceiveMessageSize))
+        self.reader = PacedDeframer(MessageDeframer(maxMessageSize: maxReceiveMessageSize), deliver: inbound.yield)
     }
 
     // MARK: - Outbound
@@ -64,13 +64,11 @@ final class ClientStream {
             session.consumeStream(streamID: id, count: bytes.count)
             return
         }
-        let inbound = self.inbound
-        apply(reader.receive(bytes, deliver: inbound.yield))
+        apply(reader.receive(bytes))
     }
 
     func resumeReading() {
-        let inbound = self.inbound
-        apply(reader.resume(deliver: inbound.yield))
+        apply(reader.resume())
     }
 
     private func apply(_ step: PacedDeframer.Step) {
@@ -118,8 +116,7 @@ final class ClientStream {
         status = (rpcStatus, trailers)
         // Messages that came before the status reach the reader first.
         endOfResponses = .some(error)
-        let inbound = self.inbound
-        apply(reader.endOfInput(deliver: inbound.yield))
+        apply(reader.endOfInput())
         outbound.fail(error ?? RPCError(code: .ok, message: "call finished"))
         resolveMetadata(nil, error: error)
         let waiters = statusWaiters

@@ -13,9 +13,12 @@ struct PacedDeframer {
     private var unconsumed = 0
     private var endPending = false
     private var ended = false
+    /// Takes a message and says whether the reader wants more.
+    private let deliver: ([UInt8]) -> Bool
 
-    init(_ deframer: MessageDeframer) {
+    init(_ deframer: MessageDeframer, deliver: @escaping ([UInt8]) -> Bool) {
         self.deframer = deframer
+        self.deliver = deliver
     }
 
     enum Step {
@@ -28,28 +31,27 @@ struct PacedDeframer {
         case failed(RPCError)
     }
 
-    /// `deliver` takes a message and says whether the reader wants more.
-    mutating func receive(_ bytes: UnsafeRawBufferPointer, deliver: ([UInt8]) -> Bool) -> Step {
+    mutating func receive(_ bytes: UnsafeRawBufferPointer) -> Step {
         deframer.append(bytes)
         unconsumed += bytes.count
-        return drain(deliver)
+        return drain()
     }
 
     /// The reader wants more again.
-    mutating func resume(deliver: ([UInt8]) -> Bool) -> Step {
+    mutating func resume() -> Step {
         paused = false
-        return drain(deliver)
+        return drain()
     }
 
     /// No more input will come; `.ended` once the reader has had every whole message.
-    mutating func endOfInput(deliver: ([UInt8]) -> Bool) -> Step {
+    mutating func endOfInput() -> Step {
         // After a failure nothing more is read, and the end may be passed on at once.
         if ended { return .ended(consumed: 0, cut: 0) }
         endPending = true
-        return drain(deliver)
+        return drain()
     }
 
-    private mutating func drain(_ deliver: ([UInt8]) -> Bool) -> Step {
+    private mutating func drain() -> Step {
         guard !ended else { return .consumed(0) }
         do {
             while !paused, let message = try deframer.next() {

@@ -21,7 +21,7 @@ final class ServerStream {
         self.id = id
         self.session = session
         self.context = context
-        self.reader = PacedDeframer(deframer)
+        self.reader = PacedDeframer(deframer, deliver: inbound.yield)
         self.maxSendMessageSize = maxSendMessageSize
     }
 
@@ -69,18 +69,15 @@ final class ServerStream {
             session.consumeStream(streamID: id, count: bytes.count)
             return
         }
-        let inbound = self.inbound
-        apply(reader.receive(bytes, deliver: inbound.yield))
+        apply(reader.receive(bytes))
     }
 
     func resumeReading() {
-        let inbound = self.inbound
-        apply(reader.resume(deliver: inbound.yield))
+        apply(reader.resume())
     }
 
     func inboundEnded() {
-        let inbound = self.inbound
-        apply(reader.endOfInput(deliver: inbound.yield))
+        apply(reader.endOfInput())
     }
 
     private func apply(_ step: PacedDeframer.Step) {
