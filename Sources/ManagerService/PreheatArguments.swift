@@ -53,13 +53,24 @@ struct PreheatArguments: Sendable {
         application = string("application")
         filteredQueryParams = string("filtered_query_params").map { $0.split(separator: "&").map(String.init) }
             ?? (args["filtered_query_params"]?.arrayValue?.compactMap(\.stringValue) ?? [])
-        pieceLength = args["piece_length"]?.numberValue.flatMap { $0 > 0 ? UInt64($0) : nil }
+        // JSON numbers are doubles of any size: each is bounded before it becomes an integer,
+        // which would trap on 1e20.
+        if let length = args["piece_length"]?.numberValue, length > 0 {
+            guard let exact = UInt64(exactly: length) else { throw ManagerError(.invalid, "args.piece_length must be a whole number of bytes") }
+            pieceLength = exact
+        } else {
+            pieceLength = nil
+        }
         taskIDBasedBlobDigest = args["enable_task_id_based_blob_digest"]?.boolValue ?? (kind == .image)
-        concurrentTaskCount = max(1, min(64, Int(args["concurrent_task_count"]?.numberValue ?? 8)))
+        concurrentTaskCount = Int(max(1, min(64, args["concurrent_task_count"]?.numberValue ?? 8)))
         ips = args["ips"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        count = args["count"]?.numberValue.map { Int($0) }
+        if let wanted = args["count"]?.numberValue {
+            guard wanted >= 1 else { throw ManagerError(.invalid, "args.count must be at least 1") }
+            count = Int(min(wanted, 1_000_000))
+        } else {
+            count = nil
+        }
         percentage = args["percentage"]?.numberValue
-        if let count, count < 1 { throw ManagerError(.invalid, "args.count must be at least 1") }
         if let percentage, !(percentage > 0 && percentage <= 100) { throw ManagerError(.invalid, "args.percentage must be in (0, 100]") }
         let seconds = args["timeout"]?.numberValue ?? 1800
         timeout = .seconds(max(1, min(seconds, 86_400)))

@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import grpc
+import pytest
 from dragonfly_api import dfdaemon_pb2, dfdaemon_pb2_grpc
 
 from conftest import Server, binary, run
@@ -31,13 +32,27 @@ def make_tree(root):
     return files
 
 
-def served_tree(make_cluster, tmp_path):
+@pytest.fixture
+def index_origin():
+    """Starts http.server over a directory; each one is stopped when the test ends, however
+    it ends (they used to outlive the run)."""
+    started = []
+
+    def start(tree, log):
+        started.append(Server([sys.executable, HELPERS / "index_origin.py", tree], log))
+        return started[-1]
+    yield start
+    for server in started:
+        server.stop()
+
+
+def served_tree(make_cluster, index_origin, tmp_path):
     """A cluster (scheduler, no daemons yet), the 50-file tree and http.server over it."""
     c = make_cluster({})
     tree = tmp_path / "tree"
     tree.mkdir()
     files = make_tree(tree)
-    return c, files, Server([sys.executable, HELPERS / "index_origin.py", tree], tmp_path / "index.log")
+    return c, files, index_origin(tree, tmp_path / "index.log")
 
 
 def origin_gets(log):
@@ -46,8 +61,8 @@ def origin_gets(log):
     return [unquote(m.group(1)) for m in re.finditer(r'"GET (\S+) HTTP/1\.[01]"', Path(log).read_text())]
 
 
-def test_dfget_recursive_through_two_daemons_asks_the_origin_once_per_file(make_cluster, tmp_path):
-    c, files, index = served_tree(make_cluster, tmp_path)
+def test_dfget_recursive_through_two_daemons_asks_the_origin_once_per_file(make_cluster, index_origin, tmp_path):
+    c, files, index = served_tree(make_cluster, index_origin, tmp_path)
     config = f'download:\n  allowedOutputDirs: ["{tmp_path}"]\n'
     c.daemon("a", config=config)
     c.daemon("b", config=config)
@@ -87,8 +102,8 @@ def test_dfget_recursive_through_two_daemons_asks_the_origin_once_per_file(make_
     assert sorted(g for g in gets if g.endswith("/")) == sorted(["/", "/a/", "/a/b/", "/c/", "/c/d e/"] * 2)
 
 
-def test_include_files_and_max_files(make_cluster, tmp_path):
-    c, files, index = served_tree(make_cluster, tmp_path)
+def test_include_files_and_max_files(make_cluster, index_origin, tmp_path):
+    c, files, index = served_tree(make_cluster, index_origin, tmp_path)
     c.daemon("a", config=f'download:\n  allowedOutputDirs: ["{tmp_path}"]\n')
     url = f"http://{index.address}"  # no trailing slash: dfget adds it, as upstream's
 
@@ -105,8 +120,8 @@ def test_include_files_and_max_files(make_cluster, tmp_path):
     assert not any((tmp_path / "too-many").rglob("*.bin")), "nothing is downloaded when the limit is passed"
 
 
-def test_list_task_entries_with_the_official_stubs(make_cluster, tmp_path):
-    c, files, index = served_tree(make_cluster, tmp_path)
+def test_list_task_entries_with_the_official_stubs(make_cluster, index_origin, tmp_path):
+    c, files, index = served_tree(make_cluster, index_origin, tmp_path)
     c.daemon("a")
     base = f"http://{index.address}/"
     with grpc.insecure_channel(f"unix:{c.root}/a.sock") as channel:
@@ -134,14 +149,14 @@ HOSTILE = """<html><body>
 <a href="ok.bin">ok</a></body></html>"""
 
 
-def test_a_hostile_index_cannot_make_dfget_write_outside_its_directory(make_cluster, tmp_path):
+def test_a_hostile_index_cannot_make_dfget_write_outside_its_directory(make_cluster, index_origin, tmp_path):
     c = make_cluster({})
     tree = tmp_path / "tree"
     (tree / "d").mkdir(parents=True)
     (tree / "d" / "index.html").write_text(HOSTILE)  # http.server serves index.html for d/
     (tree / "d" / "ok.bin").write_bytes(b"fine")
     (tree / "secret.txt").write_text("not for the listing")
-    index = Server([sys.executable, HELPERS / "index_origin.py", tree], tmp_path / "index.log")
+    index = index_origin(tree, tmp_path / "index.log")
     c.daemon("a", config=f'download:\n  allowedOutputDirs: ["{tmp_path}"]\n')
     res = run([binary("dfget"), f"http://{index.address}/d/", "-r", "-O", tmp_path / "out", "--daemon", f"unix:{c.root}/a.sock",
                "--quiet"], timeout=120)
@@ -152,10 +167,10 @@ def test_a_hostile_index_cannot_make_dfget_write_outside_its_directory(make_clus
     assert not any((tmp_path / "out").rglob("*.bin"))
 
 
-def test_the_upload_port_does_not_list_for_anonymous_callers(make_cluster, tmp_path):
+def test_the_upload_port_does_not_list_for_anonymous_callers(make_cluster, index_origin, tmp_path):
     """The attack: a TCP client of the node asks it to read an index only the node can
     reach. Without mutual TLS the upload port refuses; the unix socket still lists."""
-    c, files, index = served_tree(make_cluster, tmp_path)
+    c, files, index = served_tree(make_cluster, index_origin, tmp_path)
     a = c.daemon("a")
     request = dfdaemon_pb2.ListTaskEntriesRequest(task_id="t", url=f"http://{index.address}/")
     with grpc.insecure_channel(a.address) as channel:
@@ -170,10 +185,10 @@ def test_the_upload_port_does_not_list_for_anonymous_callers(make_cluster, tmp_p
     assert len([e for e in listing.entries if not e.is_dir]) == len(files)
 
 
-def test_the_upload_port_does_not_delete_for_anonymous_callers(make_cluster, tmp_path):
+def test_the_upload_port_does_not_delete_for_anonymous_callers(make_cluster, index_origin, tmp_path):
     """The attack: a TCP client tries to empty a node's cache (its pulls would go back to
     the origin). Without mutual TLS the upload port refuses and the task stays."""
-    c, files, index = served_tree(make_cluster, tmp_path)
+    c, files, index = served_tree(make_cluster, index_origin, tmp_path)
     c.daemon("a", config=f'download:\n  allowedOutputDirs: ["{tmp_path}"]\n')
     url = f"http://{index.address}/f1.bin"
     res = run([binary("dfget"), url, "-O", tmp_path / "f1.bin", "--daemon", f"unix:{c.root}/a.sock", "--quiet"], timeout=60)

@@ -424,3 +424,19 @@ def test_rest_refuses_hostile_ids_paths_and_methods(manager):
     assert nul.startswith(b"HTTP/1.1 4"), nul[:200]
     status, _, _ = manager.call("GET", "/api/v1/users/me", token=token)
     assert status == 200
+
+
+def test_preheat_numbers_past_any_integer_are_refused_not_fatal(manager):
+    """A job's args are JSON numbers of any size: 1e20 as a piece length used to trap the
+    manager in the conversion, before the range checks. Each is a 400, or bounded, and the
+    manager answers afterwards."""
+    token = manager.sign_in()
+    base = {"type": "file", "url": "https://origin.example/x"}
+    for extra in ({"piece_length": 1e20}, {"count": -1e19}, {"piece_length": 4194304.5}):
+        status, body, _ = manager.call("POST", "/api/v1/jobs", {"type": "preheat", "args": {**base, **extra}}, token)
+        assert status == 400 and body["message"], (extra, status, body)
+    status, job, _ = manager.call("POST", "/api/v1/jobs", {"type": "preheat", "args": {
+        **base, "scope": "all_peers", "count": 1e19, "concurrent_task_count": -1e19}}, token)
+    assert status == 201, job
+    status, _, _ = manager.call("GET", "/api/v1/users/me", token=token)
+    assert status == 200
